@@ -1,0 +1,8 @@
+//! HTTP triggers and responses, in both of the host's protocols.
+
+pub(crate) mod forward;
+mod request;
+mod response;
+
+pub use request::{BodyError, HttpRequest};
+pub use response::HttpResponse;

@@ -1,0 +1,228 @@
+//! Logging: `tracing` events inside a handler go into the response's `Logs`.
+//!
+//! The host writes each `Logs` line to the function's log (category `Function.<Name>.User`) at
+//! Information level, after the invocation returns, and only for 2xx answers. So each line carries
+//! its level as a prefix and the invocation id; `ERROR` events are also written to stderr, which the
+//! host logs at Error level as they happen. When an invocation fails, the runtime prints the lines it
+//! captured to stdout, so that they are not lost with the ignored body.
+//!
+//! Events outside an invocation go to stdout (`INFO` and below) or stderr (`WARN`, `ERROR`; the host
+//! logs stderr lines containing "warn" as warnings and the others as errors).
+//!
+//! [`run`](crate::run) installs this layer with an `EnvFilter` read from `RUST_LOG` (default
+//! `info`). To compose your own subscriber, add [`layer()`] to it.
+
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+/// The name of the span the runtime opens around each invocation.
+pub(crate) const SPAN_NAME: &str = "azfn.invocation";
+
+/// The lines one invocation has logged.
+#[derive(Debug)]
+pub(crate) struct LogBuffer {
+    invocation_id: String,
+    function: String,
+    lines: Mutex<Vec<String>>,
+}
+
+impl LogBuffer {
+    pub(crate) fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.lines.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+static PENDING: LazyLock<Mutex<HashMap<u64, Arc<LogBuffer>>>> = LazyLock::new(Default::default);
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// A buffer registered for the span the caller is about to open with field `azfn.log_key = key`.
+#[derive(Debug)]
+pub(crate) struct Capture {
+    pub(crate) key: u64,
+    pub(crate) buffer: Arc<LogBuffer>,
+}
+
+impl Capture {
+    pub(crate) fn begin(invocation_id: &str, function: &str) -> Self {
+        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        let buffer = Arc::new(LogBuffer {
+            invocation_id: invocation_id.to_owned(),
+            function: function.to_owned(),
+            lines: Mutex::new(Vec::new()),
+        });
+        PENDING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, buffer.clone());
+        Self { key, buffer }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        // Normally the layer has claimed it already; this covers a subscriber without the layer.
+        PENDING.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+    }
+}
+
+/// The layer that routes events to invocation logs, stdout and stderr (see the module docs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaptureLayer {
+    _private: (),
+}
+
+/// The azfn log layer, to add to a subscriber of your own.
+pub fn layer() -> CaptureLayer {
+    CaptureLayer::default()
+}
+
+/// Installs the azfn subscriber: [`layer()`] with `RUST_LOG` filtering (default `info`).
+/// Does nothing when a global subscriber is already set.
+pub fn init() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry().with(filter).with(layer()).try_init();
+}
+
+struct KeyVisitor(Option<u64>);
+
+impl Visit for KeyVisitor {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "azfn.log_key" {
+            self.0 = Some(value);
+        }
+    }
+    fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
+}
+
+/// Renders an event as `message key=value ...`.
+#[derive(Default)]
+struct LineVisitor {
+    message: String,
+    fields: String,
+}
+
+impl Visit for LineVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.fields, " {}={value}", field.name());
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.fields, " {}={value:?}", field.name());
+        }
+    }
+}
+
+fn level_name(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+impl<S> Layer<S> for CaptureLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if attrs.metadata().name() != SPAN_NAME {
+            return;
+        }
+        let mut v = KeyVisitor(None);
+        attrs.record(&mut v);
+        let Some(key) = v.0 else { return };
+        let buffer = PENDING.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        if let (Some(buffer), Some(span)) = (buffer, ctx.span(id)) {
+            span.extensions_mut().insert(buffer);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let mut line = LineVisitor::default();
+        event.record(&mut line);
+        let level = level_name(meta.level());
+        let buffer = ctx.event_scope(event).and_then(|scope| {
+            scope
+                .into_iter()
+                .find_map(|span| span.extensions().get::<Arc<LogBuffer>>().cloned())
+        });
+        match buffer {
+            Some(buf) => {
+                let text = format!(
+                    "{level} {}{} [invocation {}]",
+                    line.message, line.fields, buf.invocation_id
+                );
+                if *meta.level() == Level::ERROR {
+                    let _ = writeln!(
+                        std::io::stderr().lock(),
+                        "{level} {}: {}{} [invocation {}]",
+                        buf.function,
+                        line.message,
+                        line.fields,
+                        buf.invocation_id
+                    );
+                }
+                buf.lines.lock().unwrap_or_else(|p| p.into_inner()).push(text);
+            }
+            None => {
+                let text = format!("{level} {}: {}{}", meta.target(), line.message, line.fields);
+                if *meta.level() <= Level::WARN {
+                    let _ = writeln!(std::io::stderr().lock(), "{text}");
+                } else {
+                    let _ = writeln!(std::io::stdout().lock(), "{text}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    #[test]
+    fn events_in_the_invocation_span_are_captured_with_level_and_id() {
+        let subscriber = tracing_subscriber::registry().with(layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let capture = Capture::begin("inv-1", "Hello");
+            let span = tracing::error_span!(SPAN_NAME, azfn.log_key = capture.key);
+            span.in_scope(|| {
+                tracing::info!(name = "Ada", "greeting");
+                let _inner = tracing::info_span!("inner").entered();
+                tracing::warn!("careful");
+            });
+            tracing::info!("outside");
+            let lines = capture.buffer.take();
+            assert_eq!(
+                lines,
+                [
+                    "INFO greeting name=Ada [invocation inv-1]",
+                    "WARN careful [invocation inv-1]"
+                ]
+            );
+        });
+    }
+}

@@ -1,0 +1,538 @@
+//! Serving the host: readiness on `GET /`, invocations on `POST /{FunctionName}`, and forwarded
+//! HTTP requests at their routes.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{RawPathParams, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, get, on};
+use futures_util::FutureExt as _;
+use http::{HeaderMap, HeaderValue, StatusCode, header::CONTENT_TYPE};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tower::ServiceExt as _;
+use tracing::Instrument as _;
+
+use crate::app::{App, BoxedHandler, HandlerKind, TriggerArg};
+use crate::context::Context;
+use crate::error::{InvocationError, StartupError};
+use crate::function_json::{AppMetadata, FunctionSpec};
+use crate::http::{HttpRequest, forward};
+use crate::logs::{Capture, SPAN_NAME};
+
+/// The header in which the host sends the invocation id.
+const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+
+struct Function {
+    spec: Arc<FunctionSpec>,
+    kind: Kind,
+}
+
+enum Kind {
+    Typed(BoxedHandler),
+    /// An axum handler, mounted alone at the function's routes.
+    Axum(Router),
+}
+
+struct Runtime {
+    functions: HashMap<String, Function>,
+    /// Lower-cased name -> name, for a host that changes the case.
+    by_lower_name: HashMap<String, String>,
+    known: Vec<String>,
+    forward: Router,
+}
+
+/// Builds the router that serves `app` for the functions described by `metadata`, after checking
+/// that they match.
+///
+/// Useful for tests without a socket (`tower::ServiceExt::oneshot`) and for embedding.
+pub fn router(app: App, metadata: &AppMetadata) -> Result<Router, StartupError> {
+    app.check(metadata)?;
+    let mut functions = HashMap::new();
+    let mut forward = Router::new();
+    let mut problems = Vec::new();
+    for (name, reg) in app.registrations {
+        let spec = Arc::new(metadata.functions[&name].clone());
+        let paths = if spec.trigger().is_type("httpTrigger") {
+            let route = spec.trigger().property("route").unwrap_or(&name).to_owned();
+            match forward::route_paths(&metadata.host.route_prefix, &route) {
+                Ok(p) => p,
+                Err(e) => {
+                    problems.push(format!("function `{name}`: cannot serve route `{route}`: {e}"));
+                    continue;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let methods =
+            method_filter(&spec).map_err(|e| StartupError::Registration(vec![format!("function `{name}`: {e}")]))?;
+        let kind = match reg.kind {
+            HandlerKind::Typed(handler) => {
+                if spec.is_http_only() {
+                    let (h, s) = (handler.clone(), spec.clone());
+                    let method_router = on(methods, move |params: RawPathParams, req: Request| {
+                        serve_forwarded(h.clone(), s.clone(), params, req)
+                    });
+                    forward = mount(forward, &paths, method_router, &name)?;
+                }
+                Kind::Typed(handler)
+            }
+            HandlerKind::Axum(method_router) => {
+                let own = mount(Router::new(), &paths, (*method_router).clone(), &name)?;
+                forward = mount(forward, &paths, *method_router, &name)?;
+                Kind::Axum(own)
+            }
+        };
+        functions.insert(name, Function { spec, kind });
+    }
+    if !problems.is_empty() {
+        return Err(StartupError::Registration(problems));
+    }
+    let mut known: Vec<String> = functions.keys().cloned().collect();
+    known.sort();
+    let runtime = Arc::new(Runtime {
+        by_lower_name: known.iter().map(|n| (n.to_ascii_lowercase(), n.clone())).collect(),
+        known,
+        functions,
+        forward: forward.fallback(not_found),
+    });
+    Ok(Router::new()
+        .route("/", get(ready))
+        .fallback(dispatch)
+        .with_state(runtime))
+}
+
+/// The methods a function.json allows (`methods`; all when absent).
+fn method_filter(spec: &FunctionSpec) -> Result<MethodFilter, String> {
+    let Some(Value::Array(methods)) = spec.trigger().properties.get("methods") else {
+        return Ok(MethodFilter::DELETE
+            .or(MethodFilter::GET)
+            .or(MethodFilter::HEAD)
+            .or(MethodFilter::OPTIONS)
+            .or(MethodFilter::PATCH)
+            .or(MethodFilter::POST)
+            .or(MethodFilter::PUT));
+    };
+    let mut filter: Option<MethodFilter> = None;
+    for m in methods {
+        let text = m.as_str().unwrap_or_default().to_ascii_uppercase();
+        let f = match text.as_str() {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
+            "DELETE" => MethodFilter::DELETE,
+            "PATCH" => MethodFilter::PATCH,
+            "HEAD" => MethodFilter::HEAD,
+            "OPTIONS" => MethodFilter::OPTIONS,
+            "TRACE" => MethodFilter::TRACE,
+            _ => return Err(format!("`methods` has an unknown HTTP method {m}")),
+        };
+        filter = Some(filter.map_or(f, |acc| acc.or(f)));
+    }
+    filter.ok_or_else(|| "`methods` is empty".to_owned())
+}
+
+/// Adds `method_router` at each path; overlapping routes are a start-up error, not a panic.
+fn mount(
+    router: Router,
+    paths: &[String],
+    method_router: axum::routing::MethodRouter,
+    name: &str,
+) -> Result<Router, StartupError> {
+    let mut router = router;
+    for path in paths {
+        let (r, mr) = (router.clone(), method_router.clone());
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| r.route(path, mr)));
+        std::panic::set_hook(previous);
+        router = result.map_err(|p| {
+            StartupError::Registration(vec![format!(
+                "function `{name}`: route `{path}` overlaps another function's: {}",
+                panic_text(&*p)
+            )])
+        })?;
+    }
+    Ok(router)
+}
+
+async fn ready() -> &'static str {
+    "ready"
+}
+
+async fn dispatch(State(rt): State<Arc<Runtime>>, req: Request) -> Response {
+    if req.method() == http::Method::POST {
+        let path = req.uri().path();
+        let segment = path.strip_prefix('/').filter(|s| !s.is_empty() && !s.contains('/'));
+        if let Some(name) = segment {
+            let found = rt.functions.get(name).or_else(|| {
+                rt.by_lower_name
+                    .get(&name.to_ascii_lowercase())
+                    .and_then(|n| rt.functions.get(n))
+            });
+            if let Some(function) = found {
+                return invoke(&rt, function, req).await;
+            }
+        }
+    }
+    let Ok(res) = rt.forward.clone().oneshot(req).await;
+    if res.status() == StatusCode::NOT_FOUND && res.headers().contains_key("x-azfn-not-found") {
+        // Our own fallback: say which functions exist.
+        return not_found_with(&rt.known, res);
+    }
+    res
+}
+
+async fn not_found(req: Request) -> Response {
+    let mut res = (
+        StatusCode::NOT_FOUND,
+        format!("no function or route for {} {}", req.method(), req.uri().path()),
+    )
+        .into_response();
+    res.headers_mut()
+        .insert("x-azfn-not-found", HeaderValue::from_static("1"));
+    res.extensions_mut().insert(NotFoundTarget {
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+    });
+    res
+}
+
+#[derive(Clone)]
+struct NotFoundTarget {
+    method: http::Method,
+    path: String,
+}
+
+fn not_found_with(known: &[String], res: Response) -> Response {
+    let target = res.extensions().get::<NotFoundTarget>().cloned();
+    let (method, path) = target
+        .map(|t| (t.method, t.path))
+        .unwrap_or((http::Method::GET, String::new()));
+    let message = if method == http::Method::POST && !path[1..].contains('/') {
+        InvocationError::UnknownFunction {
+            name: path[1..].to_owned(),
+            known: known.to_vec(),
+        }
+        .to_string()
+    } else {
+        format!(
+            "no function or route for {method} {path}; this handler serves: {}",
+            known.join(", ")
+        )
+    };
+    let body = json!({"error": {"kind": "unknown_function", "message": message}, "functions": known});
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
+
+/// The envelope the host POSTs.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "Data", alias = "data", default)]
+    data: Option<Map<String, Value>>,
+    #[serde(rename = "Metadata", alias = "metadata", default)]
+    metadata: Option<Map<String, Value>>,
+}
+
+/// The envelope the host reads back.
+#[derive(Serialize)]
+struct Answer<'a> {
+    #[serde(rename = "Outputs")]
+    outputs: &'a Map<String, Value>,
+    #[serde(rename = "Logs")]
+    logs: &'a [String],
+    #[serde(rename = "ReturnValue")]
+    return_value: &'a Value,
+}
+
+fn invocation_id(headers: &HeaderMap) -> String {
+    headers
+        .get(INVOCATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
+    let id = invocation_id(req.headers());
+    let body = match axum::body::to_bytes(req.into_body(), usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            return failure(
+                &function.spec.name,
+                &id,
+                &InvocationError::Envelope(format!("cannot read the body: {e}")),
+                Vec::new(),
+            );
+        }
+    };
+    let envelope: Envelope = match serde_json::from_slice(&body) {
+        Ok(e) => e,
+        Err(e) => {
+            return failure(
+                &function.spec.name,
+                &id,
+                &InvocationError::Envelope(e.to_string()),
+                Vec::new(),
+            );
+        }
+    };
+    let mut data = envelope.data.unwrap_or_default();
+    let trigger_value = data.remove(&function.spec.trigger().name);
+    let ctx = Context::from_parts(
+        function.spec.clone(),
+        id.clone(),
+        envelope.metadata.unwrap_or_default(),
+        data,
+    );
+
+    let (result, logs) = match &function.kind {
+        Kind::Typed(handler) => run_logged(&ctx, handler(TriggerArg::Wire(trigger_value), ctx.clone())).await,
+        Kind::Axum(router) => {
+            let router = router.clone();
+            let c = ctx.clone();
+            let fut = async move {
+                let request = wire_http_request(trigger_value, &c)?;
+                let http_req = forward::to_http(&request).map_err(|e| InvocationError::Handler(e.into()))?;
+                let Ok(res) = router.oneshot(http_req).await;
+                let res = forward::from_response(res)
+                    .await
+                    .map_err(|e| InvocationError::Handler(e.into()))?;
+                c.with_outputs(|o, spec| o.set_http(spec, res))
+                    .map_err(InvocationError::Output)
+            };
+            run_logged(&ctx, Box::pin(fut)).await
+        }
+    };
+    let outcome = result.and_then(|()| ctx.take_outputs().into_wire().map_err(InvocationError::Output));
+    match outcome {
+        Ok((outputs, return_value)) => {
+            let answer = Answer {
+                outputs: &outputs,
+                logs: &logs,
+                return_value: &return_value,
+            };
+            match serde_json::to_vec(&answer) {
+                Ok(bytes) => json_response(StatusCode::OK, bytes),
+                Err(e) => failure(
+                    &function.spec.name,
+                    &id,
+                    &InvocationError::Output(crate::error::OutputError::new(e.to_string())),
+                    logs,
+                ),
+            }
+        }
+        Err(e) => failure(&function.spec.name, &id, &e, logs),
+    }
+}
+
+/// Parses the HTTP trigger of an invocation for an axum-served function.
+fn wire_http_request(value: Option<Value>, ctx: &Context) -> Result<HttpRequest, InvocationError> {
+    use crate::triggers::{FromTrigger as _, TriggerInput};
+    let binding = ctx.function().trigger();
+    let input = TriggerInput {
+        binding,
+        value: value.as_ref(),
+        metadata: ctx.metadata(),
+    };
+    HttpRequest::from_trigger(&input).map_err(|error| InvocationError::Bind {
+        binding: binding.name.clone(),
+        trigger_type: binding.binding_type.clone(),
+        error,
+    })
+}
+
+/// Runs a handler future inside the invocation span, catching panics, and returns its captured logs.
+async fn run_logged(
+    ctx: &Context,
+    fut: futures_util::future::BoxFuture<'static, Result<(), InvocationError>>,
+) -> (Result<(), InvocationError>, Vec<String>) {
+    let capture = Capture::begin(ctx.invocation_id(), ctx.function_name());
+    // ERROR level so that the span exists whatever RUST_LOG allows; the layer needs it to capture.
+    let span = tracing::error_span!(
+        SPAN_NAME,
+        azfn.log_key = capture.key,
+        invocation_id = ctx.invocation_id(),
+        function = ctx.function_name()
+    );
+    let result = match AssertUnwindSafe(fut).catch_unwind().instrument(span).await {
+        Ok(r) => r,
+        Err(panic) => Err(InvocationError::Panic(panic_text(&*panic))),
+    };
+    (result, capture.buffer.take())
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-text payload".to_owned())
+}
+
+fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut res = Response::new(Body::from(bytes));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    res
+}
+
+/// A failed invocation: logged to stderr (errors) and stdout (its captured lines), answered non-2xx.
+fn failure(function: &str, id: &str, error: &InvocationError, logs: Vec<String>) -> Response {
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        for line in &logs {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "ERROR {function} failed: {error} [invocation {id}]"
+        );
+    }
+    let body = json!({
+        "error": {"kind": error.kind(), "message": error.to_string()},
+        "function": function,
+        "invocationId": id,
+        "Logs": logs,
+    });
+    json_response(error.status(), serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// Serves a request the host forwarded to an HTTP-only function with a typed handler.
+async fn serve_forwarded(
+    handler: BoxedHandler,
+    spec: Arc<FunctionSpec>,
+    params: RawPathParams,
+    req: Request,
+) -> Response {
+    let id = invocation_id(req.headers());
+    let params = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let request = match forward::from_forwarded(req, params).await {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let ctx = Context::from_parts(spec.clone(), id.clone(), Map::new(), Map::new());
+    let (result, logs) = run_logged(&ctx, handler(TriggerArg::Forwarded(Box::new(request)), ctx.clone())).await;
+    // Forwarded responses carry no Logs: print them so the host logs them.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        for line in &logs {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    match result {
+        Ok(()) => match ctx.take_outputs().http {
+            Some((_, res)) => res.into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+        Err(e) => {
+            let _ = failure(&spec.name, &id, &e, Vec::new());
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({"error": e.to_string(), "invocationId": id})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// How the server stopped.
+const STOP_NONE: u8 = 0;
+const STOP_TERM: u8 = 1;
+const STOP_INT: u8 = 2;
+
+/// Serves `app` as the host expects and returns the process exit code.
+///
+/// It installs the log layer, reads `FUNCTIONS_CUSTOMHANDLER_PORT`, loads host.json and the
+/// function.json files (from `$FUNCTIONS_APP_ROOT_PATH`, or `./functions/` in a checkout), checks the
+/// handlers against them, and listens on `127.0.0.1:<port>` (the host dials IPv4 loopback).
+///
+/// It never returns success: the host does not restart a handler that exits with 0. It returns 1
+/// when it cannot start, 143 after SIGTERM and 130 after Ctrl-C, in both cases once in-flight
+/// invocations have finished.
+pub async fn run(app: App) -> ExitCode {
+    crate::logs::init();
+    match start(app).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("azfn: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn start(app: App) -> Result<ExitCode, StartupError> {
+    let port = port_from_env()?;
+    let metadata = AppMetadata::discover()?;
+    let router = router(app, &metadata)?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .await
+        .map_err(StartupError::Bind)?;
+    tracing::info!(
+        "serving {} functions on http://127.0.0.1:{port} (app root {})",
+        metadata.functions.len(),
+        metadata.root.display()
+    );
+    let stop = Arc::new(AtomicU8::new(STOP_NONE));
+    let signal = {
+        let stop = stop.clone();
+        async move { stop.store(wait_for_signal().await, Ordering::SeqCst) }
+    };
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(signal).await {
+        eprintln!("azfn: the server failed: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(match stop.load(Ordering::SeqCst) {
+        STOP_INT => ExitCode::from(130),
+        _ => ExitCode::from(143),
+    })
+}
+
+fn port_from_env() -> Result<u16, StartupError> {
+    match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT") {
+        Ok(v) => v.trim().parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+            StartupError::Port(format!("FUNCTIONS_CUSTOMHANDLER_PORT should be a port number from 1 to 65535, got {v:?}"))
+        }),
+        Err(_) => Err(StartupError::Port(
+            "FUNCTIONS_CUSTOMHANDLER_PORT is not set. This program is an Azure Functions custom handler: the Functions host \
+             starts it and sets the port. To run it alone: FUNCTIONS_CUSTOMHANDLER_PORT=7071 azfn"
+                .to_owned(),
+        )),
+    }
+}
+
+async fn wait_for_signal() -> u8 {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => STOP_TERM,
+                _ = tokio::signal::ctrl_c() => STOP_INT,
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                STOP_INT
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        STOP_INT
+    }
+}
