@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::routing::MethodRouter;
 use futures_util::future::BoxFuture;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::context::Context;
 use crate::error::{Error, InvocationError, StartupError};
@@ -19,7 +19,7 @@ use crate::triggers::{FromTrigger, TriggerInput};
 /// The trigger value a typed handler is called with.
 pub(crate) enum TriggerArg {
     /// `Data[<trigger name>]` from an invocation envelope (or `None` when absent).
-    Wire(Option<Value>),
+    Wire(Option<Box<RawValue>>),
     /// A request the host forwarded (HTTP-only functions in forwarding mode).
     Forwarded(Box<HttpRequest>),
 }
@@ -74,9 +74,7 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("functions", &self.registrations.keys().collect::<Vec<_>>())
-            .finish()
+        f.debug_struct("App").field("functions", &self.registrations.keys().collect::<Vec<_>>()).finish()
     }
 }
 
@@ -104,9 +102,7 @@ impl App {
             let handler = handler.clone();
             Box::pin(async move {
                 let trigger = bind::<T>(arg, &ctx)?;
-                let result = handler(trigger, ctx.clone())
-                    .await
-                    .map_err(|e| InvocationError::Handler(e.into()))?;
+                let result = handler(trigger, ctx.clone()).await.map_err(|e| InvocationError::Handler(e.into()))?;
                 result.into_outputs(&ctx).map_err(InvocationError::Output)
             })
         });
@@ -182,12 +178,7 @@ impl App {
                     .unwrap_or_default();
                 problems.push(format!(
                     "handler `{name}` has no function.json: expected {}{hint}",
-                    metadata
-                        .root
-                        .join("functions")
-                        .join(name)
-                        .join("function.json")
-                        .display()
+                    metadata.root.join("functions").join(name).join("function.json").display()
                 ));
                 continue;
             };
@@ -203,11 +194,7 @@ impl App {
                 ));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(StartupError::Registration(problems))
-        }
+        if problems.is_empty() { Ok(()) } else { Err(StartupError::Registration(problems)) }
     }
 }
 
@@ -221,11 +208,7 @@ fn bind<T: FromTrigger>(arg: TriggerArg, ctx: &Context) -> Result<T, InvocationE
     };
     match arg {
         TriggerArg::Wire(value) => {
-            let input = TriggerInput {
-                binding,
-                value: value.as_ref(),
-                metadata: ctx.metadata(),
-            };
+            let input = TriggerInput::from_context(binding, value.as_deref(), ctx);
             T::from_trigger(&input).map_err(bind_error)
         }
         TriggerArg::Forwarded(req) => {

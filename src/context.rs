@@ -1,10 +1,12 @@
 //! The per-invocation context a handler receives next to its trigger.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::encoding::{value_json, value_text};
@@ -40,15 +42,18 @@ pub struct Context {
 struct Inner {
     invocation_id: String,
     spec: Arc<FunctionSpec>,
-    metadata: Arc<Map<String, Value>>,
-    inputs: Map<String, Value>,
+    /// `Metadata` as received; parsed on first use, because many handlers never look at it.
+    raw_metadata: Option<Box<RawValue>>,
+    metadata: OnceLock<Map<String, Value>>,
+    /// The non-trigger `Data` entries, parsed when a handler asks for one.
+    inputs: HashMap<String, Box<RawValue>>,
     outputs: Mutex<Outputs>,
 }
 
 impl Context {
     /// A context for `spec` with no metadata: for tests of handlers, and for forwarded HTTP requests.
     pub fn new(spec: FunctionSpec, invocation_id: impl Into<String>) -> Self {
-        Self::from_parts(Arc::new(spec), invocation_id.into(), Map::new(), Map::new())
+        Self::from_raw(Arc::new(spec), invocation_id.into(), None, HashMap::new())
     }
 
     /// A context for `spec` with the invocation's `Metadata` and its non-trigger `Data` entries
@@ -59,21 +64,27 @@ impl Context {
         metadata: Map<String, Value>,
         inputs: Map<String, Value>,
     ) -> Self {
-        Self::from_parts(Arc::new(spec), invocation_id.into(), metadata, inputs)
+        let inputs = inputs
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::value::to_raw_value(&v).expect("a Value always serializes")))
+            .collect();
+        let ctx = Self::from_raw(Arc::new(spec), invocation_id.into(), None, inputs);
+        let _ = ctx.inner.metadata.set(metadata);
+        ctx
     }
 
-    pub(crate) fn from_parts(
+    pub(crate) fn from_raw(
         spec: Arc<FunctionSpec>,
         invocation_id: String,
-        metadata: Map<String, Value>,
-        inputs: Map<String, Value>,
+        raw_metadata: Option<Box<RawValue>>,
+        inputs: HashMap<String, Box<RawValue>>,
     ) -> Self {
-        let metadata = Arc::new(metadata);
         Self {
             inner: Arc::new(Inner {
                 invocation_id,
                 spec,
-                metadata,
+                raw_metadata,
+                metadata: OnceLock::new(),
                 inputs,
                 outputs: Mutex::new(Outputs::default()),
             }),
@@ -97,32 +108,25 @@ impl Context {
 
     /// The invocation's `Metadata`, as the host sent it.
     pub fn metadata(&self) -> &Map<String, Value> {
-        &self.inner.metadata
+        self.inner.metadata.get_or_init(|| {
+            // The server checked that it is an object (or null) when it read the envelope.
+            self.inner.raw_metadata.as_ref().and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or_default()
+        })
     }
 
     /// A metadata value as text, with the host's double encoding undone (`"\"42\""` gives `42`).
     pub fn metadata_text(&self, key: &str) -> Option<String> {
-        self.inner
-            .metadata
-            .get(key)
-            .and_then(value_text)
-            .map(|s| s.into_owned())
+        self.metadata().get(key).and_then(value_text).map(|s| s.into_owned())
     }
 
     /// `Metadata.sys`: the function name, the host's clock and a random GUID.
     pub fn sys(&self) -> Option<SysMetadata> {
-        self.inner
-            .metadata
-            .get("sys")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+        self.metadata().get("sys").and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 
     /// `Metadata.RetryContext`, when a host retry policy is re-running the function.
     pub fn retry_context(&self) -> Option<RetryContext> {
-        self.inner
-            .metadata
-            .get("RetryContext")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+        self.metadata().get("RetryContext").and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 
     /// An input binding's value (a table entity, a blob, ...) as `T`; `None` when the host sent none
@@ -131,11 +135,8 @@ impl Context {
     /// The name must be an input binding of the function other than its trigger.
     pub fn input<T: DeserializeOwned>(&self, binding: &str) -> Result<Option<T>, BindError> {
         let spec = &self.inner.spec;
-        let declared = spec
-            .json
-            .bindings
-            .iter()
-            .any(|b| b.name == binding && b.direction != Direction::Out && !b.is_trigger());
+        let declared =
+            spec.json.bindings.iter().any(|b| b.name == binding && b.direction != Direction::Out && !b.is_trigger());
         if !declared {
             let inputs: Vec<_> = spec
                 .json
@@ -147,22 +148,22 @@ impl Context {
             return Err(BindError::new(format!(
                 "function `{}` has no input binding named `{binding}`; its inputs are: {}",
                 spec.name,
-                if inputs.is_empty() {
-                    "none".to_owned()
-                } else {
-                    inputs.join(", ")
-                }
+                if inputs.is_empty() { "none".to_owned() } else { inputs.join(", ") }
             )));
         }
-        match self.inner.inputs.get(binding) {
+        let value: Option<Value> = match self.inner.inputs.get(binding) {
+            None => None,
+            Some(raw) => Some(
+                serde_json::from_str(raw.get())
+                    .map_err(|e| BindError::new(format!("input `{binding}` is not JSON: {e}")))?,
+            ),
+        };
+        match value.as_ref() {
             None | Some(Value::Null) => Ok(None),
             Some(v) => {
                 let json = value_json(v).map_err(|e| BindError::new(format!("input `{binding}` is not JSON: {e}")))?;
                 serde_json::from_value(json.into_owned()).map(Some).map_err(|e| {
-                    BindError::new(format!(
-                        "input `{binding}` does not fit {}: {e}",
-                        std::any::type_name::<T>()
-                    ))
+                    BindError::new(format!("input `{binding}` does not fit {}: {e}", std::any::type_name::<T>()))
                 })
             }
         }
@@ -208,11 +209,7 @@ impl Context {
     /// The outputs as they will be sent: the envelope's `Outputs` and `ReturnValue`.
     pub fn wire_outputs(&self) -> Result<(Map<String, Value>, Value), OutputError> {
         let o = self.lock();
-        Outputs {
-            values: o.values.clone(),
-            http: o.http.clone(),
-        }
-        .into_wire()
+        Outputs { values: o.values.clone(), http: o.http.clone() }.into_wire()
     }
 
     pub(crate) fn with_outputs<R>(&self, f: impl FnOnce(&mut Outputs, &FunctionSpec) -> R) -> R {
@@ -244,15 +241,15 @@ mod tests {
         .unwrap();
         let req = fixture("derived-retry-context.request.json");
         let meta = req["Metadata"].as_object().unwrap().clone();
-        let ctx = Context::from_parts(Arc::new(spec), "id".into(), meta, Map::new());
+        let ctx = Context::with_data(spec, "id", meta, Map::new());
         let retry = ctx.retry_context().unwrap();
         assert_eq!((retry.retry_count, retry.max_retry_count), (1, 2));
         assert_eq!(ctx.sys().unwrap().method_name, "OrderSummary");
 
         let queue = fixture("derived-queue-trigger.request.json");
-        let ctx = Context::from_parts(
-            ctx.inner.spec.clone(),
-            "id".into(),
+        let ctx = Context::with_data(
+            ctx.function().clone(),
+            "id",
             queue["Metadata"].as_object().unwrap().clone(),
             Map::new(),
         );
@@ -269,19 +266,11 @@ mod tests {
             r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"req"},{"type":"table","direction":"in","name":"order","tableName":"orders"},{"type":"http","direction":"out","name":"res"}]}"#,
         )
         .unwrap();
-        let inputs = serde_json::json!({"order": {"RowKey": "o-1"}})
-            .as_object()
-            .unwrap()
-            .clone();
+        let inputs = serde_json::json!({"order": {"RowKey": "o-1"}}).as_object().unwrap().clone();
         let ctx = Context::with_data(spec.clone(), "id", Map::new(), inputs);
         let row: Value = ctx.input("order").unwrap().unwrap();
         assert_eq!(row["RowKey"], "o-1");
-        assert!(
-            ctx.input::<Value>("req")
-                .unwrap_err()
-                .to_string()
-                .contains("inputs are: `order`")
-        );
+        assert!(ctx.input::<Value>("req").unwrap_err().to_string().contains("inputs are: `order`"));
         let empty = Context::with_data(spec, "id", Map::new(), Map::new());
         assert_eq!(empty.input::<Value>("order").unwrap(), None);
     }

@@ -19,9 +19,7 @@ pub struct BindError {
 impl BindError {
     /// A new error with `message`, which should say what was wrong and where.
     pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
+        Self { message: message.into() }
     }
 }
 
@@ -41,9 +39,7 @@ pub struct OutputError {
 
 impl OutputError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
+        Self { message: message.into() }
     }
 }
 
@@ -63,11 +59,7 @@ pub(crate) enum InvocationError {
     /// No handler is registered under the name (404).
     UnknownFunction { name: String, known: Vec<String> },
     /// The trigger payload does not fit the handler's type (422).
-    Bind {
-        binding: String,
-        trigger_type: String,
-        error: BindError,
-    },
+    Bind { binding: String, trigger_type: String, error: BindError },
     /// The handler returned an error (500).
     Handler(Error),
     /// The handler panicked (500).
@@ -104,26 +96,14 @@ impl InvocationError {
 impl fmt::Display for InvocationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Envelope(m) => write!(
-                f,
-                "the request body is not an invocation ({{\"Data\": {{...}}, \"Metadata\": {{...}}}}): {m}"
-            ),
-            Self::UnknownFunction { name, known } => {
-                write!(
-                    f,
-                    "no function named `{name}`; this handler serves: {}",
-                    known.join(", ")
-                )
+            Self::Envelope(m) => {
+                write!(f, "the request body is not an invocation ({{\"Data\": {{...}}, \"Metadata\": {{...}}}}): {m}")
             }
-            Self::Bind {
-                binding,
-                trigger_type,
-                error,
-            } => {
-                write!(
-                    f,
-                    "the {trigger_type} payload in Data.{binding} does not fit the handler: {error}"
-                )
+            Self::UnknownFunction { name, known } => {
+                write!(f, "no function named `{name}`; this handler serves: {}", known.join(", "))
+            }
+            Self::Bind { binding, trigger_type, error } => {
+                write!(f, "the {trigger_type} payload in Data.{binding} does not fit the handler: {error}")
             }
             Self::Handler(e) => {
                 write!(f, "the handler failed: {e}")?;

@@ -44,7 +44,8 @@ pub struct Binding {
 impl Binding {
     /// Whether this binding is a trigger (its type ends in `Trigger`).
     pub fn is_trigger(&self) -> bool {
-        self.binding_type.to_ascii_lowercase().ends_with("trigger")
+        let t = self.binding_type.as_bytes();
+        t.len() >= 7 && t[t.len() - 7..].eq_ignore_ascii_case(b"trigger")
     }
 
     /// Whether the binding type equals `ty`, ignoring case as the host does.
@@ -54,9 +55,7 @@ impl Binding {
 
     /// Whether `dataType` is `binary`.
     pub fn is_binary(&self) -> bool {
-        self.data_type
-            .as_deref()
-            .is_some_and(|d| d.eq_ignore_ascii_case("binary"))
+        self.data_type.as_deref().is_some_and(|d| d.eq_ignore_ascii_case("binary"))
     }
 
     /// A string property, e.g. `route` or `path`.
@@ -84,37 +83,27 @@ pub struct FunctionSpec {
     pub source: PathBuf,
     /// The parsed file.
     pub json: FunctionJson,
+    trigger_index: usize,
 }
 
 impl FunctionSpec {
     /// Parses a function.json text for the function `name`; `source` names the file in errors.
     pub fn parse(name: &str, source: &Path, text: &str) -> Result<Self, MetadataError> {
-        let json: FunctionJson = serde_json::from_str(text).map_err(|e| MetadataError::Parse {
-            path: source.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let spec = Self {
-            name: name.to_owned(),
-            source: source.to_path_buf(),
-            json,
-        };
-        let triggers = spec.json.bindings.iter().filter(|b| b.is_trigger()).count();
-        if triggers != 1 {
+        let json: FunctionJson = serde_json::from_str(text)
+            .map_err(|e| MetadataError::Parse { path: source.to_path_buf(), message: e.to_string() })?;
+        let triggers: Vec<usize> = (0..json.bindings.len()).filter(|&i| json.bindings[i].is_trigger()).collect();
+        if triggers.len() != 1 {
             return Err(MetadataError::Invalid {
-                path: spec.source.clone(),
-                message: format!("a function needs exactly one trigger binding, found {triggers}"),
+                path: source.to_path_buf(),
+                message: format!("a function needs exactly one trigger binding, found {}", triggers.len()),
             });
         }
-        Ok(spec)
+        Ok(Self { name: name.to_owned(), source: source.to_path_buf(), json, trigger_index: triggers[0] })
     }
 
     /// The trigger binding.
     pub fn trigger(&self) -> &Binding {
-        self.json
-            .bindings
-            .iter()
-            .find(|b| b.is_trigger())
-            .expect("checked in parse")
+        &self.json.bindings[self.trigger_index]
     }
 
     /// The output bindings (including `$return`).
@@ -135,12 +124,7 @@ impl FunctionSpec {
     /// Whether the host may forward this function's requests (`enableForwardingHttpRequest`): exactly one
     /// input, an `httpTrigger`, and exactly one output, of type `http`.
     pub fn is_http_only(&self) -> bool {
-        let inputs: Vec<_> = self
-            .json
-            .bindings
-            .iter()
-            .filter(|b| b.direction == Direction::In)
-            .collect();
+        let inputs: Vec<_> = self.json.bindings.iter().filter(|b| b.direction == Direction::In).collect();
         let outputs: Vec<_> = self.outputs().collect();
         inputs.len() == 1 && inputs[0].is_type("httpTrigger") && outputs.len() == 1 && outputs[0].is_type("http")
     }
@@ -162,16 +146,11 @@ pub struct HostJson {
 impl HostJson {
     /// Reads the settings from host.json text; `source` names the file in errors.
     pub fn parse(source: &Path, text: &str) -> Result<Self, MetadataError> {
-        let v: Value = serde_json::from_str(text).map_err(|e| MetadataError::Parse {
-            path: source.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| MetadataError::Parse { path: source.to_path_buf(), message: e.to_string() })?;
         // The host binds configuration case-insensitively.
         let get = |v: &Value, key: &str| -> Option<Value> {
-            v.as_object()?
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| v.clone())
+            v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone())
         };
         let path = |keys: &[&str]| keys.iter().try_fold(v.clone(), |cur, k| get(&cur, k));
         let flag = |keys: &[&str]| path(keys).and_then(|v| v.as_bool()).unwrap_or(false);
@@ -206,10 +185,8 @@ impl AppMetadata {
     pub fn discover() -> Result<Self, MetadataError> {
         let root = match std::env::var_os("FUNCTIONS_APP_ROOT_PATH") {
             Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => std::env::current_dir().map_err(|e| MetadataError::Io {
-                path: PathBuf::from("."),
-                message: e.to_string(),
-            })?,
+            _ => std::env::current_dir()
+                .map_err(|e| MetadataError::Io { path: PathBuf::from("."), message: e.to_string() })?,
         };
         Self::load(&root)
     }
@@ -219,15 +196,11 @@ impl AppMetadata {
         let host_path = root.join("host.json");
         let host = match std::fs::read_to_string(&host_path) {
             Ok(text) => HostJson::parse(&host_path, &text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HostJson {
-                route_prefix: "api".into(),
-                ..Default::default()
-            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                HostJson { route_prefix: "api".into(), ..Default::default() }
+            }
             Err(e) => {
-                return Err(MetadataError::Io {
-                    path: host_path,
-                    message: e.to_string(),
-                });
+                return Err(MetadataError::Io { path: host_path, message: e.to_string() });
             }
         };
         let mut functions = BTreeMap::new();
@@ -241,10 +214,8 @@ impl AppMetadata {
                     continue;
                 }
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let text = std::fs::read_to_string(&file).map_err(|e| MetadataError::Io {
-                    path: file.clone(),
-                    message: e.to_string(),
-                })?;
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| MetadataError::Io { path: file.clone(), message: e.to_string() })?;
                 let spec = FunctionSpec::parse(&name, &file, &text)?;
                 if let Some(prev) = functions.insert(name.clone(), spec) {
                     return Err(MetadataError::Invalid {
@@ -254,20 +225,12 @@ impl AppMetadata {
                 }
             }
         }
-        Ok(Self {
-            root: root.to_path_buf(),
-            host,
-            functions,
-        })
+        Ok(Self { root: root.to_path_buf(), host, functions })
     }
 
     /// Builds metadata from specs in memory (for tests and embedding).
     pub fn from_specs(host: HostJson, specs: impl IntoIterator<Item = FunctionSpec>) -> Self {
-        Self {
-            root: PathBuf::new(),
-            host,
-            functions: specs.into_iter().map(|s| (s.name.clone(), s)).collect(),
-        }
+        Self { root: PathBuf::new(), host, functions: specs.into_iter().map(|s| (s.name.clone(), s)).collect() }
     }
 }
 

@@ -12,11 +12,10 @@
 //! [`run`](crate::run) installs this layer with an `EnvFilter` read from `RUST_LOG` (default
 //! `info`). To compose your own subscriber, add [`layer()`] to it.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
@@ -42,36 +41,33 @@ impl LogBuffer {
     }
 }
 
-static PENDING: LazyLock<Mutex<HashMap<u64, Arc<LogBuffer>>>> = LazyLock::new(Default::default);
-static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+thread_local! {
+    /// The buffer for the invocation span this thread is about to open: the layer's `on_new_span`
+    /// runs synchronously inside the span macro, on the same thread, and takes it from here.
+    static NEXT_BUFFER: RefCell<Option<Arc<LogBuffer>>> = const { RefCell::new(None) };
+}
 
-/// A buffer registered for the span the caller is about to open with field `azfn.log_key = key`.
+/// A log buffer handed to the next invocation span opened on this thread.
 #[derive(Debug)]
 pub(crate) struct Capture {
-    pub(crate) key: u64,
     pub(crate) buffer: Arc<LogBuffer>,
 }
 
 impl Capture {
+    /// Call right before opening the `azfn.invocation` span, on the same thread.
     pub(crate) fn begin(invocation_id: &str, function: &str) -> Self {
-        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let buffer = Arc::new(LogBuffer {
             invocation_id: invocation_id.to_owned(),
             function: function.to_owned(),
             lines: Mutex::new(Vec::new()),
         });
-        PENDING
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, buffer.clone());
-        Self { key, buffer }
+        NEXT_BUFFER.with(|next| *next.borrow_mut() = Some(buffer.clone()));
+        Self { buffer }
     }
-}
 
-impl Drop for Capture {
-    fn drop(&mut self) {
-        // Normally the layer has claimed it already; this covers a subscriber without the layer.
-        PENDING.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+    /// Call right after opening the span: clears the hand-off if no layer claimed it.
+    pub(crate) fn opened(&self) {
+        NEXT_BUFFER.with(|next| next.borrow_mut().take());
     }
 }
 
@@ -94,17 +90,6 @@ pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::registry().with(filter).with(layer()).try_init();
-}
-
-struct KeyVisitor(Option<u64>);
-
-impl Visit for KeyVisitor {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "azfn.log_key" {
-            self.0 = Some(value);
-        }
-    }
-    fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
 }
 
 /// Renders an event as `message key=value ...`.
@@ -149,10 +134,7 @@ where
         if attrs.metadata().name() != SPAN_NAME {
             return;
         }
-        let mut v = KeyVisitor(None);
-        attrs.record(&mut v);
-        let Some(key) = v.0 else { return };
-        let buffer = PENDING.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        let buffer = NEXT_BUFFER.with(|next| next.borrow_mut().take());
         if let (Some(buffer), Some(span)) = (buffer, ctx.span(id)) {
             span.extensions_mut().insert(buffer);
         }
@@ -163,17 +145,12 @@ where
         let mut line = LineVisitor::default();
         event.record(&mut line);
         let level = level_name(meta.level());
-        let buffer = ctx.event_scope(event).and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|span| span.extensions().get::<Arc<LogBuffer>>().cloned())
-        });
+        let buffer = ctx
+            .event_scope(event)
+            .and_then(|scope| scope.into_iter().find_map(|span| span.extensions().get::<Arc<LogBuffer>>().cloned()));
         match buffer {
             Some(buf) => {
-                let text = format!(
-                    "{level} {}{} [invocation {}]",
-                    line.message, line.fields, buf.invocation_id
-                );
+                let text = format!("{level} {}{} [invocation {}]", line.message, line.fields, buf.invocation_id);
                 if *meta.level() == Level::ERROR {
                     let _ = writeln!(
                         std::io::stderr().lock(),
@@ -208,7 +185,8 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(layer());
         tracing::subscriber::with_default(subscriber, || {
             let capture = Capture::begin("inv-1", "Hello");
-            let span = tracing::error_span!(SPAN_NAME, azfn.log_key = capture.key);
+            let span = tracing::error_span!(SPAN_NAME);
+            capture.opened();
             span.in_scope(|| {
                 tracing::info!(name = "Ada", "greeting");
                 let _inner = tracing::info_span!("inner").entered();
@@ -216,13 +194,7 @@ mod tests {
             });
             tracing::info!("outside");
             let lines = capture.buffer.take();
-            assert_eq!(
-                lines,
-                [
-                    "INFO greeting name=Ada [invocation inv-1]",
-                    "WARN careful [invocation inv-1]"
-                ]
-            );
+            assert_eq!(lines, ["INFO greeting name=Ada [invocation inv-1]", "WARN careful [invocation inv-1]"]);
         });
     }
 }

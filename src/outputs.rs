@@ -19,6 +19,7 @@ use crate::encoding::encode_base64;
 use crate::error::OutputError;
 use crate::function_json::{Binding, FunctionSpec};
 use crate::http::HttpResponse;
+use crate::http::response::WireResponse;
 
 /// How the host consumes an output binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,10 +67,7 @@ pub(crate) struct Outputs {
 impl Outputs {
     fn binding<'a>(spec: &'a FunctionSpec, name: &str, want: OutputKind) -> Result<&'a Binding, OutputError> {
         let Some(b) = spec.output(name) else {
-            let names: Vec<_> = spec
-                .outputs()
-                .map(|b| format!("`{}` ({})", b.name, b.binding_type))
-                .collect();
+            let names: Vec<_> = spec.outputs().map(|b| format!("`{}` ({})", b.name, b.binding_type)).collect();
             let hint = spec
                 .outputs()
                 .find(|b| b.name.eq_ignore_ascii_case(name))
@@ -78,11 +76,7 @@ impl Outputs {
             return Err(OutputError::new(format!(
                 "function `{}` has no output binding named `{name}`{hint}; its outputs are: {}",
                 spec.name,
-                if names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    names.join(", ")
-                }
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
             )));
         };
         let kind = OutputKind::of(b);
@@ -125,9 +119,7 @@ impl Outputs {
     pub(crate) fn push_entity(&mut self, spec: &FunctionSpec, name: &str, entity: Value) -> Result<(), OutputError> {
         let b = Self::binding(spec, name, OutputKind::Table)?;
         let Value::Object(obj) = &entity else {
-            return Err(OutputError::new(format!(
-                "a table entity for `{name}` must serialize to a JSON object"
-            )));
+            return Err(OutputError::new(format!("a table entity for `{name}` must serialize to a JSON object")));
         };
         for key in ["PartitionKey", "RowKey"] {
             let in_binding = b.properties.keys().any(|k| k.eq_ignore_ascii_case(key));
@@ -194,6 +186,53 @@ impl Outputs {
         }
         let ret = self.values.remove("$return").unwrap_or(Value::Null);
         Ok((self.values, ret))
+    }
+}
+
+/// The response envelope `{"Outputs", "Logs", "ReturnValue"}`, serialized straight from the outputs.
+pub(crate) struct Answer<'a> {
+    outputs: &'a Outputs,
+    http: Option<(&'a str, WireResponse<'a>)>,
+    logs: &'a [String],
+}
+
+impl<'a> Answer<'a> {
+    pub(crate) fn new(outputs: &'a Outputs, logs: &'a [String]) -> Result<Self, OutputError> {
+        let http = match &outputs.http {
+            Some((name, res)) => Some((name.as_str(), res.wire(name)?)),
+            None => None,
+        };
+        Ok(Self { outputs, http, logs })
+    }
+}
+
+impl Serialize for Answer<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        struct Named<'b>(&'b Answer<'b>);
+        impl Serialize for Named<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(None)?;
+                for (k, v) in self.0.outputs.values.iter().filter(|(k, _)| *k != "$return") {
+                    map.serialize_entry(k, v)?;
+                }
+                if let Some((name, res)) = &self.0.http
+                    && *name != "$return"
+                {
+                    map.serialize_entry(name, res)?;
+                }
+                map.end()
+            }
+        }
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("Outputs", &Named(self))?;
+        map.serialize_entry("Logs", self.logs)?;
+        match (&self.http, self.outputs.values.get("$return")) {
+            (Some(("$return", res)), _) => map.serialize_entry("ReturnValue", res)?,
+            (_, Some(v)) => map.serialize_entry("ReturnValue", v)?,
+            _ => map.serialize_entry("ReturnValue", &Value::Null)?,
+        }
+        map.end()
     }
 }
 
@@ -291,13 +330,8 @@ mod tests {
         let s = spec();
         let mut o = Outputs::default();
         o.push_entity(&s, "row", serde_json::json!({"RowKey": "1"})).unwrap();
-        let err = o
-            .push_entity(&s, "anyRow", serde_json::json!({"RowKey": "1"}))
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("PartitionKey") && err.to_string().contains("partitionKey"),
-            "{err}"
-        );
+        let err = o.push_entity(&s, "anyRow", serde_json::json!({"RowKey": "1"})).unwrap_err();
+        assert!(err.to_string().contains("PartitionKey") && err.to_string().contains("partitionKey"), "{err}");
     }
 
     #[test]

@@ -15,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, get, on};
 use futures_util::FutureExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode, header::CONTENT_TYPE};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 
@@ -26,6 +27,7 @@ use crate::error::{InvocationError, StartupError};
 use crate::function_json::{AppMetadata, FunctionSpec};
 use crate::http::{HttpRequest, forward};
 use crate::logs::{Capture, SPAN_NAME};
+use crate::outputs::Answer;
 
 /// The header in which the host sends the invocation id.
 const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
@@ -104,10 +106,7 @@ pub fn router(app: App, metadata: &AppMetadata) -> Result<Router, StartupError> 
         functions,
         forward: forward.fallback(not_found),
     });
-    Ok(Router::new()
-        .route("/", get(ready))
-        .fallback(dispatch)
-        .with_state(runtime))
+    Ok(Router::new().route("/", get(ready)).fallback(dispatch).with_state(runtime))
 }
 
 /// The methods a function.json allows (`methods`; all when absent).
@@ -173,11 +172,10 @@ async fn dispatch(State(rt): State<Arc<Runtime>>, req: Request) -> Response {
         let path = req.uri().path();
         let segment = path.strip_prefix('/').filter(|s| !s.is_empty() && !s.contains('/'));
         if let Some(name) = segment {
-            let found = rt.functions.get(name).or_else(|| {
-                rt.by_lower_name
-                    .get(&name.to_ascii_lowercase())
-                    .and_then(|n| rt.functions.get(n))
-            });
+            let found = rt
+                .functions
+                .get(name)
+                .or_else(|| rt.by_lower_name.get(&name.to_ascii_lowercase()).and_then(|n| rt.functions.get(n)));
             if let Some(function) = found {
                 return invoke(&rt, function, req).await;
             }
@@ -192,17 +190,10 @@ async fn dispatch(State(rt): State<Arc<Runtime>>, req: Request) -> Response {
 }
 
 async fn not_found(req: Request) -> Response {
-    let mut res = (
-        StatusCode::NOT_FOUND,
-        format!("no function or route for {} {}", req.method(), req.uri().path()),
-    )
+    let mut res = (StatusCode::NOT_FOUND, format!("no function or route for {} {}", req.method(), req.uri().path()))
         .into_response();
-    res.headers_mut()
-        .insert("x-azfn-not-found", HeaderValue::from_static("1"));
-    res.extensions_mut().insert(NotFoundTarget {
-        method: req.method().clone(),
-        path: req.uri().path().to_owned(),
-    });
+    res.headers_mut().insert("x-azfn-not-found", HeaderValue::from_static("1"));
+    res.extensions_mut().insert(NotFoundTarget { method: req.method().clone(), path: req.uri().path().to_owned() });
     res
 }
 
@@ -214,43 +205,23 @@ struct NotFoundTarget {
 
 fn not_found_with(known: &[String], res: Response) -> Response {
     let target = res.extensions().get::<NotFoundTarget>().cloned();
-    let (method, path) = target
-        .map(|t| (t.method, t.path))
-        .unwrap_or((http::Method::GET, String::new()));
+    let (method, path) = target.map(|t| (t.method, t.path)).unwrap_or((http::Method::GET, String::new()));
     let message = if method == http::Method::POST && !path[1..].contains('/') {
-        InvocationError::UnknownFunction {
-            name: path[1..].to_owned(),
-            known: known.to_vec(),
-        }
-        .to_string()
+        InvocationError::UnknownFunction { name: path[1..].to_owned(), known: known.to_vec() }.to_string()
     } else {
-        format!(
-            "no function or route for {method} {path}; this handler serves: {}",
-            known.join(", ")
-        )
+        format!("no function or route for {method} {path}; this handler serves: {}", known.join(", "))
     };
     let body = json!({"error": {"kind": "unknown_function", "message": message}, "functions": known});
     (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
-/// The envelope the host POSTs.
+/// The envelope the host POSTs. Entries stay raw JSON until a handler needs them.
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(rename = "Data", alias = "data", default)]
-    data: Option<Map<String, Value>>,
+    data: Option<HashMap<String, Box<RawValue>>>,
     #[serde(rename = "Metadata", alias = "metadata", default)]
-    metadata: Option<Map<String, Value>>,
-}
-
-/// The envelope the host reads back.
-#[derive(Serialize)]
-struct Answer<'a> {
-    #[serde(rename = "Outputs")]
-    outputs: &'a Map<String, Value>,
-    #[serde(rename = "Logs")]
-    logs: &'a [String],
-    #[serde(rename = "ReturnValue")]
-    return_value: &'a Value,
+    metadata: Option<Box<RawValue>>,
 }
 
 fn invocation_id(headers: &HeaderMap) -> String {
@@ -278,22 +249,19 @@ async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
     let envelope: Envelope = match serde_json::from_slice(&body) {
         Ok(e) => e,
         Err(e) => {
-            return failure(
-                &function.spec.name,
-                &id,
-                &InvocationError::Envelope(e.to_string()),
-                Vec::new(),
-            );
+            return failure(&function.spec.name, &id, &InvocationError::Envelope(e.to_string()), Vec::new());
         }
     };
     let mut data = envelope.data.unwrap_or_default();
     let trigger_value = data.remove(&function.spec.trigger().name);
-    let ctx = Context::from_parts(
-        function.spec.clone(),
-        id.clone(),
-        envelope.metadata.unwrap_or_default(),
-        data,
-    );
+    if let Some(raw) = &envelope.metadata {
+        let text = raw.get().trim_start();
+        if !(text.starts_with('{') || text == "null") {
+            let e = InvocationError::Envelope("`Metadata` should be an object".to_owned());
+            return failure(&function.spec.name, &id, &e, Vec::new());
+        }
+    }
+    let ctx = Context::from_raw(function.spec.clone(), id.clone(), envelope.metadata, data);
 
     let (result, logs) = match &function.kind {
         Kind::Typed(handler) => run_logged(&ctx, handler(TriggerArg::Wire(trigger_value), ctx.clone())).await,
@@ -304,46 +272,28 @@ async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
                 let request = wire_http_request(trigger_value, &c)?;
                 let http_req = forward::to_http(&request).map_err(|e| InvocationError::Handler(e.into()))?;
                 let Ok(res) = router.oneshot(http_req).await;
-                let res = forward::from_response(res)
-                    .await
-                    .map_err(|e| InvocationError::Handler(e.into()))?;
-                c.with_outputs(|o, spec| o.set_http(spec, res))
-                    .map_err(InvocationError::Output)
+                let res = forward::from_response(res).await.map_err(|e| InvocationError::Handler(e.into()))?;
+                c.with_outputs(|o, spec| o.set_http(spec, res)).map_err(InvocationError::Output)
             };
             run_logged(&ctx, Box::pin(fut)).await
         }
     };
-    let outcome = result.and_then(|()| ctx.take_outputs().into_wire().map_err(InvocationError::Output));
-    match outcome {
-        Ok((outputs, return_value)) => {
-            let answer = Answer {
-                outputs: &outputs,
-                logs: &logs,
-                return_value: &return_value,
-            };
-            match serde_json::to_vec(&answer) {
-                Ok(bytes) => json_response(StatusCode::OK, bytes),
-                Err(e) => failure(
-                    &function.spec.name,
-                    &id,
-                    &InvocationError::Output(crate::error::OutputError::new(e.to_string())),
-                    logs,
-                ),
-            }
-        }
+    let outputs = ctx.take_outputs();
+    let answer = result.and_then(|()| {
+        let answer = Answer::new(&outputs, &logs).map_err(InvocationError::Output)?;
+        serde_json::to_vec(&answer).map_err(|e| InvocationError::Output(crate::error::OutputError::new(e.to_string())))
+    });
+    match answer {
+        Ok(bytes) => json_response(StatusCode::OK, bytes),
         Err(e) => failure(&function.spec.name, &id, &e, logs),
     }
 }
 
 /// Parses the HTTP trigger of an invocation for an axum-served function.
-fn wire_http_request(value: Option<Value>, ctx: &Context) -> Result<HttpRequest, InvocationError> {
+fn wire_http_request(value: Option<Box<RawValue>>, ctx: &Context) -> Result<HttpRequest, InvocationError> {
     use crate::triggers::{FromTrigger as _, TriggerInput};
     let binding = ctx.function().trigger();
-    let input = TriggerInput {
-        binding,
-        value: value.as_ref(),
-        metadata: ctx.metadata(),
-    };
+    let input = TriggerInput::from_context(binding, value.as_deref(), ctx);
     HttpRequest::from_trigger(&input).map_err(|error| InvocationError::Bind {
         binding: binding.name.clone(),
         trigger_type: binding.binding_type.clone(),
@@ -358,12 +308,8 @@ async fn run_logged(
 ) -> (Result<(), InvocationError>, Vec<String>) {
     let capture = Capture::begin(ctx.invocation_id(), ctx.function_name());
     // ERROR level so that the span exists whatever RUST_LOG allows; the layer needs it to capture.
-    let span = tracing::error_span!(
-        SPAN_NAME,
-        azfn.log_key = capture.key,
-        invocation_id = ctx.invocation_id(),
-        function = ctx.function_name()
-    );
+    let span = tracing::error_span!(SPAN_NAME, invocation_id = ctx.invocation_id(), function = ctx.function_name());
+    capture.opened();
     let result = match AssertUnwindSafe(fut).catch_unwind().instrument(span).await {
         Ok(r) => r,
         Err(panic) => Err(InvocationError::Panic(panic_text(&*panic))),
@@ -382,10 +328,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut res = Response::new(Body::from(bytes));
     *res.status_mut() = status;
-    res.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     res
 }
 
@@ -397,10 +340,7 @@ fn failure(function: &str, id: &str, error: &InvocationError, logs: Vec<String>)
         for line in &logs {
             let _ = writeln!(out, "{line}");
         }
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "ERROR {function} failed: {error} [invocation {id}]"
-        );
+        let _ = writeln!(std::io::stderr().lock(), "ERROR {function} failed: {error} [invocation {id}]");
     }
     let body = json!({
         "error": {"kind": error.kind(), "message": error.to_string()},
@@ -424,7 +364,7 @@ async fn serve_forwarded(
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
-    let ctx = Context::from_parts(spec.clone(), id.clone(), Map::new(), Map::new());
+    let ctx = Context::from_raw(spec.clone(), id.clone(), None, HashMap::new());
     let (result, logs) = run_logged(&ctx, handler(TriggerArg::Forwarded(Box::new(request)), ctx.clone())).await;
     // Forwarded responses carry no Logs: print them so the host logs them.
     {
@@ -441,10 +381,7 @@ async fn serve_forwarded(
         },
         Err(e) => {
             let _ = failure(&spec.name, &id, &e, Vec::new());
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(json!({"error": e.to_string(), "invocationId": id})),
-            )
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": e.to_string(), "invocationId": id})))
                 .into_response()
         }
     }

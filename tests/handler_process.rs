@@ -43,29 +43,17 @@ async fn hello_in_the_default_protocol_and_forwarded() {
 #[tokio::test]
 async fn create_order_queues_a_valid_order_and_refuses_a_bad_one() {
     let h = Handler::start(&repo_root()).await;
-    let (status, _, body) = h
-        .invoke("CreateOrder", &fixture("derived-http-trigger.request.json"))
-        .await;
+    let (status, _, body) = h.invoke("CreateOrder", &fixture("derived-http-trigger.request.json")).await;
     assert_eq!(status, 200, "{body}");
     let res = &body["Outputs"]["res"];
     assert_eq!(res["statusCode"], 202);
-    let order_id = serde_json::from_str::<Value>(res["body"].as_str().unwrap()).unwrap()["orderId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let queued = body["Outputs"]["order"]
-        .as_array()
-        .expect("queue output is an array of messages");
+    let order_id =
+        serde_json::from_str::<Value>(res["body"].as_str().unwrap()).unwrap()["orderId"].as_str().unwrap().to_owned();
+    let queued = body["Outputs"]["order"].as_array().expect("queue output is an array of messages");
     assert_eq!(queued.len(), 1);
     let message: Value = serde_json::from_str(queued[0].as_str().unwrap()).unwrap();
     assert_eq!(message["orderId"], order_id.as_str());
-    assert!(
-        body["Logs"][0]
-            .as_str()
-            .unwrap()
-            .contains("[invocation 6f1e2d3c-4b5a-4968-8776-5a4b3c2d1e0f]"),
-        "{body}"
-    );
+    assert!(body["Logs"][0].as_str().unwrap().contains("[invocation 6f1e2d3c-4b5a-4968-8776-5a4b3c2d1e0f]"), "{body}");
 
     let mut bad = fixture("derived-http-trigger.request.json");
     bad["Data"]["req"]["Body"] =
@@ -75,10 +63,7 @@ async fn create_order_queues_a_valid_order_and_refuses_a_bad_one() {
     assert_eq!(body["Outputs"]["res"]["statusCode"], 400);
     let reasons: Value = serde_json::from_str(body["Outputs"]["res"]["body"].as_str().unwrap()).unwrap();
     assert_eq!(reasons["problems"].as_array().unwrap().len(), 4, "{reasons}");
-    assert!(
-        body["Outputs"].get("order").is_none(),
-        "nothing is queued for a bad order"
-    );
+    assert!(body["Outputs"].get("order").is_none(), "nothing is queued for a bad order");
 }
 
 #[tokio::test]
@@ -113,9 +98,7 @@ async fn process_order_writes_receipt_and_row_and_refuses_a_malformed_message() 
                      "sys": {"MethodName": "ProcessOrder", "UtcNow": "2024-05-01T10:00:01Z", "RandGuid": "0d6b1f4e-3c1a-4b7e-9d2f-5a8e7c6b4d3a"}}});
     let (status, _, body) = h.invoke("ProcessOrder", &envelope).await;
     assert_eq!(status, 200, "{body}");
-    let receipt_b64 = body["Outputs"]["receipt"]
-        .as_str()
-        .expect("blob output is a base64 string");
+    let receipt_b64 = body["Outputs"]["receipt"].as_str().expect("blob output is a base64 string");
     let receipt: Value =
         serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(receipt_b64).unwrap()).unwrap();
     assert_eq!(
@@ -132,18 +115,11 @@ async fn process_order_writes_receipt_and_row_and_refuses_a_malformed_message() 
         "a payload that does not fit fails the invocation, so the host retries and then poisons it"
     );
     assert!(ct.starts_with("application/json"));
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("does not fit"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("does not fit"), "{body}");
     // The process keeps serving, and the failure went to stderr for the host.
     let (status, _, _) = h.invoke("Hello", &hello_request("again")).await;
     assert_eq!(status, 200);
-    assert!(
-        h.stderr_text().contains("ERROR ProcessOrder failed"),
-        "{}",
-        h.stderr_text()
-    );
+    assert!(h.stderr_text().contains("ERROR ProcessOrder failed"), "{}", h.stderr_text());
 }
 
 #[tokio::test]
@@ -154,26 +130,12 @@ async fn audit_receipt_checks_blob_content() {
     envelope["Data"]["receipt"] = json!(base64::engine::general_purpose::STANDARD.encode(receipt.to_string()));
     let (status, _, body) = h.invoke("AuditReceipt", &envelope).await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["Logs"][0]
-            .as_str()
-            .unwrap()
-            .contains("receipt checked blob=o-1.json"),
-        "{body}"
-    );
+    assert!(body["Logs"][0].as_str().unwrap().contains("receipt checked blob=o-1.json"), "{body}");
 
     // The fixture's own content is not a receipt: the invocation fails (and the host retries, then poisons).
-    let (status, _, body) = h
-        .invoke("AuditReceipt", &fixture("derived-blob-trigger.request.json"))
-        .await;
+    let (status, _, body) = h.invoke("AuditReceipt", &fixture("derived-blob-trigger.request.json")).await;
     assert_eq!(status, 500);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("receipts/o-1.json is not a receipt"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("receipts/o-1.json is not a receipt"), "{body}");
 }
 
 #[tokio::test]
@@ -184,21 +146,13 @@ async fn timer_service_bus_and_event_grid_functions() {
         "items": "[]", "status": "processed", "receipt": "r", "createdAt": "t"}]);
     let (status, _, body) = h.invoke("OrderSummary", &timer).await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["Logs"][0].as_str().unwrap().contains("EUR: 1 orders, 2.50"),
-        "{body}"
-    );
+    assert!(body["Logs"][0].as_str().unwrap().contains("EUR: 1 orders, 2.50"), "{body}");
 
-    let (status, _, body) = h
-        .invoke("OrderEvents", &fixture("derived-servicebus-trigger.request.json"))
-        .await;
+    let (status, _, body) = h.invoke("OrderEvents", &fixture("derived-servicebus-trigger.request.json")).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["Logs"][0].as_str().unwrap().contains("status=shipped"), "{body}");
 
-    for name in [
-        "derived-eventgrid-trigger.request.json",
-        "derived-cloudevents-trigger.request.json",
-    ] {
+    for name in ["derived-eventgrid-trigger.request.json", "derived-cloudevents-trigger.request.json"] {
         let (status, _, body) = h.invoke("CatalogEvents", &fixture(name)).await;
         assert_eq!(status, 200, "{name}: {body}");
         assert!(body["Logs"][0].as_str().unwrap().contains("catalog event"), "{body}");
@@ -220,24 +174,13 @@ async fn bad_envelopes_and_unknown_functions_get_clear_errors() {
 
     let (status, _, body) = h.invoke("NoSuchFunction", &json!({"Data": {}, "Metadata": {}})).await;
     assert_eq!(status, 404);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no function named `NoSuchFunction`")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("no function named `NoSuchFunction`"));
     assert_eq!(body["functions"].as_array().unwrap().len(), 8);
 
     // Missing trigger entry.
     let (status, _, body) = h.invoke("OrderEvents", &json!({"Data": {}, "Metadata": {}})).await;
     assert_eq!(status, 422);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Data has no `event` entry"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("Data has no `event` entry"), "{body}");
 }
 
 #[tokio::test]
@@ -267,9 +210,7 @@ async fn invocations_are_served_concurrently() {
     let mut tasks = Vec::new();
     for i in 0..64 {
         let h = h.clone();
-        tasks.push(tokio::spawn(async move {
-            h.invoke("Hello", &hello_request(&format!("n{i}"))).await
-        }));
+        tasks.push(tokio::spawn(async move { h.invoke("Hello", &hello_request(&format!("n{i}"))).await }));
     }
     for (i, t) in tasks.into_iter().enumerate() {
         let (status, _, body) = t.await.unwrap();
@@ -283,11 +224,7 @@ async fn sigterm_stops_gracefully_with_a_nonzero_code() {
     let h = Handler::start(&repo_root()).await;
     let (status, _, _) = h.invoke("Hello", &hello_request("bye")).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        h.terminate(),
-        Some(143),
-        "exit 0 would stop the host from restarting the handler"
-    );
+    assert_eq!(h.terminate(), Some(143), "exit 0 would stop the host from restarting the handler");
 }
 
 #[tokio::test]
@@ -301,12 +238,7 @@ async fn serves_a_staged_app_root() {
 
 fn refusal(app_root: &std::path::Path) -> String {
     let out = command(app_root, Some(free_port())).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8(out.stderr).unwrap()
 }
 
@@ -321,10 +253,7 @@ fn refuses_to_start_when_handlers_and_function_json_disagree() {
     )
     .unwrap();
     let err = refusal(staged.path());
-    assert!(
-        err.contains("function `Extra`") && err.contains("has no handler"),
-        "{err}"
-    );
+    assert!(err.contains("function `Extra`") && err.contains("has no handler"), "{err}");
 
     // A handler with no function.json.
     let staged = staged_copy();
@@ -340,19 +269,13 @@ fn refuses_to_start_when_handlers_and_function_json_disagree() {
     )
     .unwrap();
     let err = refusal(staged.path());
-    assert!(
-        err.contains("declares a `queueTrigger` trigger") && err.contains("HttpRequest"),
-        "{err}"
-    );
+    assert!(err.contains("declares a `queueTrigger` trigger") && err.contains("HttpRequest"), "{err}");
 
     // A function.json that is not JSON.
     let staged = staged_copy();
     std::fs::write(staged.path().join("Hello/function.json"), "{ nope").unwrap();
     let err = refusal(staged.path());
-    assert!(
-        err.contains("Hello/function.json is not valid") && err.contains("line 1"),
-        "{err}"
-    );
+    assert!(err.contains("Hello/function.json is not valid") && err.contains("line 1"), "{err}");
 }
 
 #[test]
@@ -360,10 +283,7 @@ fn refuses_to_start_without_a_port() {
     let out = command(&repo_root(), None).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("FUNCTIONS_CUSTOMHANDLER_PORT is not set"));
-    let out = command(&repo_root(), None)
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "http")
-        .output()
-        .unwrap();
+    let out = command(&repo_root(), None).env("FUNCTIONS_CUSTOMHANDLER_PORT", "http").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("should be a port number"));
 }

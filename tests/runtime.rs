@@ -51,10 +51,7 @@ async fn serve() -> (String, tempfile::TempDir) {
     write(
         dir.path(),
         "Typo",
-        http_fn(
-            "typo",
-            vec![json!({"type": "queue", "direction": "out", "name": "outbox", "queueName": "o"})],
-        ),
+        http_fn("typo", vec![json!({"type": "queue", "direction": "out", "name": "outbox", "queueName": "o"})]),
     );
     write(dir.path(), "Items", http_fn("items/{id:int?}", vec![]));
     write(
@@ -97,12 +94,7 @@ fn http_invocation(url: &str) -> Value {
 }
 
 async fn post(base: &str, function: &str, body: &Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{base}/{function}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
+    let res = reqwest::Client::new().post(format!("{base}/{function}")).json(body).send().await.unwrap();
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
@@ -116,35 +108,19 @@ async fn a_panic_is_an_error_answer_and_serving_goes_on() {
         assert!(body["error"]["message"].as_str().unwrap().contains("boom at step 3"));
     }
     let res = reqwest::get(format!("{base}/api/panics")).await.unwrap();
-    assert_eq!(
-        res.status(),
-        500,
-        "a forwarded request to a panicking handler gets a 500 too"
-    );
+    assert_eq!(res.status(), 500, "a forwarded request to a panicking handler gets a 500 too");
     assert_eq!(reqwest::get(format!("{base}/")).await.unwrap().status(), 200);
 }
 
 #[tokio::test]
 async fn a_handler_error_is_a_500_with_the_error_and_its_logs() {
     let (base, _dir) = serve().await;
-    let (status, body) = post(
-        &base,
-        "Fails",
-        &json!({"Data": {"msg": "\"hi\""}, "Metadata": {"DequeueCount": "1"}}),
-    )
-    .await;
+    let (status, body) =
+        post(&base, "Fails", &json!({"Data": {"msg": "\"hi\""}, "Metadata": {"DequeueCount": "1"}})).await;
     assert_eq!(status, 500);
     assert_eq!(body["error"]["kind"], "handler_error");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("the database said no")
-    );
-    assert!(
-        body["Logs"][0].as_str().unwrap().starts_with("INFO about to fail"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("the database said no"));
+    assert!(body["Logs"][0].as_str().unwrap().starts_with("INFO about to fail"), "{body}");
 }
 
 #[tokio::test]
@@ -153,13 +129,7 @@ async fn binary_http_bodies_are_refused_in_the_default_protocol_and_kept_when_fo
     let (status, body) = post(&base, "Image", &http_invocation("http://localhost/api/image")).await;
     assert_eq!(status, 500);
     assert_eq!(body["error"]["kind"], "invalid_output");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("enableForwardingHttpRequest"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("enableForwardingHttpRequest"), "{body}");
 
     let res = reqwest::get(format!("{base}/api/image")).await.unwrap();
     assert_eq!(res.headers()["content-type"], "image/png");
@@ -181,12 +151,8 @@ async fn output_names_are_checked() {
 #[tokio::test]
 async fn return_values_use_the_binding_encoding() {
     let (base, _dir) = serve().await;
-    let (status, body) = post(
-        &base,
-        "Returns",
-        &json!({"Data": {"t": {"Schedule": {}, "IsPastDue": false}}, "Metadata": {}}),
-    )
-    .await;
+    let (status, body) =
+        post(&base, "Returns", &json!({"Data": {"t": {"Schedule": {}, "IsPastDue": false}}, "Metadata": {}})).await;
     assert_eq!(status, 200);
     // "test" is valid base64; as an array element the host leaves it alone.
     assert_eq!(body["ReturnValue"], json!(["test"]));
@@ -200,15 +166,7 @@ async fn axum_handlers_serve_both_protocols_with_optional_route_parameters() {
     assert_eq!(body["Outputs"]["res"]["body"], "item 42");
     let (_, body) = post(&base, "Items", &http_invocation("http://localhost:7071/api/items")).await;
     assert_eq!(body["Outputs"]["res"]["body"], "all items");
-    assert_eq!(
-        reqwest::get(format!("{base}/api/items/7"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "item 7"
-    );
+    assert_eq!(reqwest::get(format!("{base}/api/items/7")).await.unwrap().text().await.unwrap(), "item 7");
     let res = reqwest::get(format!("{base}/api/nothing")).await.unwrap();
     assert_eq!(res.status(), 404);
 }

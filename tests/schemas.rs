@@ -20,25 +20,15 @@ fn read(path: &Path) -> Value {
 /// binding fails the schema's `oneOf`. Draft-07 rules give the meaning its authors intended.
 fn validator(schema: &str) -> jsonschema::Validator {
     let schema = read(&root().join("tests/schemas").join(schema));
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft7)
-        .build(&schema)
-        .unwrap()
+    jsonschema::options().with_draft(jsonschema::Draft::Draft7).build(&schema).unwrap()
 }
 
 fn check(schema: &str, file: &Path) {
     let validator = validator(schema);
     let instance = read(file);
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{} is not valid:\n{}",
-        file.display(),
-        errors.join("\n")
-    );
+    let errors: Vec<String> =
+        validator.iter_errors(&instance).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    assert!(errors.is_empty(), "{} is not valid:\n{}", file.display(), errors.join("\n"));
 }
 
 #[test]

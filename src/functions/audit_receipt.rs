@@ -8,14 +8,9 @@ use super::process_order::Receipt;
 /// host retries it and then reports it on `webjobs-blobtrigger-poison`.
 pub async fn audit_receipt(blob: BlobInput, _ctx: Context) -> Result<(), azfn::Error> {
     let name = blob.param("name").unwrap_or_default().to_owned();
-    let receipt: Receipt = blob
-        .json()
-        .map_err(|e| format!("receipts/{name} is not a receipt: {e}"))?;
+    let receipt: Receipt = blob.json().map_err(|e| format!("receipts/{name} is not a receipt: {e}"))?;
     let cents = |x: f64| (x * 100.0).round() as i64;
-    let lines_ok = receipt
-        .lines
-        .iter()
-        .all(|l| cents(l.unit_price) * l.quantity as i64 == cents(l.line_total));
+    let lines_ok = receipt.lines.iter().all(|l| cents(l.unit_price) * l.quantity as i64 == cents(l.line_total));
     let sum: i64 = receipt.lines.iter().map(|l| cents(l.line_total)).sum();
     if lines_ok && sum == cents(receipt.total) {
         tracing::info!(blob = %name, order_id = %receipt.order_id, total = receipt.total, "receipt checked");

@@ -44,17 +44,11 @@ mod tests {
     async fn a_valid_order_is_queued() {
         let ctx = context("CreateOrder");
         let body = r#"{"customerId":"c-1","currency":"EUR","items":[{"sku":"s","quantity":2,"unitPrice":1.5}]}"#;
-        let res = create_order(
-            http_request("POST", "http://localhost:7071/api/orders", Some(body)),
-            ctx.clone(),
-        )
-        .await
-        .unwrap();
+        let res = create_order(http_request("POST", "http://localhost:7071/api/orders", Some(body)), ctx.clone())
+            .await
+            .unwrap();
         assert_eq!(res.status, 202);
-        let id = serde_json::from_slice::<Value>(&res.body).unwrap()["orderId"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = serde_json::from_slice::<Value>(&res.body).unwrap()["orderId"].as_str().unwrap().to_owned();
         let (outputs, _) = ctx.wire_outputs().unwrap();
         let queued: Order = serde_json::from_str(outputs["order"][0].as_str().unwrap()).unwrap();
         assert_eq!(queued.order_id, id);
@@ -64,18 +58,13 @@ mod tests {
     #[tokio::test]
     async fn bad_orders_get_400_with_reasons_and_nothing_is_queued() {
         let ctx = context("CreateOrder");
-        let res = create_order(
-            http_request("POST", "http://x/api/orders", Some(r#"{"items":[]}"#)),
-            ctx.clone(),
-        )
-        .await
-        .unwrap();
+        let res = create_order(http_request("POST", "http://x/api/orders", Some(r#"{"items":[]}"#)), ctx.clone())
+            .await
+            .unwrap();
         assert_eq!(res.status, 400);
         let body: Value = serde_json::from_slice(&res.body).unwrap();
         assert_eq!(body["problems"].as_array().unwrap().len(), 3);
-        let res = create_order(http_request("POST", "http://x/api/orders", Some("{oops")), ctx.clone())
-            .await
-            .unwrap();
+        let res = create_order(http_request("POST", "http://x/api/orders", Some("{oops")), ctx.clone()).await.unwrap();
         assert_eq!(res.status, 400);
         assert!(ctx.wire_outputs().unwrap().0.is_empty());
     }

@@ -27,20 +27,13 @@ mod tests {
                          "receipt": "receipts/o-1.json", "createdAt": "2024-05-01T10:00:00+00:00"});
         let inputs: Map<String, Value> = [("order".to_owned(), row)].into_iter().collect();
         let ctx = azfn::Context::with_data(spec("GetOrder"), "id", Map::new(), inputs);
-        let res = get_order(http_request("GET", "http://x/api/orders/o-1", None), ctx)
-            .await
-            .unwrap();
+        let res = get_order(http_request("GET", "http://x/api/orders/o-1", None), ctx).await.unwrap();
         assert_eq!(res.status, 200);
         let body: Value = serde_json::from_slice(&res.body).unwrap();
         assert_eq!(body["orderId"], "o-1");
         assert_eq!(body["items"][0]["unitPrice"], 1.5);
 
-        let res = get_order(
-            http_request("GET", "http://x/api/orders/nope", None),
-            context("GetOrder"),
-        )
-        .await
-        .unwrap();
+        let res = get_order(http_request("GET", "http://x/api/orders/nope", None), context("GetOrder")).await.unwrap();
         assert_eq!(res.status, 404);
     }
 }

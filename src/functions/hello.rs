@@ -15,19 +15,11 @@ mod tests {
 
     #[tokio::test]
     async fn greets_by_name() {
-        let res = hello(
-            http_request("GET", "http://localhost:7071/api/hello?name=Ada", None),
-            context("Hello"),
-        )
-        .await
-        .unwrap();
+        let res = hello(http_request("GET", "http://localhost:7071/api/hello?name=Ada", None), context("Hello"))
+            .await
+            .unwrap();
         assert_eq!(res.body, "Hello, Ada");
-        let res = hello(
-            http_request("GET", "http://localhost:7071/api/hello", None),
-            context("Hello"),
-        )
-        .await
-        .unwrap();
+        let res = hello(http_request("GET", "http://localhost:7071/api/hello", None), context("Hello")).await.unwrap();
         assert_eq!(res.body, "Hello, world");
     }
 }

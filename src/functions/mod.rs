@@ -35,10 +35,7 @@ pub(crate) mod test_support {
 
     /// The function's spec, read from `functions/<name>/function.json`.
     pub fn spec(name: &str) -> FunctionSpec {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("functions")
-            .join(name)
-            .join("function.json");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("functions").join(name).join("function.json");
         let text = std::fs::read_to_string(&path).unwrap();
         FunctionSpec::parse(name, &path, &text).unwrap()
     }
@@ -66,11 +63,11 @@ pub(crate) mod test_support {
             serde_json::from_value(serde_json::json!({"type": "httpTrigger", "direction": "in", "name": "req"}))
                 .unwrap();
         let meta = serde_json::Map::new();
-        azfn::HttpRequest::from_trigger(&azfn::triggers::TriggerInput {
-            binding: &binding,
-            value: Some(&req),
-            metadata: &meta,
-        })
+        azfn::HttpRequest::from_trigger(&azfn::triggers::TriggerInput::new(
+            &binding,
+            Some(&serde_json::value::to_raw_value(&req).unwrap()),
+            &meta,
+        ))
         .unwrap()
     }
 }

@@ -69,12 +69,8 @@ pub struct Problem {
 /// and returns its parts, or every problem found.
 pub fn validate(body: &Value) -> Result<(String, String, Vec<Line>), Vec<Problem>> {
     let mut problems = Vec::new();
-    let mut problem = |field: &str, message: &str| {
-        problems.push(Problem {
-            field: field.to_owned(),
-            message: message.to_owned(),
-        })
-    };
+    let mut problem =
+        |field: &str, message: &str| problems.push(Problem { field: field.to_owned(), message: message.to_owned() });
     let Some(obj) = body.as_object() else {
         problem("", "the order should be a JSON object");
         return Err(problems);
@@ -95,10 +91,7 @@ pub fn validate(body: &Value) -> Result<(String, String, Vec<Line>), Vec<Problem
     let currency = match obj.get("currency") {
         Some(Value::String(s)) if s.len() == 3 && s.chars().all(|c| c.is_ascii_uppercase()) => s.clone(),
         _ => {
-            problem(
-                "currency",
-                "is required and should be a three-letter ISO 4217 code such as EUR",
-            );
+            problem("currency", "is required and should be a three-letter ISO 4217 code such as EUR");
             String::new()
         }
     };
@@ -118,10 +111,7 @@ pub fn validate(body: &Value) -> Result<(String, String, Vec<Line>), Vec<Problem
                 let quantity = match item.get("quantity").and_then(Value::as_u64) {
                     Some(q) if (1..=MAX_QUANTITY).contains(&q) => Some(q),
                     _ => {
-                        problem(
-                            &at("quantity"),
-                            &format!("should be a whole number from 1 to {MAX_QUANTITY}"),
-                        );
+                        problem(&at("quantity"), &format!("should be a whole number from 1 to {MAX_QUANTITY}"));
                         None
                     }
                 };
@@ -136,19 +126,12 @@ pub fn validate(body: &Value) -> Result<(String, String, Vec<Line>), Vec<Problem
                         }
                     }
                     _ => {
-                        problem(
-                            &at("unitPrice"),
-                            "should be a non-negative amount with at most two decimals",
-                        );
+                        problem(&at("unitPrice"), "should be a non-negative amount with at most two decimals");
                         None
                     }
                 };
                 if let (Some(sku), Some(quantity), Some(unit_price_cents)) = (sku, quantity, price) {
-                    lines.push(Line {
-                        sku,
-                        quantity,
-                        unit_price_cents,
-                    });
+                    lines.push(Line { sku, quantity, unit_price_cents });
                 }
             }
         }
@@ -158,11 +141,7 @@ pub fn validate(body: &Value) -> Result<(String, String, Vec<Line>), Vec<Problem
         _ => problem("items", "is required and should be a non-empty array"),
     }
 
-    if problems.is_empty() {
-        Ok((customer_id, currency, lines))
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok((customer_id, currency, lines)) } else { Err(problems) }
 }
 
 /// Cents as a decimal amount (`1998` gives `19.98`).
@@ -182,14 +161,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((customer.as_str(), currency.as_str()), ("c-1", "EUR"));
-        assert_eq!(
-            lines,
-            [Line {
-                sku: "a".into(),
-                quantity: 2,
-                unit_price_cents: 999
-            }]
-        );
+        assert_eq!(lines, [Line { sku: "a".into(), quantity: 2, unit_price_cents: 999 }]);
     }
 
     #[test]
@@ -198,20 +170,8 @@ mod tests {
             validate(&json!({"currency": "euro", "items": [{"sku": "", "quantity": 0, "unitPrice": 1.234}]}))
                 .unwrap_err();
         let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "customerId",
-                "currency",
-                "items[0].sku",
-                "items[0].quantity",
-                "items[0].unitPrice"
-            ]
-        );
-        assert_eq!(
-            validate(&json!([])).unwrap_err()[0].message,
-            "the order should be a JSON object"
-        );
+        assert_eq!(fields, ["customerId", "currency", "items[0].sku", "items[0].quantity", "items[0].unitPrice"]);
+        assert_eq!(validate(&json!([])).unwrap_err()[0].message, "the order should be a JSON object");
         assert_eq!(
             validate(&json!({"customerId": "c", "currency": "EUR", "items": []})).unwrap_err()[0].field,
             "items"
@@ -225,16 +185,8 @@ mod tests {
             customer_id: "c".into(),
             currency: "EUR".into(),
             items: vec![
-                Line {
-                    sku: "a".into(),
-                    quantity: 3,
-                    unit_price_cents: 10,
-                },
-                Line {
-                    sku: "b".into(),
-                    quantity: 1,
-                    unit_price_cents: 5,
-                },
+                Line { sku: "a".into(), quantity: 3, unit_price_cents: 10 },
+                Line { sku: "b".into(), quantity: 1, unit_price_cents: 5 },
             ],
             created_at: String::new(),
         };

@@ -18,18 +18,12 @@ pub async fn order_summary(timer: TimerInfo, ctx: Context) -> Result<(), azfn::E
         entry.0 += 1;
         entry.1 += (row.total * 100.0).round() as i64;
     }
-    let totals: Vec<String> = per_currency
-        .iter()
-        .map(|(c, (n, cents))| format!("{c}: {n} orders, {:.2}", *cents as f64 / 100.0))
-        .collect();
+    let totals: Vec<String> =
+        per_currency.iter().map(|(c, (n, cents))| format!("{c}: {n} orders, {:.2}", *cents as f64 / 100.0)).collect();
     tracing::info!(
         orders = rows.len(),
         "order summary: {}",
-        if totals.is_empty() {
-            "no orders yet".to_owned()
-        } else {
-            totals.join("; ")
-        }
+        if totals.is_empty() { "no orders yet".to_owned() } else { totals.join("; ") }
     );
     Ok(())
 }

@@ -125,11 +125,11 @@ mod tests {
         let spec = spec("ProcessOrder");
         let value = Value::String(serde_json::to_string(text).unwrap());
         let meta = serde_json::Map::new();
-        QueueMessage::from_trigger(&azfn::triggers::TriggerInput {
-            binding: spec.trigger(),
-            value: Some(&value),
-            metadata: &meta,
-        })
+        QueueMessage::from_trigger(&azfn::triggers::TriggerInput::new(
+            spec.trigger(),
+            Some(&serde_json::value::to_raw_value(&value).unwrap()),
+            &meta,
+        ))
     }
 
     #[tokio::test]

@@ -52,11 +52,7 @@ pub(crate) fn route_paths(prefix: &str, route: &str) -> Result<Vec<String>, Stri
         if name.is_empty() {
             return Err(format!("route segment `{seg}` has no parameter name"));
         }
-        let piece = if catch_all {
-            format!("/{{*{name}}}")
-        } else {
-            format!("/{{{name}}}")
-        };
+        let piece = if catch_all { format!("/{{*{name}}}") } else { format!("/{{{name}}}") };
         if optional && last {
             let without = paths.clone();
             paths.iter_mut().for_each(|p| p.push_str(&piece));
@@ -76,9 +72,7 @@ pub(crate) fn route_paths(prefix: &str, route: &str) -> Result<Vec<String>, Stri
 /// Query parameters as the host presents them: repeated keys joined with `,`.
 pub(crate) fn parse_query(query: Option<&str>) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
-    let pairs: Vec<(String, String)> = query
-        .and_then(|q| serde_urlencoded::from_str(q).ok())
-        .unwrap_or_default();
+    let pairs: Vec<(String, String)> = query.and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
     for (k, v) in pairs {
         out.entry(k)
             .and_modify(|e| {
@@ -96,16 +90,8 @@ pub(crate) async fn from_forwarded(
     params: BTreeMap<String, String>,
 ) -> Result<HttpRequest, String> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(|e| format!("cannot read the request body: {e}"))?
-        .to_bytes();
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
+    let body = body.collect().await.map_err(|e| format!("cannot read the request body: {e}"))?.to_bytes();
+    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     Ok(HttpRequest {
         url: format!("http://{host}{path_and_query}"),
@@ -121,10 +107,7 @@ pub(crate) async fn from_forwarded(
 /// Turns an [`HttpRequest`] into an `http::Request`, so that an axum service can serve it.
 pub(crate) fn to_http(req: &HttpRequest) -> Result<Request<Body>, String> {
     let path = req.path();
-    let query = req
-        .url
-        .split_once('?')
-        .map(|(_, q)| q.split('#').next().unwrap_or_default());
+    let query = req.url.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or_default());
     let uri = match query {
         Some(q) if !q.is_empty() => format!("{path}?{q}"),
         _ => path.to_owned(),
@@ -133,24 +116,14 @@ pub(crate) fn to_http(req: &HttpRequest) -> Result<Request<Body>, String> {
     if let Some(h) = builder.headers_mut() {
         h.extend(req.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    builder
-        .body(Body::from(req.body.clone()))
-        .map_err(|e| format!("cannot rebuild the request for {uri}: {e}"))
+    builder.body(Body::from(req.body.clone())).map_err(|e| format!("cannot rebuild the request for {uri}: {e}"))
 }
 
 /// Collects an axum response into an [`HttpResponse`].
 pub(crate) async fn from_response(res: Response<Body>) -> Result<HttpResponse, String> {
     let (parts, body) = res.into_parts();
-    let body: Bytes = body
-        .collect()
-        .await
-        .map_err(|e| format!("cannot read the response body: {e}"))?
-        .to_bytes();
-    Ok(HttpResponse {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
+    let body: Bytes = body.collect().await.map_err(|e| format!("cannot read the response body: {e}"))?.to_bytes();
+    Ok(HttpResponse { status: parts.status, headers: parts.headers, body })
 }
 
 #[cfg(test)]
@@ -162,10 +135,7 @@ mod tests {
         assert_eq!(route_paths("api", "hello").unwrap(), ["/api/hello"]);
         assert_eq!(route_paths("api", "orders/{id}").unwrap(), ["/api/orders/{id}"]);
         assert_eq!(route_paths("api", "orders/{id:int}").unwrap(), ["/api/orders/{id}"]);
-        assert_eq!(
-            route_paths("api", "items/{id:int?}").unwrap(),
-            ["/api/items/{id}", "/api/items"]
-        );
+        assert_eq!(route_paths("api", "items/{id:int?}").unwrap(), ["/api/items/{id}", "/api/items"]);
         assert_eq!(route_paths("", "files/{*path}").unwrap(), ["/files/{*path}"]);
         assert_eq!(route_paths("", "").unwrap(), ["/"]);
         assert_eq!(route_paths("/v1/", "x").unwrap(), ["/v1/x"]);

@@ -2,7 +2,7 @@
 
 pub(crate) mod forward;
 mod request;
-mod response;
+pub(crate) mod response;
 
 pub use request::{BodyError, HttpRequest};
 pub use response::HttpResponse;

@@ -5,8 +5,12 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::encoding::{BASE64, value_json};
 use crate::error::BindError;
@@ -94,105 +98,185 @@ impl std::fmt::Display for BodyError {
 
 impl std::error::Error for BodyError {}
 
-/// Case-insensitive lookup of a field of the host's request object.
-fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key)
-        .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+/// The host's request object (`HttpRequestExtensions.GetRequestAsJObject`), borrowed from the
+/// payload: the invocation's hot path, so no intermediate `Value` tree is built.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(rename = "Url", alias = "url", borrow, default)]
+    url: Option<Cow<'a, str>>,
+    #[serde(rename = "Method", alias = "method", borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(rename = "Query", alias = "query", borrow, default)]
+    query: Option<&'a RawValue>,
+    #[serde(rename = "Headers", alias = "headers", borrow, default)]
+    headers: Option<&'a RawValue>,
+    #[serde(rename = "Params", alias = "params", borrow, default)]
+    params: Option<&'a RawValue>,
+    #[serde(rename = "Identities", alias = "identities", borrow, default)]
+    identities: Option<&'a RawValue>,
+    #[serde(rename = "Body", alias = "body", borrow, default)]
+    body: Option<&'a RawValue>,
 }
 
-/// An object that older hosts sent as a JSON string (`"Query": "{}"`).
-fn object_field(obj: &Map<String, Value>, key: &str) -> Result<Map<String, Value>, BindError> {
-    match field(obj, key) {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(v) => match value_json(v) {
-            Ok(std::borrow::Cow::Borrowed(Value::Object(m))) => Ok(m.clone()),
-            Ok(std::borrow::Cow::Owned(Value::Object(m))) => Ok(m),
-            _ => Err(BindError::new(format!("`{key}` should be an object, got {v}"))),
-        },
+/// One or more scalar values as text: a string, a number, a boolean, or an array of those.
+struct Texts<'a>(Vec<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Texts<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Texts<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, a number, a boolean or an array of them")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Texts(vec![Cow::Borrowed(v)]))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Texts(vec![Cow::Owned(v.to_owned())]))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Texts(vec![Cow::Owned(v)]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Texts(vec![Cow::Owned(v.to_string())]))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Texts(vec![Cow::Owned(v.to_string())]))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Texts(vec![Cow::Owned(v.to_string())]))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Texts(vec![Cow::Owned(v.to_string())]))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Texts(Vec::new()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Texts(items)) = seq.next_element::<Texts<'a>>()? {
+                    out.extend(items);
+                }
+                Ok(Texts(out))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
-fn scalar_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(scalar_text).collect::<Vec<_>>().join(","),
-        Value::Null => String::new(),
-        other => other.to_string(),
+/// An object of name -> text(s), which older hosts sent as a JSON string (`"Query": "{}"`).
+fn text_entries(raw: Option<&RawValue>, field: &str) -> Result<Vec<(String, Vec<String>)>, BindError> {
+    let Some(raw) = raw else { return Ok(Vec::new()) };
+    let text = raw.get().trim_start();
+    let bad = |e: serde_json::Error| BindError::new(format!("`{field}` should be an object of strings: {e}"));
+    if text.starts_with('"') {
+        let inner: String = serde_json::from_str(text).map_err(bad)?;
+        let inner_raw: Box<RawValue> = serde_json::from_str(&inner).map_err(bad)?;
+        return text_entries(Some(&inner_raw), field);
+    }
+    if text == "null" {
+        return Ok(Vec::new());
+    }
+    let entries: Vec<(Cow<'_, str>, Texts<'_>)> = serde_json::from_str::<MapEntries<'_>>(text).map_err(bad)?.0;
+    Ok(entries
+        .into_iter()
+        .map(|(k, Texts(v))| (k.into_owned(), v.into_iter().map(Cow::into_owned).collect()))
+        .collect())
+}
+
+/// A JSON object's entries, in order.
+struct MapEntries<'a>(Vec<(Cow<'a, str>, Texts<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for MapEntries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = MapEntries<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<Cow<'a, str>, Texts<'a>>()? {
+                    out.push(entry);
+                }
+                Ok(MapEntries(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 
 /// Whether the host sends a body of this content type as base64 (`IsMediaTypeOctetOrMultipart`).
 pub(crate) fn is_base64_media_type(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else { return false };
-    let ct = ct.trim().to_ascii_lowercase();
-    ct.starts_with("application/octet-stream") || ct.starts_with("multipart/")
+    let ct = ct.trim_start().as_bytes();
+    let starts = |p: &str| ct.len() >= p.len() && ct[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    starts("application/octet-stream") || starts("multipart/")
 }
 
 impl FromTrigger for HttpRequest {
     const TRIGGER_TYPE: Option<&'static str> = Some("httpTrigger");
 
     fn from_trigger(input: &TriggerInput<'_>) -> Result<Self, BindError> {
-        let value = input.require_value()?;
-        let Value::Object(obj) = value else {
-            return Err(BindError::new(
-                "the HTTP request should be an object with Url, Method, Headers, ...",
-            ));
-        };
-        let method_text = field(obj, "Method").and_then(Value::as_str).unwrap_or("GET");
+        let raw = input.require_raw()?;
+        let wire: Wire<'_> = serde_json::from_str(raw.get()).map_err(|e| {
+            BindError::new(format!("the HTTP request should be an object with Url, Method, Headers, ...: {e}"))
+        })?;
+        let method_text = wire.method.as_deref().unwrap_or("GET");
         let method = Method::from_bytes(method_text.as_bytes())
             .map_err(|_| BindError::new(format!("`Method` is not an HTTP method: {method_text:?}")))?;
-        let url = field(obj, "Url").and_then(Value::as_str).unwrap_or_default().to_owned();
 
         let mut headers = HeaderMap::new();
-        for (name, values) in object_field(obj, "Headers")? {
+        for (name, values) in text_entries(wire.headers, "Headers")? {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| BindError::new(format!("`Headers` has an invalid header name: {name:?}")))?;
-            let values: Vec<&Value> = match &values {
-                Value::Array(items) => items.iter().collect(),
-                other => vec![other],
-            };
-            for v in values {
-                let text = scalar_text(v);
+            for text in values {
                 let hv = HeaderValue::from_str(&text)
                     .map_err(|_| BindError::new(format!("header `{name}` has an invalid value: {text:?}")))?;
                 headers.append(header.clone(), hv);
             }
         }
 
-        let body = match field(obj, "Body") {
-            None | Some(Value::Null) => Bytes::new(),
-            Some(Value::String(s)) => {
+        let body = match wire.body.map(|b| b.get().trim_start()) {
+            None | Some("null") => Bytes::new(),
+            Some(text) if text.starts_with('"') => {
+                let s: Cow<'_, str> =
+                    serde_json::from_str(text).map_err(|e| BindError::new(format!("`Body` is not a string: {e}")))?;
                 let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
                 if is_base64_media_type(ct) {
                     Bytes::from(BASE64.decode(s.trim()).map_err(|e| {
-                        BindError::new(format!(
-                            "`Body` of a {} request should be base64: {e}",
-                            ct.unwrap_or_default()
-                        ))
+                        BindError::new(format!("`Body` of a {} request should be base64: {e}", ct.unwrap_or_default()))
                     })?)
                 } else {
-                    Bytes::from(s.clone())
+                    Bytes::from(s.into_owned())
                 }
             }
             // Not what the host sends, but a hand-written payload may carry the JSON body as an object.
-            Some(other) => Bytes::from(other.to_string()),
+            Some(other) => Bytes::from(other.to_owned()),
         };
 
-        let identities = match field(obj, "Identities") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(v) => match value_json(v).map(|c| c.into_owned()) {
-                Ok(Value::Array(items)) => items,
-                _ => return Err(BindError::new("`Identities` should be an array")),
-            },
+        let identities = match wire.identities {
+            None => Vec::new(),
+            Some(raw) => {
+                let v: Value = serde_json::from_str(raw.get())
+                    .map_err(|e| BindError::new(format!("`Identities` is not JSON: {e}")))?;
+                match value_json(&v).map(|c| c.into_owned()) {
+                    Ok(Value::Array(items)) => items,
+                    Ok(Value::Null) => Vec::new(),
+                    _ => return Err(BindError::new("`Identities` should be an array")),
+                }
+            }
         };
 
-        let to_text_map = |m: Map<String, Value>| m.into_iter().map(|(k, v)| (k, scalar_text(&v))).collect();
+        let joined = |entries: Vec<(String, Vec<String>)>| entries.into_iter().map(|(k, v)| (k, v.join(","))).collect();
         Ok(Self {
             method,
-            url,
-            query: to_text_map(object_field(obj, "Query")?),
+            url: wire.url.map(Cow::into_owned).unwrap_or_default(),
+            query: joined(text_entries(wire.query, "Query")?),
             headers,
-            params: to_text_map(object_field(obj, "Params")?),
+            params: joined(text_entries(wire.params, "Params")?),
             identities,
             body,
         })

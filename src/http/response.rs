@@ -2,8 +2,11 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header::CONTENT_TYPE};
+use std::borrow::Cow;
+
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde::ser::{SerializeMap as _, Serializer};
+use serde_json::{Value, json};
 
 use super::request::BodyError;
 use crate::error::OutputError;
@@ -37,11 +40,7 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// An empty response with `status`.
     pub fn new(status: StatusCode) -> Self {
-        Self {
-            status,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-        }
+        Self { status, headers: HeaderMap::new(), body: Bytes::new() }
     }
 
     /// `200 OK`.
@@ -111,10 +110,8 @@ impl HttpResponse {
 
     fn body_with_type(mut self, body: Bytes, content_type: &str) -> Self {
         if !self.headers.contains_key(CONTENT_TYPE) {
-            self.headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_str(content_type).expect("static content types are valid"),
-            );
+            self.headers
+                .insert(CONTENT_TYPE, HeaderValue::from_str(content_type).expect("static content types are valid"));
         }
         self.body = body;
         self
@@ -126,6 +123,11 @@ impl HttpResponse {
     /// calls `ToString()` on each, so repeated headers are joined with `, `), and the body is a string
     /// (objects would be re-indented by the host; bytes are not possible).
     pub(crate) fn to_wire(&self, binding: &str) -> Result<Value, OutputError> {
+        serde_json::to_value(self.wire(binding)?).map_err(|e| OutputError::new(e.to_string()))
+    }
+
+    /// A borrowed view that serializes as [`to_wire`](Self::to_wire)'s value, checking the body is text.
+    pub(crate) fn wire(&self, binding: &str) -> Result<WireResponse<'_>, OutputError> {
         let body = std::str::from_utf8(&self.body).map_err(|_| {
             OutputError::new(format!(
                 "the HTTP response body for `{binding}` is binary ({} bytes, not UTF-8); the host writes `res.body` as text, \
@@ -134,33 +136,72 @@ impl HttpResponse {
                 self.body.len()
             ))
         })?;
-        let mut headers = Map::new();
-        for name in self.headers.keys() {
-            let joined = self
-                .headers
-                .get_all(name)
-                .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .collect::<Vec<_>>()
-                .join(", ");
-            headers.insert(canonical_header_name(name.as_str()), Value::String(joined));
+        Ok(WireResponse { status: self.status.as_u16(), headers: &self.headers, body })
+    }
+}
+
+/// An [`HttpResponse`] in the form the host's `HttpOutputBindingResponse` reads.
+#[derive(Debug)]
+pub(crate) struct WireResponse<'a> {
+    status: u16,
+    headers: &'a HeaderMap,
+    body: &'a str,
+}
+
+impl Serialize for WireResponse<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("statusCode", &self.status)?;
+        map.serialize_entry("headers", &WireHeaders(self.headers))?;
+        map.serialize_entry("body", self.body)?;
+        map.end()
+    }
+}
+
+struct WireHeaders<'a>(&'a HeaderMap);
+
+impl Serialize for WireHeaders<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.keys_len()))?;
+        for name in self.0.keys() {
+            let mut values = self.0.get_all(name).iter();
+            let first = values.next().map(|v| String::from_utf8_lossy(v.as_bytes())).unwrap_or_default();
+            let key = canonical_header_name(name.as_str());
+            match values.next() {
+                None => map.serialize_entry(key.as_ref(), first.as_ref())?,
+                Some(second) => {
+                    let mut joined = first.into_owned();
+                    for v in std::iter::once(second).chain(values) {
+                        joined.push_str(", ");
+                        joined.push_str(&String::from_utf8_lossy(v.as_bytes()));
+                    }
+                    map.serialize_entry(key.as_ref(), &joined)?;
+                }
+            }
         }
-        Ok(json!({"statusCode": self.status.as_u16(), "headers": headers, "body": body}))
+        map.end()
     }
 }
 
 /// `content-type` -> `Content-Type`, for readability in the host's logs.
-fn canonical_header_name(name: &str) -> String {
-    name.split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            match chars.next() {
-                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("-")
+fn canonical_header_name(name: &str) -> Cow<'static, str> {
+    match name {
+        "content-type" => Cow::Borrowed("Content-Type"),
+        "location" => Cow::Borrowed("Location"),
+        "cache-control" => Cow::Borrowed("Cache-Control"),
+        _ => Cow::Owned(
+            name.split('-')
+                .map(|part| {
+                    let mut chars = part.chars();
+                    match chars.next() {
+                        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                        None => String::new(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("-"),
+        ),
+    }
 }
 
 impl From<BodyError> for HttpResponse {
@@ -213,10 +254,7 @@ mod tests {
     fn binary_bodies_are_refused_with_the_way_out() {
         let res = HttpResponse::ok().bytes(vec![0xff, 0xfe], "image/png");
         let err = res.to_wire("res").unwrap_err().to_string();
-        assert!(
-            err.contains("binary") && err.contains("enableForwardingHttpRequest"),
-            "{err}"
-        );
+        assert!(err.contains("binary") && err.contains("enableForwardingHttpRequest"), "{err}");
     }
 
     #[test]

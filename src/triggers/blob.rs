@@ -112,17 +112,10 @@ impl FromTrigger for BlobInput {
 
     fn from_trigger(input: &TriggerInput<'_>) -> Result<Self, BindError> {
         let value = input.require_value()?;
-        let Value::String(s) = value else {
-            return Err(BindError::new(format!(
-                "the blob content should be a base64 string, got {}",
-                kind(value)
-            )));
+        let Value::String(s) = &value else {
+            return Err(BindError::new(format!("the blob content should be a base64 string, got {}", kind(&value))));
         };
-        let as_text = input
-            .binding
-            .data_type
-            .as_deref()
-            .is_some_and(|d| d.eq_ignore_ascii_case("string"));
+        let as_text = input.binding.data_type.as_deref().is_some_and(|d| d.eq_ignore_ascii_case("string"));
         let content = if as_text {
             Bytes::from(unwrap_text(s).into_owned())
         } else {
@@ -145,10 +138,7 @@ impl FromTrigger for BlobInput {
         Ok(Self {
             content,
             uri: input.meta_text("Uri"),
-            properties: input
-                .meta_json("Properties")
-                .filter(Value::is_object)
-                .map(BlobProperties::from_value),
+            properties: input.meta_json("Properties").filter(Value::is_object).map(BlobProperties::from_value),
             metadata,
             params,
         })
@@ -175,17 +165,10 @@ mod tests {
     #[test]
     fn derived_blob_request() {
         let req = fixture("derived-blob-trigger.request.json");
-        let b: BlobInput = parse(
-            &req,
-            &binding("blobTrigger", "receipt", json!({"path": "receipts/{name}"})),
-        )
-        .unwrap();
+        let b: BlobInput = parse(&req, &binding("blobTrigger", "receipt", json!({"path": "receipts/{name}"}))).unwrap();
         assert_eq!(b.text().unwrap(), r#"{"orderId":"o-1","total":12.5}"#);
         assert_eq!(b.param("name"), Some("o-1.json"));
-        assert_eq!(
-            b.uri.as_deref(),
-            Some("http://127.0.0.1:10000/devstoreaccount1/receipts/o-1.json")
-        );
+        assert_eq!(b.uri.as_deref(), Some("http://127.0.0.1:10000/devstoreaccount1/receipts/o-1.json"));
         let p = b.properties.unwrap();
         assert_eq!(p.content_length, Some(30));
         assert_eq!(p.content_type.as_deref(), Some("application/json"));

@@ -55,18 +55,13 @@ impl<T: DeserializeOwned + Send + 'static> FromTrigger for EventGridEvent<T> {
     const TRIGGER_TYPE: Option<&'static str> = Some("eventGridTrigger");
 
     fn from_trigger(input: &TriggerInput<'_>) -> Result<Self, BindError> {
-        let raw = value_json(input.require_value()?)
-            .map_err(|e| BindError::new(format!("the event is not JSON: {e}")))?
-            .into_owned();
+        let value = input.require_value()?;
+        let raw = value_json(&value).map_err(|e| BindError::new(format!("the event is not JSON: {e}")))?.into_owned();
         let Value::Object(obj) = &raw else {
             return Err(BindError::new("the event should be a JSON object"));
         };
         let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
-        let schema = if obj.contains_key("specversion") {
-            EventSchema::CloudEvents
-        } else {
-            EventSchema::EventGrid
-        };
+        let schema = if obj.contains_key("specversion") { EventSchema::CloudEvents } else { EventSchema::EventGrid };
         let (type_key, source_key, time_key) = match schema {
             EventSchema::CloudEvents => ("type", "source", "time"),
             EventSchema::EventGrid => ("eventType", "topic", "eventTime"),
@@ -81,10 +76,7 @@ impl<T: DeserializeOwned + Send + 'static> FromTrigger for EventGridEvent<T> {
         };
         let data_value = obj.get("data").cloned().unwrap_or(Value::Null);
         let data = serde_json::from_value::<T>(data_value).map_err(|e| {
-            BindError::new(format!(
-                "the event's `data` does not fit {}: {e}",
-                std::any::type_name::<T>()
-            ))
+            BindError::new(format!("the event's `data` does not fit {}: {e}", std::any::type_name::<T>()))
         })?;
         Ok(Self {
             schema,

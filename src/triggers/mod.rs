@@ -31,6 +31,7 @@ pub use service_bus::ServiceBusMessage;
 pub use timer::{ScheduleStatus, TimerInfo, TimerSchedule};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::encoding::value_text;
@@ -42,26 +43,64 @@ use crate::function_json::Binding;
 pub struct TriggerInput<'a> {
     /// The trigger binding from function.json.
     pub binding: &'a Binding,
-    /// `Data[binding.name]`, when present.
-    pub value: Option<&'a Value>,
-    /// The invocation's `Metadata` object.
-    pub metadata: &'a Map<String, Value>,
+    /// `Data[binding.name]` as raw JSON, when present.
+    raw: Option<&'a RawValue>,
+    metadata: MetadataSource<'a>,
+}
+
+/// Where the metadata comes from: a map, or the invocation's context, which parses it on first use
+/// (an HTTP trigger never needs it, and parsing it is a good part of an invocation's cost).
+#[derive(Debug, Clone, Copy)]
+enum MetadataSource<'a> {
+    Map(&'a Map<String, Value>),
+    Context(&'a crate::Context),
 }
 
 impl<'a> TriggerInput<'a> {
-    /// The `Data` value, or an error naming the missing key.
-    pub fn require_value(&self) -> Result<&'a Value, BindError> {
-        self.value.ok_or_else(|| {
-            BindError::new(format!(
-                "Data has no `{}` entry (the trigger binding's name)",
-                self.binding.name
-            ))
+    /// An input for `binding` with its `Data` value and the invocation's `Metadata`.
+    pub fn new(binding: &'a Binding, raw: Option<&'a RawValue>, metadata: &'a Map<String, Value>) -> Self {
+        Self { binding, raw, metadata: MetadataSource::Map(metadata) }
+    }
+
+    pub(crate) fn from_context(binding: &'a Binding, raw: Option<&'a RawValue>, ctx: &'a crate::Context) -> Self {
+        Self { binding, raw, metadata: MetadataSource::Context(ctx) }
+    }
+
+    /// The invocation's `Metadata` object.
+    pub fn metadata(&self) -> &'a Map<String, Value> {
+        match self.metadata {
+            MetadataSource::Map(m) => m,
+            MetadataSource::Context(c) => c.metadata(),
+        }
+    }
+
+    /// The `Data` value as raw JSON, or an error naming the missing key. Parse it straight into a
+    /// typed struct when speed matters (the HTTP trigger does).
+    pub fn require_raw(&self) -> Result<&'a RawValue, BindError> {
+        self.raw.ok_or_else(|| {
+            BindError::new(format!("Data has no `{}` entry (the trigger binding's name)", self.binding.name))
         })
+    }
+
+    /// The `Data` value parsed, if present.
+    pub fn value(&self) -> Result<Option<Value>, BindError> {
+        self.raw
+            .map(|raw| {
+                serde_json::from_str(raw.get())
+                    .map_err(|e| BindError::new(format!("Data.{} is not JSON: {e}", self.binding.name)))
+            })
+            .transpose()
+    }
+
+    /// The `Data` value parsed, or an error naming the missing key.
+    pub fn require_value(&self) -> Result<Value, BindError> {
+        self.require_raw()?;
+        Ok(self.value()?.unwrap_or(Value::Null))
     }
 
     /// A metadata value as text, with the host's double encoding undone.
     pub fn meta_text(&self, key: &str) -> Option<String> {
-        self.metadata.get(key).and_then(value_text).map(|s| s.into_owned())
+        self.metadata().get(key).and_then(value_text).map(|s| s.into_owned())
     }
 
     /// A metadata value as a whole number; the host sends numbers as strings (`"DequeueCount": "1"`).
@@ -88,10 +127,7 @@ impl<'a> TriggerInput<'a> {
 
     /// A metadata object (e.g. `Properties`), unwrapping a JSON string if the host sent one.
     pub fn meta_json(&self, key: &str) -> Option<Value> {
-        self.metadata
-            .get(key)
-            .and_then(|v| crate::encoding::value_json(v).ok())
-            .map(|v| v.into_owned())
+        self.metadata().get(key).and_then(|v| crate::encoding::value_json(v).ok()).map(|v| v.into_owned())
     }
 }
 
@@ -102,9 +138,7 @@ pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|n| n.and_utc())
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc())
 }
 
 /// Builds a handler's trigger argument from an invocation.
@@ -134,20 +168,15 @@ pub(crate) mod test_support {
     /// A trigger binding of type `ty` named `name`, with extra properties.
     pub fn binding(ty: &str, name: &str, extra: Value) -> Binding {
         let mut v = serde_json::json!({"type": ty, "name": name, "direction": "in"});
-        v.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().cloned().unwrap_or_default());
+        v.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
         serde_json::from_value(v).unwrap()
     }
 
     /// Parses `T` from a request fixture's `Data[name]` and `Metadata`.
     pub fn parse<T: FromTrigger>(request: &Value, binding: &Binding) -> Result<T, BindError> {
         let empty = Map::new();
-        let input = TriggerInput {
-            binding,
-            value: request["Data"].get(&binding.name),
-            metadata: request["Metadata"].as_object().unwrap_or(&empty),
-        };
+        let raw = request["Data"].get(&binding.name).map(|v| serde_json::value::to_raw_value(v).unwrap());
+        let input = TriggerInput::new(binding, raw.as_deref(), request["Metadata"].as_object().unwrap_or(&empty));
         T::from_trigger(&input)
     }
 }
@@ -160,10 +189,7 @@ mod tests {
     fn parses_host_time_forms() {
         let with_offset = parse_time("2019-10-16T17:58:31+00:00").unwrap();
         assert_eq!(with_offset.to_rfc3339(), "2019-10-16T17:58:31+00:00");
-        assert_eq!(
-            parse_time("2019-10-01T00:00:00").unwrap().to_rfc3339(),
-            "2019-10-01T00:00:00+00:00"
-        );
+        assert_eq!(parse_time("2019-10-01T00:00:00").unwrap().to_rfc3339(), "2019-10-01T00:00:00+00:00");
         assert!(parse_time("2019-10-09T17:58:32.2205399Z").is_some());
         assert!(parse_time("yesterday").is_none());
     }

@@ -51,15 +51,12 @@ impl<T: DeserializeOwned + Send + 'static> FromTrigger for QueueMessage<T> {
 
     fn from_trigger(input: &TriggerInput<'_>) -> Result<Self, BindError> {
         let value = input.require_value()?;
-        let text = value_text(value)
+        let text = value_text(&value)
             .map(|t| t.into_owned())
             // The message is always a string on the wire; tolerate a JSON object (hand-written payloads).
             .unwrap_or_else(|| value.to_string());
         let body = text_to::<T>(&text).map_err(|e| {
-            BindError::new(format!(
-                "the queue message does not fit {}: {e}",
-                std::any::type_name::<T>()
-            ))
+            BindError::new(format!("the queue message does not fit {}: {e}", std::any::type_name::<T>()))
         })?;
         Ok(Self {
             body,
@@ -92,13 +89,7 @@ mod tests {
     fn derived_queue_request_with_json_body() {
         let req = fixture("derived-queue-trigger.request.json");
         let m: QueueMessage<Item> = parse(&req, &binding("queueTrigger", "myQueueItem", json!({}))).unwrap();
-        assert_eq!(
-            m.body,
-            Item {
-                order_id: 42,
-                note: "hi".into()
-            }
-        );
+        assert_eq!(m.body, Item { order_id: 42, note: "hi".into() });
         assert_eq!(m.text, r#"{"orderId":42,"note":"hi"}"#);
         assert_eq!(m.dequeue_count, 1);
         assert_eq!(m.id.as_deref(), Some("b0f7e0a4-2f4e-4a4e-9c59-6f3f1f1e2a11"));
@@ -131,10 +122,7 @@ mod tests {
         let req = json!({"Data": {"msg": "\"{\\\"orderId\\\":\\\"x\\\"}\""}, "Metadata": {"DequeueCount": "2"}});
         let err = parse::<QueueMessage<Item>>(&req, &binding("queueTrigger", "msg", json!({}))).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.contains("does not fit") && text.contains("Item") && text.contains("line 1"),
-            "{text}"
-        );
+        assert!(text.contains("does not fit") && text.contains("Item") && text.contains("line 1"), "{text}");
     }
 
     #[test]

@@ -23,8 +23,8 @@ impl FromTrigger for RawTrigger {
     fn from_trigger(input: &TriggerInput<'_>) -> Result<Self, BindError> {
         Ok(Self {
             trigger_type: input.binding.binding_type.clone(),
-            value: input.value.cloned().unwrap_or(Value::Null),
-            metadata: input.metadata.clone(),
+            value: input.value()?.unwrap_or(Value::Null),
+            metadata: input.metadata().clone(),
         })
     }
 }

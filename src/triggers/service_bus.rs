@@ -61,14 +61,9 @@ impl<T: DeserializeOwned + Send + 'static> FromTrigger for ServiceBusMessage<T> 
 
     fn from_trigger(input: &TriggerInput<'_>) -> Result<Self, BindError> {
         let value = input.require_value()?;
-        let text = value_text(value)
-            .map(|t| t.into_owned())
-            .unwrap_or_else(|| value.to_string());
+        let text = value_text(&value).map(|t| t.into_owned()).unwrap_or_else(|| value.to_string());
         let body = text_to::<T>(&text).map_err(|e| {
-            BindError::new(format!(
-                "the Service Bus message does not fit {}: {e}",
-                std::any::type_name::<T>()
-            ))
+            BindError::new(format!("the Service Bus message does not fit {}: {e}", std::any::type_name::<T>()))
         })?;
         let either = |a: &str, b: &str| input.meta_text(a).or_else(|| input.meta_text(b));
         let time = |a: &str, b: &str| -> Result<Option<DateTime<Utc>>, BindError> {
@@ -77,13 +72,11 @@ impl<T: DeserializeOwned + Send + 'static> FromTrigger for ServiceBusMessage<T> 
                 None => input.meta_time(b),
             }
         };
-        let application_properties = match input
-            .meta_json("ApplicationProperties")
-            .or_else(|| input.meta_json("UserProperties"))
-        {
-            Some(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
+        let application_properties =
+            match input.meta_json("ApplicationProperties").or_else(|| input.meta_json("UserProperties")) {
+                Some(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
         Ok(Self {
             body,
             text,

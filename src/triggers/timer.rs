@@ -75,8 +75,8 @@ impl FromTrigger for TimerInfo {
     const TRIGGER_TYPE: Option<&'static str> = Some("timerTrigger");
 
     fn from_trigger(input: &TriggerInput<'_>) -> Result<Self, BindError> {
-        let value = value_json(input.require_value()?)
-            .map_err(|e| BindError::new(format!("the timer value is not JSON: {e}")))?;
+        let value = input.require_value()?;
+        let value = value_json(&value).map_err(|e| BindError::new(format!("the timer value is not JSON: {e}")))?;
         let wire: Wire = serde_json::from_value(value.into_owned())
             .map_err(|e| BindError::new(format!("the timer value is not a TimerInfo object: {e}")))?;
         let time = |field: &str, v: Option<String>| -> Result<Option<DateTime<Utc>>, BindError> {
@@ -94,9 +94,7 @@ impl FromTrigger for TimerInfo {
             }),
         };
         Ok(Self {
-            schedule: TimerSchedule {
-                adjust_for_dst: wire.schedule.and_then(|s| s.adjust_for_dst),
-            },
+            schedule: TimerSchedule { adjust_for_dst: wire.schedule.and_then(|s| s.adjust_for_dst) },
             schedule_status,
             is_past_due: wire.is_past_due,
         })
@@ -125,10 +123,7 @@ mod tests {
         let req = json!({"Data": {"t": value}, "Metadata": {}});
         let t: TimerInfo = parse(&req, &binding("timerTrigger", "t", json!({}))).unwrap();
         assert_eq!(t.schedule.adjust_for_dst, None);
-        assert_eq!(
-            t.schedule_status.unwrap().last_updated.unwrap().to_rfc3339(),
-            "2016-10-04T10:16:00+00:00"
-        );
+        assert_eq!(t.schedule_status.unwrap().last_updated.unwrap().to_rfc3339(), "2016-10-04T10:16:00+00:00");
     }
 
     #[test]

@@ -26,11 +26,7 @@ pub fn fixture(name: &str) -> Value {
 
 /// A free port on 127.0.0.1, found as the host finds one (bind port 0, read it, release it).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A running handler process.
@@ -53,13 +49,7 @@ impl Handler {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .expect("start azfn");
-        let handler = Handler {
-            child,
-            port,
-            stdout,
-            stderr,
-            _logs: logs,
-        };
+        let handler = Handler { child, port, stdout, stderr, _logs: logs };
         handler.wait_ready().await;
         handler
     }
@@ -98,11 +88,7 @@ impl Handler {
             .await
             .unwrap();
         let status = res.status().as_u16();
-        let ct = res
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
+        let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
         let body = res.json().await.unwrap_or(Value::Null);
         (status, ct, body)
     }
@@ -121,11 +107,7 @@ impl Handler {
 
     /// Sends SIGTERM and waits for the exit code.
     pub fn terminate(mut self) -> Option<i32> {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -149,17 +131,13 @@ pub fn command(app_root: &Path, port: Option<u16>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_azfn"));
     cmd.current_dir(app_root)
         .env("FUNCTIONS_APP_ROOT_PATH", app_root)
-        .env(
-            "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
-            "0d8a7f5e-3c2b-4a19-8e7d-6c5b4a392817",
-        )
+        .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "0d8a7f5e-3c2b-4a19-8e7d-6c5b4a392817")
         .env("FUNCTIONS_HTTPWORKER_ID", "0d8a7f5e-3c2b-4a19-8e7d-6c5b4a392817")
         .env_remove("FUNCTIONS_CUSTOMHANDLER_PORT")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null());
     if let Some(p) = port {
-        cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", p.to_string())
-            .env("FUNCTIONS_HTTPWORKER_PORT", p.to_string());
+        cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", p.to_string()).env("FUNCTIONS_HTTPWORKER_PORT", p.to_string());
     }
     cmd
 }
