@@ -45,6 +45,7 @@
 //! - [`logs`]: `tracing` events inside a handler become the response's `Logs`.
 //! - [`run`] / [`router`]: the server itself.
 //! - [`function_json`]: reading host.json and function.json.
+//! - [`storage`]: resolving storage connection settings (connection strings, Azurite, identity-based).
 //!
 //! Failures never crash the process: a payload that does not fit the trigger type, a handler error
 //! and a panic each become a non-2xx answer with a message, so the host's retry and poison rules apply.
@@ -59,6 +60,7 @@ pub mod logs;
 pub mod metadata;
 pub mod outputs;
 mod server;
+pub mod storage;
 pub mod triggers;
 
 pub use app::App;
