@@ -43,7 +43,7 @@
 //! - [`Context`]: the invocation id, metadata, and the output bindings (`send_json`, `write_blob`,
 //!   `insert_entity`, ...). Handlers return `()`, [`HttpResponse`] or [`Return`].
 //! - [`logs`]: `tracing` events inside a handler become the response's `Logs`.
-//! - [`run`] / [`router`]: the server itself.
+//! - [`run`] / [`router`]: the server itself; [`cli::main`]: the app binary's commands (`serve`, `package`).
 //! - [`function_json`]: reading host.json and function.json.
 //! - [`storage`]: resolving storage connection settings (connection strings, Azurite, identity-based).
 //!
@@ -51,6 +51,7 @@
 //! and a panic each become a non-2xx answer with a message, so the host's retry and poison rules apply.
 
 pub mod app;
+pub mod cli;
 pub mod context;
 mod encoding;
 pub mod error;
@@ -59,6 +60,7 @@ pub mod http;
 pub mod logs;
 pub mod metadata;
 pub mod outputs;
+pub mod package;
 mod server;
 pub mod storage;
 pub mod triggers;

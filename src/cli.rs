@@ -1,0 +1,108 @@
+//! The command line of an azfn app binary: `serve` (what the host runs) and `package`.
+//!
+//! An app's `main` hands its functions to [`main`], and the binary gets the commands:
+//!
+//! ```no_run
+//! fn app() -> azfn::App {
+//!     azfn::App::new() // .function("Hello", hello) ...
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     azfn::cli::main(app)
+//! }
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::app::App;
+
+const HELP: &str = "\
+USAGE:
+    {bin} [serve]                       serve the functions; the Functions host runs this and sets
+                                        FUNCTIONS_CUSTOMHANDLER_PORT
+    {bin} package [--out DIR] [--zip]   lay out the app for deployment in DIR (default dist/azfn-app),
+                                        and with --zip also DIR.zip
+    {bin} help | --help                 show this help
+    {bin} --version                     show the version
+
+ENVIRONMENT (serve):
+    FUNCTIONS_CUSTOMHANDLER_PORT   the port to listen on (127.0.0.1)
+    FUNCTIONS_APP_ROOT_PATH        the app root holding host.json and the function folders (default: .)
+    RUST_LOG                       log filter (default: info)
+";
+
+/// Runs the command given on the command line for the app that `app` builds.
+pub fn main(app: fn() -> App) -> ExitCode {
+    let bin =
+        std::env::args().next().and_then(|a| PathBuf::from(a).file_name().map(|n| n.to_string_lossy().into_owned()));
+    let bin = bin.unwrap_or_else(|| "azfn".to_owned());
+    let help = HELP.replace("{bin}", &bin);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None | Some("serve") => serve(app()),
+        Some("package") => match package_command(app(), &args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{bin} package: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Some("-h" | "--help" | "help") => {
+            print!("{help}");
+            ExitCode::SUCCESS
+        }
+        Some("-V" | "--version") => {
+            println!("{bin} {} (azfn {})", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("{bin}: unknown command {other:?}\n\n{help}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(app: App) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(crate::run(app)),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn package_command(app: App, args: &[String]) -> Result<(), String> {
+    let mut out = PathBuf::from("dist/azfn-app");
+    let mut zip = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--out" => out = PathBuf::from(it.next().ok_or("--out needs a folder")?),
+            "--zip" => zip = true,
+            other => return Err(format!("unknown option {other:?} (expected --out DIR, --zip)")),
+        }
+    }
+    if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
+        return Err("Azure Functions on Linux runs x86-64 Linux binaries: build with \
+                    `cargo build --release --target x86_64-unknown-linux-gnu` and package with that binary"
+            .to_owned());
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("warning: packaging a debug build; `cargo build --release` first for a faster, smaller handler");
+    }
+    let binary = std::env::current_exe().map_err(|e| format!("cannot find this program's binary: {e}"))?;
+    let root = std::env::current_dir().map_err(|e| e.to_string())?;
+    let done = crate::package::package(&app, &root, &binary, &out, zip)?;
+    println!(
+        "packaged {} functions ({}) into {}",
+        done.functions.len(),
+        done.functions.join(", "),
+        done.folder.display()
+    );
+    if let Some(z) = done.zip {
+        println!("zip: {}", z.display());
+    }
+    Ok(())
+}

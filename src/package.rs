@@ -1,0 +1,126 @@
+//! `azfn package`: lays out the app as the Functions host loads it, ready to deploy.
+//!
+//! The folder holds host.json, one folder per function with its function.json, and the handler
+//! binary under the name host.json's `customHandler.description.defaultExecutablePath` gives, with
+//! its execute bit set (only Linux Consumption adds a missing one). `local.settings.json` is never
+//! included. With `--zip`, the same content goes into a zip next to the folder, with the binary's
+//! Unix mode recorded so that it stays executable after `az functionapp deploy` unpacks it.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::app::App;
+use crate::function_json::AppMetadata;
+
+/// What `package` produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packaged {
+    /// The app folder.
+    pub folder: PathBuf,
+    /// The zip, when asked for.
+    pub zip: Option<PathBuf>,
+    /// The functions included.
+    pub functions: Vec<String>,
+}
+
+/// Packages the app whose host.json is in `root`, with `binary` as the handler, into `out`.
+///
+/// Refuses when the binary's registered handlers do not match the function.json files (the
+/// deployed app would not start), when host.json names no executable, or when `out` is inside
+/// `functions/`.
+pub fn package(app: &App, root: &Path, binary: &Path, out: &Path, zip: bool) -> Result<Packaged, String> {
+    let metadata = AppMetadata::load(root).map_err(|e| e.to_string())?;
+    if !root.join("host.json").is_file() {
+        return Err(format!("{} has no host.json: run `azfn package` from the app's root", root.display()));
+    }
+    app.check(&metadata).map_err(|e| format!("refusing to package: {e}"))?;
+    let exe = metadata.host.executable.clone().ok_or_else(|| {
+        "host.json has no customHandler.description.defaultExecutablePath: the host would not know what to start"
+            .to_owned()
+    })?;
+    let exe_name = Path::new(&exe);
+    if exe_name.components().count() != 1 {
+        return Err(format!("defaultExecutablePath {exe:?} should be a file name in the app root, such as \"azfn\""));
+    }
+
+    if out.exists() {
+        fs::remove_dir_all(out).map_err(|e| format!("cannot clear {}: {e}", out.display()))?;
+    }
+    fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let copy = |from: &Path, to: &Path| {
+        fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
+    };
+    copy(&root.join("host.json"), &out.join("host.json"))?;
+    let mut functions = Vec::new();
+    for (name, spec) in &metadata.functions {
+        let dir = out.join(name);
+        fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        copy(&spec.source, &dir.join("function.json"))?;
+        functions.push(name.clone());
+    }
+    let target = out.join(exe_name);
+    copy(binary, &target)?;
+    set_executable(&target)?;
+
+    let zip_path = if zip { Some(write_zip(out)?) } else { None };
+    Ok(Packaged { folder: out.to_path_buf(), zip: zip_path, functions })
+}
+
+#[cfg(unix)]
+fn set_executable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("cannot chmod {}: {e}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn set_executable(_path: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// Zips `folder` into `<folder>.zip`, keeping each file's Unix mode.
+fn write_zip(folder: &Path) -> Result<PathBuf, String> {
+    let zip_path = folder.with_extension("zip");
+    let file = fs::File::create(&zip_path).map_err(|e| format!("cannot create {}: {e}", zip_path.display()))?;
+    let mut writer = zip::ZipWriter::new(file);
+    let mut files = Vec::new();
+    collect(folder, folder, &mut files)?;
+    files.sort();
+    for rel in files {
+        let full = folder.join(&rel);
+        let mode = file_mode(&full);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(mode);
+        let name = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+        writer.start_file(name, options).map_err(|e| format!("zip: {e}"))?;
+        let bytes = fs::read(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+        writer.write_all(&bytes).map_err(|e| format!("zip: {e}"))?;
+    }
+    writer.finish().map_err(|e| format!("zip: {e}"))?;
+    Ok(zip_path)
+}
+
+fn collect(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    for entry in fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.is_dir() {
+            collect(base, &path, out)?;
+        } else {
+            out.push(path.strip_prefix(base).expect("below base").to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o644)
+}
+
+#[cfg(not(unix))]
+fn file_mode(_path: &Path) -> u32 {
+    0o644
+}

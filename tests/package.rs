@@ -1,0 +1,90 @@
+//! `azfn package`: the folder and zip the host loads, and the packaged app serving from there.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[tokio::test]
+async fn packages_a_folder_and_zip_that_the_host_can_load() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("azfn-app");
+    let res = Command::new(env!("CARGO_BIN_EXE_azfn"))
+        .args(["package", "--zip", "--out"])
+        .arg(&out)
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(String::from_utf8_lossy(&res.stdout).contains("packaged 8 functions"));
+
+    // Layout: host.json, one folder per function, the binary named by defaultExecutablePath.
+    assert!(out.join("host.json").is_file());
+    assert!(!out.join("local.settings.json").exists(), "local settings never ship");
+    for f in [
+        "Hello",
+        "CreateOrder",
+        "GetOrder",
+        "ProcessOrder",
+        "AuditReceipt",
+        "OrderSummary",
+        "OrderEvents",
+        "CatalogEvents",
+    ] {
+        assert!(out.join(f).join("function.json").is_file(), "{f}");
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(out.join("azfn")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o111, 0o111, "the binary is executable");
+
+    // The zip holds the same files, with the binary's mode.
+    let zip_path = out.with_extension("zip");
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
+    assert!(names.contains(&"host.json".to_owned()) && names.contains(&"Hello/function.json".to_owned()), "{names:?}");
+    let exe = archive.by_name("azfn").unwrap();
+    assert_eq!(exe.unix_mode().unwrap() & 0o777, 0o755);
+    drop(exe);
+
+    // The packaged app serves from its own folder, laid out as the host stages it.
+    let h = Handler::start(&out).await;
+    let (status, _, body) = h
+        .invoke(
+            "Hello",
+            &serde_json::json!({"Data": {"req": {"Url": "http://x/api/hello?name=Zip", "Method": "GET", "Query": {"name": "Zip"}, "Headers": {}}}, "Metadata": {}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["Outputs"]["res"]["body"], "Hello, Zip");
+}
+
+#[test]
+fn refuses_to_package_an_app_whose_handlers_do_not_match() {
+    let staged = staged_copy();
+    std::fs::remove_dir_all(staged.path().join("Hello")).unwrap();
+    let res = Command::new(env!("CARGO_BIN_EXE_azfn"))
+        .args(["package", "--out"])
+        .arg(staged.path().join("out"))
+        .current_dir(staged.path())
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("refusing to package") && err.contains("handler `Hello` has no function.json"), "{err}");
+    assert!(!staged.path().join("out").exists());
+}
+
+#[test]
+fn unknown_commands_and_options_are_explained() {
+    let res = Command::new(env!("CARGO_BIN_EXE_azfn")).arg("deploy").output().unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("unknown command \"deploy\""));
+    let res =
+        Command::new(env!("CARGO_BIN_EXE_azfn")).args(["package", "--fast"]).current_dir(repo_root()).output().unwrap();
+    assert_eq!(res.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("unknown option \"--fast\""));
+    let res = Command::new(env!("CARGO_BIN_EXE_azfn")).arg("--help").output().unwrap();
+    assert!(res.status.success());
+    assert!(String::from_utf8_lossy(&res.stdout).contains("package [--out DIR] [--zip]"));
+}
