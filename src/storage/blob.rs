@@ -1,0 +1,123 @@
+//! Blobs: containers, block blobs, listing.
+
+use bytes::Bytes;
+use reqwest::Method;
+
+use super::auth::Service;
+use super::client::{ServiceClient, StorageError};
+use super::connection::StorageAccount;
+use super::xml;
+
+/// A blob in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobItem {
+    /// The blob's name within its container.
+    pub name: String,
+    /// Its ETag.
+    pub etag: String,
+    /// Its size in bytes.
+    pub content_length: u64,
+    /// Its `Last-Modified` time, as the service wrote it.
+    pub last_modified: String,
+}
+
+/// A downloaded blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// The content.
+    pub content: Bytes,
+    /// Its ETag.
+    pub etag: String,
+    /// Its content type.
+    pub content_type: Option<String>,
+}
+
+/// A client for the blobs of one account.
+#[derive(Debug, Clone)]
+pub struct BlobClient {
+    service: ServiceClient,
+}
+
+impl BlobClient {
+    /// A client for `account`'s blob endpoint.
+    pub fn new(account: &StorageAccount) -> Result<Self, StorageError> {
+        Ok(Self { service: ServiceClient::new(account, Service::Blob)? })
+    }
+
+    /// Creates the container if it does not exist.
+    pub async fn create_container(&self, container: &str) -> Result<(), StorageError> {
+        let req = self.service.request(Method::PUT, container).query(&[("restype", "container")]);
+        self.service.create(req, &format!("create container {container}")).await
+    }
+
+    /// Writes a block blob; returns its new ETag.
+    pub async fn put(
+        &self,
+        container: &str,
+        name: &str,
+        content: Bytes,
+        content_type: &str,
+    ) -> Result<String, StorageError> {
+        let req = self
+            .service
+            .request(Method::PUT, &format!("{container}/{name}"))
+            .header("x-ms-blob-type", "BlockBlob")
+            .header("content-type", content_type)
+            .header("content-length", content.len().to_string())
+            .body(content);
+        let res = self.service.send(req, &format!("write blob {container}/{name}")).await?;
+        Ok(res.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
+    }
+
+    /// Reads a blob.
+    pub async fn get(&self, container: &str, name: &str) -> Result<Blob, StorageError> {
+        let req = self.service.request(Method::GET, &format!("{container}/{name}"));
+        let res = self.service.send(req, &format!("read blob {container}/{name}")).await?;
+        let header = |h: &str| res.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (etag, content_type) = (header("etag").unwrap_or_default(), header("content-type"));
+        let content =
+            res.bytes().await.map_err(|e| StorageError::other(format!("read blob {container}/{name}: {e}")))?;
+        Ok(Blob { content, etag, content_type })
+    }
+
+    /// Lists the blobs whose names start with `prefix`, following continuation markers.
+    pub async fn list(&self, container: &str, prefix: &str) -> Result<Vec<BlobItem>, StorageError> {
+        let mut items = Vec::new();
+        let mut marker = String::new();
+        loop {
+            let mut query = vec![("restype", "container".to_owned()), ("comp", "list".to_owned())];
+            if !prefix.is_empty() {
+                query.push(("prefix", prefix.to_owned()));
+            }
+            if !marker.is_empty() {
+                query.push(("marker", marker.clone()));
+            }
+            let req = self.service.request(Method::GET, container).query(&query);
+            let text = self
+                .service
+                .send(req, &format!("list container {container}"))
+                .await?
+                .text()
+                .await
+                .map_err(|e| StorageError::other(e.to_string()))?;
+            for b in xml::blocks(&text, "Blob") {
+                items.push(BlobItem {
+                    name: xml::first(b, "Name").unwrap_or_default(),
+                    etag: xml::first(b, "Etag").unwrap_or_default(),
+                    content_length: xml::first(b, "Content-Length").and_then(|l| l.parse().ok()).unwrap_or(0),
+                    last_modified: xml::first(b, "Last-Modified").unwrap_or_default(),
+                });
+            }
+            marker = xml::first(&text, "NextMarker").unwrap_or_default();
+            if marker.is_empty() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Deletes a blob.
+    pub async fn delete(&self, container: &str, name: &str) -> Result<(), StorageError> {
+        let req = self.service.request(Method::DELETE, &format!("{container}/{name}"));
+        self.service.send(req, &format!("delete blob {container}/{name}")).await.map(|_| ())
+    }
+}

@@ -1,0 +1,140 @@
+//! Storage queues: create, send, receive, delete, and change visibility.
+//!
+//! Message bodies are bytes sent base64-encoded, the Functions default (`messageEncoding: base64`), so
+//! a message sent here is what a queue trigger receives, and the other way round.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+
+use super::auth::Service;
+use super::client::{ServiceClient, StorageError};
+use super::connection::StorageAccount;
+use super::xml;
+use crate::encoding::BASE64;
+
+/// A message received from a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// The message id.
+    pub id: String,
+    /// The pop receipt, needed to delete or update this dequeue.
+    pub pop_receipt: String,
+    /// How many times it has been dequeued, this time included.
+    pub dequeue_count: u32,
+    /// When it was inserted.
+    pub insertion_time: Option<DateTime<Utc>>,
+    /// When it expires.
+    pub expiration_time: Option<DateTime<Utc>>,
+    /// When it becomes visible again.
+    pub next_visible_time: Option<DateTime<Utc>>,
+    /// The body, base64-decoded (or the raw text when it is not base64).
+    pub body: Vec<u8>,
+}
+
+/// A client for the queues of one account.
+#[derive(Debug, Clone)]
+pub struct QueueClient {
+    service: ServiceClient,
+}
+
+fn time(text: Option<String>) -> Option<DateTime<Utc>> {
+    text.and_then(|t| DateTime::parse_from_rfc2822(&t).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+impl QueueClient {
+    /// A client for `account`'s queue endpoint.
+    pub fn new(account: &StorageAccount) -> Result<Self, StorageError> {
+        Ok(Self { service: ServiceClient::new(account, Service::Queue)? })
+    }
+
+    /// Creates the queue if it does not exist.
+    pub async fn create_queue(&self, queue: &str) -> Result<(), StorageError> {
+        self.service.create(self.service.request(Method::PUT, queue), &format!("create queue {queue}")).await
+    }
+
+    /// Sends a message; it becomes visible after `delay`.
+    pub async fn send(&self, queue: &str, body: &[u8], delay: Duration) -> Result<(), StorageError> {
+        let xml = format!("<QueueMessage><MessageText>{}</MessageText></QueueMessage>", BASE64.encode(body));
+        let req = self
+            .service
+            .request(Method::POST, &format!("{queue}/messages"))
+            .query(&[("visibilitytimeout", delay.as_secs().to_string())])
+            .header("content-type", "application/xml")
+            .body(xml);
+        self.service.send(req, &format!("send to queue {queue}")).await.map(|_| ())
+    }
+
+    /// Receives up to `max` (1 to 32) messages, hiding them for `visibility`.
+    pub async fn receive(
+        &self,
+        queue: &str,
+        max: u32,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, StorageError> {
+        let req = self.service.request(Method::GET, &format!("{queue}/messages")).query(&[
+            ("numofmessages", max.clamp(1, 32).to_string()),
+            ("visibilitytimeout", visibility.as_secs().max(1).to_string()),
+        ]);
+        let text = self
+            .service
+            .send(req, &format!("receive from queue {queue}"))
+            .await?
+            .text()
+            .await
+            .map_err(|e| StorageError::other(e.to_string()))?;
+        Ok(xml::blocks(&text, "QueueMessage")
+            .into_iter()
+            .map(|m| {
+                let body_text = xml::first(m, "MessageText").unwrap_or_default();
+                ReceivedMessage {
+                    id: xml::first(m, "MessageId").unwrap_or_default(),
+                    pop_receipt: xml::first(m, "PopReceipt").unwrap_or_default(),
+                    dequeue_count: xml::first(m, "DequeueCount").and_then(|d| d.parse().ok()).unwrap_or(0),
+                    insertion_time: time(xml::first(m, "InsertionTime")),
+                    expiration_time: time(xml::first(m, "ExpirationTime")),
+                    next_visible_time: time(xml::first(m, "TimeNextVisible")),
+                    body: BASE64.decode(body_text.trim()).unwrap_or_else(|_| body_text.into_bytes()),
+                }
+            })
+            .collect())
+    }
+
+    /// Deletes a received message.
+    pub async fn delete(&self, queue: &str, message: &ReceivedMessage) -> Result<(), StorageError> {
+        let req = self
+            .service
+            .request(Method::DELETE, &format!("{queue}/messages/{}", message.id))
+            .query(&[("popreceipt", &message.pop_receipt)]);
+        self.service.send(req, &format!("delete message {} from queue {queue}", message.id)).await.map(|_| ())
+    }
+
+    /// Makes a received message visible again after `delay`, keeping its body; returns its new pop receipt.
+    pub async fn release(
+        &self,
+        queue: &str,
+        message: &ReceivedMessage,
+        delay: Duration,
+    ) -> Result<String, StorageError> {
+        let req = self
+            .service
+            .request(Method::PUT, &format!("{queue}/messages/{}", message.id))
+            .query(&[("popreceipt", message.pop_receipt.clone()), ("visibilitytimeout", delay.as_secs().to_string())]);
+        let res = self.service.send(req, &format!("release message {} in queue {queue}", message.id)).await?;
+        Ok(res.headers().get("x-ms-popreceipt").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
+    }
+
+    /// The approximate number of messages in the queue.
+    pub async fn approximate_count(&self, queue: &str) -> Result<u64, StorageError> {
+        let req = self.service.request(Method::GET, queue).query(&[("comp", "metadata")]);
+        let res = self.service.send(req, &format!("read queue {queue}")).await?;
+        Ok(res
+            .headers()
+            .get("x-ms-approximate-messages-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+}

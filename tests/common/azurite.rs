@@ -1,0 +1,83 @@
+//! Starts a real Azurite (from the npm registry, installed into tools/ by scripts/test) on free
+//! loopback ports, in memory, for one test; it is killed when the guard drops.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use azfn::storage::{StorageAccount, resolve};
+
+/// Azurite's well-known development account key (public, from its documentation).
+pub const DEV_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+pub struct Azurite {
+    child: Child,
+    pub blob_port: u16,
+    pub queue_port: u16,
+    pub table_port: u16,
+}
+
+impl Azurite {
+    pub fn start() -> Azurite {
+        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/node_modules/.bin/azurite");
+        assert!(
+            bin.exists(),
+            "{} is missing: run scripts/test, which installs Azurite from the npm registry",
+            bin.display()
+        );
+        let ports: Vec<u16> = (0..3).map(|_| super::free_port()).collect();
+        let child = Command::new(bin)
+            .args([
+                "--inMemoryPersistence",
+                "--silent",
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--blobHost",
+                "127.0.0.1",
+            ])
+            .args([
+                "--blobPort",
+                &ports[0].to_string(),
+                "--queuePort",
+                &ports[1].to_string(),
+                "--tablePort",
+                &ports[2].to_string(),
+            ])
+            .args(["--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start azurite");
+        let azurite = Azurite { child, blob_port: ports[0], queue_port: ports[1], table_port: ports[2] };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for port in &ports {
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(Instant::now() < deadline, "Azurite did not listen on {port} within 30 s");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        azurite
+    }
+
+    /// The connection string for this instance.
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};\
+             BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{}/devstoreaccount1;\
+             TableEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
+            self.blob_port, self.queue_port, self.table_port
+        )
+    }
+
+    pub fn account(&self) -> StorageAccount {
+        let cs = self.connection_string();
+        resolve("AzureWebJobsStorage", |k| (k == "AzureWebJobsStorage").then(|| cs.clone())).unwrap()
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
