@@ -12,8 +12,12 @@ use azfn::storage::{Credential, resolve};
 
 /// Variables the Functions host sets for the handler process itself (`HttpWorkerProcess.cs` in
 /// Azure/azure-functions-host); they are not app settings.
-const HOST_PROVIDED: &[&str] =
-    &["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT", "FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "FUNCTIONS_APP_ROOT_PATH"];
+const HOST_PROVIDED: &[&str] = &[
+    "FUNCTIONS_CUSTOMHANDLER_PORT",
+    "FUNCTIONS_HTTPWORKER_PORT",
+    "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
+    "FUNCTIONS_APP_ROOT_PATH",
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -84,18 +88,21 @@ fn the_bicep_sets_every_connection_in_an_identity_based_form() {
     for (conn, ty) in connections() {
         if ty.starts_with("servicebus") {
             assert!(
-                settings.contains(&format!("{conn}__fullyQualifiedNamespace")) && settings.contains(&format!("{conn}__credential")),
+                settings.contains(&format!("{conn}__fullyQualifiedNamespace"))
+                    && settings.contains(&format!("{conn}__credential")),
                 "the Service Bus connection `{conn}` is not set by main.bicep: {settings:?}"
             );
             continue;
         }
         assert!(!settings.contains(&conn), "`{conn}` is set as a connection string: the Bicep must stay keyless");
         // Resolve it exactly as the runtime would, from the names the Bicep sets.
-        let account = resolve(&conn, |k| settings.contains(k).then(|| match k.rsplit("__").next().unwrap() {
-            "accountName" => "stazfn".to_owned(),
-            "credential" => "managedidentity".to_owned(),
-            other => format!("<{other}>"),
-        }))
+        let account = resolve(&conn, |k| {
+            settings.contains(k).then(|| match k.rsplit("__").next().unwrap() {
+                "accountName" => "stazfn".to_owned(),
+                "credential" => "managedidentity".to_owned(),
+                other => format!("<{other}>"),
+            })
+        })
         .unwrap_or_else(|e| panic!("`{conn}` (for {ty}) does not resolve from the Bicep's settings: {e}"));
         assert!(account.blob.is_some() && account.queue.is_some() && account.table.is_some(), "{account:?}");
         assert!(
@@ -119,7 +126,9 @@ fn the_bicep_sets_every_setting_the_code_reads() {
     // The classic plans need the worker runtime; Flex takes it from functionAppConfig.runtime.
     assert!(settings.contains("FUNCTIONS_WORKER_RUNTIME"));
     let bicep = std::fs::read_to_string(root().join("infra/main.bicep")).unwrap();
-    assert!(bicep.contains("name: 'custom'") && bicep.contains("{ name: 'FUNCTIONS_WORKER_RUNTIME', value: 'custom' }"));
+    assert!(
+        bicep.contains("name: 'custom'") && bicep.contains("{ name: 'FUNCTIONS_WORKER_RUNTIME', value: 'custom' }")
+    );
 }
 
 #[test]
@@ -128,6 +137,9 @@ fn local_settings_name_the_same_connections() {
         serde_json::from_str(&std::fs::read_to_string(root().join("local.settings.json")).unwrap()).unwrap();
     let values = local["Values"].as_object().unwrap();
     for (conn, _) in connections() {
-        assert!(values.keys().any(|k| k == &conn || k.starts_with(&format!("{conn}__"))), "local.settings.json lacks `{conn}`");
+        assert!(
+            values.keys().any(|k| k == &conn || k.starts_with(&format!("{conn}__"))),
+            "local.settings.json lacks `{conn}`"
+        );
     }
 }
