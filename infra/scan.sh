@@ -36,7 +36,8 @@ for r in reports:
         print(f"suppressed {c['check_id']} on {c['resource']}: {c.get('suppress_comment', '')}")
 if resources == 0:
     problems.append("checkov scanned no resources: is infra/main.bicep there and parseable?")
-print(f"checkov: {passed} passed, {len(problems)} problems, {skipped} suppressed, {resources} resources")
+print(f"checkov ({resources} resources): {skipped} suppressed inline")
+print(f"checkov: {passed} passed, {len(problems)} failed")
 for p in problems:
     print("  " + p)
 sys.exit(1 if problems else 0)
