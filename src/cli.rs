@@ -23,6 +23,11 @@ USAGE:
                                         FUNCTIONS_CUSTOMHANDLER_PORT
     {bin} package [--out DIR] [--zip]   lay out the app for deployment in DIR (default dist/azfn-app),
                                         and with --zip also DIR.zip
+    {bin} new <kind> <Name> [options]   add a function: functions/<Name>/function.json, a handler module
+                                        with a test in src/functions/, and its registration. Kinds:
+                                        http (--route R --methods get,post --auth anonymous|function|admin),
+                                        timer (--schedule '0 */5 * * * *'), queue (--queue Q), blob (--path P),
+                                        servicebus (--queue Q), eventgrid; storage kinds take --connection C
     {bin} help | --help                 show this help
     {bin} --version                     show the version
 
@@ -45,6 +50,18 @@ pub fn main(app: fn() -> App) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{bin} package: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Some("new") => match new_command(&args[1..]) {
+            Ok(files) => {
+                for f in files {
+                    println!("wrote {f}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{bin} new: {e}");
                 ExitCode::from(1)
             }
         },
@@ -71,6 +88,24 @@ fn serve(app: App) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn new_command(args: &[String]) -> Result<Vec<String>, String> {
+    let (Some(kind), Some(name)) = (args.first(), args.get(1)) else {
+        return Err(format!("usage: new <kind> <Name> [options]; kinds: {}", crate::scaffold::KINDS.join(", ")));
+    };
+    let mut opts = crate::scaffold::Options::new();
+    let mut it = args[2..].iter();
+    while let Some(flag) = it.next() {
+        let key = flag
+            .strip_prefix("--")
+            .filter(|k| ["route", "methods", "auth", "schedule", "queue", "path", "connection"].contains(k));
+        let Some(key) = key else { return Err(format!("unknown option {flag:?}")) };
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        opts.insert(key.to_owned(), value.clone());
+    }
+    let root = std::env::current_dir().map_err(|e| e.to_string())?;
+    crate::scaffold::new_function(&root, kind, name, &opts)
 }
 
 fn package_command(app: App, args: &[String]) -> Result<(), String> {

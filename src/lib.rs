@@ -61,8 +61,10 @@ pub mod logs;
 pub mod metadata;
 pub mod outputs;
 pub mod package;
+pub mod scaffold;
 mod server;
 pub mod storage;
+pub mod testing;
 pub mod triggers;
 
 pub use app::App;
