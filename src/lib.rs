@@ -56,6 +56,7 @@ pub mod context;
 mod encoding;
 pub mod error;
 pub mod function_json;
+pub mod host;
 pub mod http;
 pub mod logs;
 pub mod metadata;

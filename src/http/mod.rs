@@ -1,7 +1,7 @@
 //! HTTP triggers and responses, in both of the host's protocols.
 
 pub(crate) mod forward;
-mod request;
+pub(crate) mod request;
 pub(crate) mod response;
 
 pub use request::{BodyError, HttpRequest};

@@ -1,0 +1,6 @@
+//! The built-in Functions host (issue 3, in progress): what `azfn start` uses to run an app without
+//! Core Tools.
+//!
+//! - [`invocation`]: building invocation payloads exactly as the real host does.
+
+pub mod invocation;
