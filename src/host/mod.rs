@@ -2,5 +2,7 @@
 //! Core Tools.
 //!
 //! - [`invocation`]: building invocation payloads exactly as the real host does.
+//! - [`response`]: applying the handler's answer (outputs, `res`, logs) exactly as the real host does.
 
 pub mod invocation;
+pub mod response;
