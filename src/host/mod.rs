@@ -2,7 +2,9 @@
 //! Core Tools.
 //!
 //! - [`invocation`]: building invocation payloads exactly as the real host does.
+//! - [`schedule`]: NCRONTAB and interval schedules for timer triggers.
 //! - [`response`]: applying the handler's answer (outputs, `res`, logs) exactly as the real host does.
 
 pub mod invocation;
 pub mod response;
+pub mod schedule;
