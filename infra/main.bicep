@@ -1,53 +1,75 @@
-// azfn: a secure, identity-based Linux Function App for a Rust custom handler.
+// azfn: a keyless Linux Function App for a Rust custom handler.
 //
-// No account keys anywhere: the storage account refuses Shared Key, the app reaches storage (and
-// optionally Service Bus) with a user-assigned managed identity holding least-privilege data roles,
-// and Application Insights accepts only Entra ID authenticated telemetry.
-// Plans: Flex Consumption (FC1, default; `custom` runtime 1.0 per the Flex stacks API),
-// Elastic Premium (EP1-EP3) or Consumption (Y1, retiring 2028-09-30).
+// - Hosting plan: Flex Consumption (FC1, default, runtime `custom` 1.0), Elastic Premium (EP1-EP3)
+//   or Linux Consumption (Y1, retiring 2028-09-30). See docs/adr/0002-hosting-plan.md.
+// - No keys anywhere: the storage account refuses Shared Key, Service Bus refuses SAS, Application
+//   Insights accepts only Entra ID telemetry. The app reaches all three with one user-assigned
+//   managed identity that holds data roles scoped to those resources only.
+// - Checked offline by infra/scan.sh (checkov + the checks in infra/checks/). Every suppressed
+//   check is marked inline below with its reason.
 
 targetScope = 'resourceGroup'
 
 @description('Azure region for every resource.')
 param location string = resourceGroup().location
 
-@description('Function App name; also the stem of the other resource names.')
+@description('Function App name (globally unique); also the stem of the other resource names.')
 @minLength(2)
 @maxLength(40)
 param appName string = 'azfn-${uniqueString(resourceGroup().id)}'
 
-@description('Hosting plan: FC1 (Flex Consumption), EP1/EP2/EP3 (Elastic Premium) or Y1 (Consumption).')
+@description('Hosting plan: FC1 (Flex Consumption), EP1/EP2/EP3 (Elastic Premium) or Y1 (Linux Consumption).')
 @allowed(['FC1', 'EP1', 'EP2', 'EP3', 'Y1'])
 param planType string = 'FC1'
 
-@description('Storage redundancy. ZRS keeps the host state and the durable tables through a zone outage.')
+@description('Spread the plan over availability zones (FC1 and EP in regions that support it; EP then keeps two instances). Y1 has no zone support.')
+param zoneRedundant bool = false
+
+@description('Storage redundancy. ZRS keeps the host state and the durable tables through a zone outage; use Standard_LRS in a region without availability zones.')
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS'])
 param storageSku string = 'Standard_ZRS'
 
-@description('Flex Consumption: most instances to scale out to (40-1000).')
+@description('Flex Consumption: most instances to scale out to.')
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
-@description('Flex Consumption: memory per instance in MB.')
+@description('Flex Consumption: memory of each instance, in MB.')
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
-@description('Path the platform probes for health; an anonymous GET of the app.')
+@description('Flex Consumption: instances kept warm for the HTTP functions (0 scales to zero).')
+@minValue(0)
+param alwaysReadyHttpInstances int = 0
+
+@description('Path the platform probes for health: an anonymous GET route of the app.')
 param healthCheckPath string = '/api/hello'
 
 @description('RUST_LOG filter for the handler.')
 param rustLog string = 'info'
 
-@description('Elastic Premium / Consumption: URL of the deployment zip in blob storage (see docs/deploy.md); empty until the first deployment.')
+@description('Elastic Premium / Consumption: URL of the package zip in the deployment container (see docs/deploy.md); empty until the first deployment.')
 param packageUri string = ''
 
 @description('Also deploy a Service Bus namespace with the queue order-events for the OrderEvents function.')
 param deployServiceBus bool = false
 
+@description('Optional: object ID of the user or service principal that uploads packages (Elastic Premium / Consumption); gets Storage Blob Data Contributor on the deployment container only.')
+param deployerPrincipalId string = ''
+
+@description('Kind of principal deployerPrincipalId is.')
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param deployerPrincipalType string = 'User'
+
+@description('Tags for every resource.')
+param tags object = {}
+
 var isFlex = planType == 'FC1'
+var isPremium = startsWith(planType, 'EP')
+var isConsumption = planType == 'Y1'
+
 var names = {
-  storage: take('st${toLower(replace(appName, '-', ''))}${uniqueString(resourceGroup().id)}', 24)
+  storage: 'st${uniqueString(resourceGroup().id, appName)}'
   identity: 'id-${appName}'
   plan: 'plan-${appName}'
   workspace: 'log-${appName}'
@@ -55,39 +77,55 @@ var names = {
   serviceBus: 'sb-${appName}'
 }
 var deploymentContainer = 'deployments'
+
+// Built-in role definition IDs (docs: role-based-access-control/built-in-roles).
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
 }
-var planSku = {
+
+// Elastic Premium keeps `capacity` instances always on; zone redundancy needs at least two.
+var premiumCapacity = zoneRedundant ? 2 : 1
+var planSkus = {
   FC1: { name: 'FC1', tier: 'FlexConsumption' }
-  EP1: { name: 'EP1', tier: 'ElasticPremium' }
-  EP2: { name: 'EP2', tier: 'ElasticPremium' }
-  EP3: { name: 'EP3', tier: 'ElasticPremium' }
+  EP1: { name: 'EP1', tier: 'ElasticPremium', family: 'EP', capacity: premiumCapacity }
+  EP2: { name: 'EP2', tier: 'ElasticPremium', family: 'EP', capacity: premiumCapacity }
+  EP3: { name: 'EP3', tier: 'ElasticPremium', family: 'EP', capacity: premiumCapacity }
   Y1: { name: 'Y1', tier: 'Dynamic' }
 }
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: names.identity
   location: location
+  tags: tags
 }
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring: workspace-based Application Insights that takes only Entra ID authenticated telemetry.
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: names.workspace
   location: location
+  tags: tags
   properties: {
     sku: { name: 'PerGB2018' }
     retentionInDays: 30
+    features: {
+      disableLocalAuth: true
+      enableLogAccessUsingOnlyResourcePermissions: true
+    }
   }
 }
 
 resource insights 'Microsoft.Insights/components@2020-02-02' = {
   name: names.insights
   location: location
+  tags: tags
   kind: 'web'
   properties: {
     Application_Type: 'web'
@@ -96,18 +134,24 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Storage: host state, triggers, bindings, durable task hub and the deployment package.
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35: no VNet in this template; the account refuses Shared Key and is reached only with Entra ID identities holding data roles
-  // checkov:skip=CKV_AZURE_59: the Functions platform reaches the account over its public endpoint unless the app is VNet-integrated with private endpoints (out of scope here)
-  // checkov:skip=CKV_AZURE_206: ZRS (the default) replicates across zones; geo-replication is a cost choice left to the storageSku parameter
-  // checkov:skip=CKV_AZURE_43: the name is computed with uniqueString and take(…, 24), which checkov cannot evaluate
+  // checkov:skip=CKV_AZURE_35: the app is not VNet-integrated here, so its hosts reach storage over the public endpoint and Functions is not a trusted service for the storage firewall; access needs Entra ID and a data role (Shared Key is off)
+  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35; lock the account down with VNet integration and private endpoints (Flex or EP) per environment
+  // checkov:skip=CKV_AZURE_206: ZRS (the default) already replicates across zones; geo-replication is a cost choice left to the storageSku parameter
+  // checkov:skip=CKV_AZURE_43: the name is 'st' + uniqueString(...), 15 lowercase letters and digits, valid by construction; checkov cannot evaluate Bicep functions
   name: names.storage
   location: location
+  tags: tags
   kind: 'StorageV2'
   sku: { name: storageSku }
   properties: {
+    accessTier: 'Hot'
     allowSharedKeyAccess: false
     allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
@@ -129,12 +173,15 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   }
 }
 
+// Flex Consumption keeps the deployed package here; Elastic Premium and Consumption run from a zip here.
 resource deployments 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: deploymentContainer
   properties: { publicAccess: 'None' }
 }
 
+// The example app's storage: ProcessOrder writes receipts/, AuditReceipt watches it; CreateOrder
+// queues to `orders`; the `orders` table holds the order rows.
 resource receipts 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: 'receipts'
@@ -161,7 +208,12 @@ resource ordersTable 'Microsoft.Storage/storageAccounts/tableServices/tables@202
   name: 'orders'
 }
 
-// The triggers, the output bindings and the durable engine use blobs, queues and tables.
+// ---------------------------------------------------------------------------------------------
+// Least-privilege data roles for the app's identity, each scoped to one resource.
+
+// Blob Data Owner is the documented minimum for the host's AzureWebJobsStorage connection (and
+// the Flex deployment container); the queue and table roles serve the triggers, the bindings and
+// the durable engine.
 resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for role in [roles.storageBlobDataOwner, roles.storageQueueDataContributor, roles.storageTableDataContributor]: {
     name: guid(storage.id, identity.id, role)
@@ -184,17 +236,33 @@ resource insightsRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource serviceBus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = if (deployServiceBus) {
+// Whoever uploads Elastic Premium / Consumption packages may write to the deployment container, nothing more.
+resource deployerRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(deployments.id, deployerPrincipalId, roles.storageBlobDataContributor)
+  scope: deployments
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optional Service Bus for the OrderEvents function: SAS keys off, roles on the one queue.
+
+resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' = if (deployServiceBus) {
   name: names.serviceBus
   location: location
+  tags: tags
   sku: { name: 'Standard', tier: 'Standard' }
   properties: {
     disableLocalAuth: true
     minimumTlsVersion: '1.2'
+    publicNetworkAccess: 'Enabled'
   }
 }
 
-resource orderEvents 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = if (deployServiceBus) {
+resource orderEvents 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = if (deployServiceBus) {
   parent: serviceBus
   name: 'order-events'
   properties: {
@@ -204,9 +272,9 @@ resource orderEvents 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview'
 }
 
 resource serviceBusRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for role in (deployServiceBus ? [roles.serviceBusDataReceiver, roles.serviceBusDataSender] : []): {
-    name: guid(resourceGroup().id, names.serviceBus, identity.id, role)
-    scope: serviceBus
+  for role in [roles.serviceBusDataReceiver, roles.serviceBusDataSender]: if (deployServiceBus) {
+    name: guid(resourceGroup().id, names.serviceBus, 'order-events', identity.id, role)
+    scope: orderEvents
     properties: {
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role)
       principalId: identity.properties.principalId
@@ -215,19 +283,25 @@ resource serviceBusRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 ]
 
+// ---------------------------------------------------------------------------------------------
+// The plan and the Function App.
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_225: zone redundancy is a property of dedicated and premium plans, not of Flex Consumption or Consumption
+  // checkov:skip=CKV_AZURE_225: zone redundancy is opt-in through the zoneRedundant parameter: Y1 has none, Flex offers it only in some regions, and on EP it needs two always-on instances; off by default so the first deployment works in any region
   name: names.plan
   location: location
-  kind: isFlex ? 'functionapp' : (planType == 'Y1' ? 'functionapp' : 'elastic')
-  sku: planSku[planType]
+  tags: tags
+  kind: isPremium ? 'elastic' : 'functionapp'
+  sku: planSkus[planType]
   properties: {
     reserved: true
+    zoneRedundant: isConsumption ? false : zoneRedundant
+    maximumElasticWorkerCount: isPremium ? 20 : null
   }
 }
 
-// Settings the handler and the host read. Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME and
-// FUNCTIONS_EXTENSION_VERSION: there the runtime comes from functionAppConfig.runtime.
+// App settings, one `{ name: ..., value: ... }` per line (tests/infra_settings.rs reads them).
+// What the host and the handler read, on every plan:
 var commonSettings = [
   { name: 'AzureWebJobsStorage__accountName', value: storage.name }
   { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
@@ -236,22 +310,42 @@ var commonSettings = [
   { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identity.properties.clientId};Authorization=AAD' }
   { name: 'RUST_LOG', value: rustLog }
 ]
+
+// The OrderEvents function's Service Bus connection, or, without a namespace, the function disabled
+// so that its listener does not fail at every start.
 var serviceBusSettingList = [
   { name: 'ServiceBusConnection__fullyQualifiedNamespace', value: '${names.serviceBus}.servicebus.windows.net' }
   { name: 'ServiceBusConnection__credential', value: 'managedidentity' }
   { name: 'ServiceBusConnection__clientId', value: identity.properties.clientId }
 ]
-// Without a namespace, OrderEvents is disabled instead of failing its listener at every start.
-var serviceBusSettings = deployServiceBus ? serviceBusSettingList : [{ name: 'AzureWebJobs.OrderEvents.Disabled', value: 'true' }]
-var classicSettingList = [
+var noServiceBusSettings = [
+  { name: 'AzureWebJobs.OrderEvents.Disabled', value: 'true' }
+]
+var serviceBusSettings = deployServiceBus ? serviceBusSettingList : noServiceBusSettings
+
+// Flex Consumption takes the runtime from functionAppConfig.runtime and rejects
+// FUNCTIONS_WORKER_RUNTIME; its blob triggers must use the Event Grid source, so the polling blob
+// trigger of AuditReceipt is disabled there.
+var flexSettings = [
+  { name: 'AzureWebJobs.AuditReceipt.Disabled', value: 'true' }
+]
+
+// Elastic Premium and Consumption: the "Custom Handler" stack's settings, and the app runs from a
+// package blob read with the managed identity (there is no Azure Files content share: it would
+// need an account key).
+var classicSettings = [
   { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
   { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'custom' }
   { name: 'WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID', value: identity.id }
 ]
-var packageSettings = empty(packageUri) ? [] : [{ name: 'WEBSITE_RUN_FROM_PACKAGE', value: packageUri }]
-var classicSettings = isFlex ? [] : concat(classicSettingList, packageSettings)
+var packageSettings = empty(packageUri) ? [] : [
+  { name: 'WEBSITE_RUN_FROM_PACKAGE', value: packageUri }
+]
 
-// Flex Consumption's deployment storage, scale and runtime (the stacks API lists `custom` 1.0 for FC1).
+var planSettings = isFlex ? flexSettings : concat(classicSettings, packageSettings)
+
+// Flex Consumption's deployment storage, scale and runtime (the Flex stack for `custom` lists
+// runtime custom 1.0, 512/2048/4096 MB and 40-1000 instances).
 var flexConfig = {
   deployment: {
     storage: {
@@ -266,6 +360,7 @@ var flexConfig = {
   scaleAndConcurrency: {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    alwaysReady: alwaysReadyHttpInstances > 0 ? [{ name: 'http', instanceCount: alwaysReadyHttpInstances }] : []
   }
   runtime: {
     name: 'custom'
@@ -274,11 +369,13 @@ var flexConfig = {
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_212: a minimum instance count does not apply to Flex Consumption or Consumption (they scale from zero); on Elastic Premium set one for production
-  // checkov:skip=CKV_AZURE_17: client certificates would stop the platform's health probe and anonymous routes; callers authenticate with function keys or Entra ID
-  // checkov:skip=CKV_AZURE_222: public network access is needed for the HTTP triggers; restrict it with access restrictions or private endpoints per environment
+  // checkov:skip=CKV_AZURE_78: ftpsState is 'Disabled' on EP and Y1; Flex Consumption rejects the property (ARM error 51021), so it is left out there; FTP credentials are refused on every plan by the ftp basicPublishingCredentialsPolicies below
+  // checkov:skip=CKV_AZURE_212: numberOfWorkers sizes a site on a dedicated App Service plan; Functions plans scale by events (Flex maximumInstanceCount and alwaysReady, EP elastic workers)
+  // checkov:skip=CKV_AZURE_17: client certificates (mutual TLS) would shut out the anonymous Hello route and ordinary HTTP clients; callers of the other routes authenticate with function keys
+  // checkov:skip=CKV_AZURE_222: the HTTP triggers are public endpoints; restrict them per environment with access restrictions or private endpoints
   name: appName
   location: location
+  tags: tags
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'
@@ -288,22 +385,25 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     clientCertEnabled: false
-    keyVaultReferenceIdentity: identity.id
+    publicNetworkAccess: 'Enabled'
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       healthCheckPath: healthCheckPath
       remoteDebuggingEnabled: false
+      // Flex rejects these two (ARM error 51021); null leaves them out of the request.
+      ftpsState: isFlex ? null : 'Disabled'
       linuxFxVersion: isFlex ? null : ''
-      appSettings: concat(commonSettings, serviceBusSettings, classicSettings)
+      appSettings: concat(commonSettings, serviceBusSettings, planSettings)
     }
     functionAppConfig: isFlex ? flexConfig : null
   }
-  dependsOn: [storageRoles, insightsRole]
+  // The host must be able to reach storage and Application Insights when it first starts.
+  dependsOn: [storageRoles, insightsRole, serviceBusRoles, deployments, ordersQueue, ordersTable, receipts]
 }
 
+// No publishing with user names and passwords: deployments authenticate with Entra ID.
 resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'ftp'
@@ -322,5 +422,8 @@ output functionAppName string = site.name
 @description('The app\'s default host name, e.g. azfn-xyz.azurewebsites.net.')
 output defaultHostName string = site.properties.defaultHostName
 
-@description('The deployment container (Elastic Premium / Consumption: upload the zip here).')
+@description('The storage account that holds the host state and the deployment container.')
+output storageAccountName string = storage.name
+
+@description('The deployment container. Elastic Premium / Consumption: upload the package zip here.')
 output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainer}'

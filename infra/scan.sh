@@ -1,44 +1,108 @@
 #!/usr/bin/env bash
-# Scans infra/ with checkov (PyPI, pinned), fully offline, and fails on any parse error, any failed
-# check, or a scan that found no resources. checkov itself exits 0 on parse errors, so its JSON
-# report is read instead of its exit code. Suppressions live inline in the Bicep, each with its reason.
-#   infra/scan.sh            (venv in target/checkov-venv, or $CHECKOV_VENV)
+# Scans infra/ offline with checkov (from PyPI, pinned) and azfn's own checks in infra/checks/.
+#
+#   infra/scan.sh        venv in target/checkov-venv, or in $CHECKOV_VENV
+#
+# Fails on: any failed check, any parse error, a scan that saw none of the main resources, a
+# suppression without a reason, a key or connection string in the templates, or a parameter in
+# main.bicepparam that main.bicep does not declare. checkov itself exits 0 on parse errors, so its
+# JSON report is read instead of its exit code. Suppressions are inline in the Bicep
+# (`// checkov:skip=CKV_ID: reason` inside the resource).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${CHECKOV_VENV:-target/checkov-venv}
+
 version=3.3.30
-if [ ! -x "$venv/bin/checkov" ] || [ "$("$venv/bin/checkov" --version 2>/dev/null)" != "$version" ]; then
+venv=${CHECKOV_VENV:-target/checkov-venv}
+
+if [ "$("$venv/bin/checkov" --version 2>/dev/null || true)" != "$version" ]; then
   echo "installing checkov $version into $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet "checkov==$version"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==$version"
 fi
-report=$(mktemp)
-trap 'rm -f "$report"' EXIT
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# No keys: the templates must never read or build one.
+if grep -rnE 'listKeys\(|listConnectionStrings|AccountKey=|SharedAccessKey=' infra --include='*.bicep' --include='*.bicepparam'; then
+  echo "infra/: the lines above read or build a key or connection string; use a managed identity" >&2
+  keys_found=1
+else
+  keys_found=0
+fi
+
+status=0
 BC_SKIP_MAPPING=TRUE "$venv/bin/checkov" -d infra --framework bicep --skip-download --compact \
-  --external-checks-dir infra/checks -o json >"$report" 2>/dev/null || true
-python3 - "$report" <<'PY'
-import json, sys
-data = json.load(open(sys.argv[1]))
-reports = data if isinstance(data, list) else [data]
-problems, passed, skipped, resources = [], 0, 0, 0
+  --external-checks-dir infra/checks -o json >"$work/report.json" 2>"$work/stderr" || status=$?
+
+python3 - "$work/report.json" "$work/stderr" "$status" "$keys_found" <<'PY'
+import json
+import re
+import sys
+from pathlib import Path
+
+report, stderr, status, keys_found = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+problems = []
+
+try:
+    data = json.loads(report.read_text() or "null")
+except json.JSONDecodeError as e:
+    data = None
+    problems.append(f"checkov wrote no JSON report ({e}); exit code {status}")
+if data is None and not problems:
+    problems.append(f"checkov wrote an empty report; exit code {status}")
+if problems:
+    print("\n".join(stderr.read_text().splitlines()[-20:]), file=sys.stderr)
+
+reports = data if isinstance(data, list) else [data] if isinstance(data, dict) else []
+passed, failed, skipped, resources, scanned_types = [], [], [], 0, set()
 for r in reports:
-    s = r.get("summary", {})
-    passed += s.get("passed", 0); skipped += s.get("skipped", 0); resources += s.get("resource_count", 0)
+    summary = r.get("summary", {})
+    resources += summary.get("resource_count", 0)
     results = r.get("results", {})
-    errors = results.get("parsing_errors", []) or []
-    for path in errors:
-        problems.append(f"parse error: {path}")
-    if s.get("parsing_errors", 0) and not errors:
-        problems.append(f"{s['parsing_errors']} parse errors")
-    for c in results.get("failed_checks", []):
-        problems.append(f"failed {c['check_id']} on {c['resource']} ({c['file_path']}:{c['file_line_range'][0]}): {c['check_name']}")
-    for c in results.get("skipped_checks", []):
-        print(f"suppressed {c['check_id']} on {c['resource']}: {c.get('suppress_comment', '')}")
-if resources == 0:
-    problems.append("checkov scanned no resources: is infra/main.bicep there and parseable?")
-print(f"checkov ({resources} resources): {skipped} suppressed inline")
-print(f"checkov: {passed} passed, {len(problems)} failed")
+    errors = results.get("parsing_errors") or []
+    problems += [f"parse error: {path}" for path in errors]
+    if summary.get("parsing_errors") and not errors:
+        problems.append(f"{summary['parsing_errors']} parse errors")
+    passed += results.get("passed_checks", [])
+    failed += results.get("failed_checks", [])
+    skipped += results.get("skipped_checks", [])
+
+for c in passed + failed + skipped:
+    scanned_types.add(c["resource"].rsplit(".", 1)[0])
+for c in failed:
+    line = c.get("file_line_range", [0])[0]
+    problems.append(f"failed {c['check_id']} on {c['resource']} ({c['file_path']}:{line}): {c['check_name']}")
+for c in skipped:
+    reason = (c.get("check_result") or {}).get("suppress_comment", "").strip()
+    if reason == "No comment provided":  # checkov's text for a skip comment without a reason
+        reason = ""
+    print(f"suppressed {c['check_id']} on {c['resource']}: {reason or '(no reason)'}")
+    if not reason:
+        problems.append(f"{c['check_id']} on {c['resource']} is suppressed without a reason")
+
+required = {"Microsoft.Web/sites", "Microsoft.Web/serverfarms", "Microsoft.Storage/storageAccounts"}
+if resources == 0 or not required <= scanned_types:
+    missing = ", ".join(sorted(required - scanned_types)) or "everything"
+    problems.append(f"checkov did not scan {missing}: is infra/main.bicep there and parseable?")
+
+if keys_found:
+    problems.append("a key or connection string in infra/ (see above)")
+
+# main.bicepparam is not parsed by checkov: check that it points at main.bicep and sets only declared parameters.
+bicep = Path("infra/main.bicep").read_text()
+bicepparam = Path("infra/main.bicepparam").read_text()
+declared = set(re.findall(r"^param\s+(\w+)", bicep, re.M))
+if not re.search(r"^using\s+'\./main\.bicep'", bicepparam, re.M):
+    problems.append("infra/main.bicepparam does not start with using './main.bicep'")
+for name in re.findall(r"^param\s+(\w+)", bicepparam, re.M):
+    if name not in declared:
+        problems.append(f"infra/main.bicepparam sets `{name}`, which infra/main.bicep does not declare")
+
+print(f"checkov {reports[0].get('summary', {}).get('checkov_version', '?') if reports else '?'}: "
+      f"{resources} resources, {len(passed)} checks passed, {len(skipped)} suppressed inline, {len(problems)} problems")
 for p in problems:
     print("  " + p)
+print(f"checkov: {len(passed)} passed, {len(problems)} failed, {len(skipped)} skipped")
 sys.exit(1 if problems else 0)
 PY
