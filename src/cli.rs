@@ -1,4 +1,4 @@
-//! The command line of an azfn app binary: `serve` (what the host runs) and `package`.
+//! The command line of an azfn app binary: `serve` (what the host runs), `start`, `new` and `package`.
 //!
 //! An app's `main` hands its functions to [`main`], and the binary gets the commands:
 //!
@@ -21,6 +21,10 @@ const HELP: &str = "\
 USAGE:
     {bin} [serve]                       serve the functions; the Functions host runs this and sets
                                         FUNCTIONS_CUSTOMHANDLER_PORT
+    {bin} start [--port 7071] [--builtin]
+                                        run the app locally from its root: under `func start` when
+                                        Core Tools is on PATH, otherwise (or with --builtin) under
+                                        azfn's built-in host, with Azurite started when needed
     {bin} package [--out DIR] [--zip]   lay out the app for deployment in DIR (default dist/azfn-app),
                                         and with --zip also DIR.zip
     {bin} new <kind> <Name> [options]   add a function: functions/<Name>/function.json, a handler module
@@ -46,6 +50,23 @@ pub fn main(app: fn() -> App) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None | Some("serve") => serve(app()),
+        Some("start") => {
+            let root = match std::env::current_dir() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{bin} start: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let binary = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&bin));
+            match crate::host::start::StartOptions::parse(&args[1..], root, binary) {
+                Ok(opts) => crate::host::start::start(app(), opts),
+                Err(e) => {
+                    eprintln!("{bin} start: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Some("package") => match package_command(app(), &args[1..]) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

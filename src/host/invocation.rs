@@ -266,6 +266,19 @@ pub fn timer(
     inv
 }
 
+/// The invocation a string trigger value makes: the text as `Data` (double-encoded), the given
+/// binding data, and JSON-object promotion. Used for inputs given to `POST /admin/functions/{name}`
+/// for Service Bus, Event Grid and other string-valued triggers.
+pub fn text(function: &str, binding: &str, text: &str, binding_data: &[(&str, Value)]) -> Invocation {
+    let mut inv = Invocation::new(function);
+    inv.data.insert(binding.to_owned(), encode(Value::String(text.to_owned())));
+    for (k, v) in binding_data {
+        inv.bind(k, v.clone());
+    }
+    inv.promote(text);
+    inv
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,34 @@
-//! The built-in Functions host (issue 3, in progress): what `azfn start` uses to run an app without
-//! Core Tools.
+//! The built-in Functions host: what `azfn start` uses to run an app without Core Tools.
 //!
+//! Building blocks, pure and unit-tested:
 //! - [`invocation`]: building invocation payloads exactly as the real host does.
+//! - [`response`]: applying the handler's answer (outputs, `res`, logs) exactly as the real host does.
 //! - [`routes`]: HTTP route templates with constraints, 404 and 405.
 //! - [`schedule`]: NCRONTAB and interval schedules for timer triggers.
-//! - [`response`]: applying the handler's answer (outputs, `res`, logs) exactly as the real host does.
+//! - [`settings`]: `local.settings.json` with the environment winning.
+//!
+//! The running host:
+//! - [`start`]: `azfn start`: staging, Core Tools or the built-in host, wiring, shutdown.
+//! - [`worker`]: the handler process: port, environment, readiness polling, restart rules.
+//! - [`invoker`]: one invocation: inputs, POST to the handler, outputs, console line.
+//! - [`bindings`]: storage for inputs and outputs, and the queue wake-up signal.
+//! - [`front`]: the HTTP front end: HTTP triggers, the admin endpoint, the status page.
+//! - [`queue_listener`], [`blob_listener`], [`timer_listener`]: the non-HTTP triggers.
+//! - [`azurite`]: starting Azurite for `UseDevelopmentStorage=true`.
+//! - [`console`]: the console lines.
 
+pub mod azurite;
+pub mod bindings;
+pub mod blob_listener;
+pub mod console;
+pub mod front;
 pub mod invocation;
+pub mod invoker;
+pub mod queue_listener;
 pub mod response;
 pub mod routes;
 pub mod schedule;
+pub mod settings;
+pub mod start;
+pub mod timer_listener;
+pub mod worker;

@@ -1,0 +1,326 @@
+//! The local host's HTTP front end: the HTTP triggers under the route prefix (default protocol or
+//! forwarding), the admin endpoint that runs non-HTTP functions, and a status page.
+//!
+//! - `GET /`: a short page listing the functions.
+//! - `GET /admin/host/status`: `{"state": "Running", ...}` once the handler is ready.
+//! - `POST /admin/functions/{name}` with `{"input": "..."}`: 202, and the function runs in the
+//!   background (`FunctionsController.Invoke`); 400 without a body, 404 for an unknown function.
+//! - Everything else is routed by [`RouteTable`]: 404, 405, or the function's response.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, StatusCode};
+use serde_json::{Value, json};
+
+use super::invocation::{self, HttpParts, QueueParts};
+use super::invoker::Invoker;
+use super::routes::{RouteMatch, RouteTable};
+use super::worker::{HOST_VERSION, WorkerState, error_chain};
+use crate::function_json::FunctionSpec;
+
+/// Requests bigger than this are refused (the Functions front end's limit is 100 MB).
+const MAX_BODY: usize = 100 * 1024 * 1024;
+
+/// What the front end needs.
+#[derive(Debug)]
+pub struct Front {
+    /// Runs invocations.
+    pub invoker: Arc<Invoker>,
+    /// The HTTP routes.
+    pub routes: RouteTable,
+}
+
+/// The front end's router.
+pub fn router(front: Arc<Front>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(front)
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (status, [("content-type", "text/plain; charset=utf-8")], body.into()).into_response()
+}
+
+async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    if path == "/" && req.method() == http::Method::GET {
+        return home(&front);
+    }
+    if path.eq_ignore_ascii_case("/admin/host/status") {
+        let state = match front.invoker.worker.state() {
+            WorkerState::Ready(_) => "Running",
+            WorkerState::Starting => "Initialized",
+            WorkerState::Stopped(_) => "Error",
+        };
+        return axum::Json(json!({"state": state, "version": HOST_VERSION})).into_response();
+    }
+    if let Some(name) = path.strip_prefix("/admin/functions/") {
+        if req.method() != http::Method::POST {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use POST /admin/functions/{name} with {\"input\": \"...\"}\n",
+            );
+        }
+        let name = name.trim_end_matches('/').to_owned();
+        return admin(front, &name, req).await;
+    }
+    match front.routes.route(req.method().as_str(), &path) {
+        RouteMatch::NotFound => text(StatusCode::NOT_FOUND, format!("no function is routed at {path}\n")),
+        RouteMatch::MethodNotAllowed => {
+            text(StatusCode::METHOD_NOT_ALLOWED, format!("{path} does not accept {}\n", req.method()))
+        }
+        RouteMatch::Found { function, params } => {
+            let invoker = &front.invoker;
+            if invoker.bindings.settings().is_disabled(&function) {
+                return text(StatusCode::NOT_FOUND, format!("function {function} is disabled\n"));
+            }
+            let Ok(spec) = invoker.spec(&function) else {
+                return text(StatusCode::NOT_FOUND, format!("no function {function}\n"));
+            };
+            if invoker.meta.host.forwarding && spec.is_http_only() {
+                forward(&front, spec, req).await
+            } else {
+                default_protocol(&front, spec, params, req).await
+            }
+        }
+    }
+}
+
+fn home(front: &Front) -> Response {
+    let mut page = format!("azfn local Functions host ({HOST_VERSION}): the app is up and running.\n\n");
+    for (function, template, methods) in front.routes.describe() {
+        page.push_str(&format!("{function}: [{methods}] /{template}\n"));
+    }
+    for (name, spec) in &front.invoker.meta.functions {
+        if !spec.trigger().is_type("httpTrigger") {
+            page.push_str(&format!("{name}: {} (POST /admin/functions/{name} runs it)\n", spec.trigger().binding_type));
+        }
+    }
+    text(StatusCode::OK, page)
+}
+
+async fn admin(front: Arc<Front>, name: &str, req: Request) -> Response {
+    let invoker = front.invoker.clone();
+    let Some((name, spec)) = invoker.meta.functions.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) else {
+        return text(StatusCode::NOT_FOUND, format!("no function named {name:?}\n"));
+    };
+    let (name, spec) = (name.clone(), spec.clone());
+    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}\n")),
+    };
+    if body.is_empty() {
+        return text(StatusCode::BAD_REQUEST, "the body must be JSON: {\"input\": \"...\"}\n");
+    }
+    let input = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(o)) => match o.iter().find(|(k, _)| k.eq_ignore_ascii_case("input")).map(|(_, v)| v) {
+            Some(Value::String(s)) => s.clone(),
+            None | Some(Value::Null) => String::new(),
+            Some(other) => other.to_string(),
+        },
+        _ => return text(StatusCode::BAD_REQUEST, "the body must be a JSON object: {\"input\": \"...\"}\n"),
+    };
+    let trigger = spec.trigger().clone();
+    if trigger.is_type("httpTrigger") {
+        return text(StatusCode::BAD_REQUEST, format!("{name} is an HTTP function: call its route instead\n"));
+    }
+    tokio::spawn(async move {
+        let inv = match admin_invocation(&invoker, &spec, &input).await {
+            Ok(inv) => inv,
+            Err(e) => return invoker.console.error(&format!("{name}: {e}")),
+        };
+        let _ = invoker.invoke(&name, &trigger.binding_type, inv).await;
+    });
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// The invocation an admin `input` string makes, per trigger type (`FunctionsController.Invoke`
+/// hands the string to the trigger's string converter; see `custom-handler-protocol.md` §6).
+async fn admin_invocation(
+    invoker: &Invoker,
+    spec: &FunctionSpec,
+    input: &str,
+) -> Result<invocation::Invocation, String> {
+    let t = spec.trigger();
+    let ty = t.binding_type.to_ascii_lowercase();
+    Ok(match ty.as_str() {
+        // QueuesModelFactory.QueueMessage(null, null, input, 0): no Id, no PopReceipt, DequeueCount 0.
+        "queuetrigger" => invocation::queue(
+            &spec.name,
+            &t.name,
+            &QueueParts {
+                text: input.to_owned(),
+                id: None,
+                pop_receipt: None,
+                dequeue_count: 0,
+                insertion_time: None,
+                expiration_time: None,
+                next_visible_time: None,
+            },
+        ),
+        "timertrigger" => invocation::timer(&spec.name, &t.name, false, None, None),
+        // The input is the blob's path, `container/name`.
+        "blobtrigger" => {
+            let (container, name) = input
+                .split_once('/')
+                .ok_or_else(|| format!("admin input {input:?} is not a blob path `container/name`"))?;
+            let c = invoker.bindings.clients(t.property("connection").unwrap_or("AzureWebJobsStorage"))?;
+            let blob = c.blobs.get(container, name).await.map_err(|e| e.to_string())?;
+            let pattern = t.property("path").and_then(|p| p.split_once('/')).map(|(_, p)| p).unwrap_or("{name}");
+            let params = super::blob_listener::NamePattern::parse(pattern)?.matches(name).unwrap_or_default();
+            let endpoint = c.account.blob.clone().unwrap_or_default();
+            let properties = json!({"BlobType": "Block", "ContentLength": blob.content.len(),
+                                    "ContentType": blob.content_type, "ETag": blob.etag, "Metadata": {}});
+            invocation::blob(&spec.name, &t.name, &blob.content, &format!("{endpoint}/{input}"), properties, &params)
+        }
+        // A bare ServiceBusReceivedMessage built from the string.
+        "servicebustrigger" => invocation::text(
+            &spec.name,
+            &t.name,
+            input,
+            &[
+                ("DeliveryCount", json!(0)),
+                ("SequenceNumber", json!(0)),
+                ("ApplicationProperties", json!({})),
+                ("UserProperties", json!({})),
+            ],
+        ),
+        "eventgridtrigger" => {
+            serde_json::from_str::<Value>(input)
+                .map_err(|e| format!("admin input for an Event Grid trigger must be an event as JSON: {e}"))?;
+            invocation::text(&spec.name, &t.name, input, &[])
+        }
+        _ => invocation::text(&spec.name, &t.name, input, &[]),
+    })
+}
+
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query.and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok()).unwrap_or_default()
+}
+
+async fn default_protocol(
+    front: &Front,
+    spec: &FunctionSpec,
+    params: BTreeMap<String, String>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}\n")),
+    };
+    let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
+    let http_parts = HttpParts {
+        method: parts.method.to_string(),
+        url: format!("http://{host}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")),
+        query: query_pairs(parts.uri.query()),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        params,
+        body: body.to_vec(),
+    };
+    let inv = invocation::http(&spec.name, &spec.trigger().name, &http_parts);
+    match front.invoker.invoke(&spec.name, "httpTrigger", inv).await {
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Ok(applied) => match applied.http {
+            None => StatusCode::NO_CONTENT.into_response(),
+            Some(r) => {
+                let mut res = Response::new(Body::from(r.body));
+                *res.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                for (k, v) in r.headers {
+                    if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
+                        res.headers_mut().append(k, v);
+                    }
+                }
+                res
+            }
+        },
+    }
+}
+
+/// Forwarding mode (`enableForwardingHttpRequest`): the request goes to the handler at the same
+/// path and query (repeated keys merged with commas), with the host's headers added and the body
+/// only when it has a Content-Length above 0; the handler's response is passed back as it is.
+async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
+    let invoker = &front.invoker;
+    let id = uuid::Uuid::new_v4().to_string();
+    let started = Instant::now();
+    if let Err(e) = invoker.worker.ready().await {
+        invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Err(&e));
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let has_length = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > 0);
+    let body =
+        if has_length { axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default() } else { Default::default() };
+    let mut merged: Vec<(String, String)> = Vec::new();
+    for (k, v) in query_pairs(parts.uri.query()) {
+        match merged.iter_mut().find(|(key, _)| *key == k) {
+            Some((_, existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            None => merged.push((k, v)),
+        }
+    }
+    let mut url = format!("http://127.0.0.1:{}{}", invoker.worker.port(), parts.uri.path());
+    if !merged.is_empty() {
+        url.push('?');
+        url.push_str(&serde_urlencoded::to_string(&merged).unwrap_or_default());
+    }
+    let mut out = invoker.worker.client().request(parts.method.clone(), url);
+    let mut agent = None;
+    for (k, v) in &parts.headers {
+        match k.as_str() {
+            "host" | "content-length" | "transfer-encoding" | "connection" => {}
+            "user-agent" => agent = v.to_str().ok().map(str::to_owned),
+            _ => out = out.header(k, v),
+        }
+    }
+    let agent = match agent {
+        Some(a) => format!("{a} Azure-Functions-Host/{HOST_VERSION}"),
+        None => format!("Azure-Functions-Host/{HOST_VERSION}"),
+    };
+    out = out
+        .header("user-agent", agent)
+        .header("x-azure-functions-hostversion", HOST_VERSION)
+        .header("x-azure-functions-invocationid", &id);
+    if has_length {
+        out = out.body(body);
+    }
+    let answer = async {
+        let res = out.send().await.map_err(|e| format!("the handler did not answer: {}", error_chain(&e)))?;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.map_err(|e| format!("the handler's answer broke off: {e}"))?;
+        Ok::<_, String>((status, headers, bytes))
+    };
+    match answer.await {
+        Ok((status, headers, bytes)) => {
+            invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Ok(()));
+            let mut res = Response::new(Body::from(bytes));
+            *res.status_mut() = status;
+            for (k, v) in &headers {
+                if !matches!(k.as_str(), "transfer-encoding" | "connection" | "content-length") {
+                    res.headers_mut().append(k, v.clone());
+                }
+            }
+            res
+        }
+        Err(e) => {
+            invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Err(&e));
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! `azfn start`: stage the app and run it, under Core Tools' `func start` when it is on PATH, or
+//! under the built-in host.
+//!
+//! The built-in host reads host.json, `local.settings.json` (the environment wins) and every
+//! function.json; starts the handler as the real host does ([`super::worker`]); serves the HTTP
+//! triggers and the admin endpoint ([`super::front`]); and runs the queue, blob and timer
+//! triggers ([`super::queue_listener`], [`super::blob_listener`], [`super::timer_listener`]).
+//! Service Bus and Event Grid functions run through the admin endpoint.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::bindings::Bindings;
+use super::blob_listener::{self, BlobTrigger};
+use super::console::Console;
+use super::front::{self, Front};
+use super::invoker::Invoker;
+use super::queue_listener::{self, QueueOptions, QueueTrigger};
+use super::routes::RouteTable;
+use super::schedule::Schedule;
+use super::settings::Settings;
+use super::timer_listener::{self, TimerTrigger};
+use super::worker::{Worker, WorkerConfig};
+use crate::app::App;
+use crate::function_json::AppMetadata;
+
+/// `azfn start` options.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// The app root (holds host.json, local.settings.json and functions/).
+    pub root: PathBuf,
+    /// The HTTP port (default 7071; 0 picks a free one).
+    pub port: u16,
+    /// Use the built-in host even when `func` is on PATH.
+    pub builtin: bool,
+    /// The handler binary to stage (this program).
+    pub binary: PathBuf,
+}
+
+impl StartOptions {
+    /// Parses `start`'s arguments: `[--port N] [--builtin]`.
+    pub fn parse(args: &[String], root: PathBuf, binary: PathBuf) -> Result<Self, String> {
+        let mut opts = Self { root, port: 7071, builtin: false, binary };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--port" | "-p" => {
+                    let v = it.next().ok_or("--port needs a number")?;
+                    opts.port = v.parse().map_err(|_| format!("--port {v:?} is not a port number"))?;
+                }
+                "--builtin" => opts.builtin = true,
+                other => return Err(format!("unknown option {other:?} (expected --port N, --builtin)")),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// A folder removed when dropped.
+#[derive(Debug)]
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// Runs `azfn start` for `app`.
+pub fn start(app: App, opts: StartOptions) -> ExitCode {
+    let console = Console::new();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            console.error(&format!("cannot start the async runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(app, opts, console)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            console.error(&e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn stage(app: &App, opts: &StartOptions) -> Result<(Scratch, PathBuf), String> {
+    let dir = std::env::temp_dir().join(format!("azfn-start-{}", uuid::Uuid::new_v4()));
+    let scratch = Scratch(dir.clone());
+    let app_dir = dir.join("app");
+    crate::package::package(app, &opts.root, &opts.binary, &app_dir, false)?;
+    Ok((scratch, app_dir))
+}
+
+async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), String> {
+    let meta = AppMetadata::load(&opts.root).map_err(|e| e.to_string())?;
+    app.check(&meta).map_err(|e| format!("the app cannot start: {e}"))?;
+    if !opts.builtin
+        && let Some(func) = find_on_path("func")
+    {
+        return run_func(&app, &opts, &func, console).await;
+    }
+    let settings = Settings::load(&opts.root)?;
+    let host_doc: Value = std::fs::read_to_string(opts.root.join("host.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let (scratch, app_dir) = stage(&app, &opts)?;
+    console.info(&format!("azfn built-in Functions host; app staged in {}", app_dir.display()));
+
+    // Storage: start Azurite when the app uses the development storage and none is running.
+    let bindings = Arc::new(Bindings::new(settings.clone()));
+    let uses_storage = meta.functions.values().any(|f| {
+        f.json
+            .bindings
+            .iter()
+            .any(|b| ["queueTrigger", "blobTrigger", "queue", "blob", "table"].iter().any(|t| b.is_type(t)))
+    });
+    let _azurite = match (uses_storage, bindings.clients("AzureWebJobsStorage")) {
+        (false, _) => None,
+        (true, Err(e)) => {
+            console.warn(&format!("storage triggers and bindings will fail: {e}"));
+            None
+        }
+        (true, Ok(c)) => {
+            let started = super::azurite::ensure(&opts.root, &c.account).await?;
+            if started.is_some() {
+                console.info("started Azurite (in memory) for AzureWebJobsStorage=UseDevelopmentStorage=true");
+            }
+            started
+        }
+    };
+
+    let exe = meta.host.executable.clone().unwrap_or_else(|| "azfn".to_owned());
+    let description = &host_doc["customHandler"]["description"];
+    let args: Vec<String> = description["arguments"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let work_dir = description["workingDirectory"].as_str().filter(|d| !d.is_empty()).map(|d| app_dir.join(d));
+    let worker = Worker::start(
+        WorkerConfig {
+            program: app_dir.join(&exe),
+            args,
+            dir: work_dir.unwrap_or_else(|| app_dir.clone()),
+            app_root: app_dir.clone(),
+            env: settings.missing_from_env(),
+        },
+        console,
+    )
+    .await?;
+    let mut fatal = worker.fatal.clone();
+    let invoker = Arc::new(Invoker { meta: meta.clone(), bindings: bindings.clone(), worker: worker.clone(), console });
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (choose another with --port)", opts.port))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let enabled: Vec<_> = meta.functions.values().filter(|f| !settings.is_disabled(&f.name)).collect();
+    let routes = RouteTable::new(&meta.host.route_prefix, enabled.iter().copied())?;
+    let (stop_tx, stop) = watch::channel(false);
+
+    let queue_opts =
+        QueueOptions::from_host_json(&host_doc, std::thread::available_parallelism().map_or(1, |n| n.get()) as u32);
+    if !queue_opts.base64 {
+        console.warn(
+            "extensions.queues.messageEncoding `none` is not supported by the built-in host; messages are base64",
+        );
+    }
+    let blob_attempts = host_doc["extensions"]["blobs"]["poisonBlobThreshold"]
+        .as_u64()
+        .map_or(queue_opts.max_dequeue_count, |n| n as u32);
+    let host_id = settings.get("AzureFunctionsWebHost__hostid").unwrap_or_else(|| host_id_for(&opts.root));
+
+    println!("\nFunctions:\n");
+    for spec in meta.functions.values() {
+        let t = spec.trigger();
+        let ty = t.binding_type.to_ascii_lowercase();
+        if settings.is_disabled(&spec.name) {
+            println!("    {}: disabled (AzureWebJobs.{}.Disabled)", spec.name, spec.name);
+            continue;
+        }
+        let connection = t.property("connection").unwrap_or("AzureWebJobsStorage").to_owned();
+        match ty.as_str() {
+            "httptrigger" => {}
+            "queuetrigger" => {
+                let queue = t.property("queueName").unwrap_or_default().to_owned();
+                println!("    {}: queueTrigger on {queue:?}", spec.name);
+                let trig = QueueTrigger { function: spec.name.clone(), binding: t.name.clone(), queue, connection };
+                tokio::spawn(queue_listener::listen(invoker.clone(), trig, queue_opts.clone(), stop.clone()));
+            }
+            "blobtrigger" => {
+                let path = t.property("path").unwrap_or_default().to_owned();
+                println!("    {}: blobTrigger on {path:?}", spec.name);
+                let trig = BlobTrigger {
+                    function: spec.name.clone(),
+                    binding: t.name.clone(),
+                    path,
+                    connection,
+                    host_id: host_id.clone(),
+                    max_attempts: blob_attempts,
+                    interval: Duration::from_secs(1),
+                };
+                tokio::spawn(blob_listener::listen(invoker.clone(), trig, stop.clone()));
+            }
+            "timertrigger" => {
+                let text = t.property("schedule").unwrap_or_default();
+                let text = expand_setting(text, &settings);
+                let schedule = Schedule::parse(&text).map_err(|e| format!("{}: schedule {text:?}: {e}", spec.name))?;
+                let run_on_startup = t.properties.get("runOnStartup").and_then(Value::as_bool).unwrap_or(false);
+                println!(
+                    "    {}: timerTrigger {text:?}{}",
+                    spec.name,
+                    if run_on_startup { " (runOnStartup)" } else { "" }
+                );
+                let trig =
+                    TimerTrigger { function: spec.name.clone(), binding: t.name.clone(), schedule, run_on_startup };
+                tokio::spawn(timer_listener::listen(invoker.clone(), trig, stop.clone()));
+            }
+            _ => println!(
+                "    {}: {} (run it with: curl -X POST http://127.0.0.1:{port}/admin/functions/{} -H 'Content-Type: application/json' -d '{{\"input\": \"...\"}}')",
+                spec.name, t.binding_type, spec.name
+            ),
+        }
+    }
+    for (function, template, methods) in routes.describe() {
+        println!("    {function}: [{methods}] http://127.0.0.1:{port}/{template}");
+    }
+    println!();
+    console.info(&format!("host listening on http://127.0.0.1:{port} (Ctrl-C stops it)"));
+
+    let front = Arc::new(Front { invoker: invoker.clone(), routes });
+    let serve = axum::serve(listener, front::router(front)).with_graceful_shutdown({
+        let mut stop = stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    });
+    let server = tokio::spawn(async move { serve.await });
+
+    let reason = tokio::select! {
+        _ = shutdown_signal() => None,
+        r = fatal.wait_for(|f| f.is_some()) => r.ok().and_then(|f| f.clone()),
+    };
+    console.info("stopping");
+    let _ = stop_tx.send(true);
+    worker.stop().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    drop(scratch);
+    match reason {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
+}
+
+/// `%NAME%` in a schedule is the app setting NAME, as the timer trigger resolves it.
+fn expand_setting(text: &str, settings: &Settings) -> String {
+    match text.strip_prefix('%').and_then(|t| t.strip_suffix('%')) {
+        Some(name) => settings.get(name).unwrap_or_else(|| text.to_owned()),
+        None => text.to_owned(),
+    }
+}
+
+/// A host id like Core Tools': the app folder's name, lowercased, letters, digits and dashes, at
+/// most 32 characters.
+fn host_id_for(root: &Path) -> String {
+    let name = std::fs::canonicalize(root)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_lowercase()))
+        .unwrap_or_else(|| "azfn".to_owned());
+    let id: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(32).collect();
+    if id.trim_matches('-').is_empty() { "azfn".to_owned() } else { id.trim_matches('-').to_owned() }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the staged app under Core Tools: `func start --port N` in the staged folder, with
+/// `local.settings.json` copied there.
+async fn run_func(app: &App, opts: &StartOptions, func: &Path, console: Console) -> Result<(), String> {
+    let (_scratch, app_dir) = stage(app, opts)?;
+    let settings = opts.root.join("local.settings.json");
+    if settings.is_file() {
+        std::fs::copy(&settings, app_dir.join("local.settings.json"))
+            .map_err(|e| format!("cannot stage local.settings.json: {e}"))?;
+    }
+    console.info(&format!(
+        "running `func start` (Core Tools, {}) in {}; `--builtin` uses azfn's own host",
+        func.display(),
+        app_dir.display()
+    ));
+    let status = tokio::process::Command::new(func)
+        .args(["start", "--port", &opts.port.to_string()])
+        .current_dir(&app_dir)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", func.display()))?;
+    if status.success() { Ok(()) } else { Err(format!("func start ended with {status}")) }
+}
