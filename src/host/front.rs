@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::invocation::{self, HttpParts, QueueParts};
 use super::invoker::Invoker;
 use super::routes::{RouteMatch, RouteTable};
-use super::worker::{HOST_VERSION, WorkerState, error_chain};
+use super::worker::{HOST_VERSION, WorkerState};
 use crate::function_json::FunctionSpec;
 
 /// Requests bigger than this are refused (the Functions front end's limit is 100 MB).
@@ -300,7 +300,7 @@ async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
         out = out.body(body);
     }
     let answer = async {
-        let res = out.send().await.map_err(|e| format!("the handler did not answer: {}", error_chain(&e)))?;
+        let res = invoker.worker.send(out).await?;
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.bytes().await.map_err(|e| format!("the handler's answer broke off: {e}"))?;

@@ -144,22 +144,37 @@ impl Worker {
         invocation_id: &str,
         body: Vec<u8>,
     ) -> Result<(u16, Option<String>, Bytes), String> {
-        self.ready().await?;
-        let res = self
+        let req = self
             .client
             .post(format!("http://127.0.0.1:{}/{function}", self.port))
             .header("content-type", "application/json; charset=utf-8")
             .header("x-azure-functions-hostversion", HOST_VERSION)
             .header("x-azure-functions-invocationid", invocation_id)
             .header("user-agent", format!("Azure-Functions-Host/{HOST_VERSION}"))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("the handler did not answer: {}", error_chain(&e)))?;
+            .body(body);
+        let res = self.send(req).await?;
         let status = res.status().as_u16();
         let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = res.bytes().await.map_err(|e| format!("the handler's answer broke off: {e}"))?;
         Ok((status, ct, body))
+    }
+
+    /// Sends a request to the handler once it is ready. A request that could not connect (the
+    /// handler just died and is being restarted) never reached it, so it is sent again once the
+    /// handler is back, for up to [`START_TIMEOUT`]; any other failure is returned.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+        let started = Instant::now();
+        loop {
+            self.ready().await?;
+            let attempt = req.try_clone().ok_or("the request body cannot be sent twice")?;
+            match attempt.send().await {
+                Ok(res) => return Ok(res),
+                Err(e) if e.is_connect() && started.elapsed() < START_TIMEOUT => {
+                    tokio::time::sleep(READY_POLL).await;
+                }
+                Err(e) => return Err(format!("the handler did not answer: {}", error_chain(&e))),
+            }
+        }
     }
 
     /// Stops the handler (killed, as the host does on shutdown) and waits for it to be gone.

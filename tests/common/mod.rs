@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod azurite;
+pub mod local_host;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,99 @@
+//! Runs `azfn start --builtin` as a user would, on a free port, against a test's own Azurite
+//! (passed as `AzureWebJobsStorage` in the environment, which wins over local.settings.json).
+//! SIGTERM on drop, so the host stops its handler too.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::azurite::Azurite;
+use super::free_port;
+
+pub struct LocalHost {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalHost {
+    /// Starts the app in `root` with `extra_env` and waits until `GET /admin/host/status` says Running.
+    pub async fn start(root: &Path, azurite: &Azurite, extra_env: &[(&str, &str)]) -> LocalHost {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("console.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_azfn"))
+            .args(["start", "--builtin", "--port", &port.to_string()])
+            .current_dir(root)
+            .env("AzureWebJobsStorage", azurite.connection_string())
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .envs(extra_env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start azfn start");
+        let host = LocalHost { child, port, log, _dir: dir };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = client.get(host.url("/admin/host/status")).send().await
+                && r.text().await.unwrap_or_default().contains("Running")
+            {
+                return host;
+            }
+            assert!(Instant::now() < deadline, "azfn start was not running within 60 s; console:\n{}", host.console());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn console(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many console lines contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.console().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits until at least `n` console lines contain `needle`.
+    pub async fn wait_for(&self, needle: &str, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.count(needle) < n {
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} console lines with {needle:?} within {within:?}; console:\n{}",
+                self.console()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The pid in the last "handler ready ... (pid N)" line.
+    pub fn handler_pid(&self) -> u32 {
+        let console = self.console();
+        let line = console.lines().rev().find(|l| l.contains("handler ready")).expect("a handler ready line");
+        line.rsplit("(pid ").next().unwrap().trim_end_matches(')').parse().unwrap()
+    }
+}
+
+impl Drop for LocalHost {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,222 @@
+//! End to end through `azfn start --builtin` on a real Azurite: the orders app as a user runs it,
+//! called with plain HTTP (reqwest, as curl would) and fed through real storage queues and blobs.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use azfn::storage::{BlobClient, QueueClient, TableClient};
+use bytes::Bytes;
+use common::azurite::Azurite;
+use common::local_host::LocalHost;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn order() -> Value {
+    json!({"customerId": "c-1", "items": [{"sku": "s-1", "quantity": 2, "unitPrice": 1.5}], "currency": "EUR"})
+}
+
+async fn create_order(host: &LocalHost, client: &reqwest::Client) -> String {
+    let res = client.post(host.url("/api/orders")).json(&order()).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let body: Value = res.json().await.unwrap();
+    body["orderId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn http_functions_route_and_answer_like_the_host() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let client = reqwest::Client::new();
+
+    // Hello is HTTP-only, so it is forwarded (enableForwardingHttpRequest).
+    let res = client.get(host.url("/api/hello?name=Ada")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "Hello, Ada");
+    // Unknown routes are 404, wrong methods 405.
+    assert_eq!(client.get(host.url("/api/nope")).send().await.unwrap().status(), 404);
+    assert_eq!(client.delete(host.url("/api/hello")).send().await.unwrap().status(), 405);
+
+    // CreateOrder has a queue output, so it goes through the default protocol.
+    let res = client.post(host.url("/api/orders")).json(&json!({"customerId": "", "items": []})).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("customerId"), "{text}");
+
+    // GetOrder reads its table input; an unknown id is 404.
+    let res = client.get(host.url("/api/orders/does-not-exist")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+
+    // The status page lists the functions.
+    let home = client.get(host.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(home.contains("Hello: [GET] /api/hello") && home.contains("ProcessOrder: queueTrigger"), "{home}");
+    host.wait_for("Executed 'GetOrder' (httpTrigger", 1, WAIT).await;
+}
+
+#[tokio::test]
+async fn an_order_flows_through_queue_blob_and_table() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let client = reqwest::Client::new();
+    let id = create_order(&host, &client).await;
+
+    // ProcessOrder (queue trigger) writes the receipt blob and the table row; AuditReceipt (blob
+    // trigger) checks the receipt.
+    host.wait_for(&format!("receipt checked blob={id}.json"), 1, WAIT).await;
+    let res = client.get(host.url(&format!("/api/orders/{id}"))).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let stored: Value = res.json().await.unwrap();
+    assert_eq!(stored["status"], "processed");
+    assert_eq!(stored["total"], 3.0);
+
+    let account = azurite.account();
+    let blob = BlobClient::new(&account).unwrap().get("receipts", &format!("{id}.json")).await.unwrap();
+    let receipt: Value = serde_json::from_slice(&blob.content).unwrap();
+    assert_eq!(receipt["orderId"], id.as_str());
+    let row = TableClient::new(&account).unwrap().get("orders", "orders", &id).await.unwrap().unwrap();
+    assert_eq!(row.properties["currency"], "EUR");
+    // Nothing is left on the queue.
+    assert_eq!(QueueClient::new(&account).unwrap().approximate_count("orders").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_malformed_message_goes_to_the_poison_queue_after_five_attempts() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    queues.create_queue("orders").await.unwrap();
+    queues.send("orders", b"{\"customerId\": 42}", Duration::ZERO).await.unwrap();
+
+    host.wait_for("moved it to queue \"orders-poison\"", 1, WAIT).await;
+    assert_eq!(host.count("Executed 'ProcessOrder' (queueTrigger"), 5, "{}", host.console());
+    assert!(host.console().contains("failed 5 times"));
+    // Nothing lost: the same body is on the poison queue, and the original is gone.
+    let poisoned = queues.receive("orders-poison", 32, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(poisoned.len(), 1);
+    assert_eq!(poisoned[0].body, b"{\"customerId\": 42}");
+    assert_eq!(queues.approximate_count("orders").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_blob_triggers_once_and_a_bad_one_is_poisoned() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let account = azurite.account();
+    let blobs = BlobClient::new(&account).unwrap();
+    blobs.create_container("receipts").await.unwrap();
+    let good = json!({"orderId": "o-7", "total": 3.0, "currency": "EUR",
+                      "lines": [{"sku": "s", "quantity": 2, "unitPrice": 1.5, "lineTotal": 3.0}]});
+    blobs.put("receipts", "o-7.json", Bytes::from(good.to_string()), "application/json").await.unwrap();
+    blobs.put("receipts", "junk.json", Bytes::from_static(b"not a receipt"), "application/json").await.unwrap();
+
+    host.wait_for("receipt checked blob=o-7.json", 1, WAIT).await;
+    host.wait_for("a message for it is on queue \"webjobs-blobtrigger-poison\"", 1, WAIT).await;
+    // Several more scans pass: the good blob is not run again, and its receipt is stored.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(host.count("receipt checked blob=o-7.json"), 1, "{}", host.console());
+    let receipts = blobs.list("azure-webjobs-hosts", "blobreceipts/").await.unwrap();
+    assert!(receipts.iter().any(|r| r.name.ends_with("/receipts/o-7.json")), "{receipts:?}");
+
+    let queues = QueueClient::new(&account).unwrap();
+    let poison = queues.receive("webjobs-blobtrigger-poison", 32, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(poison.len(), 1);
+    let message: Value = serde_json::from_slice(&poison[0].body).unwrap();
+    assert_eq!(message["BlobName"], "junk.json");
+    assert_eq!(message["ContainerName"], "receipts");
+    assert_eq!(message["FunctionId"], "Host.Functions.AuditReceipt");
+
+    // A new version of the blob (new ETag) triggers again.
+    let mut changed = good.clone();
+    changed["currency"] = json!("USD");
+    blobs.put("receipts", "o-7.json", Bytes::from(changed.to_string()), "application/json").await.unwrap();
+    host.wait_for("receipt checked blob=o-7.json", 2, WAIT).await;
+}
+
+fn copy_app(to: &Path) {
+    let root = common::repo_root();
+    for f in ["host.json", "local.settings.json"] {
+        std::fs::copy(root.join(f), to.join(f)).unwrap();
+    }
+    for entry in std::fs::read_dir(root.join("functions")).unwrap() {
+        let entry = entry.unwrap();
+        let dir = to.join("functions").join(entry.file_name());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(entry.path().join("function.json"), dir.join("function.json")).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_run_on_startup_timer_fires_and_the_admin_endpoint_runs_functions() {
+    let azurite = Azurite::start();
+    let app = tempfile::tempdir().unwrap();
+    copy_app(app.path());
+    let path = app.path().join("functions/OrderSummary/function.json");
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"runOnStartup\": false", "\"runOnStartup\": true");
+    std::fs::write(&path, text).unwrap();
+
+    let host = LocalHost::start(app.path(), &azurite, &[]).await;
+    host.wait_for("Executed 'OrderSummary' (timerTrigger", 1, WAIT).await;
+    assert!(host.console().contains("order summary: no orders yet"), "{}", host.console());
+
+    let client = reqwest::Client::new();
+    let admin = |name: &str| host.url(&format!("/admin/functions/{name}"));
+    let res = client.post(admin("OrderSummary")).json(&json!({"input": ""})).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    host.wait_for("Executed 'OrderSummary' (timerTrigger", 2, WAIT).await;
+
+    // Service Bus and Event Grid functions run through the admin endpoint too.
+    let res = client
+        .post(admin("OrderEvents"))
+        .json(&json!({"input": "{\"orderId\":\"o-1\",\"status\":\"shipped\"}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    host.wait_for("Executed 'OrderEvents' (serviceBusTrigger", 1, WAIT).await;
+    let event = json!({"id": "e-1", "eventType": "Catalog.ItemChanged", "subject": "items/s-1", "eventTime": "2024-05-01T10:00:00Z",
+                       "data": {"sku": "s-1"}, "dataVersion": "1", "topic": "/catalog"});
+    let res = client.post(admin("CatalogEvents")).json(&json!({"input": event.to_string()})).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    host.wait_for("Executed 'CatalogEvents' (eventGridTrigger", 1, WAIT).await;
+
+    // A queue function run by hand gets DequeueCount 0 and no message id, as in the real host.
+    let message = json!({"orderId": "o-admin", "customerId": "c-1", "currency": "EUR", "createdAt": "2024-05-01T10:00:00Z",
+                         "items": [{"sku": "s-1", "quantity": 2, "unitPriceCents": 150}]});
+    let res = client.post(admin("ProcessOrder")).json(&json!({"input": message.to_string()})).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    host.wait_for("Executed 'ProcessOrder' (queueTrigger", 1, WAIT).await;
+
+    assert_eq!(client.post(admin("Nope")).json(&json!({"input": ""})).send().await.unwrap().status(), 404);
+    assert_eq!(client.post(admin("OrderSummary")).send().await.unwrap().status(), 400);
+    let failures: Vec<_> = host.console().lines().filter(|l| l.contains("Failed")).map(str::to_owned).collect();
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
+#[tokio::test]
+async fn the_host_restarts_a_killed_handler_and_carries_on() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let client = reqwest::Client::new();
+    let first = host.handler_pid();
+
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(create_order(&host, &client).await);
+    }
+    std::process::Command::new("kill").args(["-KILL", &first.to_string()]).status().unwrap();
+    for _ in 0..5 {
+        // Calls made while the handler restarts wait for it.
+        ids.push(create_order(&host, &client).await);
+    }
+    host.wait_for("handler ready", 2, WAIT).await;
+    assert_ne!(host.handler_pid(), first);
+    assert!(host.console().contains("was killed by a signal; restarting the handler"), "{}", host.console());
+
+    for id in &ids {
+        host.wait_for(&format!("order processed order_id={id}"), 1, WAIT).await;
+        let res = client.get(host.url(&format!("/api/orders/{id}"))).send().await.unwrap();
+        assert_eq!(res.status(), 200, "order {id}");
+    }
+}
