@@ -53,6 +53,7 @@
 pub mod app;
 pub mod cli;
 pub mod context;
+pub mod durable;
 mod encoding;
 pub mod error;
 pub mod function_json;

@@ -1,0 +1,210 @@
+//! History events: what happened to an orchestration, in order. Replaying them through the
+//! orchestrator's code rebuilds its state (`docs/adr/0003-durable-engine.md`).
+//!
+//! Scheduling events (`TaskScheduled`, `TimerCreated`, `SubOrchestrationCreated`) carry the
+//! sequence id the code gave the call; the matching completion refers to it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The instance that started a sub-orchestration, and the task id the result goes back to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Parent {
+    /// The parent instance.
+    pub instance_id: String,
+    /// The parent's task id for this sub-orchestration.
+    pub task_id: u64,
+}
+
+/// One history event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "eventType", rename_all_fields = "camelCase")]
+pub enum Event {
+    /// The execution began with this orchestrator and input.
+    ExecutionStarted {
+        /// The orchestrator's name.
+        name: String,
+        /// Its input.
+        input: Value,
+        /// The parent, for a sub-orchestration.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<Parent>,
+    },
+    /// An episode began at this time (the orchestration's deterministic "now").
+    OrchestratorStarted {
+        /// The episode's time.
+        time: DateTime<Utc>,
+    },
+    /// The code called an activity.
+    TaskScheduled {
+        /// The call's sequence id.
+        id: u64,
+        /// The activity.
+        name: String,
+        /// Its input.
+        input: Value,
+    },
+    /// An activity returned.
+    TaskCompleted {
+        /// The call's sequence id.
+        id: u64,
+        /// The result.
+        result: Value,
+    },
+    /// An activity failed.
+    TaskFailed {
+        /// The call's sequence id.
+        id: u64,
+        /// The error.
+        error: String,
+    },
+    /// The code created a durable timer.
+    TimerCreated {
+        /// The timer's sequence id.
+        id: u64,
+        /// When it fires.
+        fire_at: DateTime<Utc>,
+    },
+    /// A durable timer fired.
+    TimerFired {
+        /// The timer's sequence id.
+        id: u64,
+    },
+    /// The code started a sub-orchestration.
+    SubOrchestrationCreated {
+        /// The call's sequence id.
+        id: u64,
+        /// The orchestrator.
+        name: String,
+        /// The child's instance id.
+        instance_id: String,
+        /// Its input.
+        input: Value,
+    },
+    /// A sub-orchestration completed.
+    SubOrchestrationCompleted {
+        /// The call's sequence id.
+        id: u64,
+        /// Its output.
+        result: Value,
+    },
+    /// A sub-orchestration failed.
+    SubOrchestrationFailed {
+        /// The call's sequence id.
+        id: u64,
+        /// The error.
+        error: String,
+    },
+    /// An external event arrived.
+    EventRaised {
+        /// The event name.
+        name: String,
+        /// Its payload.
+        input: Value,
+        /// A unique key per raise, so a redelivered message is applied once.
+        key: String,
+    },
+    /// The orchestrator returned a value.
+    ExecutionCompleted {
+        /// The output.
+        result: Value,
+    },
+    /// The orchestrator returned an error (or could not run).
+    ExecutionFailed {
+        /// The error.
+        error: String,
+    },
+    /// The instance was terminated.
+    ExecutionTerminated {
+        /// Why.
+        reason: String,
+    },
+    /// The orchestrator restarted itself with a new input.
+    ContinuedAsNew {
+        /// The new input.
+        input: Value,
+    },
+}
+
+impl Event {
+    /// The event's type name, as the status API shows it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::ExecutionStarted { .. } => "ExecutionStarted",
+            Event::OrchestratorStarted { .. } => "OrchestratorStarted",
+            Event::TaskScheduled { .. } => "TaskScheduled",
+            Event::TaskCompleted { .. } => "TaskCompleted",
+            Event::TaskFailed { .. } => "TaskFailed",
+            Event::TimerCreated { .. } => "TimerCreated",
+            Event::TimerFired { .. } => "TimerFired",
+            Event::SubOrchestrationCreated { .. } => "SubOrchestrationInstanceCreated",
+            Event::SubOrchestrationCompleted { .. } => "SubOrchestrationInstanceCompleted",
+            Event::SubOrchestrationFailed { .. } => "SubOrchestrationInstanceFailed",
+            Event::EventRaised { .. } => "EventRaised",
+            Event::ExecutionCompleted { .. } => "ExecutionCompleted",
+            Event::ExecutionFailed { .. } => "ExecutionFailed",
+            Event::ExecutionTerminated { .. } => "ExecutionTerminated",
+            Event::ContinuedAsNew { .. } => "ContinuedAsNew",
+        }
+    }
+
+    /// The sequence id of a scheduling event.
+    pub fn scheduled_id(&self) -> Option<u64> {
+        match self {
+            Event::TaskScheduled { id, .. }
+            | Event::TimerCreated { id, .. }
+            | Event::SubOrchestrationCreated { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// The sequence id a completion refers to.
+    pub fn completed_id(&self) -> Option<u64> {
+        match self {
+            Event::TaskCompleted { id, .. }
+            | Event::TaskFailed { id, .. }
+            | Event::TimerFired { id }
+            | Event::SubOrchestrationCompleted { id, .. }
+            | Event::SubOrchestrationFailed { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Whether this event ends the execution.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Event::ExecutionCompleted { .. }
+                | Event::ExecutionFailed { .. }
+                | Event::ExecutionTerminated { .. }
+                | Event::ContinuedAsNew { .. }
+        )
+    }
+
+    /// A short description of a scheduling event, for non-determinism errors.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Event::TaskScheduled { name, .. } => format!("a call to activity `{name}`"),
+            Event::TimerCreated { .. } => "a timer".to_owned(),
+            Event::SubOrchestrationCreated { name, .. } => format!("a call to sub-orchestrator `{name}`"),
+            other => other.kind().to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_as_tagged_json() {
+        let e = Event::TaskScheduled { id: 3, name: "SayHello".into(), input: serde_json::json!("Tokyo") };
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(text, r#"{"eventType":"TaskScheduled","id":3,"name":"SayHello","input":"Tokyo"}"#);
+        assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), e);
+        let fired: Event = serde_json::from_str(r#"{"eventType":"TimerFired","id":1}"#).unwrap();
+        assert_eq!(fired.completed_id(), Some(1));
+    }
+}

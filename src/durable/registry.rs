@@ -1,0 +1,170 @@
+//! Orchestrators and activities registered by name, with typed inputs and outputs through serde.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::context::OrchestrationContext;
+
+/// A boxed orchestrator or activity run: its JSON output or error text.
+pub type BoxRun = Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
+type OrchestratorFn = Arc<dyn Fn(OrchestrationContext, Value) -> BoxRun + Send + Sync>;
+type ActivityFn = Arc<dyn Fn(ActivityContext, Value) -> BoxRun + Send + Sync>;
+
+/// What an activity knows about its call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityContext {
+    /// The orchestration instance that called it.
+    pub instance_id: String,
+    /// The activity's name.
+    pub name: String,
+    /// The call's sequence id in the orchestration.
+    pub task_id: u64,
+}
+
+/// The orchestrators and activities of an app.
+#[derive(Clone, Default)]
+pub struct Registry {
+    orchestrators: BTreeMap<String, OrchestratorFn>,
+    activities: BTreeMap<String, ActivityFn>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("orchestrators", &self.orchestrators.keys().collect::<Vec<_>>())
+            .field("activities", &self.activities.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn decode<I: DeserializeOwned>(input: Value, what: &str) -> Result<I, String> {
+    serde_json::from_value(input).map_err(|e| format!("the input of {what} does not fit its type: {e}"))
+}
+
+fn encode<O: Serialize>(output: O, what: &str) -> Result<Value, String> {
+    serde_json::to_value(output).map_err(|e| format!("the output of {what} cannot be serialized: {e}"))
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers the orchestrator `name`: `async fn(ctx, input: I) -> Result<O, E>`.
+    ///
+    /// ```
+    /// use azfn::durable::{OrchestrationContext, Registry, TaskError};
+    ///
+    /// async fn hello_sequence(ctx: OrchestrationContext, cities: Vec<String>) -> Result<Vec<String>, TaskError> {
+    ///     let mut out = Vec::new();
+    ///     for city in cities {
+    ///         out.push(ctx.call_activity("SayHello", city).await?);
+    ///     }
+    ///     Ok(out)
+    /// }
+    ///
+    /// let registry = Registry::new().orchestrator("HelloSequence", hello_sequence);
+    /// assert!(registry.has_orchestrator("HelloSequence"));
+    /// ```
+    pub fn orchestrator<F, Fut, I, O, E>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(OrchestrationContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        E: fmt::Display + 'static,
+    {
+        let what = format!("orchestrator `{name}`");
+        let run: OrchestratorFn = Arc::new(move |ctx, input| {
+            let what = what.clone();
+            match decode::<I>(input, &what) {
+                Ok(i) => {
+                    let fut = f(ctx, i);
+                    Box::pin(async move { encode(fut.await.map_err(|e| e.to_string())?, &what) })
+                }
+                Err(e) => Box::pin(async move { Err(e) }),
+            }
+        });
+        self.orchestrators.insert(name.to_owned(), run);
+        self
+    }
+
+    /// Registers the activity `name`: `async fn(ctx, input: I) -> Result<O, E>`.
+    pub fn activity<F, Fut, I, O, E>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        E: fmt::Display + 'static,
+    {
+        let what = format!("activity `{name}`");
+        let run: ActivityFn = Arc::new(move |ctx, input| {
+            let what = what.clone();
+            match decode::<I>(input, &what) {
+                Ok(i) => {
+                    let fut = f(ctx, i);
+                    Box::pin(async move { encode(fut.await.map_err(|e| e.to_string())?, &what) })
+                }
+                Err(e) => Box::pin(async move { Err(e) }),
+            }
+        });
+        self.activities.insert(name.to_owned(), run);
+        self
+    }
+
+    /// Whether an orchestrator is registered under `name`.
+    pub fn has_orchestrator(&self, name: &str) -> bool {
+        self.orchestrators.contains_key(name)
+    }
+
+    /// The registered orchestrator names.
+    pub fn orchestrator_names(&self) -> Vec<String> {
+        self.orchestrators.keys().cloned().collect()
+    }
+
+    /// Starts the orchestrator `name`'s code, or says it is unknown.
+    pub(crate) fn start_orchestrator(
+        &self,
+        name: &str,
+        ctx: OrchestrationContext,
+        input: Value,
+    ) -> Result<BoxRun, String> {
+        let f = self.orchestrators.get(name).ok_or_else(|| {
+            format!("no orchestrator named `{name}`; registered: {}", self.orchestrator_names().join(", "))
+        })?;
+        Ok(f(ctx, input))
+    }
+
+    /// Runs the activity `ctx.name` with `input`; a panic becomes an error.
+    pub async fn run_activity(&self, ctx: ActivityContext, input: Value) -> Result<Value, String> {
+        let Some(f) = self.activities.get(&ctx.name) else {
+            return Err(format!(
+                "no activity named `{}`; registered: {}",
+                ctx.name,
+                self.activities.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        };
+        let name = ctx.name.clone();
+        let fut = f(ctx, input);
+        match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(fut)).await {
+            Ok(r) => r,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_owned());
+                Err(format!("activity `{name}` panicked: {msg}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Running an orchestrator's code over its history: replay of recorded events, then live episodes
+//! that apply new events and collect the code's new actions.
+//!
+//! Events are applied one at a time and the code is polled after each, so a race between a timer
+//! and an event resolves in history order, and `now()` is the time of the episode being replayed.
+
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskCx, Poll, Waker};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::context::{OrchestrationContext, State};
+use super::history::Event;
+use super::registry::{BoxRun, Registry};
+
+/// What a live episode produced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Episode {
+    /// The events to append to history: the episode start, the new events that were applied, the
+    /// code's new scheduling actions, and a terminal event when the execution ended.
+    pub events: Vec<Event>,
+    /// The custom status the code set, if it set one.
+    pub custom_status: Option<Value>,
+}
+
+impl Episode {
+    /// The terminal event, when the execution ended in this episode.
+    pub fn outcome(&self) -> Option<&Event> {
+        self.events.iter().find(|e| e.is_terminal())
+    }
+}
+
+/// One execution of an orchestration: its code, suspended at its current step, and its history.
+pub struct Execution {
+    registry: Arc<Registry>,
+    ctx: OrchestrationContext,
+    run: Option<BoxRun>,
+    history: Vec<Event>,
+    outcome: Option<Event>,
+}
+
+impl std::fmt::Debug for Execution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Execution")
+            .field("instance_id", &self.ctx.instance_id())
+            .field("events", &self.history.len())
+            .field("outcome", &self.outcome)
+            .finish()
+    }
+}
+
+impl Execution {
+    /// Rebuilds an execution from its recorded history (empty for a new instance).
+    pub fn replay(registry: Arc<Registry>, instance_id: &str, execution_id: &str, history: Vec<Event>) -> Self {
+        let mut expected = std::collections::HashMap::new();
+        for e in &history {
+            if let Some(id) = e.scheduled_id() {
+                expected.insert(id, e.clone());
+            }
+        }
+        let state = State {
+            instance_id: instance_id.to_owned(),
+            execution_id: execution_id.to_owned(),
+            expected,
+            replaying: true,
+            ..Default::default()
+        };
+        let mut exec = Execution {
+            registry,
+            ctx: OrchestrationContext { state: Arc::new(Mutex::new(state)) },
+            run: None,
+            history: Vec::new(),
+            outcome: None,
+        };
+        for e in history {
+            exec.apply(&e);
+            exec.history.push(e);
+        }
+        {
+            let mut s = exec.ctx.lock();
+            s.replaying = false;
+            s.new_actions.clear();
+            let unreached: Vec<u64> = s.expected.keys().copied().filter(|id| *id >= s.next_id).collect();
+            if exec.outcome.is_none()
+                && exec.run.is_some()
+                && let Some(id) = unreached.into_iter().min()
+            {
+                let what = s.expected[&id].describe();
+                s.nondeterminism = Some(format!(
+                    "non-deterministic orchestration: the recorded history has step {id} ({what}), but the code no \
+                     longer reaches it; was the orchestrator changed while instances were running?"
+                ));
+            }
+        }
+        exec.check_nondeterminism();
+        exec
+    }
+
+    /// The context the code runs with.
+    pub fn context(&self) -> &OrchestrationContext {
+        &self.ctx
+    }
+
+    /// The whole history of this execution.
+    pub fn history(&self) -> &[Event] {
+        &self.history
+    }
+
+    /// The terminal event, once the execution has ended.
+    pub fn outcome(&self) -> Option<&Event> {
+        self.outcome.as_ref()
+    }
+
+    /// Whether `e` would change nothing: a result already applied, a result for a step the code has
+    /// not taken, an event key seen before, or a second start.
+    pub fn is_duplicate(&self, e: &Event) -> bool {
+        let s = self.ctx.lock();
+        match e {
+            Event::ExecutionStarted { .. } => !self.history.is_empty(),
+            Event::EventRaised { key, .. } => s.event_keys.contains(key),
+            _ => match e.completed_id() {
+                Some(id) => s.results.contains_key(&id) || id >= s.next_id,
+                None => false,
+            },
+        }
+    }
+
+    /// Applies new events in a live episode at time `now`; duplicates are dropped.
+    pub fn run_episode(&mut self, now: DateTime<Utc>, new_events: Vec<Event>) -> Episode {
+        if self.outcome.is_some() {
+            return Episode::default();
+        }
+        let start = Event::OrchestratorStarted { time: now };
+        self.apply(&start);
+        let mut events = vec![start];
+        for e in new_events {
+            if self.outcome.is_some() && !matches!(e, Event::ExecutionTerminated { .. }) {
+                break;
+            }
+            if self.is_duplicate(&e) {
+                continue;
+            }
+            self.apply(&e);
+            events.push(e);
+        }
+        let (actions, custom_status) = {
+            let mut s = self.ctx.lock();
+            (std::mem::take(&mut s.new_actions), s.custom_status.clone())
+        };
+        events.extend(actions);
+        if let Some(outcome) = &self.outcome
+            && !events.iter().any(Event::is_terminal)
+        {
+            events.push(outcome.clone());
+        }
+        self.history.extend(events.iter().cloned());
+        Episode { events, custom_status }
+    }
+
+    fn apply(&mut self, e: &Event) {
+        match e {
+            Event::OrchestratorStarted { time } => {
+                self.ctx.lock().now = *time;
+                return;
+            }
+            Event::ExecutionStarted { name, input, .. } => {
+                match self.registry.start_orchestrator(name, self.ctx.clone(), input.clone()) {
+                    Ok(run) => self.run = Some(run),
+                    Err(e) => self.outcome = Some(Event::ExecutionFailed { error: e }),
+                }
+            }
+            Event::EventRaised { name, input, key } => {
+                let mut s = self.ctx.lock();
+                s.event_keys.insert(key.clone());
+                s.raise(name, input.clone());
+            }
+            Event::TaskCompleted { id, result } | Event::SubOrchestrationCompleted { id, result } => {
+                self.ctx.lock().complete(*id, Ok(result.clone()));
+            }
+            Event::TaskFailed { id, error } | Event::SubOrchestrationFailed { id, error } => {
+                self.ctx.lock().complete(*id, Err(error.clone()));
+            }
+            Event::TimerFired { id } => self.ctx.lock().complete(*id, Ok(Value::Null)),
+            Event::ExecutionTerminated { .. }
+            | Event::ExecutionCompleted { .. }
+            | Event::ExecutionFailed { .. }
+            | Event::ContinuedAsNew { .. } => {
+                self.run = None;
+                self.outcome = Some(e.clone());
+                return;
+            }
+            Event::TaskScheduled { .. } | Event::TimerCreated { .. } | Event::SubOrchestrationCreated { .. } => return,
+        }
+        self.poll();
+    }
+
+    fn poll(&mut self) {
+        let Some(run) = self.run.as_mut() else { return };
+        let mut cx = TaskCx::from_waker(Waker::noop());
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.as_mut().poll(&mut cx)));
+        match polled {
+            Ok(Poll::Pending) => {}
+            Ok(Poll::Ready(result)) => {
+                self.run = None;
+                let next = self.ctx.lock().continue_as_new.take();
+                self.outcome = Some(match (next, result) {
+                    (Some(input), Ok(_)) => Event::ContinuedAsNew { input },
+                    (_, Ok(result)) => Event::ExecutionCompleted { result },
+                    (_, Err(error)) => Event::ExecutionFailed { error },
+                });
+            }
+            Err(panic) => {
+                self.run = None;
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_owned());
+                self.outcome = Some(Event::ExecutionFailed { error: format!("the orchestrator panicked: {msg}") });
+            }
+        }
+        self.check_nondeterminism();
+    }
+
+    fn check_nondeterminism(&mut self) {
+        if self.outcome.is_some() {
+            return;
+        }
+        if let Some(error) = self.ctx.lock().nondeterminism.clone() {
+            self.run = None;
+            self.outcome = Some(Event::ExecutionFailed { error });
+        }
+    }
+}
