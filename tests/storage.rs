@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use azfn::storage::{BlobClient, Entity, QueueClient, TableClient, odata_string};
+use azfn::storage::{BlobClient, Entity, QueueClient, TableClient, TableOp, odata_string};
 use common::azurite::Azurite;
 use serde_json::json;
 
@@ -98,4 +98,57 @@ async fn table_entities_with_etags_and_escaped_queries() {
 
     t.delete("orders", "orders", "o-1", None).await.unwrap();
     assert!(t.get("orders", "orders", "o-1").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn table_transactions_are_all_or_nothing() {
+    let azurite = Azurite::start();
+    let tables = TableClient::new(&azurite.account()).unwrap();
+    tables.create_table("txtable").await.unwrap();
+    let entity = |rk: &str, v: i64| {
+        let mut e = Entity::new("inst-1 'x'", rk);
+        e.properties.insert("v".into(), json!(v));
+        e
+    };
+    let etags = tables
+        .transact("txtable", &[TableOp::Insert(entity("status", 1)), TableOp::Insert(entity("h00000000", 1))])
+        .await
+        .unwrap();
+    assert_eq!(etags.len(), 2);
+    assert!(etags.iter().all(|e| !e.is_empty()), "{etags:?}");
+    let status_etag = etags[0].clone();
+
+    // A stale ETag fails the whole transaction: the insert beside it does not happen.
+    tables.upsert("txtable", &entity("status", 2), None).await.unwrap();
+    let err = tables
+        .transact(
+            "txtable",
+            &[TableOp::Replace(entity("status", 3), status_etag), TableOp::Insert(entity("h00000001", 3))],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status, Some(412), "{err}");
+    assert!(tables.get("txtable", "inst-1 'x'", "h00000001").await.unwrap().is_none());
+
+    // With the current ETag it commits; a duplicate insert is a 409 for the whole transaction.
+    let current = tables.get("txtable", "inst-1 'x'", "status").await.unwrap().unwrap().etag.unwrap();
+    tables
+        .transact(
+            "txtable",
+            &[
+                TableOp::Replace(entity("status", 4), current),
+                TableOp::Upsert(entity("h00000001", 4)),
+                TableOp::Delete { partition_key: "inst-1 'x'".into(), row_key: "h00000000".into() },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(tables.get("txtable", "inst-1 'x'", "status").await.unwrap().unwrap().properties["v"], json!(4));
+    assert!(tables.get("txtable", "inst-1 'x'", "h00000000").await.unwrap().is_none());
+    let err = tables.transact("txtable", &[TableOp::Insert(entity("h00000001", 5))]).await.unwrap_err();
+    assert_eq!(err.status, Some(409), "{err}");
+    // Different partitions are refused before anything is sent.
+    let mut other = entity("x", 1);
+    other.partition_key = "other".into();
+    assert!(tables.transact("txtable", &[TableOp::Upsert(entity("a", 1)), TableOp::Upsert(other)]).await.is_err());
 }

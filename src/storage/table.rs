@@ -194,6 +194,140 @@ impl TableClient {
     }
 }
 
+/// One operation of an entity-group transaction ([`TableClient::transact`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableOp {
+    /// Insert; the transaction fails with 409 if the entity exists.
+    Insert(Entity),
+    /// Replace, only if the stored entity has this ETag (412 otherwise).
+    Replace(Entity, String),
+    /// Insert or replace.
+    Upsert(Entity),
+    /// Delete, whatever its ETag.
+    Delete {
+        /// `PartitionKey`.
+        partition_key: String,
+        /// `RowKey`.
+        row_key: String,
+    },
+}
+
+impl TableOp {
+    fn keys(&self) -> (&str, &str) {
+        match self {
+            TableOp::Insert(e) | TableOp::Replace(e, _) | TableOp::Upsert(e) => (&e.partition_key, &e.row_key),
+            TableOp::Delete { partition_key, row_key } => (partition_key, row_key),
+        }
+    }
+}
+
+impl TableClient {
+    /// Runs up to 100 operations on one partition as one entity-group transaction: all of them
+    /// happen or none does. Returns each operation's new ETag (empty for deletes). A failed
+    /// operation fails the whole transaction with its status (412 for a stale ETag, 409 for an
+    /// insert of an existing entity) and its index in the message.
+    pub async fn transact(&self, table: &str, ops: &[TableOp]) -> Result<Vec<String>, StorageError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        if ops.len() > 100 {
+            return Err(StorageError::other(format!(
+                "a table transaction holds at most 100 operations, not {}",
+                ops.len()
+            )));
+        }
+        let pk = ops[0].keys().0;
+        if let Some(other) = ops.iter().find(|o| o.keys().0 != pk) {
+            return Err(StorageError::other(format!(
+                "a table transaction covers one partition; got {pk:?} and {:?}",
+                other.keys().0
+            )));
+        }
+        let batch = format!("batch_{}", uuid::Uuid::new_v4());
+        let changeset = format!("changeset_{}", uuid::Uuid::new_v4());
+        let base = self.service.url("");
+        let base = base.trim_end_matches('/');
+        let mut body = format!("--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n");
+        for op in ops {
+            let (pk, rk) = op.keys();
+            let address = format!("{base}/{}", Self::entity_path(table, pk, rk));
+            let (line, if_match, json) = match op {
+                TableOp::Insert(e) => (format!("POST {base}/{table}"), None, Some(e.to_json())),
+                TableOp::Replace(e, etag) => (format!("PUT {address}"), Some(etag.as_str()), Some(e.to_json())),
+                TableOp::Upsert(e) => (format!("PUT {address}"), None, Some(e.to_json())),
+                TableOp::Delete { .. } => (format!("DELETE {address}"), Some("*"), None),
+            };
+            body.push_str(&format!(
+                "--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n{line} HTTP/1.1\r\n"
+            ));
+            body.push_str(&format!("Accept: {ACCEPT}\r\nDataServiceVersion: 3.0;\r\n"));
+            if let Some(m) = if_match {
+                body.push_str(&format!("If-Match: {m}\r\n"));
+            }
+            match json {
+                Some(j) => {
+                    let text = j.to_string();
+                    body.push_str(&format!(
+                        "Content-Type: application/json\r\nPrefer: return-no-content\r\nContent-Length: {}\r\n\r\n{text}\r\n",
+                        text.len()
+                    ));
+                }
+                None => body.push_str("\r\n"),
+            }
+        }
+        body.push_str(&format!("--{changeset}--\r\n--{batch}--\r\n"));
+        let req = self
+            .service
+            .request(Method::POST, "$batch")
+            .header("accept", ACCEPT)
+            .header("content-type", format!("multipart/mixed; boundary={batch}"))
+            .header("dataserviceversion", "3.0;")
+            .header("maxdataserviceversion", "3.0;NetFx")
+            .body(body);
+        let what = format!("transaction of {} operations on {table} partition {pk:?}", ops.len());
+        let res = self.service.send(req, &what).await?;
+        let text = res.text().await.map_err(|e| StorageError::other(format!("{what}: {e}")))?;
+        let mut etags = Vec::new();
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            let line = line.trim_end();
+            if let Some(rest) = line.strip_prefix("HTTP/1.1 ") {
+                if let Some(etag) = current.take() {
+                    etags.push(etag);
+                }
+                let status: u16 = rest.split(' ').next().and_then(|c| c.parse().ok()).unwrap_or(0);
+                if status >= 300 {
+                    let detail = text
+                        .lines()
+                        .find_map(|l| {
+                            let v: serde_json::Value = serde_json::from_str(l.trim()).ok()?;
+                            v["odata.error"]["message"]["value"].as_str().map(str::to_owned)
+                        })
+                        .unwrap_or_else(|| rest.to_owned());
+                    let code = text.lines().find_map(|l| {
+                        let v: serde_json::Value = serde_json::from_str(l.trim()).ok()?;
+                        v["odata.error"]["code"].as_str().map(str::to_owned)
+                    });
+                    return Err(StorageError {
+                        status: Some(status),
+                        code,
+                        message: format!("{what}: {}", detail.lines().next().unwrap_or_default()),
+                    });
+                }
+                current = Some(String::new());
+            } else if let Some(v) = line.strip_prefix("ETag: ").or_else(|| line.strip_prefix("etag: "))
+                && let Some(c) = current.as_mut()
+            {
+                *c = v.trim().to_owned();
+            }
+        }
+        if let Some(etag) = current.take() {
+            etags.push(etag);
+        }
+        Ok(etags)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
