@@ -15,12 +15,14 @@ pub mod history;
 pub mod registry;
 pub mod replay;
 pub mod saga;
+pub mod store;
 
 pub use context::{DurableFuture, Either, EventFuture, OrchestrationContext, RetryPolicy, TaskError, join_all, race};
 pub use history::{Event, Parent};
 pub use registry::{ActivityContext, Registry};
 pub use replay::{Episode, Execution};
 pub use saga::Saga;
+pub use store::{InstanceStatus, InstanceStore, Loaded, RuntimeStatus};
 
 #[cfg(test)]
 mod tests;
