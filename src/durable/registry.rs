@@ -52,6 +52,27 @@ fn encode<O: Serialize>(output: O, what: &str) -> Result<Value, String> {
     serde_json::to_value(output).map_err(|e| format!("the output of {what} cannot be serialized: {e}"))
 }
 
+/// Wraps a typed `async fn(ctx, I) -> Result<O, E>` as an untyped JSON one.
+fn erase<C, F, Fut, I, O, E>(what: String, f: F) -> impl Fn(C, Value) -> BoxRun + Send + Sync + 'static
+where
+    F: Fn(C, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+    I: DeserializeOwned + 'static,
+    O: Serialize + 'static,
+    E: fmt::Display + 'static,
+{
+    move |ctx, input| {
+        let what = what.clone();
+        match decode::<I>(input, &what) {
+            Ok(i) => {
+                let fut = f(ctx, i);
+                Box::pin(async move { encode(fut.await.map_err(|e| e.to_string())?, &what) })
+            }
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
@@ -82,17 +103,7 @@ impl Registry {
         O: Serialize + 'static,
         E: fmt::Display + 'static,
     {
-        let what = format!("orchestrator `{name}`");
-        let run: OrchestratorFn = Arc::new(move |ctx, input| {
-            let what = what.clone();
-            match decode::<I>(input, &what) {
-                Ok(i) => {
-                    let fut = f(ctx, i);
-                    Box::pin(async move { encode(fut.await.map_err(|e| e.to_string())?, &what) })
-                }
-                Err(e) => Box::pin(async move { Err(e) }),
-            }
-        });
+        let run: OrchestratorFn = Arc::new(erase(format!("orchestrator `{name}`"), f));
         self.orchestrators.insert(name.to_owned(), run);
         self
     }
@@ -106,17 +117,7 @@ impl Registry {
         O: Serialize + 'static,
         E: fmt::Display + 'static,
     {
-        let what = format!("activity `{name}`");
-        let run: ActivityFn = Arc::new(move |ctx, input| {
-            let what = what.clone();
-            match decode::<I>(input, &what) {
-                Ok(i) => {
-                    let fut = f(ctx, i);
-                    Box::pin(async move { encode(fut.await.map_err(|e| e.to_string())?, &what) })
-                }
-                Err(e) => Box::pin(async move { Err(e) }),
-            }
-        });
+        let run: ActivityFn = Arc::new(erase(format!("activity `{name}`"), f));
         self.activities.insert(name.to_owned(), run);
         self
     }
@@ -157,14 +158,7 @@ impl Registry {
         let fut = f(ctx, input);
         match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(fut)).await {
             Ok(r) => r,
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".to_owned());
-                Err(format!("activity `{name}` panicked: {msg}"))
-            }
+            Err(panic) => Err(format!("activity `{name}` panicked: {}", crate::server::panic_text(&*panic))),
         }
     }
 }

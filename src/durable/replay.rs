@@ -212,11 +212,7 @@ impl Execution {
             }
             Err(panic) => {
                 self.run = None;
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".to_owned());
+                let msg = crate::server::panic_text(&*panic);
                 self.outcome = Some(Event::ExecutionFailed { error: format!("the orchestrator panicked: {msg}") });
             }
         }

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use super::bindings::Clients;
 use super::invocation;
 use super::invoker::Invoker;
+use crate::storage::Blob;
 
 /// The container for receipts and scan state.
 pub const HOSTS_CONTAINER: &str = "azure-webjobs-hosts";
@@ -124,6 +125,17 @@ impl NamePattern {
     }
 }
 
+/// The `Properties` binding data of a blob (the fields azfn's blob client reads).
+pub fn properties(blob: &Blob) -> serde_json::Value {
+    json!({
+        "BlobType": "Block",
+        "ContentLength": blob.content.len(),
+        "ContentType": blob.content_type,
+        "ETag": blob.etag,
+        "Metadata": {},
+    })
+}
+
 fn receipt_name(t: &BlobTrigger, container: &str, blob: &str, etag: &str) -> String {
     format!("blobreceipts/{}/Host.Functions.{}/{}/{container}/{blob}", t.host_id, t.function, etag.trim_matches('"'))
 }
@@ -222,13 +234,7 @@ async fn process(
         }
     };
     let endpoint = clients.account.blob.clone().unwrap_or_default();
-    let properties = json!({
-        "BlobType": "Block",
-        "ContentLength": blob.content.len(),
-        "ContentType": blob.content_type,
-        "ETag": blob.etag,
-        "Metadata": {},
-    });
+    let properties = properties(&blob);
     let inv = invocation::blob(
         &t.function,
         &t.binding,

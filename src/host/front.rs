@@ -147,20 +147,7 @@ async fn admin_invocation(
     let t = spec.trigger();
     let ty = t.binding_type.to_ascii_lowercase();
     Ok(match ty.as_str() {
-        // QueuesModelFactory.QueueMessage(null, null, input, 0): no Id, no PopReceipt, DequeueCount 0.
-        "queuetrigger" => invocation::queue(
-            &spec.name,
-            &t.name,
-            &QueueParts {
-                text: input.to_owned(),
-                id: None,
-                pop_receipt: None,
-                dequeue_count: 0,
-                insertion_time: None,
-                expiration_time: None,
-                next_visible_time: None,
-            },
-        ),
+        "queuetrigger" => invocation::queue(&spec.name, &t.name, &QueueParts::admin(input)),
         "timertrigger" => invocation::timer(&spec.name, &t.name, false, None, None),
         // The input is the blob's path, `container/name`.
         "blobtrigger" => {
@@ -172,8 +159,7 @@ async fn admin_invocation(
             let pattern = t.property("path").and_then(|p| p.split_once('/')).map(|(_, p)| p).unwrap_or("{name}");
             let params = super::blob_listener::NamePattern::parse(pattern)?.matches(name).unwrap_or_default();
             let endpoint = c.account.blob.clone().unwrap_or_default();
-            let properties = json!({"BlobType": "Block", "ContentLength": blob.content.len(),
-                                    "ContentType": blob.content_type, "ETag": blob.etag, "Metadata": {}});
+            let properties = super::blob_listener::properties(&blob);
             invocation::blob(&spec.name, &t.name, &blob.content, &format!("{endpoint}/{input}"), properties, &params)
         }
         // A bare ServiceBusReceivedMessage built from the string.

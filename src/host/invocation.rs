@@ -195,6 +195,22 @@ pub struct QueueParts {
     pub next_visible_time: Option<DateTime<Utc>>,
 }
 
+impl QueueParts {
+    /// A message given as text to the admin endpoint: `QueuesModelFactory.QueueMessage(null, null,
+    /// text, 0)` in the host, so no id, no pop receipt, no times, and a dequeue count of 0.
+    pub fn admin(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            id: None,
+            pop_receipt: None,
+            dequeue_count: 0,
+            insertion_time: None,
+            expiration_time: None,
+            next_visible_time: None,
+        }
+    }
+}
+
 /// The invocation of a queue-triggered function (`QueueTriggerBinding` binding data; the trigger
 /// value is the message text, as a string).
 pub fn queue(function: &str, binding: &str, msg: &QueueParts) -> Invocation {
@@ -364,19 +380,7 @@ mod tests {
 
     #[test]
     fn queue_text_blob_and_timer_round_trip() {
-        let q = queue(
-            "F",
-            "m",
-            &QueueParts {
-                text: "plain".into(),
-                id: None,
-                pop_receipt: None,
-                dequeue_count: 0,
-                insertion_time: None,
-                expiration_time: None,
-                next_visible_time: None,
-            },
-        );
+        let q = queue("F", "m", &QueueParts::admin("plain"));
         assert!(q.metadata.get("Id").is_none(), "admin-endpoint messages have no id");
         let m: QueueMessage = parse(&q.to_json(), &binding("queueTrigger", "m", json!({}))).unwrap();
         assert_eq!(m.body, "plain");
