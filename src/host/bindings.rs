@@ -74,31 +74,33 @@ impl Bindings {
         self.wakers.lock().unwrap().entry(key).or_default().clone()
     }
 
-    fn first_time(&self, key: String) -> bool {
-        self.created.lock().unwrap().insert(key)
+    /// Runs `create` unless it already succeeded for `key` in this run; a failed create is tried
+    /// again next time.
+    async fn ensure(
+        &self,
+        key: String,
+        create: impl std::future::Future<Output = Result<(), crate::storage::StorageError>>,
+    ) -> Result<(), String> {
+        if self.created.lock().unwrap().contains(&key) {
+            return Ok(());
+        }
+        create.await.map_err(|e| e.to_string())?;
+        self.created.lock().unwrap().insert(key);
+        Ok(())
     }
 
     /// Creates a queue once per run.
     pub async fn ensure_queue(&self, c: &Clients, connection: &str, queue: &str) -> Result<(), String> {
-        if self.first_time(format!("q|{connection}|{queue}")) {
-            c.queues.create_queue(queue).await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        self.ensure(format!("q|{connection}|{queue}"), c.queues.create_queue(queue)).await
     }
 
     /// Creates a blob container once per run.
     pub async fn ensure_container(&self, c: &Clients, connection: &str, container: &str) -> Result<(), String> {
-        if self.first_time(format!("c|{connection}|{container}")) {
-            c.blobs.create_container(container).await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        self.ensure(format!("c|{connection}|{container}"), c.blobs.create_container(container)).await
     }
 
     async fn ensure_table(&self, c: &Clients, connection: &str, table: &str) -> Result<(), String> {
-        if self.first_time(format!("t|{connection}|{table}")) {
-            c.tables.create_table(table).await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        self.ensure(format!("t|{connection}|{table}"), c.tables.create_table(table)).await
     }
 
     /// Reads the function's table and blob input bindings into `inv.data`, as the host does before
