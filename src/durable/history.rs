@@ -183,6 +183,21 @@ impl Event {
         )
     }
 
+    /// The JSON values the event carries (inputs, results), for offloading large ones.
+    pub fn values_mut(&mut self) -> Vec<&mut Value> {
+        match self {
+            Event::ExecutionStarted { input, .. }
+            | Event::TaskScheduled { input, .. }
+            | Event::SubOrchestrationCreated { input, .. }
+            | Event::EventRaised { input, .. }
+            | Event::ContinuedAsNew { input } => vec![input],
+            Event::TaskCompleted { result, .. }
+            | Event::SubOrchestrationCompleted { result, .. }
+            | Event::ExecutionCompleted { result } => vec![result],
+            _ => Vec::new(),
+        }
+    }
+
     /// A short description of a scheduling event, for non-determinism errors.
     pub(crate) fn describe(&self) -> String {
         match self {

@@ -9,20 +9,36 @@
 //! - [`Saga`]: compensations run in reverse order on failure.
 //! - [`Execution`]: the replay of one execution's history and its live episodes.
 //! - [`history`]: the events.
+//! - [`App::durable`](crate::App::durable) ([`functions`]): the app functions that run all this from
+//!   the task hub's queues ([`dispatch`]) and serve the management API ([`api`], [`DurableClient`]).
+//! - [`TaskHub`]: the hub's table, queues and blob container; [`InstanceStore`]: the instance table.
 
+pub mod api;
+pub mod client;
 pub mod context;
+pub mod dispatch;
+pub mod error;
+pub mod functions;
 pub mod history;
+pub mod hub;
+pub mod messages;
 pub mod registry;
 pub mod replay;
 pub mod saga;
 pub mod store;
 
+pub use client::{DurableClient, InstanceView};
 pub use context::{DurableFuture, Either, EventFuture, OrchestrationContext, RetryPolicy, TaskError, join_all, race};
+pub use dispatch::Dispatcher;
+pub use error::{DurableError, validate_instance_id};
+pub use functions::DurableApp;
 pub use history::{Event, Parent};
+pub use hub::TaskHub;
+pub use messages::{Command, ControlMessage, WorkMessage};
 pub use registry::{ActivityContext, Registry};
 pub use replay::{Episode, Execution};
 pub use saga::Saga;
-pub use store::{InstanceStatus, InstanceStore, Loaded, RuntimeStatus};
+pub use store::{InstanceStatus, InstanceStore, ListFilter, Loaded, RuntimeStatus};
 
 #[cfg(test)]
 mod tests;

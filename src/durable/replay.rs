@@ -117,7 +117,10 @@ impl Execution {
     pub fn is_duplicate(&self, e: &Event) -> bool {
         let s = self.ctx.lock();
         match e {
-            Event::ExecutionStarted { .. } => !self.history.is_empty(),
+            // An event raised before the start message arrived may already be in history.
+            Event::ExecutionStarted { .. } => {
+                self.run.is_some() || self.history.iter().any(|h| matches!(h, Event::ExecutionStarted { .. }))
+            }
             Event::EventRaised { key, .. } => s.event_keys.contains(key),
             _ => match e.completed_id() {
                 Some(id) => s.results.contains_key(&id) || id >= s.next_id,

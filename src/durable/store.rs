@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::history::{Event, Parent};
-use crate::storage::{Entity, StorageError, TableClient, TableOp, odata_string};
+use crate::storage::{Continuation, Entity, StorageError, TableClient, TableOp, odata_string};
 
 /// The status row's RowKey.
 pub const STATUS_ROW: &str = "status";
@@ -83,6 +83,74 @@ pub struct Loaded {
     pub inbox: Vec<(String, Event)>,
 }
 
+/// Which instances [`InstanceStore::list`] gives.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    /// Only these runtime statuses (all when empty).
+    pub statuses: Vec<RuntimeStatus>,
+    /// Created at or after this time.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created at or before this time.
+    pub created_to: Option<DateTime<Utc>>,
+    /// Orchestrator names starting with this.
+    pub name_prefix: Option<String>,
+}
+
+impl ListFilter {
+    /// The OData filter, with every user string escaped through [`odata_string`].
+    ///
+    /// ```
+    /// use azfn::durable::{ListFilter, RuntimeStatus};
+    /// let f = ListFilter { statuses: vec![RuntimeStatus::Running], name_prefix: Some("O'Hara".into()), ..Default::default() };
+    /// assert_eq!(
+    ///     f.to_odata(),
+    ///     "RowKey eq 'status' and (RuntimeStatus eq 'Running') and Name ge 'O''Hara' and Name lt 'O''Harb'"
+    /// );
+    /// ```
+    pub fn to_odata(&self) -> String {
+        let mut parts = vec![format!("RowKey eq {}", odata_string(STATUS_ROW))];
+        if !self.statuses.is_empty() {
+            let any: Vec<String> =
+                self.statuses.iter().map(|s| format!("RuntimeStatus eq {}", odata_string(&format!("{s:?}")))).collect();
+            parts.push(format!("({})", any.join(" or ")));
+        }
+        if let Some(t) = self.created_from {
+            parts.push(format!("CreatedTime ge {}", odata_string(&time_key(t))));
+        }
+        if let Some(t) = self.created_to {
+            parts.push(format!("CreatedTime le {}", odata_string(&time_key(t))));
+        }
+        if let Some(prefix) = self.name_prefix.as_deref().filter(|p| !p.is_empty()) {
+            parts.push(format!("Name ge {}", odata_string(prefix)));
+            // The smallest string above every string with the prefix: the last character plus one.
+            let mut chars: Vec<char> = prefix.chars().collect();
+            let last = chars.pop().expect("not empty");
+            let next = char::from_u32(last as u32 + 1).unwrap_or(char::MAX);
+            chars.push(next);
+            parts.push(format!("Name lt {}", odata_string(&chars.into_iter().collect::<String>())));
+        }
+        parts.join(" and ")
+    }
+}
+
+/// A time as a fixed-width string, so that string order is time order in filters.
+fn time_key(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_status(instance_id: &str, row: &Entity) -> Result<InstanceStatus, StorageError> {
+    // The status JSON is split over `Status`, `Status1`, `Status2`, ... (a property holds 32K characters).
+    let mut text = row.properties.get("Status").and_then(Value::as_str).unwrap_or("{}").to_owned();
+    for i in 1..PROPERTIES_PER_ROW {
+        match row.properties.get(&format!("Status{i}")).and_then(Value::as_str) {
+            Some(piece) => text.push_str(piece),
+            None => break,
+        }
+    }
+    serde_json::from_str(&text)
+        .map_err(|e| StorageError::other(format!("instance {instance_id}: unreadable status row: {e}")))
+}
+
 fn chunk_key(n: u32) -> String {
     format!("h{n:08}")
 }
@@ -115,9 +183,7 @@ impl InstanceStore {
     pub async fn load(&self, instance_id: &str) -> Result<Option<Loaded>, StorageError> {
         let rows = self.tables.query(&self.table, &format!("PartitionKey eq {}", odata_string(instance_id))).await?;
         let Some(status_row) = rows.iter().find(|r| r.row_key == STATUS_ROW) else { return Ok(None) };
-        let text = status_row.properties.get("Status").and_then(Value::as_str).unwrap_or("{}");
-        let status: InstanceStatus = serde_json::from_str(text)
-            .map_err(|e| StorageError::other(format!("instance {instance_id}: unreadable status row: {e}")))?;
+        let status = parse_status(instance_id, status_row)?;
         let mut history = Vec::new();
         let mut inbox = Vec::new();
         for row in &rows {
@@ -199,10 +265,21 @@ impl InstanceStore {
         }
         let mut row = Entity::new(&status.instance_id, STATUS_ROW);
         let mut props = Map::new();
-        props.insert("Status".into(), Value::String(serde_json::to_string(status).unwrap_or_default()));
+        let text = serde_json::to_string(status).map_err(|e| StorageError::other(e.to_string()))?;
+        let pieces = split(&text);
+        if pieces.len() > PROPERTIES_PER_ROW {
+            return Err(StorageError::other(format!(
+                "instance {}: the status is larger than a table row; offload its values first",
+                status.instance_id
+            )));
+        }
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let key = if i == 0 { "Status".to_owned() } else { format!("Status{i}") };
+            props.insert(key, Value::String(piece));
+        }
         props.insert("Name".into(), Value::String(status.name.clone()));
         props.insert("RuntimeStatus".into(), serde_json::to_value(status.runtime_status).unwrap_or(Value::Null));
-        props.insert("CreatedTime".into(), Value::String(status.created_time.to_rfc3339()));
+        props.insert("CreatedTime".into(), Value::String(time_key(status.created_time)));
         row.properties = props;
         ops.insert(
             0,
@@ -220,6 +297,42 @@ impl InstanceStore {
         }
         let etags = self.tables.transact(&self.table, &ops).await?;
         Ok(etags.into_iter().next().unwrap_or_default())
+    }
+
+    /// Reads only an instance's status row and its ETag.
+    pub async fn status(&self, instance_id: &str) -> Result<Option<(InstanceStatus, String)>, StorageError> {
+        let Some(row) = self.tables.get(&self.table, instance_id, STATUS_ROW).await? else { return Ok(None) };
+        let status = parse_status(instance_id, &row)?;
+        Ok(Some((status, row.etag.unwrap_or_default())))
+    }
+
+    /// One page of status rows matching `filter`, and the continuation of the next page.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        top: Option<u32>,
+        continuation: Option<&Continuation>,
+    ) -> Result<(Vec<InstanceStatus>, Option<Continuation>), StorageError> {
+        let (rows, next) = self.tables.query_page(&self.table, &filter.to_odata(), top, continuation).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(parse_status(&row.partition_key, row)?);
+        }
+        Ok((out, next))
+    }
+
+    /// Deletes every row of an instance (status, history, inbox), in transactions of up to 100 rows.
+    pub async fn delete(&self, instance_id: &str) -> Result<usize, StorageError> {
+        let filter = format!("PartitionKey eq {}", odata_string(instance_id));
+        let rows = self.tables.query(&self.table, &filter).await?;
+        for batch in rows.chunks(100) {
+            let ops: Vec<TableOp> = batch
+                .iter()
+                .map(|r| TableOp::Delete { partition_key: r.partition_key.clone(), row_key: r.row_key.clone() })
+                .collect();
+            self.tables.transact(&self.table, &ops).await?;
+        }
+        Ok(rows.len())
     }
 
     /// Adds an event to an instance's inbox under `key`; `false` when that key is already there.

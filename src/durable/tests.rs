@@ -159,10 +159,20 @@ async fn an_event_races_a_timer_and_an_early_event_is_kept() {
     // The same raise delivered twice counts once.
     let mut e = Execution::replay(r.clone(), "a4", "e1", Vec::new());
     let start = Event::ExecutionStarted { name: "Approval".into(), input: json!(60), parent: None };
-    e.run_episode(t0(), vec![start]);
+    e.run_episode(t0(), vec![start.clone()]);
     assert!(!e.is_duplicate(&raise(true)));
     e.run_episode(t0(), vec![raise(true)]);
     assert!(e.is_duplicate(&raise(true)));
+    // Raised even before the start message arrived (its own episode first): kept, and the start
+    // that follows is not mistaken for a duplicate.
+    let mut e = Execution::replay(r.clone(), "a5", "e1", Vec::new());
+    e.run_episode(t0(), vec![raise(true)]);
+    assert!(!e.is_duplicate(&start));
+    e.run_episode(t0(), vec![start.clone()]);
+    assert!(e.is_duplicate(&start));
+    assert_eq!(e.outcome(), Some(&Event::ExecutionCompleted { result: json!("approved") }));
+    let replayed = Execution::replay(r.clone(), "a5", "e1", e.history().to_vec());
+    assert_eq!(replayed.outcome(), e.outcome());
 }
 
 async fn changed_sequence(ctx: OrchestrationContext, _: Value) -> Result<String, TaskError> {

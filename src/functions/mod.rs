@@ -9,6 +9,7 @@ mod create_order;
 mod get_order;
 mod hello;
 mod model;
+mod orchestrations;
 mod order_events;
 mod order_summary;
 mod process_order;
@@ -26,6 +27,7 @@ pub fn app() -> App {
         .function("OrderSummary", order_summary::order_summary)
         .function("OrderEvents", order_events::order_events)
         .function("CatalogEvents", catalog_events::catalog_events)
+        .durable(orchestrations::registry())
 }
 
 #[cfg(test)]

@@ -269,7 +269,9 @@ async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
     let mut agent = None;
     for (k, v) in &parts.headers {
         match k.as_str() {
-            "host" | "content-length" | "transfer-encoding" | "connection" => {}
+            // The host copies the caller's headers, Host included, so the handler sees the URL the
+            // caller used (HttpRequestExtensions.ToHttpRequestMessage, TryAddWithoutValidation).
+            "content-length" | "transfer-encoding" | "connection" => {}
             "user-agent" => agent = v.to_str().ok().map(str::to_owned),
             _ => out = out.header(k, v),
         }

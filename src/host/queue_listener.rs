@@ -7,6 +7,8 @@
 //! - poll with random exponential back-off from 100 ms up to `maxPollingInterval` when the queue is
 //!   empty (2 s by default here, the development default; 1 min in Azure); a queue output written
 //!   by this host wakes the listener at once;
+//! - a message is hidden while its invocation runs (a 30 s lease renewed every 10 s, so a long
+//!   invocation keeps it and a crashed host's messages come back within 30 s);
 //! - a message is deleted only after its invocation succeeds; after a failure it becomes visible
 //!   again after `visibilityTimeout` (default 0);
 //! - after `maxDequeueCount` failed attempts (default 5) it moves to `<queue>-poison`, the same body.
@@ -24,7 +26,10 @@ use super::invoker::Invoker;
 use crate::storage::ReceivedMessage;
 
 /// How long a fetched message stays hidden while it is processed.
-const LEASE: Duration = Duration::from_secs(600);
+const LEASE: Duration = Duration::from_secs(30);
+/// How often a running message's lease is renewed (so a long invocation keeps its message, and a
+/// crashed host's messages come back within [`LEASE`]).
+const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// The shortest polling interval.
 const MIN_POLL: Duration = Duration::from_millis(100);
 
@@ -177,7 +182,7 @@ fn rand_unit() -> f64 {
     (uuid::Uuid::new_v4().as_u128() % 1_000_000) as f64 / 1_000_000.0
 }
 
-async fn process(invoker: &Invoker, clients: &Clients, t: &QueueTrigger, opts: &QueueOptions, m: ReceivedMessage) {
+async fn process(invoker: &Invoker, clients: &Clients, t: &QueueTrigger, opts: &QueueOptions, mut m: ReceivedMessage) {
     let console = invoker.console;
     // A message seen more often than allowed (its last attempt crashed the host) goes straight to poison.
     if m.dequeue_count > opts.max_dequeue_count {
@@ -198,7 +203,18 @@ async fn process(invoker: &Invoker, clients: &Clients, t: &QueueTrigger, opts: &
                     next_visible_time: m.next_visible_time,
                 },
             );
-            invoker.invoke(&t.function, "queueTrigger", inv).await.map(|_| ())
+            let invocation = invoker.invoke(&t.function, "queueTrigger", inv);
+            tokio::pin!(invocation);
+            let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+            loop {
+                tokio::select! {
+                    r = &mut invocation => break r.map(|_| ()),
+                    _ = renew.tick() => match clients.queues.release(&t.queue, &m, LEASE).await {
+                        Ok(receipt) => m.pop_receipt = receipt,
+                        Err(e) => console.warn(&format!("{}: could not renew the lease of message {}: {e}", t.function, m.id)),
+                    },
+                }
+            }
         }
         Err(_) => {
             let e = format!("message {} in queue {:?} is not UTF-8 text", m.id, t.queue);

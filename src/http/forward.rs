@@ -93,8 +93,14 @@ pub(crate) async fn from_forwarded(
     let body = body.collect().await.map_err(|e| format!("cannot read the request body: {e}"))?.to_bytes();
     let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    // The host copies the caller's headers; behind App Service's front ends that includes
+    // X-Forwarded-Proto (https), which is the scheme the caller used.
+    let scheme = match parts.headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
     Ok(HttpRequest {
-        url: format!("http://{host}{path_and_query}"),
+        url: format!("{scheme}://{host}{path_and_query}"),
         query: parse_query(parts.uri.query()),
         method: parts.method,
         headers: parts.headers,

@@ -19,4 +19,4 @@ pub use blob::{Blob, BlobClient, BlobItem};
 pub use client::StorageError;
 pub use connection::{ConnectionError, Credential, StorageAccount, resolve};
 pub use queue::{QueueClient, ReceivedMessage};
-pub use table::{Entity, TableClient, TableOp, odata_string};
+pub use table::{Continuation, Entity, TableClient, TableOp, odata_string};

@@ -78,13 +78,21 @@ impl QueueClient {
             ("numofmessages", max.clamp(1, 32).to_string()),
             ("visibilitytimeout", visibility.as_secs().max(1).to_string()),
         ]);
-        let text = self
+        self.messages(req, &format!("receive from queue {queue}")).await
+    }
+
+    /// Looks at up to `max` (1 to 32) messages at the front of the queue without hiding them (no
+    /// pop receipts).
+    pub async fn peek(&self, queue: &str, max: u32) -> Result<Vec<ReceivedMessage>, StorageError> {
+        let req = self
             .service
-            .send(req, &format!("receive from queue {queue}"))
-            .await?
-            .text()
-            .await
-            .map_err(|e| StorageError::other(e.to_string()))?;
+            .request(Method::GET, &format!("{queue}/messages"))
+            .query(&[("peekonly", "true".to_owned()), ("numofmessages", max.clamp(1, 32).to_string())]);
+        self.messages(req, &format!("peek at queue {queue}")).await
+    }
+
+    async fn messages(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Vec<ReceivedMessage>, StorageError> {
+        let text = self.service.send(req, what).await?.text().await.map_err(|e| StorageError::other(e.to_string()))?;
         Ok(xml::blocks(&text, "QueueMessage")
             .into_iter()
             .map(|m| {

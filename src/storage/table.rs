@@ -1,5 +1,6 @@
 //! Tables: entities with optimistic concurrency (ETags) and escaped queries.
 
+use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
@@ -177,6 +178,35 @@ impl TableClient {
         }
     }
 
+    /// One page of the entities matching `filter`: at most `top` of them, starting at `continuation`
+    /// (from the previous page). Returns the entities and the next page's continuation, if any.
+    pub async fn query_page(
+        &self,
+        table: &str,
+        filter: &str,
+        top: Option<u32>,
+        continuation: Option<&Continuation>,
+    ) -> Result<(Vec<Entity>, Option<Continuation>), StorageError> {
+        let mut query = vec![("$filter", filter.to_owned())];
+        if let Some(top) = top {
+            query.push(("$top", top.clamp(1, 1000).to_string()));
+        }
+        if let Some(c) = continuation {
+            query.push(("NextPartitionKey", c.partition_key.clone()));
+            if let Some(rk) = &c.row_key {
+                query.push(("NextRowKey", rk.clone()));
+            }
+        }
+        let req = self.service.request(Method::GET, &format!("{table}()")).header("accept", ACCEPT).query(&query);
+        let res = self.service.send(req, &format!("query table {table}")).await?;
+        let header = |h: &str| res.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let next = header("x-ms-continuation-nextpartitionkey")
+            .map(|pk| Continuation { partition_key: pk, row_key: header("x-ms-continuation-nextrowkey") });
+        let body: Value = res.json().await.map_err(|e| StorageError::other(e.to_string()))?;
+        let items = body["value"].as_array().map(Vec::as_slice).unwrap_or_default();
+        Ok((items.iter().filter_map(|v| v.as_object().cloned()).map(Entity::from_json).collect(), next))
+    }
+
     /// Deletes an entity; with `if_match`, only if it still has that ETag.
     pub async fn delete(
         &self,
@@ -191,6 +221,31 @@ impl TableClient {
             .header("accept", ACCEPT)
             .header("if-match", if_match.unwrap_or("*"));
         self.service.send(req, &format!("delete {partition_key}/{row_key} from table {table}")).await.map(|_| ())
+    }
+}
+
+/// Where the next page of a table query starts (the service's `NextPartitionKey`/`NextRowKey`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Continuation {
+    /// The next partition key.
+    pub partition_key: String,
+    /// The next row key.
+    pub row_key: Option<String>,
+}
+
+impl Continuation {
+    /// The continuation as one opaque, URL-safe token.
+    pub fn to_token(&self) -> String {
+        let text = format!("{}\n{}", self.partition_key, self.row_key.as_deref().unwrap_or(""));
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    /// Reads a token made by [`to_token`](Self::to_token).
+    pub fn from_token(token: &str) -> Option<Self> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (pk, rk) = text.split_once('\n')?;
+        Some(Self { partition_key: pk.to_owned(), row_key: (!rk.is_empty()).then(|| rk.to_owned()) })
     }
 }
 

@@ -75,6 +75,11 @@ impl LocalHost {
         }
     }
 
+    /// The pid of `azfn start` itself.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The pid in the last "handler ready ... (pid N)" line.
     pub fn handler_pid(&self) -> u32 {
         let console = self.console();

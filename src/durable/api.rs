@@ -1,0 +1,277 @@
+//! The HTTP management API, shaped like Durable Functions' (served by the app's `Orchestrators`
+//! function on the route `orchestrators/{*path}`, so under `api/orchestrators/...`):
+//!
+//! | request | what |
+//! |---|---|
+//! | `POST {name}` or `POST {name}/{instanceId}` | start; 202, `Location`, and the management URIs |
+//! | `GET instances` | list; `runtimeStatus`, `createdTimeFrom`, `createdTimeTo`, `namePrefix`, `top`; paging by `x-ms-continuation-token` |
+//! | `GET instances/{id}` | status; 202 while running, 200 when done; `showHistory=true` adds `historyEvents` |
+//! | `POST instances/{id}/raiseEvent/{event}` | raise an event (the body is its data) |
+//! | `POST instances/{id}/terminate?reason=` | terminate |
+//! | `POST instances/{id}/suspend`, `.../resume` | suspend, resume |
+//! | `DELETE instances/{id}` | purge a finished instance |
+//! | `GET poison`, `POST poison/redrive` | parked messages of the hub's queues, and sending them back |
+//!
+//! Errors: 400 bad id or input, 404 unknown instance or orchestrator, 409 conflicting state, 410 an
+//! operation on a finished instance; each with `{"error": "..."}`.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::client::DurableClient;
+use super::error::DurableError;
+use super::hub::TaskHub;
+use super::store::{InstanceStatus, ListFilter, RuntimeStatus};
+use crate::http::{HttpRequest, HttpResponse};
+
+/// The header that carries the continuation token of `GET instances`.
+pub const CONTINUATION_HEADER: &str = "x-ms-continuation-token";
+
+/// Serves one management request; `path` is the part after `orchestrators/`.
+pub async fn handle(client: &DurableClient, hub: &TaskHub, req: &HttpRequest, path: &str) -> HttpResponse {
+    match route(client, hub, req, path).await {
+        Ok(res) => res,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if status.is_server_error() {
+                tracing::error!(error = %e, "orchestration management request failed");
+            }
+            HttpResponse::new(status).json(&json!({ "error": e.to_string() }))
+        }
+    }
+}
+
+async fn route(
+    client: &DurableClient,
+    hub: &TaskHub,
+    req: &HttpRequest,
+    path: &str,
+) -> Result<HttpResponse, DurableError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method.as_str();
+    let links = Links::new(req);
+    match (method, segments.as_slice()) {
+        ("GET", ["instances"]) => list(client, req).await,
+        ("GET", ["instances", id]) => {
+            let show_history = req.query("showHistory").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let view = client.status(id, show_history).await?;
+            let mut body = status_json(&view.status);
+            if let Some(history) = view.history {
+                body["historyEvents"] = serde_json::to_value(history).unwrap_or_default();
+            }
+            let res = if view.status.runtime_status.is_terminal() {
+                HttpResponse::ok()
+            } else {
+                HttpResponse::accepted().header("location", &links.status(id)).header("retry-after", "1")
+            };
+            Ok(res.json(&body))
+        }
+        ("DELETE", ["instances", id]) => {
+            client.purge(id).await?;
+            Ok(HttpResponse::ok().json(&json!({ "instancesDeleted": 1 })))
+        }
+        ("POST", ["instances", id, "raiseEvent", event]) => {
+            client.raise_event(id, event, body_json(req)?).await?;
+            Ok(HttpResponse::accepted())
+        }
+        ("POST", ["instances", id, "terminate"]) => {
+            client.terminate(id, req.query("reason").unwrap_or("terminated through the management API")).await?;
+            Ok(HttpResponse::accepted())
+        }
+        ("POST", ["instances", id, "suspend"]) => {
+            client.suspend(id).await?;
+            Ok(HttpResponse::accepted())
+        }
+        ("POST", ["instances", id, "resume"]) => {
+            client.resume(id).await?;
+            Ok(HttpResponse::accepted())
+        }
+        ("GET", ["poison"]) => poison(hub).await,
+        ("POST", ["poison", "redrive"]) => {
+            let moved = redrive(hub).await?;
+            Ok(HttpResponse::ok().json(&json!({ "redriven": moved })))
+        }
+        ("POST", [name]) | ("POST", [name, _]) if *name != "instances" && *name != "poison" => {
+            let instance_id = segments.get(1).copied();
+            let id = client.start(name, instance_id, body_json(req)?).await?;
+            let body = links.start_body(&id);
+            Ok(HttpResponse::accepted().header("location", &links.status(&id)).json(&body))
+        }
+        _ => Err(DurableError::NotFound(format!(
+            "{method} orchestrators/{path} is not an operation of the management API (see azfn::durable::api)"
+        ))),
+    }
+}
+
+/// The request body as JSON; an empty body is `null`.
+fn body_json(req: &HttpRequest) -> Result<Value, DurableError> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&req.body).map_err(|e| {
+        DurableError::BadRequest(format!("the request body is not JSON: {e} (send JSON, e.g. \"text\" or {{...}})"))
+    })
+}
+
+async fn list(client: &DurableClient, req: &HttpRequest) -> Result<HttpResponse, DurableError> {
+    let mut filter = ListFilter::default();
+    if let Some(list) = req.query("runtimeStatus").filter(|s| !s.is_empty()) {
+        for s in list.split(',').map(str::trim) {
+            let status: RuntimeStatus = serde_json::from_value(Value::String(s.to_owned())).map_err(|_| {
+                DurableError::BadRequest(format!(
+                    "runtimeStatus {s:?} is not one of Pending, Running, Completed, ContinuedAsNew, Failed, Terminated, Suspended"
+                ))
+            })?;
+            filter.statuses.push(status);
+        }
+    }
+    let time = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, DurableError> {
+        match req.query(name).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(t) => chrono::DateTime::parse_from_rfc3339(t).map(|t| Some(t.to_utc())).map_err(|e| {
+                DurableError::BadRequest(format!("{name} {t:?} is not an RFC 3339 time (2026-01-31T12:00:00Z): {e}"))
+            }),
+        }
+    };
+    filter.created_from = time("createdTimeFrom")?;
+    filter.created_to = time("createdTimeTo")?;
+    filter.name_prefix = req.query("namePrefix").map(str::to_owned);
+    let top = match req.query("top") {
+        None => None,
+        Some(t) => Some(
+            t.parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| DurableError::BadRequest(format!("top {t:?} is not a positive whole number")))?,
+        ),
+    };
+    let token = req.header(CONTINUATION_HEADER).or(req.query("continuationToken"));
+    let (items, next) = client.list(&filter, top, token).await?;
+    let body: Vec<Value> = items.iter().map(status_json).collect();
+    let mut res = HttpResponse::ok().json(&body);
+    if let Some(next) = next {
+        res = res.header(CONTINUATION_HEADER, &next);
+    }
+    Ok(res)
+}
+
+/// A status as Durable Functions shows it.
+fn status_json(s: &InstanceStatus) -> Value {
+    let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    json!({
+        "name": s.name,
+        "instanceId": s.instance_id,
+        "runtimeStatus": s.runtime_status,
+        "input": s.input,
+        "customStatus": s.custom_status,
+        "output": s.output,
+        "createdTime": time(s.created_time),
+        "lastUpdatedTime": time(s.last_updated_time),
+    })
+}
+
+/// The management URIs of an instance, built from the URL the caller used (with its `code`).
+struct Links {
+    base: String,
+    code: Option<String>,
+}
+
+impl Links {
+    fn new(req: &HttpRequest) -> Self {
+        let url = req.url.split(['?', '#']).next().unwrap_or_default();
+        let base = match url.to_ascii_lowercase().find("/orchestrators") {
+            Some(i) => url[..i + "/orchestrators".len()].to_owned(),
+            None => url.trim_end_matches('/').to_owned(),
+        };
+        Self { base, code: req.query("code").map(str::to_owned) }
+    }
+
+    fn uri(&self, id: &str, tail: &str, query: &[&str]) -> String {
+        let mut q: Vec<String> = query.iter().map(|s| s.to_string()).collect();
+        if let Some(code) = &self.code {
+            q.push(format!("code={}", encode(code)));
+        }
+        let query = if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) };
+        format!("{}/instances/{}{tail}{query}", self.base, encode(id))
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.uri(id, "", &[])
+    }
+
+    fn start_body(&self, id: &str) -> Value {
+        json!({
+            "id": id,
+            "statusQueryGetUri": self.status(id),
+            "sendEventPostUri": self.uri(id, "/raiseEvent/{eventName}", &[]),
+            "terminatePostUri": self.uri(id, "/terminate", &["reason={text}"]),
+            "purgeHistoryDeleteUri": self.status(id),
+            "suspendPostUri": self.uri(id, "/suspend", &["reason={text}"]),
+            "resumePostUri": self.uri(id, "/resume", &["reason={text}"]),
+        })
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986) and `:`.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What waits in the hub's poison queues.
+async fn poison(hub: &TaskHub) -> Result<HttpResponse, DurableError> {
+    let mut body = serde_json::Map::new();
+    for queue in [hub.control_queue(), hub.work_queue()] {
+        let poison = format!("{queue}-poison");
+        let (count, messages) = match hub.queues().approximate_count(&poison).await {
+            Ok(count) => {
+                let peeked = hub.queues().peek(&poison, 32).await?;
+                let shown: Vec<Value> = peeked
+                    .iter()
+                    .map(|m| {
+                        let text = String::from_utf8_lossy(&m.body).into_owned();
+                        json!({ "id": m.id, "insertionTime": m.insertion_time, "body": serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)) })
+                    })
+                    .collect();
+                (count, shown)
+            }
+            Err(e) if e.is_not_found() => (0, Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        body.insert(poison, json!({ "approximateCount": count, "messages": messages }));
+    }
+    Ok(HttpResponse::ok().json(&Value::Object(body)))
+}
+
+/// Moves every message of the hub's poison queues back to the queue it came from.
+pub async fn redrive(hub: &TaskHub) -> Result<u64, DurableError> {
+    let mut moved = 0;
+    for queue in [hub.control_queue(), hub.work_queue()] {
+        let poison = format!("{queue}-poison");
+        loop {
+            let batch = match hub.queues().receive(&poison, 32, Duration::from_secs(60)).await {
+                Ok(batch) => batch,
+                Err(e) if e.is_not_found() => break,
+                Err(e) => return Err(e.into()),
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for m in batch {
+                hub.queues().send(&queue, &m.body, Duration::ZERO).await?;
+                hub.queues().delete(&poison, &m).await?;
+                moved += 1;
+            }
+        }
+    }
+    Ok(moved)
+}

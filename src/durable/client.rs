@@ -1,0 +1,214 @@
+//! Starting, querying and controlling orchestration instances from outside (the management API uses
+//! it; any handler can too).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use super::error::{DurableError, validate_instance_id};
+use super::history::Event;
+use super::hub::TaskHub;
+use super::messages::{Command, ControlMessage};
+use super::registry::Registry;
+use super::store::{InstanceStatus, ListFilter, RuntimeStatus};
+use crate::storage::Continuation;
+
+/// A client of a task hub.
+#[derive(Debug, Clone)]
+pub struct DurableClient {
+    hub: Arc<TaskHub>,
+    registry: Arc<Registry>,
+}
+
+/// An instance's status with its values read back from blobs, and its history when asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceView {
+    /// The status.
+    pub status: InstanceStatus,
+    /// The current execution's history (with `show_history`).
+    pub history: Option<Vec<Event>>,
+}
+
+impl DurableClient {
+    /// A client for `hub` that starts the orchestrators of `registry`.
+    pub fn new(hub: Arc<TaskHub>, registry: Arc<Registry>) -> Self {
+        Self { hub, registry }
+    }
+
+    /// Starts the orchestrator `name` with `input` as instance `instance_id` (a new id when `None`);
+    /// returns the id. An id whose instance is still running is refused (409); a finished one is
+    /// started afresh.
+    pub async fn start(&self, name: &str, instance_id: Option<&str>, input: Value) -> Result<String, DurableError> {
+        if !self.registry.has_orchestrator(name) {
+            return Err(DurableError::NotFound(format!(
+                "there is no orchestrator `{name}` (known: {})",
+                self.registry.orchestrator_names().join(", ")
+            )));
+        }
+        let id = match instance_id {
+            Some(id) => id.to_owned(),
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        validate_instance_id(&id)?;
+        self.hub.ensure_created().await?;
+        let store = self.hub.store();
+        let now = Utc::now();
+        let mut input = input;
+        self.hub.offload(&id, &mut input).await?;
+        let mut status = InstanceStatus {
+            name: name.to_owned(),
+            instance_id: id.clone(),
+            execution_id: uuid::Uuid::new_v4().simple().to_string(),
+            runtime_status: RuntimeStatus::Pending,
+            input: input.clone(),
+            output: Value::Null,
+            custom_status: Value::Null,
+            created_time: now,
+            last_updated_time: now,
+            chunks: 0,
+            parent: None,
+        };
+        // Insert first (one request in the common case); an existing instance may be replaced only
+        // when it has finished.
+        let taken = |id: &str| DurableError::Conflict(format!("instance `{id}` was started by someone else just now"));
+        match store.commit(&mut status, None, &[], &[]).await {
+            Ok(_) => {}
+            Err(e) if e.is_conflict() => {
+                let Some((existing, etag)) = store.status(&id).await? else { return Err(taken(&id)) };
+                if !existing.runtime_status.is_terminal() {
+                    return Err(DurableError::Conflict(format!(
+                        "instance `{id}` already exists and is {:?}; terminate it or use another id",
+                        existing.runtime_status
+                    )));
+                }
+                match store.commit(&mut status, Some(&etag), &[], &[]).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_conflict() || e.is_precondition_failed() => return Err(taken(&id)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let start = Event::ExecutionStarted { name: name.to_owned(), input, parent: None };
+        let msg = ControlMessage::event(&id, Some(&status.execution_id), start);
+        if let Err(e) = self.hub.send_control(&msg, now).await {
+            // Without its start message the instance would stay Pending: take it back.
+            let _ = store.delete(&id).await;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// An instance's status (values read back from blobs), with its history if `show_history`.
+    pub async fn status(&self, instance_id: &str, show_history: bool) -> Result<InstanceView, DurableError> {
+        validate_instance_id(instance_id)?;
+        let (mut status, history) = if show_history {
+            let loaded = self.hub.store().load(instance_id).await.map_err(|e| not_found_table(e, instance_id))?;
+            let loaded = loaded.ok_or_else(|| DurableError::no_instance(instance_id))?;
+            let mut history = loaded.history;
+            for e in history.iter_mut() {
+                self.hub.resolve_event(e).await?;
+            }
+            (loaded.status, Some(history))
+        } else {
+            let found = self.hub.store().status(instance_id).await.map_err(|e| not_found_table(e, instance_id))?;
+            (found.ok_or_else(|| DurableError::no_instance(instance_id))?.0, None)
+        };
+        for v in [&mut status.input, &mut status.output, &mut status.custom_status] {
+            self.hub.resolve(v).await?;
+        }
+        Ok(InstanceView { status, history })
+    }
+
+    /// Sends the event `name` with `data` to a running instance.
+    pub async fn raise_event(&self, instance_id: &str, name: &str, data: Value) -> Result<(), DurableError> {
+        if name.is_empty() {
+            return Err(DurableError::BadRequest("an event needs a name".into()));
+        }
+        self.running(instance_id, "raising an event").await?;
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let event = Event::EventRaised { name: name.to_owned(), input: data, key };
+        self.hub.send_control(&ControlMessage::event(instance_id, None, event), Utc::now()).await
+    }
+
+    /// Terminates a running instance.
+    pub async fn terminate(&self, instance_id: &str, reason: &str) -> Result<(), DurableError> {
+        self.running(instance_id, "terminating").await?;
+        let event = Event::ExecutionTerminated { reason: reason.to_owned() };
+        self.hub.send_control(&ControlMessage::event(instance_id, None, event), Utc::now()).await
+    }
+
+    /// Suspends a running instance: events wait until it is resumed.
+    pub async fn suspend(&self, instance_id: &str) -> Result<(), DurableError> {
+        self.running(instance_id, "suspending").await?;
+        self.hub.send_control(&ControlMessage::command(instance_id, Command::Suspend), Utc::now()).await
+    }
+
+    /// Resumes a suspended instance.
+    pub async fn resume(&self, instance_id: &str) -> Result<(), DurableError> {
+        self.running(instance_id, "resuming").await?;
+        self.hub.send_control(&ControlMessage::command(instance_id, Command::Resume), Utc::now()).await
+    }
+
+    /// Deletes a finished instance's status, history and offloaded values.
+    pub async fn purge(&self, instance_id: &str) -> Result<(), DurableError> {
+        validate_instance_id(instance_id)?;
+        let (status, _) = self
+            .hub
+            .store()
+            .status(instance_id)
+            .await
+            .map_err(|e| not_found_table(e, instance_id))?
+            .ok_or_else(|| DurableError::no_instance(instance_id))?;
+        if !status.runtime_status.is_terminal() {
+            return Err(DurableError::Conflict(format!(
+                "instance `{instance_id}` is {:?}; terminate it before purging its history",
+                status.runtime_status
+            )));
+        }
+        self.hub.store().delete(instance_id).await?;
+        self.hub.delete_large(instance_id).await
+    }
+
+    /// One page of instances matching `filter` (at most `top`), and the token of the next page.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        top: Option<u32>,
+        continuation: Option<&str>,
+    ) -> Result<(Vec<InstanceStatus>, Option<String>), DurableError> {
+        let continuation = match continuation.filter(|t| !t.is_empty()) {
+            Some(t) => Some(
+                Continuation::from_token(t)
+                    .ok_or_else(|| DurableError::BadRequest(format!("{t:?} is not a continuation token")))?,
+            ),
+            None => None,
+        };
+        match self.hub.store().list(filter, top, continuation.as_ref()).await {
+            Ok((items, next)) => Ok((items, next.map(|c| c.to_token()))),
+            Err(e) if e.is_not_found() => Ok((Vec::new(), None)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks the instance exists and has not finished.
+    async fn running(&self, instance_id: &str, operation: &str) -> Result<InstanceStatus, DurableError> {
+        validate_instance_id(instance_id)?;
+        let found = self.hub.store().status(instance_id).await.map_err(|e| not_found_table(e, instance_id))?;
+        let (status, _) = found.ok_or_else(|| DurableError::no_instance(instance_id))?;
+        if status.runtime_status.is_terminal() {
+            return Err(DurableError::Gone {
+                id: instance_id.to_owned(),
+                status: format!("{:?}", status.runtime_status),
+                operation: operation.to_owned(),
+            });
+        }
+        Ok(status)
+    }
+}
+
+/// A missing table means no instance has been started yet: not found, not a failure.
+fn not_found_table(e: crate::storage::StorageError, instance_id: &str) -> DurableError {
+    if e.is_not_found() { DurableError::no_instance(instance_id) } else { e.into() }
+}

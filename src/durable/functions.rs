@@ -1,0 +1,149 @@
+//! The app functions that serve a task hub: [`App::durable`] registers them.
+//!
+//! | function | trigger | does |
+//! |---|---|---|
+//! | `DurableControl` | queue `{hub}-control` | one orchestration episode per message |
+//! | `DurableWork` | queue `{hub}-work` | one activity call per message |
+//! | `Orchestrators` | HTTP `orchestrators/{*path}` | the management API ([`api`](super::api)) |
+//!
+//! Each needs its `functions/<Name>/function.json`, like any function (see the orders app).
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use super::client::DurableClient;
+use super::dispatch::Dispatcher;
+use super::error::DurableError;
+use super::hub::TaskHub;
+use super::messages::{ControlMessage, WorkMessage};
+use super::registry::Registry;
+use crate::{App, Context, HttpRequest, HttpResponse, QueueMessage};
+
+/// The control-queue function's name.
+pub const CONTROL_FUNCTION: &str = "DurableControl";
+/// The work-queue function's name.
+pub const WORK_FUNCTION: &str = "DurableWork";
+/// The management API function's name.
+pub const API_FUNCTION: &str = "Orchestrators";
+/// The task hub [`App::durable`] uses.
+pub const DEFAULT_HUB: &str = "azfn";
+
+/// The durable side of an app: its registry, and the hub it connects to on first use.
+#[derive(Debug)]
+pub struct DurableApp {
+    hub_name: String,
+    registry: Arc<Registry>,
+    dispatcher: OnceCell<Arc<Dispatcher>>,
+}
+
+impl DurableApp {
+    /// The orchestrations of `registry` on the hub `hub_name`.
+    pub fn new(hub_name: &str, registry: Registry) -> Self {
+        Self { hub_name: hub_name.to_owned(), registry: Arc::new(registry), dispatcher: OnceCell::new() }
+    }
+
+    /// The dispatcher, connected (from `AzureWebJobsStorage`) on first use.
+    pub async fn dispatcher(&self) -> Result<&Arc<Dispatcher>, DurableError> {
+        self.dispatcher
+            .get_or_try_init(|| async {
+                let hub = Arc::new(TaskHub::from_env(&self.hub_name)?);
+                hub.ensure_created().await?;
+                Ok::<_, DurableError>(Arc::new(Dispatcher::new(hub, self.registry.clone())))
+            })
+            .await
+    }
+
+    /// A client of the hub.
+    pub async fn client(&self) -> Result<DurableClient, DurableError> {
+        let d = self.dispatcher().await?;
+        Ok(DurableClient::new(d.hub().clone(), self.registry.clone()))
+    }
+}
+
+impl App {
+    /// Serves the orchestrators and activities of `registry` on the task hub `azfn`: registers the
+    /// functions `DurableControl` (queue `azfn-control`), `DurableWork` (queue `azfn-work`) and
+    /// `Orchestrators` (the management API on `orchestrators/{*path}`).
+    ///
+    /// ```
+    /// use azfn::durable::{ActivityContext, OrchestrationContext, Registry, TaskError};
+    ///
+    /// async fn greet(ctx: OrchestrationContext, name: String) -> Result<String, TaskError> {
+    ///     ctx.call_activity("SayHello", name).await
+    /// }
+    /// async fn say_hello(_ctx: ActivityContext, name: String) -> Result<String, String> {
+    ///     Ok(format!("Hello {name}!"))
+    /// }
+    ///
+    /// let app = azfn::App::new().durable(Registry::new().orchestrator("Greet", greet).activity("SayHello", say_hello));
+    /// assert!(app.function_names().any(|f| f == "DurableControl"));
+    /// ```
+    pub fn durable(self, registry: Registry) -> Self {
+        self.durable_on(DEFAULT_HUB, registry)
+    }
+
+    /// Like [`durable`](Self::durable) on the task hub `hub` (queues `{hub}-control` and `{hub}-work`
+    /// in the functions' function.json files must match).
+    pub fn durable_on(self, hub: &str, registry: Registry) -> Self {
+        let rt = Arc::new(DurableApp::new(hub, registry));
+        let (control, work, api) = (rt.clone(), rt.clone(), rt);
+        self.function(CONTROL_FUNCTION, move |msg: QueueMessage<ControlMessage>, _ctx: Context| {
+            let rt = control.clone();
+            async move { rt.dispatcher().await?.control(msg.body, msg.dequeue_count).await }
+        })
+        .function(WORK_FUNCTION, move |msg: QueueMessage<WorkMessage>, _ctx: Context| {
+            let rt = work.clone();
+            async move { rt.dispatcher().await?.work(msg.body, msg.dequeue_count).await }
+        })
+        .function(API_FUNCTION, move |req: HttpRequest, _ctx: Context| {
+            let rt = api.clone();
+            async move {
+                let path = match req.param("path") {
+                    Some(p) => p.to_owned(),
+                    None => path_after_orchestrators(req.path()),
+                };
+                let client = match rt.client().await {
+                    Ok(c) => c,
+                    Err(e) => return Ok::<_, DurableError>(error_response(&e)),
+                };
+                let hub = rt.dispatcher().await?.hub().clone();
+                Ok(super::api::handle(&client, &hub, &req, &path).await)
+            }
+        })
+    }
+}
+
+fn error_response(e: &DurableError) -> HttpResponse {
+    let status = http::StatusCode::from_u16(e.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::new(status).json(&serde_json::json!({ "error": e.to_string() }))
+}
+
+/// The part of a request path after `/orchestrators/`, percent-decoded.
+fn path_after_orchestrators(path: &str) -> String {
+    let lower = path.to_ascii_lowercase();
+    let rest = match lower.find("/orchestrators/") {
+        Some(i) => &path[i + "/orchestrators/".len()..],
+        None => "",
+    };
+    percent_decode(rest)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

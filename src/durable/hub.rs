@@ -1,0 +1,237 @@
+//! A task hub: the storage an app's orchestrations live in (the instance table, the control and work
+//! queues, the container for large values) and the clients that reach it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use super::error::DurableError;
+use super::history::Event;
+use super::messages::{ControlMessage, WorkMessage};
+use super::store::InstanceStore;
+use crate::storage::{BlobClient, QueueClient, StorageAccount, TableClient};
+
+/// Values whose JSON is longer than this go to a blob (queue messages hold 64 KiB, table
+/// properties 64 KiB, entities 1 MiB).
+pub const LARGE_VALUE_BYTES: usize = 32 * 1024;
+/// The longest a message is hidden; a timer further away is sent again when it shows up early
+/// (queues allow 7 days).
+pub const MAX_DELAY: Duration = Duration::from_secs(6 * 24 * 3600);
+/// The key of a reference to an offloaded value: `{"$azfnLarge": "<blob name>"}`.
+const LARGE_KEY: &str = "$azfnLarge";
+
+/// The storage of one task hub, named `hub`: table `{hub}Instances`, queues `{hub}-control` and
+/// `{hub}-work` (with the host's `-poison` queues), container `{hub}-large`.
+#[derive(Debug)]
+pub struct TaskHub {
+    name: String,
+    store: InstanceStore,
+    tables: TableClient,
+    queues: QueueClient,
+    blobs: BlobClient,
+    created: OnceCell<()>,
+}
+
+impl TaskHub {
+    /// The hub `name` (lowercase letters and digits, 3 to 50 characters) in `account`.
+    pub fn new(name: &str, account: &StorageAccount) -> Result<Self, DurableError> {
+        if name.len() < 3 || name.len() > 50 || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+            return Err(DurableError::Setup(format!(
+                "task hub name {name:?}: use 3 to 50 lowercase letters and digits (it names a table and queues)"
+            )));
+        }
+        let tables = TableClient::new(account)?;
+        Ok(Self {
+            name: name.to_owned(),
+            store: InstanceStore::new(tables.clone(), format!("{name}Instances")),
+            tables,
+            queues: QueueClient::new(account)?,
+            blobs: BlobClient::new(account)?,
+            created: OnceCell::new(),
+        })
+    }
+
+    /// The hub for the `AzureWebJobsStorage` connection found in the process environment (where the
+    /// Functions host puts the app settings).
+    pub fn from_env(name: &str) -> Result<Self, DurableError> {
+        let account = crate::storage::resolve("AzureWebJobsStorage", |k| std::env::var(k).ok())
+            .map_err(|e| DurableError::Setup(format!("durable orchestrations need AzureWebJobsStorage: {e}")))?;
+        Self::new(name, &account)
+    }
+
+    /// The hub's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The instance table.
+    pub fn store(&self) -> &InstanceStore {
+        &self.store
+    }
+
+    /// The table client.
+    pub fn tables(&self) -> &TableClient {
+        &self.tables
+    }
+
+    /// The queue client.
+    pub fn queues(&self) -> &QueueClient {
+        &self.queues
+    }
+
+    /// The blob client.
+    pub fn blobs(&self) -> &BlobClient {
+        &self.blobs
+    }
+
+    /// The control queue's name.
+    pub fn control_queue(&self) -> String {
+        format!("{}-control", self.name)
+    }
+
+    /// The work queue's name.
+    pub fn work_queue(&self) -> String {
+        format!("{}-work", self.name)
+    }
+
+    /// The container of offloaded values.
+    pub fn large_container(&self) -> String {
+        format!("{}-large", self.name)
+    }
+
+    /// Creates the table, the queues and the container, once per process.
+    pub async fn ensure_created(&self) -> Result<(), DurableError> {
+        self.created
+            .get_or_try_init(|| async {
+                self.store.create().await?;
+                self.queues.create_queue(&self.control_queue()).await?;
+                self.queues.create_queue(&self.work_queue()).await?;
+                self.blobs.create_container(&self.large_container()).await?;
+                Ok::<(), DurableError>(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends a control message, hidden for `delay` (or until its `fire_at`, at most [`MAX_DELAY`]).
+    pub async fn send_control(&self, msg: &ControlMessage, now: DateTime<Utc>) -> Result<(), DurableError> {
+        let mut msg = msg.clone();
+        if let Some(e) = msg.event.as_mut() {
+            self.offload_event(&msg.instance_id, e).await?;
+        }
+        let delay = msg.fire_at.map(|at| delay_until(at, now)).unwrap_or_default();
+        let body = serde_json::to_vec(&msg).map_err(|e| DurableError::BadRequest(e.to_string()))?;
+        self.queues.send(&self.control_queue(), &body, delay).await?;
+        Ok(())
+    }
+
+    /// Sends an activity call.
+    pub async fn send_work(&self, msg: &WorkMessage) -> Result<(), DurableError> {
+        let mut msg = msg.clone();
+        self.offload(&msg.instance_id, &mut msg.input).await?;
+        let body = serde_json::to_vec(&msg).map_err(|e| DurableError::BadRequest(e.to_string()))?;
+        self.queues.send(&self.work_queue(), &body, Duration::ZERO).await?;
+        Ok(())
+    }
+
+    /// Replaces `value` by a reference to a blob holding it when its JSON is longer than
+    /// [`LARGE_VALUE_BYTES`].
+    pub async fn offload(&self, instance_id: &str, value: &mut Value) -> Result<(), DurableError> {
+        if matches!(value, Value::Null | Value::Bool(_) | Value::Number(_)) || is_reference(value) {
+            return Ok(());
+        }
+        let text = serde_json::to_vec(value).map_err(|e| DurableError::BadRequest(e.to_string()))?;
+        if text.len() <= LARGE_VALUE_BYTES {
+            return Ok(());
+        }
+        let name = format!("{}/{}.json", instance_id, uuid::Uuid::new_v4().simple());
+        self.ensure_created().await?;
+        self.blobs.put(&self.large_container(), &name, Bytes::from(text), "application/json").await?;
+        *value = json!({ LARGE_KEY: name });
+        Ok(())
+    }
+
+    /// Reads back a value [`offload`](Self::offload) replaced by a reference.
+    pub async fn resolve(&self, value: &mut Value) -> Result<(), DurableError> {
+        let Some(name) = reference(value) else { return Ok(()) };
+        let blob = self.blobs.get(&self.large_container(), &name).await?;
+        *value = serde_json::from_slice(&blob.content).map_err(|e| {
+            DurableError::Setup(format!("offloaded value {}/{name} is not JSON: {e}", self.large_container()))
+        })?;
+        Ok(())
+    }
+
+    /// Offloads the large values an event carries.
+    pub async fn offload_event(&self, instance_id: &str, event: &mut Event) -> Result<(), DurableError> {
+        for v in event.values_mut() {
+            self.offload(instance_id, v).await?;
+        }
+        Ok(())
+    }
+
+    /// Resolves the offloaded values an event carries.
+    pub async fn resolve_event(&self, event: &mut Event) -> Result<(), DurableError> {
+        for v in event.values_mut() {
+            self.resolve(v).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the offloaded values of an instance.
+    pub async fn delete_large(&self, instance_id: &str) -> Result<(), DurableError> {
+        let container = self.large_container();
+        let items = match self.blobs.list(&container, &format!("{instance_id}/")).await {
+            Ok(items) => items,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for item in items {
+            self.blobs.delete(&container, &item.name).await?;
+        }
+        Ok(())
+    }
+}
+
+/// How long to hide a timer message due at `fire_at`: the time left, at most [`MAX_DELAY`] (the
+/// message is sent on again when it shows up early), zero when already due.
+pub fn delay_until(fire_at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (fire_at - now).to_std().map(|d| d.min(MAX_DELAY)).unwrap_or_default()
+}
+
+fn reference(value: &Value) -> Option<String> {
+    let map = value.as_object()?;
+    if map.len() != 1 {
+        return None;
+    }
+    map.get(LARGE_KEY)?.as_str().map(str::to_owned)
+}
+
+fn is_reference(value: &Value) -> bool {
+    reference(value).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_past_the_queue_limit_are_split_into_six_day_hops() {
+        let now: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let in_ten_days = now + chrono::Duration::days(10);
+        assert_eq!(delay_until(in_ten_days, now), MAX_DELAY);
+        // After the first hop, the rest.
+        let later = now + chrono::Duration::from_std(MAX_DELAY).unwrap();
+        assert_eq!(delay_until(in_ten_days, later), Duration::from_secs(4 * 24 * 3600));
+        assert_eq!(delay_until(now - chrono::Duration::seconds(5), now), Duration::ZERO);
+    }
+
+    #[test]
+    fn only_a_single_key_object_is_a_reference() {
+        assert_eq!(reference(&json!({LARGE_KEY: "i/x.json"})).as_deref(), Some("i/x.json"));
+        assert!(reference(&json!({LARGE_KEY: "i/x.json", "other": 1})).is_none());
+        assert!(reference(&json!("text")).is_none());
+    }
+}

@@ -1,0 +1,82 @@
+//! The messages of a task hub's two queues: `{hub}-control` (events for an instance) and
+//! `{hub}-work` (activity calls). Both are JSON, base64-encoded as queue triggers expect.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::history::Event;
+
+/// What a control message asks of an instance besides (or instead of) applying an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Command {
+    /// Stop running episodes; events wait in the inbox.
+    Suspend,
+    /// Run again, applying what waited in the inbox.
+    Resume,
+}
+
+/// A message on `{hub}-control`: an event for one instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlMessage {
+    /// The instance.
+    pub instance_id: String,
+    /// The execution the event belongs to; `None` for any (starts, raised events, terminations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+    /// A unique id, also the inbox key when the event has to wait.
+    pub id: String,
+    /// The event to apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
+    /// A command for the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Command>,
+    /// For a timer: not before this time (a timer longer than a queue delay is sent again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fire_at: Option<DateTime<Utc>>,
+}
+
+impl ControlMessage {
+    /// A message carrying `event` for `instance_id`.
+    pub fn event(instance_id: &str, execution_id: Option<&str>, event: Event) -> Self {
+        Self {
+            instance_id: instance_id.to_owned(),
+            execution_id: execution_id.map(str::to_owned),
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            event: Some(event),
+            command: None,
+            fire_at: None,
+        }
+    }
+
+    /// A message carrying `command` for `instance_id`.
+    pub fn command(instance_id: &str, command: Command) -> Self {
+        Self {
+            instance_id: instance_id.to_owned(),
+            execution_id: None,
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            event: None,
+            command: Some(command),
+            fire_at: None,
+        }
+    }
+}
+
+/// A message on `{hub}-work`: one activity call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkMessage {
+    /// The calling instance.
+    pub instance_id: String,
+    /// Its execution.
+    pub execution_id: String,
+    /// The call's sequence id.
+    pub task_id: u64,
+    /// The activity.
+    pub name: String,
+    /// Its input (possibly a reference to an offloaded blob).
+    pub input: Value,
+}

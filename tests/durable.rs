@@ -1,0 +1,393 @@
+//! Durable orchestrations end to end: the orders app under `azfn start --builtin` on a real Azurite,
+//! driven through the management API with plain HTTP (as curl would), with the work moving through
+//! the `azfn-control` and `azfn-work` queue triggers.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use azfn::durable::{ControlMessage, Event};
+use azfn::storage::{BlobClient, QueueClient};
+use common::azurite::Azurite;
+use common::local_host::LocalHost;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(host: &LocalHost) -> Api {
+        Api { base: host.url("/api/orchestrators"), http: reqwest::Client::new() }
+    }
+
+    async fn start(&self, name: &str, input: Value) -> String {
+        let res = self.http.post(format!("{}/{name}", self.base)).json(&input).send().await.unwrap();
+        assert_eq!(res.status(), 202, "start {name}");
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let body: Value = res.json().await.unwrap();
+        let id = body["id"].as_str().unwrap().to_owned();
+        assert_eq!(location, body["statusQueryGetUri"]);
+        id
+    }
+
+    async fn status(&self, id: &str) -> (u16, Value) {
+        let res = self.http.get(format!("{}/instances/{id}", self.base)).send().await.unwrap();
+        (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}/{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the instance has finished (200) and returns its status.
+    async fn finished(&self, id: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (code, body) = self.status(id).await;
+            if code == 200 {
+                return body;
+            }
+            assert_eq!(code, 202, "{body}");
+            assert!(Instant::now() < deadline, "instance {id} did not finish within {within:?}: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the instance's runtime status is `want`.
+    async fn reaches(&self, id: &str, want: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (_, body) = self.status(id).await;
+            if body["runtimeStatus"] == want {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "instance {id} is not {want} within {within:?}: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn history(&self, id: &str) -> Vec<Value> {
+        let res = self.http.get(format!("{}/instances/{id}?showHistory=true", self.base)).send().await.unwrap();
+        let body: Value = res.json().await.unwrap();
+        body["historyEvents"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Checks no task result appears twice in an instance's history.
+fn assert_no_double_completion(id: &str, history: &[Value]) {
+    let mut seen = HashSet::new();
+    for e in history {
+        if matches!(e["eventType"].as_str(), Some("TaskCompleted" | "TaskFailed" | "SubOrchestrationCompleted")) {
+            let task = e["id"].as_u64().unwrap();
+            assert!(seen.insert(task), "instance {id}: the result of task {task} was recorded twice");
+        }
+    }
+}
+
+const GREETINGS: [&str; 5] = ["Hello Tokyo!", "Hello Seattle!", "Hello London!", "Hello Cairo!", "Hello Lima!"];
+
+#[tokio::test]
+async fn the_example_orchestrations_run_through_the_queue_triggers() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let api = Api::new(&host);
+
+    // The start answer is shaped like Durable Functions'.
+    let res = api.http.post(format!("{}/HelloSequence?code=k%2By", api.base)).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let body: Value = res.json().await.unwrap();
+    let id = body["id"].as_str().unwrap();
+    for key in [
+        "statusQueryGetUri",
+        "sendEventPostUri",
+        "terminatePostUri",
+        "purgeHistoryDeleteUri",
+        "suspendPostUri",
+        "resumePostUri",
+    ] {
+        let uri = body[key].as_str().unwrap_or_else(|| panic!("{key} in {body}"));
+        assert!(uri.starts_with(&format!("{}/instances/{id}", host.url("/api/orchestrators"))), "{key}: {uri}");
+        assert!(uri.contains("code=k%2By"), "{key} keeps the function key: {uri}");
+    }
+    let done = api.finished(id, WAIT).await;
+    assert_eq!(done["runtimeStatus"], "Completed");
+    assert_eq!(done["output"], json!(GREETINGS));
+    assert_eq!(done["name"], "HelloSequence");
+    for key in ["input", "customStatus", "createdTime", "lastUpdatedTime", "instanceId"] {
+        assert!(done.get(key).is_some(), "{key} in {done}");
+    }
+    let history = api.history(id).await;
+    let kinds: Vec<&str> = history.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "TaskCompleted").count(), 5, "{kinds:?}");
+    assert_eq!(kinds.first(), Some(&"OrchestratorStarted"));
+    assert_eq!(kinds.last(), Some(&"ExecutionCompleted"));
+
+    // Fan-out/fan-in, the saga both ways, sub-orchestrations, and continue-as-new with timers.
+    let fan = api.start("FanOutFanIn", json!(200)).await;
+    let shipped = api.start("PlaceOrderSaga", json!({"orderId": "o-1", "card": "4111"})).await;
+    let declined = api.start("PlaceOrderSaga", json!({"orderId": "o-2", "card": "declined"})).await;
+    let batch = api
+        .start("PlaceOrders", json!([{"orderId": "b-1", "card": "4111"}, {"orderId": "b-2", "card": "declined"}]))
+        .await;
+    let countdown = api.start("Countdown", json!({"remaining": 3, "intervalMs": 200})).await;
+
+    let fan = api.finished(&fan, WAIT).await;
+    assert_eq!(fan["output"], 20_100);
+    assert_eq!(fan["customStatus"], "summed 200 results");
+    let shipped = api.finished(&shipped, WAIT).await;
+    assert_eq!(shipped["output"]["status"], "shipped");
+    let declined = api.finished(&declined, WAIT).await;
+    assert_eq!(declined["output"], json!({"status": "cancelled", "compensated": ["ReleaseInventory"]}));
+    let batch = api.finished(&batch, WAIT).await;
+    assert_eq!(batch["output"], json!({"shipped": ["b-1"], "cancelled": ["b-2"]}));
+    let (code, child) = api.status(&format!("{}:0000", batch["instanceId"].as_str().unwrap())).await;
+    assert_eq!((code, &child["name"]), (200, &json!("PlaceOrderSaga")), "{child}");
+    let countdown = api.finished(&countdown, WAIT).await;
+    assert_eq!((&countdown["output"], &countdown["customStatus"]), (&json!("liftoff"), &json!(0)));
+    // continue_as_new keeps only the last execution's history.
+    let history = api.history(countdown["instanceId"].as_str().unwrap()).await;
+    assert!(history.len() < 6, "{history:?}");
+}
+
+#[tokio::test]
+async fn events_timeouts_and_instance_management() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let api = Api::new(&host);
+
+    // Approval arrives while waiting.
+    let approved = api.start("ApprovalWorkflow", json!({"timeoutSeconds": 120})).await;
+    let waiting = api.reaches(&approved, "Running", WAIT).await;
+    assert_eq!(waiting["customStatus"], "waiting for approval");
+    let (code, body) = api.status(&approved).await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(api.post(&format!("instances/{approved}/raiseEvent/Approval"), Some(json!(true))).await.0, 202);
+    let done = api.finished(&approved, WAIT).await;
+    assert_eq!(done["output"], json!({"status": "approved", "decision": true}));
+
+    // An event raised before the orchestrator waits for it (even before it first ran) is kept.
+    let early = api.start("ApprovalWorkflow", json!({"timeoutSeconds": 120})).await;
+    assert_eq!(api.post(&format!("instances/{early}/raiseEvent/Approval"), Some(json!("approved"))).await.0, 202);
+    assert_eq!(api.finished(&early, WAIT).await["output"]["status"], "approved");
+
+    // No event: the durable timer ends the wait.
+    let timed_out = api.start("ApprovalWorkflow", json!({"timeoutSeconds": 1})).await;
+    assert_eq!(api.finished(&timed_out, WAIT).await["output"], json!({"status": "timedOut"}));
+
+    // Suspended: events wait; resumed: they are applied.
+    let paused = api.start("ApprovalWorkflow", json!({"timeoutSeconds": 120})).await;
+    api.reaches(&paused, "Running", WAIT).await;
+    assert_eq!(api.post(&format!("instances/{paused}/suspend"), None).await.0, 202);
+    api.reaches(&paused, "Suspended", WAIT).await;
+    assert_eq!(api.post(&format!("instances/{paused}/raiseEvent/Approval"), Some(json!(false))).await.0, 202);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(api.status(&paused).await.1["runtimeStatus"], "Suspended");
+    assert_eq!(api.post(&format!("instances/{paused}/resume"), None).await.0, 202);
+    assert_eq!(api.finished(&paused, WAIT).await["output"]["status"], "rejected");
+
+    // Terminate; then operations on the finished instance are 410.
+    let stopped = api.start("ApprovalWorkflow", json!({"timeoutSeconds": 120})).await;
+    api.reaches(&stopped, "Running", WAIT).await;
+    assert_eq!(api.post(&format!("instances/{stopped}/terminate?reason=changed%20my%20mind"), None).await.0, 202);
+    let done = api.finished(&stopped, WAIT).await;
+    assert_eq!((&done["runtimeStatus"], &done["output"]), (&json!("Terminated"), &json!("changed my mind")));
+    let (code, body) = api.post(&format!("instances/{stopped}/raiseEvent/Approval"), Some(json!(true))).await;
+    assert_eq!(code, 410, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("already finished"), "{body}");
+    assert_eq!(api.post(&format!("instances/{stopped}/terminate"), None).await.0, 410);
+
+    // Unknown ids are 404, bad ids 400, unknown orchestrators 404, bad input 400.
+    assert_eq!(api.status("no-such-instance").await.0, 404);
+    assert_eq!(api.post("instances/no-such-instance/terminate", None).await.0, 404);
+    let (code, body) = api.status("bad%23id").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("cannot contain"), "{body}");
+    assert_eq!(api.status(&"x".repeat(257)).await.0, 400);
+    let (code, body) = api.post("NoSuchOrchestrator", None).await;
+    assert_eq!(code, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("HelloSequence"), "lists the known ones: {body}");
+    let res = api.http.post(format!("{}/HelloSequence", api.base)).body("{not json").send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    // Starting an id that is running is a conflict; a finished one starts afresh.
+    let mine = api.start("ApprovalWorkflow/order-7", json!({"timeoutSeconds": 120})).await;
+    assert_eq!(mine, "order-7");
+    assert_eq!(api.post("ApprovalWorkflow/order-7", Some(json!({}))).await.0, 409);
+    api.reaches("order-7", "Running", WAIT).await;
+
+    // List: filters and paging.
+    let list = |query: &'static str| {
+        let http = api.http.clone();
+        let url = format!("{}/instances?{query}", api.base);
+        async move {
+            let res = http.get(url).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            let next = res.headers().get("x-ms-continuation-token").map(|v| v.to_str().unwrap().to_owned());
+            (res.json::<Vec<Value>>().await.unwrap(), next)
+        }
+    };
+    let (all, _) = list("").await;
+    assert_eq!(all.len(), 6, "{all:?}");
+    let (completed, _) = list("runtimeStatus=Completed").await;
+    assert_eq!(completed.len(), 4);
+    let (running_or_terminated, _) = list("runtimeStatus=Running,Terminated").await;
+    assert_eq!(running_or_terminated.len(), 2);
+    let (by_prefix, _) = list("namePrefix=Approval").await;
+    assert_eq!(by_prefix.len(), 6);
+    assert!(list("namePrefix=Hello").await.0.is_empty());
+    assert!(list("createdTimeFrom=2100-01-01T00:00:00Z").await.0.is_empty());
+    assert_eq!(list("createdTimeTo=2100-01-01T00:00:00Z").await.0.len(), 6);
+    let mut seen = HashSet::new();
+    let mut token: Option<String> = None;
+    for _ in 0..10 {
+        let mut req = api.http.get(format!("{}/instances?top=4", api.base));
+        if let Some(t) = &token {
+            req = req.header("x-ms-continuation-token", t);
+        }
+        let res = req.send().await.unwrap();
+        token = res.headers().get("x-ms-continuation-token").map(|v| v.to_str().unwrap().to_owned());
+        for s in res.json::<Vec<Value>>().await.unwrap() {
+            assert!(seen.insert(s["instanceId"].as_str().unwrap().to_owned()));
+        }
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 6);
+    let res = api.http.get(format!("{}/instances?runtimeStatus=Sleeping", api.base)).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+
+    // Purge: a running instance cannot be purged; a finished one is gone afterwards.
+    let res = api.http.delete(format!("{}/instances/order-7", api.base)).send().await.unwrap();
+    assert_eq!(res.status(), 409);
+    let res = api.http.delete(format!("{}/instances/{stopped}", api.base)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(api.status(&stopped).await.0, 404);
+}
+
+#[tokio::test]
+async fn large_inputs_and_outputs_go_through_blobs() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let api = Api::new(&host);
+    // One city name of 40,000 characters: the input, one activity's input and result, and the
+    // output are all above the 32 KiB limit of a table property or a queue message.
+    let big = "x".repeat(40_000);
+    let id = api.start("HelloSequence", json!([big, "Oslo"])).await;
+    let done = api.finished(&id, WAIT).await;
+    assert_eq!(done["output"], json!([format!("Hello {big}!"), "Hello Oslo!"]));
+    assert_eq!(done["input"][0].as_str().unwrap().len(), 40_000);
+    let blobs = BlobClient::new(&azurite.account()).unwrap().list("azfn-large", &format!("{id}/")).await.unwrap();
+    assert!(blobs.len() >= 3, "{blobs:?}");
+    // Purging removes them.
+    let res = api.http.delete(format!("{}/instances/{id}", api.base)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let blobs = BlobClient::new(&azurite.account()).unwrap().list("azfn-large", &format!("{id}/")).await.unwrap();
+    assert!(blobs.is_empty());
+}
+
+#[tokio::test]
+async fn a_host_killed_mid_flight_loses_nothing_and_applies_nothing_twice() {
+    let azurite = Azurite::start();
+    let root = common::repo_root();
+    let host = LocalHost::start(&root, &azurite, &[]).await;
+    let api = Api::new(&host);
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(api.start("HelloSequence", Value::Null).await);
+    }
+    let fan = api.start("FanOutFanIn", json!(300)).await;
+    // Kill the host and its handler (kill -9: no clean-up at all) while work is in flight.
+    host.wait_for("Executed 'DurableWork'", 40, WAIT).await;
+    let handler = host.handler_pid();
+    let host_pid = host.pid();
+    for pid in [host_pid, handler] {
+        std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    }
+    drop(host);
+
+    // A new host on the same storage finishes everything once the leases of the messages that were
+    // in flight run out.
+    let host = LocalHost::start(&root, &azurite, &[]).await;
+    let api = Api { base: host.url("/api/orchestrators"), http: api.http };
+    for id in &ids {
+        let done = api.finished(id, Duration::from_secs(120)).await;
+        assert_eq!(done["output"], json!(GREETINGS), "{id}");
+        assert_no_double_completion(id, &api.history(id).await);
+    }
+    let done = api.finished(&fan, Duration::from_secs(120)).await;
+    assert_eq!(done["output"], 45_150);
+    assert_no_double_completion(&fan, &api.history(&fan).await);
+}
+
+#[tokio::test]
+async fn two_handler_processes_share_the_instances() {
+    let azurite = Azurite::start();
+    let root = common::repo_root();
+    let a = LocalHost::start(&root, &azurite, &[]).await;
+    let b = LocalHost::start(&root, &azurite, &[]).await;
+    let api = Api::new(&a);
+    let mut ids = Vec::new();
+    for k in 0..20 {
+        ids.push(if k % 2 == 0 {
+            api.start("HelloSequence", json!(null)).await
+        } else {
+            api.start("FanOutFanIn", json!(20)).await
+        });
+    }
+    let fan = api.start("FanOutFanIn", json!(200)).await;
+    for id in &ids {
+        let done = api.finished(id, WAIT).await;
+        assert_eq!(done["runtimeStatus"], "Completed", "{done}");
+        assert_no_double_completion(id, &api.history(id).await);
+    }
+    assert_eq!(api.finished(&fan, WAIT).await["output"], 20_100);
+    assert_no_double_completion(&fan, &api.history(&fan).await);
+    // Both processes did work.
+    for (name, host) in [("a", &a), ("b", &b)] {
+        let n = host.count("Executed 'DurableWork'") + host.count("Executed 'DurableControl'");
+        assert!(n > 0, "host {name} ran no orchestration work:\n{}", host.console());
+    }
+}
+
+#[tokio::test]
+async fn a_poison_work_item_is_parked_visible_and_can_be_redriven() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let api = Api::new(&host);
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+
+    // A work item that can never be processed fails maxDequeueCount (5) times, then is parked.
+    queues.send("azfn-work", br#"{"instanceId": "i-1", "truncated"#, Duration::ZERO).await.unwrap();
+    host.wait_for("moved it to queue \"azfn-work-poison\"", 1, WAIT).await;
+    assert_eq!(host.count("Executed 'DurableWork'"), 5, "{}", host.console());
+    let res = api.http.get(format!("{}/poison", api.base)).send().await.unwrap();
+    let parked: Value = res.json().await.unwrap();
+    assert_eq!(parked["azfn-work-poison"]["approximateCount"], 1, "{parked}");
+    assert_eq!(parked["azfn-work-poison"]["messages"][0]["body"], r#"{"instanceId": "i-1", "truncated"#);
+
+    // A good message parked during an outage (here: put there directly) runs once re-driven.
+    let waiting = api.start("ApprovalWorkflow", json!({"timeoutSeconds": 120})).await;
+    api.reaches(&waiting, "Running", WAIT).await;
+    let approval = Event::EventRaised { name: "Approval".into(), input: json!(true), key: "k-1".into() };
+    let msg = ControlMessage::event(&waiting, None, approval);
+    queues.create_queue("azfn-control-poison").await.unwrap();
+    queues.send("azfn-control-poison", &serde_json::to_vec(&msg).unwrap(), Duration::ZERO).await.unwrap();
+    let (code, body) = api.post("poison/redrive", None).await;
+    assert_eq!((code, &body["redriven"]), (200, &json!(2)), "{body}");
+    assert_eq!(api.finished(&waiting, WAIT).await["output"]["status"], "approved");
+
+    // The bad one fails its five attempts again and is parked again: never retried forever.
+    host.wait_for("moved it to queue \"azfn-work-poison\"", 2, WAIT).await;
+    assert_eq!(host.count("Executed 'DurableWork'"), 10);
+    assert_eq!(queues.approximate_count("azfn-work").await.unwrap(), 0);
+}
