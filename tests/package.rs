@@ -17,7 +17,7 @@ async fn packages_a_folder_and_zip_that_the_host_can_load() {
         .output()
         .unwrap();
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    assert!(String::from_utf8_lossy(&res.stdout).contains("packaged 8 functions"));
+    assert!(String::from_utf8_lossy(&res.stdout).contains("packaged 11 functions"));
 
     // Layout: host.json, one folder per function, the binary named by defaultExecutablePath.
     assert!(out.join("host.json").is_file());
@@ -31,6 +31,9 @@ async fn packages_a_folder_and_zip_that_the_host_can_load() {
         "OrderSummary",
         "OrderEvents",
         "CatalogEvents",
+        "DurableControl",
+        "DurableWork",
+        "Orchestrators",
     ] {
         assert!(out.join(f).join("function.json").is_file(), "{f}");
     }
