@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::Value;
 
+use super::dispatch::Dispatcher;
 use super::error::{DurableError, validate_instance_id};
 use super::history::Event;
 use super::hub::TaskHub;
@@ -19,6 +20,7 @@ use crate::storage::Continuation;
 pub struct DurableClient {
     hub: Arc<TaskHub>,
     registry: Arc<Registry>,
+    dispatcher: Option<Arc<Dispatcher>>,
 }
 
 /// An instance's status with its values read back from blobs, and its history when asked for.
@@ -33,7 +35,13 @@ pub struct InstanceView {
 impl DurableClient {
     /// A client for `hub` that starts the orchestrators of `registry`.
     pub fn new(hub: Arc<TaskHub>, registry: Arc<Registry>) -> Self {
-        Self { hub, registry }
+        Self { hub, registry, dispatcher: None }
+    }
+
+    /// A client that runs a new instance's first episode in place (saving a control-queue hop)
+    /// with `dispatcher`, falling back to the control queue.
+    pub fn with_dispatcher(dispatcher: Arc<Dispatcher>, registry: Arc<Registry>) -> Self {
+        Self { hub: dispatcher.hub().clone(), registry, dispatcher: Some(dispatcher) }
     }
 
     /// Starts the orchestrator `name` with `input` as instance `instance_id` (a new id when `None`);
@@ -92,7 +100,11 @@ impl DurableClient {
         }
         let start = Event::ExecutionStarted { name: name.to_owned(), input, parent: None };
         let msg = ControlMessage::event(&id, Some(&status.execution_id), start);
-        if let Err(e) = self.hub.send_control(&msg, now).await {
+        let started = match &self.dispatcher {
+            Some(d) => d.apply_or_send(msg, false).await,
+            None => self.hub.send_control(&msg, now).await,
+        };
+        if let Err(e) = started {
             // Without its start message the instance would stay Pending: take it back.
             let _ = store.delete(&id).await;
             return Err(e);

@@ -139,11 +139,12 @@ impl Dispatcher {
             // A timer further away than a queue delay allows: send it on for the rest of the time.
             return self.hub.send_control(&msg, now).await;
         }
-        self.apply_message(&msg, dequeue_count).await
+        self.apply_message(&msg, dequeue_count > 1 || msg.recover).await
     }
 
-    /// Applies a control message to its instance under the instance's lock, retrying lost ETag races.
-    async fn apply_message(&self, msg: &ControlMessage, dequeue_count: u64) -> Result<(), DurableError> {
+    /// Applies a control message to its instance under the instance's lock, retrying lost ETag
+    /// races. `retry`: the message may have been applied before without its outbox sent.
+    pub(crate) async fn apply_message(&self, msg: &ControlMessage, retry: bool) -> Result<(), DurableError> {
         let now = Utc::now();
         let slot = self.cache.lock().expect("cache lock").slot(&msg.instance_id);
         let mut held = slot.lock().await;
@@ -163,7 +164,7 @@ impl Dispatcher {
                     },
                 },
             };
-            match self.apply(live, msg, dequeue_count, Utc::now()).await? {
+            match self.apply(live, msg, retry, Utc::now()).await? {
                 Applied::Done(keep, outbox) => {
                     *held = keep;
                     drop(held);
@@ -191,17 +192,21 @@ impl Dispatcher {
         };
         let reply = ControlMessage::event(&msg.instance_id, Some(&msg.execution_id), event);
         // The result is applied right here (one queue hop per step instead of two, and three fewer
-        // storage requests); the instance's ETag keeps this safe against other workers. Only if
-        // that fails does the result go through the control queue.
-        // Under heavy contention (nothing committed) the result goes through the control queue; any
-        // other failure fails this work item, whose redelivery (dequeue count > 1) then re-sends the
-        // outbox of whatever did commit.
-        match self.apply_message(&reply, dequeue_count).await {
-            Err(DurableError::Conflict(e)) => {
-                tracing::debug!(instance = %msg.instance_id, error = %e, "result sent through the control queue");
-                self.hub.send_control(&reply, Utc::now()).await
+        // storage requests); the instance's ETag keeps this safe against other workers. If that
+        // fails, the result goes through the control queue, marked so that a commit that happened
+        // without its outbox is completed.
+        self.apply_or_send(reply, dequeue_count > 1).await
+    }
+
+    /// Applies a message in place, or, if that fails, sends it through the control queue.
+    pub(crate) async fn apply_or_send(&self, mut msg: ControlMessage, retry: bool) -> Result<(), DurableError> {
+        match self.apply_message(&msg, retry).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::debug!(instance = %msg.instance_id, error = %e, "applying in place failed; sent through the control queue");
+                msg.recover = true;
+                self.hub.send_control(&msg, Utc::now()).await
             }
-            other => other,
         }
     }
 
@@ -245,7 +250,7 @@ impl Dispatcher {
         &self,
         mut live: Live,
         msg: &ControlMessage,
-        dequeue_count: u64,
+        retry: bool,
         now: DateTime<Utc>,
     ) -> Result<Applied, DurableError> {
         let status = live.status.runtime_status;
@@ -259,7 +264,7 @@ impl Dispatcher {
         }
         if status.is_terminal() {
             // Only a redelivery can matter here: the reply to a parent may not have gone out.
-            let outbox = if dequeue_count > 1 { self.outstanding(&live) } else { Outbox::default() };
+            let outbox = if retry { self.outstanding(&live) } else { Outbox::default() };
             return Ok(Applied::Done(None, outbox));
         }
         let mut event = msg.event.clone();
@@ -306,7 +311,7 @@ impl Dispatcher {
             }
             // Nothing new: a redelivery. If it follows a failed attempt, the outbox of that attempt
             // may not have been sent; send whatever is still outstanding.
-            let outbox = if dequeue_count > 1 { self.outstanding(&live) } else { Outbox::default() };
+            let outbox = if retry { self.outstanding(&live) } else { Outbox::default() };
             return Ok(Applied::Done(Some(live), outbox));
         }
 

@@ -57,7 +57,7 @@ impl DurableApp {
     /// A client of the hub.
     pub async fn client(&self) -> Result<DurableClient, DurableError> {
         let d = self.dispatcher().await?;
-        Ok(DurableClient::new(d.hub().clone(), self.registry.clone()))
+        Ok(DurableClient::with_dispatcher(d.clone(), self.registry.clone()))
     }
 }
 

@@ -37,6 +37,10 @@ pub struct ControlMessage {
     /// For a timer: not before this time (a timer longer than a queue delay is sent again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fire_at: Option<DateTime<Utc>>,
+    /// Set when an attempt to apply this event in place failed part-way: it may have been
+    /// committed without its outbox sent, so a duplicate re-sends what is outstanding.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recover: bool,
 }
 
 impl ControlMessage {
@@ -49,6 +53,7 @@ impl ControlMessage {
             event: Some(event),
             command: None,
             fire_at: None,
+            recover: false,
         }
     }
 
@@ -61,6 +66,7 @@ impl ControlMessage {
             event: None,
             command: Some(command),
             fire_at: None,
+            recover: false,
         }
     }
 }

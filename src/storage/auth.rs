@@ -1,4 +1,4 @@
-//! Authorizing storage requests: Shared Key signatures and SAS tokens.
+//! Authorizing storage requests: Shared Key signatures and SAS tokens (Entra ID tokens: `token.rs`).
 //!
 //! Shared Key is what Azurite and connection strings with `AccountKey` use. The string to sign is
 //! specified in "Authorize with Shared Key" (learn.microsoft.com, Storage REST API): for the Blob and
@@ -51,11 +51,8 @@ pub(crate) fn authorize(req: &mut Request, service: Service, credential: &Creden
             url.set_query(Some(&query));
             Ok(())
         }
-        Credential::ManagedIdentity { .. } | Credential::Default { .. } => {
-            Err("identity-based connections (Entra ID tokens) are not supported by azfn's own storage client yet; \
-             use a connection string (or UseDevelopmentStorage=true) for azfn's local tools"
-                .to_owned())
-        }
+        // The bearer token is added by the client (`ServiceClient::send`), which holds the token cache.
+        Credential::ManagedIdentity { .. } | Credential::Default { .. } => Ok(()),
     }
 }
 

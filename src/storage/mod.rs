@@ -4,8 +4,8 @@
 //! - [`resolve`]: a connection setting (`AzureWebJobsStorage`, or a binding's `connection`) to
 //!   service endpoints and a credential, in every form the Functions runtime accepts.
 //! - [`QueueClient`], [`BlobClient`], [`TableClient`]: the REST operations azfn's tools need,
-//!   authorized with Shared Key or a SAS (Azurite, connection strings). Entra ID tokens for
-//!   identity-based connections are the next step (ADR 0001).
+//!   authorized with Shared Key or a SAS (Azurite, connection strings), or with Entra ID tokens
+//!   from the platform's managed identity endpoint for identity-based connections ([`ManagedIdentity`]).
 
 mod auth;
 mod blob;
@@ -13,6 +13,7 @@ mod client;
 mod connection;
 mod queue;
 mod table;
+mod token;
 mod xml;
 
 pub use blob::{Blob, BlobClient, BlobItem};
@@ -20,3 +21,4 @@ pub use client::StorageError;
 pub use connection::{ConnectionError, Credential, StorageAccount, resolve};
 pub use queue::{QueueClient, ReceivedMessage};
 pub use table::{Continuation, Entity, TableClient, TableOp, odata_string};
+pub use token::{IdentityEndpoint, ManagedIdentity, STORAGE_RESOURCE};
