@@ -23,6 +23,11 @@ const HOST_PROVIDED: &[&str] = &[
 /// deployed handler.
 const LOCAL_ONLY: &[&str] = &["NO_COLOR", "PATH"];
 
+/// Variables App Service sets in every app with a managed identity ("How to use managed identities
+/// for App Service and Azure Functions", REST endpoint reference); the storage client reads them to
+/// get Entra ID tokens.
+const PLATFORM_PROVIDED: &[&str] = &["IDENTITY_ENDPOINT", "IDENTITY_HEADER"];
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -124,7 +129,10 @@ fn the_bicep_sets_every_setting_the_code_reads() {
     assert!(reads.contains("FUNCTIONS_CUSTOMHANDLER_PORT"), "the scan of src/ found {reads:?}");
     // RUST_LOG is read through tracing_subscriber's EnvFilter, not a literal call.
     reads.insert("RUST_LOG".to_owned());
-    for name in reads.iter().filter(|n| !HOST_PROVIDED.contains(&n.as_str()) && !LOCAL_ONLY.contains(&n.as_str())) {
+    for name in reads.iter().filter(|n| {
+        let n = n.as_str();
+        !HOST_PROVIDED.contains(&n) && !LOCAL_ONLY.contains(&n) && !PLATFORM_PROVIDED.contains(&n)
+    }) {
         assert!(settings.contains(name), "the code reads `{name}` but infra/main.bicep does not set it");
     }
     // The classic plans need the worker runtime; Flex takes it from functionAppConfig.runtime.
