@@ -64,7 +64,12 @@ pub struct ManagedIdentity {
 impl ManagedIdentity {
     /// Tokens from `endpoint`, for the user-assigned identity `client_id` (or the system-assigned one).
     pub fn new(endpoint: IdentityEndpoint, client_id: Option<String>) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        // A short connect timeout: off Azure, IMDS does not answer at all.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
         Self { endpoint, client_id, http, cached: Mutex::new(None) }
     }
 
