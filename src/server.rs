@@ -49,6 +49,8 @@ struct Runtime {
     by_lower_name: HashMap<String, String>,
     known: Vec<String>,
     forward: Router,
+    /// The mounted forwarded paths, by segment, for matching a request's path without regard to case.
+    templates: Vec<Vec<String>>,
 }
 
 /// Builds the router that serves `app` for the functions described by `metadata`, after checking
@@ -59,6 +61,7 @@ pub fn router(app: App, metadata: &AppMetadata) -> Result<Router, StartupError> 
     app.check(metadata)?;
     let mut functions = HashMap::new();
     let mut forward = Router::new();
+    let mut templates: Vec<Vec<String>> = Vec::new();
     let mut problems = Vec::new();
     for (name, reg) in app.registrations {
         let spec = Arc::new(metadata.functions[&name].clone());
@@ -74,6 +77,7 @@ pub fn router(app: App, metadata: &AppMetadata) -> Result<Router, StartupError> 
         } else {
             Vec::new()
         };
+        templates.extend(paths.iter().map(|p| p.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect()));
         let methods =
             method_filter(&spec).map_err(|e| StartupError::Registration(vec![format!("function `{name}`: {e}")]))?;
         let kind = match reg.kind {
@@ -105,6 +109,7 @@ pub fn router(app: App, metadata: &AppMetadata) -> Result<Router, StartupError> 
         known,
         functions,
         forward: forward.fallback(not_found),
+        templates,
     });
     Ok(Router::new().route("/", get(ready)).fallback(dispatch).with_state(runtime))
 }
@@ -181,12 +186,68 @@ async fn dispatch(State(rt): State<Arc<Runtime>>, req: Request) -> Response {
             }
         }
     }
+    // The host matches routes without regard to case (ASP.NET Core routing) and forwards the path
+    // as the caller wrote it; axum's router is case-sensitive, so use the route's own spelling.
+    let req = match canonical_path(&rt.templates, req.uri().path()) {
+        Some(path) => with_path(req, &path),
+        None => req,
+    };
     let Ok(res) = rt.forward.clone().oneshot(req).await;
     if res.status() == StatusCode::NOT_FOUND && res.headers().contains_key("x-azfn-not-found") {
         // Our own fallback: say which functions exist.
         return not_found_with(&rt.known, res);
     }
     res
+}
+
+/// The path with each literal segment spelled as the best-matching template spells it, when that
+/// differs from `path` only in case; `None` when no template matches that way or nothing changes.
+/// Of several matches, the one with the most literal segments wins (as in ASP.NET Core).
+fn canonical_path(templates: &[Vec<String>], path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // How many literal segments `t` matches, or `None` when it does not match.
+    let score = |t: &[String]| -> Option<usize> {
+        let catch_all = t.last().is_some_and(|s| s.starts_with("{*"));
+        let fixed = if catch_all { t.len() - 1 } else { t.len() };
+        let fits = if catch_all { segments.len() > fixed } else { segments.len() == fixed };
+        if !fits {
+            return None;
+        }
+        let mut literals = 0;
+        for (seg, actual) in t[..fixed].iter().zip(&segments) {
+            if seg.starts_with('{') {
+                continue;
+            }
+            if !seg.eq_ignore_ascii_case(actual) {
+                return None;
+            }
+            literals += 1;
+        }
+        Some(literals)
+    };
+    let best = templates.iter().filter_map(|t| score(t).map(|n| (n, t))).max_by_key(|(n, _)| *n)?.1;
+    let mut out = String::with_capacity(path.len());
+    for (i, actual) in segments.iter().enumerate() {
+        out.push('/');
+        match best.get(i) {
+            Some(seg) if !seg.starts_with('{') => out.push_str(seg),
+            _ => out.push_str(actual),
+        }
+    }
+    (!out.is_empty() && out != path && out != path.trim_end_matches('/')).then_some(out)
+}
+
+/// `req` with its path replaced (the query is kept).
+fn with_path(req: Request, path: &str) -> Request {
+    let (mut parts, body) = req.into_parts();
+    let pq = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    if let Ok(uri) = pq.parse() {
+        parts.uri = uri;
+    }
+    Request::from_parts(parts, body)
 }
 
 async fn not_found(req: Request) -> Response {
@@ -472,5 +533,29 @@ async fn wait_for_signal() -> u8 {
     {
         let _ = tokio::signal::ctrl_c().await;
         STOP_INT
+    }
+}
+
+#[cfg(test)]
+mod route_case_tests {
+    use super::canonical_path;
+
+    fn t(paths: &[&str]) -> Vec<Vec<String>> {
+        paths.iter().map(|p| p.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect()).collect()
+    }
+
+    #[test]
+    fn literal_segments_take_the_route_spelling_and_parameters_keep_theirs() {
+        let routes = t(&["/api/orders/{id}", "/api/orders/summary", "/api/hello", "/api/orchestrators/{*path}"]);
+        assert_eq!(canonical_path(&routes, "/api/hello"), None);
+        assert_eq!(canonical_path(&routes, "/API/Hello").as_deref(), Some("/api/hello"));
+        assert_eq!(canonical_path(&routes, "/Api/Orders/AbC").as_deref(), Some("/api/orders/AbC"));
+        assert_eq!(canonical_path(&routes, "/api/ORDERS/Summary").as_deref(), Some("/api/orders/summary"));
+        assert_eq!(
+            canonical_path(&routes, "/API/Orchestrators/Instances/X1").as_deref(),
+            Some("/api/orchestrators/Instances/X1")
+        );
+        assert_eq!(canonical_path(&routes, "/api/nope"), None);
+        assert_eq!(canonical_path(&routes, "/api/orders/a/b"), None);
     }
 }

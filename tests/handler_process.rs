@@ -35,6 +35,10 @@ async fn hello_in_the_default_protocol_and_forwarded() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "Hello, Grace");
+    // The host routes without regard to case and forwards the path as the caller wrote it.
+    let res = reqwest::Client::new().get(h.url("/API/Hello?name=Lin")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "Hello, Lin");
     // Methods follow function.json: Hello is GET only.
     let res = reqwest::Client::new().delete(h.url("/api/hello")).send().await.unwrap();
     assert_eq!(res.status(), 405);
