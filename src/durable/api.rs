@@ -33,14 +33,17 @@ pub const CONTINUATION_HEADER: &str = "x-ms-continuation-token";
 pub async fn handle(client: &DurableClient, hub: &TaskHub, req: &HttpRequest, path: &str) -> HttpResponse {
     match route(client, hub, req, path).await {
         Ok(res) => res,
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            if status.is_server_error() {
-                tracing::error!(error = %e, "orchestration management request failed");
-            }
-            HttpResponse::new(status).json(&json!({ "error": e.to_string() }))
-        }
+        Err(e) => error_response(&e),
     }
+}
+
+/// The answer for a failed request: its status and `{"error": "..."}` (server errors are logged).
+pub fn error_response(e: &DurableError) -> HttpResponse {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_server_error() {
+        tracing::error!(error = %e, "orchestration management request failed");
+    }
+    HttpResponse::new(status).json(&json!({ "error": e.to_string() }))
 }
 
 async fn route(
@@ -214,17 +217,9 @@ impl Links {
     }
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986) and `:`.
+/// An instance id as a path segment (`:` kept, as in sub-orchestration ids).
 fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::encoding::percent_encode(s, b":")
 }
 
 /// What waits in the hub's poison queues.

@@ -12,7 +12,7 @@ use super::history::Event;
 use super::hub::TaskHub;
 use super::messages::{Command, ControlMessage};
 use super::registry::Registry;
-use super::store::{InstanceStatus, ListFilter, RuntimeStatus};
+use super::store::{InstanceStatus, ListFilter};
 use crate::storage::Continuation;
 
 /// A client of a task hub.
@@ -64,19 +64,7 @@ impl DurableClient {
         let now = Utc::now();
         let mut input = input;
         self.hub.offload(&id, &mut input).await?;
-        let mut status = InstanceStatus {
-            name: name.to_owned(),
-            instance_id: id.clone(),
-            execution_id: uuid::Uuid::new_v4().simple().to_string(),
-            runtime_status: RuntimeStatus::Pending,
-            input: input.clone(),
-            output: Value::Null,
-            custom_status: Value::Null,
-            created_time: now,
-            last_updated_time: now,
-            chunks: 0,
-            parent: None,
-        };
+        let mut status = InstanceStatus::new(name, &id, input.clone(), None, now);
         // Insert first (one request in the common case); an existing instance may be replaced only
         // when it has finished.
         let taken = |id: &str| DurableError::Conflict(format!("instance `{id}` was started by someone else just now"));

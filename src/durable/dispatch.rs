@@ -218,21 +218,8 @@ impl Dispatcher {
         parent: Option<Parent>,
         now: DateTime<Utc>,
     ) -> Live {
-        let execution_id = uuid::Uuid::new_v4().simple().to_string();
-        let status = InstanceStatus {
-            name: name.to_owned(),
-            instance_id: instance_id.to_owned(),
-            execution_id: execution_id.clone(),
-            runtime_status: RuntimeStatus::Pending,
-            input,
-            output: Value::Null,
-            custom_status: Value::Null,
-            created_time: now,
-            last_updated_time: now,
-            chunks: 0,
-            parent,
-        };
-        let exec = Execution::replay(self.registry.clone(), instance_id, &execution_id, Vec::new());
+        let status = InstanceStatus::new(name, instance_id, input, parent, now);
+        let exec = Execution::replay(self.registry.clone(), instance_id, &status.execution_id, Vec::new());
         Live { exec, status, etag: None, inbox: Vec::new(), fresh: true }
     }
 

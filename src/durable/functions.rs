@@ -18,7 +18,7 @@ use super::error::DurableError;
 use super::hub::TaskHub;
 use super::messages::{ControlMessage, WorkMessage};
 use super::registry::Registry;
-use crate::{App, Context, HttpRequest, HttpResponse, QueueMessage};
+use crate::{App, Context, HttpRequest, QueueMessage};
 
 /// The control-queue function's name.
 pub const CONTROL_FUNCTION: &str = "DurableControl";
@@ -99,51 +99,15 @@ impl App {
         .function(API_FUNCTION, move |req: HttpRequest, _ctx: Context| {
             let rt = api.clone();
             async move {
-                let path = match req.param("path") {
-                    Some(p) => p.to_owned(),
-                    None => path_after_orchestrators(req.path()),
-                };
+                // The route parameter, percent-decoded by the router.
+                let path = req.param("path").unwrap_or_default().to_owned();
                 let client = match rt.client().await {
                     Ok(c) => c,
-                    Err(e) => return Ok::<_, DurableError>(error_response(&e)),
+                    Err(e) => return Ok::<_, DurableError>(super::api::error_response(&e)),
                 };
                 let hub = rt.dispatcher().await?.hub().clone();
                 Ok(super::api::handle(&client, &hub, &req, &path).await)
             }
         })
     }
-}
-
-fn error_response(e: &DurableError) -> HttpResponse {
-    let status = http::StatusCode::from_u16(e.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::new(status).json(&serde_json::json!({ "error": e.to_string() }))
-}
-
-/// The part of a request path after `/orchestrators/`, percent-decoded.
-fn path_after_orchestrators(path: &str) -> String {
-    let lower = path.to_ascii_lowercase();
-    let rest = match lower.find("/orchestrators/") {
-        Some(i) => &path[i + "/orchestrators/".len()..],
-        None => "",
-    };
-    percent_decode(rest)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -70,6 +70,25 @@ pub struct InstanceStatus {
     pub parent: Option<Parent>,
 }
 
+impl InstanceStatus {
+    /// A new instance of the orchestrator `name`: Pending, a fresh execution id, created `now`.
+    pub fn new(name: &str, instance_id: &str, input: Value, parent: Option<Parent>, now: DateTime<Utc>) -> Self {
+        Self {
+            name: name.to_owned(),
+            instance_id: instance_id.to_owned(),
+            execution_id: uuid::Uuid::new_v4().simple().to_string(),
+            runtime_status: RuntimeStatus::Pending,
+            input,
+            output: Value::Null,
+            custom_status: Value::Null,
+            created_time: now,
+            last_updated_time: now,
+            chunks: 0,
+            parent,
+        }
+    }
+}
+
 /// An instance as loaded: its status, the status row's ETag, its history, and its inbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {

@@ -2,6 +2,7 @@
 //! ASP.NET Core parameters (`{id}`, `{id:int}`, optional `{id?}`, catch-all `{*rest}`), matched
 //! case-insensitively, and the methods each function allows.
 
+use crate::encoding::percent_decode;
 use std::collections::BTreeMap;
 
 use crate::function_json::FunctionSpec;
@@ -101,26 +102,6 @@ fn satisfies(value: &str, constraint: &str) -> bool {
         "max" => num(arg).zip(num(value)).is_some_and(|(n, v)| v <= n),
         _ => true,
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl RouteTable {

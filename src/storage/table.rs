@@ -64,15 +64,7 @@ pub fn odata_string(s: &str) -> String {
 
 /// A key as it appears in an entity's address `(PartitionKey='…',RowKey='…')`, percent-encoded.
 fn key_segment(s: &str) -> String {
-    let literal = s.replace('\'', "''");
-    let mut out = String::new();
-    for b in literal.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'\'' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    crate::encoding::percent_encode(&s.replace('\'', "''"), b"'")
 }
 
 /// A client for the tables of one account.
