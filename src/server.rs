@@ -51,6 +51,8 @@ struct Runtime {
     forward: Router,
     /// The mounted forwarded paths, by segment, for matching a request's path without regard to case.
     templates: Vec<Vec<String>>,
+    /// Whether every template is lowercase (then only a path with capitals needs matching).
+    lowercase_routes: bool,
 }
 
 /// Builds the router that serves `app` for the functions described by `metadata`, after checking
@@ -109,6 +111,11 @@ pub fn router(app: App, metadata: &AppMetadata) -> Result<Router, StartupError> 
         known,
         functions,
         forward: forward.fallback(not_found),
+        lowercase_routes: templates
+            .iter()
+            .flatten()
+            .filter(|s| !s.starts_with('{'))
+            .all(|s| !s.bytes().any(|b| b.is_ascii_uppercase())),
         templates,
     });
     Ok(Router::new().route("/", get(ready)).fallback(dispatch).with_state(runtime))
@@ -188,7 +195,9 @@ async fn dispatch(State(rt): State<Arc<Runtime>>, req: Request) -> Response {
     }
     // The host matches routes without regard to case (ASP.NET Core routing) and forwards the path
     // as the caller wrote it; axum's router is case-sensitive, so use the route's own spelling.
-    let req = match canonical_path(&rt.templates, req.uri().path()) {
+    let path = req.uri().path();
+    let may_differ = !rt.lowercase_routes || path.bytes().any(|b| b.is_ascii_uppercase());
+    let req = match may_differ.then(|| canonical_path(&rt.templates, path)).flatten() {
         Some(path) => with_path(req, &path),
         None => req,
     };
