@@ -112,8 +112,7 @@ impl DurableClient {
             }
             (loaded.status, Some(history))
         } else {
-            let found = self.hub.store().status(instance_id).await.map_err(|e| not_found_table(e, instance_id))?;
-            (found.ok_or_else(|| DurableError::no_instance(instance_id))?.0, None)
+            (self.existing(instance_id).await?, None)
         };
         for v in [&mut status.input, &mut status.output, &mut status.custom_status] {
             self.hub.resolve(v).await?;
@@ -153,14 +152,7 @@ impl DurableClient {
 
     /// Deletes a finished instance's status, history and offloaded values.
     pub async fn purge(&self, instance_id: &str) -> Result<(), DurableError> {
-        validate_instance_id(instance_id)?;
-        let (status, _) = self
-            .hub
-            .store()
-            .status(instance_id)
-            .await
-            .map_err(|e| not_found_table(e, instance_id))?
-            .ok_or_else(|| DurableError::no_instance(instance_id))?;
+        let status = self.existing(instance_id).await?;
         if !status.runtime_status.is_terminal() {
             return Err(DurableError::Conflict(format!(
                 "instance `{instance_id}` is {:?}; terminate it before purging its history",
@@ -192,11 +184,16 @@ impl DurableClient {
         }
     }
 
-    /// Checks the instance exists and has not finished.
-    async fn running(&self, instance_id: &str, operation: &str) -> Result<InstanceStatus, DurableError> {
+    /// The status of an instance that must exist (400 for a bad id, 404 for an unknown one).
+    async fn existing(&self, instance_id: &str) -> Result<InstanceStatus, DurableError> {
         validate_instance_id(instance_id)?;
         let found = self.hub.store().status(instance_id).await.map_err(|e| not_found_table(e, instance_id))?;
-        let (status, _) = found.ok_or_else(|| DurableError::no_instance(instance_id))?;
+        Ok(found.ok_or_else(|| DurableError::no_instance(instance_id))?.0)
+    }
+
+    /// Checks the instance exists and has not finished.
+    async fn running(&self, instance_id: &str, operation: &str) -> Result<InstanceStatus, DurableError> {
+        let status = self.existing(instance_id).await?;
         if status.runtime_status.is_terminal() {
             return Err(DurableError::Gone {
                 id: instance_id.to_owned(),

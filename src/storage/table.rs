@@ -148,24 +148,13 @@ impl TableClient {
     /// The entities matching an OData `filter` (build it with [`odata_string`]), following continuations.
     pub async fn query(&self, table: &str, filter: &str) -> Result<Vec<Entity>, StorageError> {
         let mut out = Vec::new();
-        let mut next: Option<(String, String)> = None;
+        let mut next: Option<Continuation> = None;
         loop {
-            let mut query = vec![("$filter", filter.to_owned())];
-            if let Some((pk, rk)) = &next {
-                query.push(("NextPartitionKey", pk.clone()));
-                query.push(("NextRowKey", rk.clone()));
-            }
-            let req = self.service.request(Method::GET, &format!("{table}()")).header("accept", ACCEPT).query(&query);
-            let res = self.service.send(req, &format!("query table {table}")).await?;
-            let header = |h: &str| res.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            next = header("x-ms-continuation-nextpartitionkey")
-                .map(|pk| (pk, header("x-ms-continuation-nextrowkey").unwrap_or_default()));
-            let body: Value = res.json().await.map_err(|e| StorageError::other(e.to_string()))?;
-            if let Some(items) = body["value"].as_array() {
-                out.extend(items.iter().filter_map(|v| v.as_object().cloned()).map(Entity::from_json));
-            }
-            if next.is_none() {
-                return Ok(out);
+            let (page, more) = self.query_page(table, filter, None, next.as_ref()).await?;
+            out.extend(page);
+            match more {
+                Some(c) => next = Some(c),
+                None => return Ok(out),
             }
         }
     }
