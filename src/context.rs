@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::encoding::{value_json, value_text};
@@ -42,11 +41,13 @@ pub struct Context {
 struct Inner {
     invocation_id: String,
     spec: Arc<FunctionSpec>,
-    /// `Metadata` as received; parsed on first use, because many handlers never look at it.
-    raw_metadata: Option<Box<RawValue>>,
+    /// `Metadata` as received (a slice of the request body); parsed on first use, because many
+    /// handlers never look at it.
+    raw_metadata: Option<Bytes>,
     metadata: OnceLock<Map<String, Value>>,
-    /// The non-trigger `Data` entries, parsed when a handler asks for one.
-    inputs: HashMap<String, Box<RawValue>>,
+    /// The non-trigger `Data` entries as raw JSON (slices of the request body), parsed when a
+    /// handler asks for one.
+    inputs: HashMap<String, Bytes>,
     outputs: Mutex<Outputs>,
 }
 
@@ -66,7 +67,7 @@ impl Context {
     ) -> Self {
         let inputs = inputs
             .into_iter()
-            .map(|(k, v)| (k, serde_json::value::to_raw_value(&v).expect("a Value always serializes")))
+            .map(|(k, v)| (k, Bytes::from(serde_json::to_vec(&v).expect("a Value always serializes"))))
             .collect();
         let ctx = Self::from_raw(Arc::new(spec), invocation_id.into(), None, inputs);
         let _ = ctx.inner.metadata.set(metadata);
@@ -76,8 +77,8 @@ impl Context {
     pub(crate) fn from_raw(
         spec: Arc<FunctionSpec>,
         invocation_id: String,
-        raw_metadata: Option<Box<RawValue>>,
-        inputs: HashMap<String, Box<RawValue>>,
+        raw_metadata: Option<Bytes>,
+        inputs: HashMap<String, Bytes>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -110,7 +111,7 @@ impl Context {
     pub fn metadata(&self) -> &Map<String, Value> {
         self.inner.metadata.get_or_init(|| {
             // The server checked that it is an object (or null) when it read the envelope.
-            self.inner.raw_metadata.as_ref().and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or_default()
+            self.inner.raw_metadata.as_ref().and_then(|raw| serde_json::from_slice(raw).ok()).unwrap_or_default()
         })
     }
 
@@ -154,7 +155,7 @@ impl Context {
         let value: Option<Value> = match self.inner.inputs.get(binding) {
             None => None,
             Some(raw) => Some(
-                serde_json::from_str(raw.get())
+                serde_json::from_slice(raw)
                     .map_err(|e| BindError::new(format!("input `{binding}` is not JSON: {e}")))?,
             ),
         };

@@ -1,6 +1,7 @@
 //! Serving the host: readiness on `GET /`, invocations on `POST /{FunctionName}`, and forwarded
 //! HTTP requests at their routes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
@@ -285,13 +286,41 @@ fn not_found_with(known: &[String], res: Response) -> Response {
     (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
-/// The envelope the host POSTs. Entries stay raw JSON until a handler needs them.
+/// The envelope the host POSTs, borrowed from the body. Entries stay raw JSON until a handler
+/// needs them.
 #[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "Data", alias = "data", default)]
-    data: Option<HashMap<String, Box<RawValue>>>,
-    #[serde(rename = "Metadata", alias = "metadata", default)]
-    metadata: Option<Box<RawValue>>,
+struct Envelope<'a> {
+    #[serde(rename = "Data", alias = "data", borrow, default)]
+    data: DataEntries<'a>,
+    #[serde(rename = "Metadata", alias = "metadata", borrow, default)]
+    metadata: Option<&'a RawValue>,
+}
+
+/// `Data`'s entries (binding name -> raw JSON) in order; `null` or absent has none.
+#[derive(Default)]
+struct DataEntries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for DataEntries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = DataEntries<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of binding names to values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(2));
+                while let Some(entry) = map.next_entry::<Cow<'a, str>, &'a RawValue>()? {
+                    out.push(entry);
+                }
+                Ok(DataEntries(out))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(DataEntries(Vec::new()))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 fn invocation_id(headers: &HeaderMap) -> String {
@@ -322,16 +351,26 @@ async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
             return failure(&function.spec.name, &id, &InvocationError::Envelope(e.to_string()), Vec::new());
         }
     };
-    let mut data = envelope.data.unwrap_or_default();
-    let trigger_value = data.remove(&function.spec.trigger().name);
-    if let Some(raw) = &envelope.metadata {
+    if let Some(raw) = envelope.metadata {
         let text = raw.get().trim_start();
         if !(text.starts_with('{') || text == "null") {
             let e = InvocationError::Envelope("`Metadata` should be an object".to_owned());
             return failure(&function.spec.name, &id, &e, Vec::new());
         }
     }
-    let ctx = Context::from_raw(function.spec.clone(), id.clone(), envelope.metadata, data);
+    // The trigger's value is copied out (the handler parses it); the rest stay slices of the body.
+    let trigger_name = &function.spec.trigger().name;
+    let mut trigger_value = None;
+    let mut data = HashMap::new();
+    for (name, raw) in envelope.data.0 {
+        if name == *trigger_name {
+            trigger_value = Some(raw.to_owned());
+        } else {
+            data.insert(name.into_owned(), body.slice_ref(raw.get().as_bytes()));
+        }
+    }
+    let metadata = envelope.metadata.map(|raw| body.slice_ref(raw.get().as_bytes()));
+    let ctx = Context::from_raw(function.spec.clone(), id.clone(), metadata, data);
 
     let (result, logs) = match &function.kind {
         Kind::Typed(handler) => run_logged(&ctx, handler(TriggerArg::Wire(trigger_value), ctx.clone())).await,

@@ -105,7 +105,7 @@ pub(crate) async fn from_forwarded(
         method: parts.method,
         headers: parts.headers,
         params,
-        identities: Vec::new(),
+        identities: Default::default(),
         body,
     })
 }

@@ -4,5 +4,5 @@ pub(crate) mod forward;
 pub(crate) mod request;
 pub(crate) mod response;
 
-pub use request::{BodyError, HttpRequest};
+pub use request::{BodyError, HttpRequest, Identities};
 pub use response::HttpResponse;

@@ -43,8 +43,8 @@ pub struct HttpRequest {
     pub headers: HeaderMap,
     /// Route parameters, e.g. `id` for the route `orders/{id}`.
     pub params: BTreeMap<String, String>,
-    /// The caller's identities (serialized `ClaimsIdentity` objects), as the host sends them.
-    pub identities: Vec<Value>,
+    /// The caller's identities (serialized `ClaimsIdentity` objects), read on first use.
+    pub identities: Identities,
     /// The body; empty when the request had none (or no `Content-Length`, which the host drops).
     pub body: Bytes,
 }
@@ -98,8 +98,8 @@ impl std::fmt::Display for BodyError {
 
 impl std::error::Error for BodyError {}
 
-/// The host's request object (`HttpRequestExtensions.GetRequestAsJObject`), borrowed from the
-/// payload: the invocation's hot path, so no intermediate `Value` tree is built.
+/// The host's request object (`HttpRequestExtensions.GetRequestAsJObject`), read in one pass and
+/// borrowed from the payload: the invocation's hot path, so no intermediate `Value` tree is built.
 #[derive(Deserialize)]
 struct Wire<'a> {
     #[serde(rename = "Url", alias = "url", borrow, default)]
@@ -107,15 +107,83 @@ struct Wire<'a> {
     #[serde(rename = "Method", alias = "method", borrow, default)]
     method: Option<Cow<'a, str>>,
     #[serde(rename = "Query", alias = "query", borrow, default)]
+    query: MapEntries<'a>,
+    #[serde(rename = "Headers", alias = "headers", borrow, default)]
+    headers: MapEntries<'a>,
+    #[serde(rename = "Params", alias = "params", borrow, default)]
+    params: MapEntries<'a>,
+    #[serde(rename = "Identities", alias = "identities", borrow, default)]
+    identities: Option<&'a RawValue>,
+    #[serde(rename = "Body", alias = "body", borrow, default)]
+    body: Option<&'a RawValue>,
+}
+
+/// The same object with every field kept raw: read only to say which field was wrong.
+#[derive(Deserialize)]
+struct WireFields<'a> {
+    #[serde(rename = "Query", alias = "query", borrow, default)]
     query: Option<&'a RawValue>,
     #[serde(rename = "Headers", alias = "headers", borrow, default)]
     headers: Option<&'a RawValue>,
     #[serde(rename = "Params", alias = "params", borrow, default)]
     params: Option<&'a RawValue>,
-    #[serde(rename = "Identities", alias = "identities", borrow, default)]
-    identities: Option<&'a RawValue>,
-    #[serde(rename = "Body", alias = "body", borrow, default)]
-    body: Option<&'a RawValue>,
+}
+
+/// The error for a request object that did not parse, naming the field when one is at fault.
+fn wire_error(text: &str, error: serde_json::Error) -> BindError {
+    if let Ok(fields) = serde_json::from_str::<WireFields<'_>>(text) {
+        for (field, raw) in [("Query", fields.query), ("Headers", fields.headers), ("Params", fields.params)] {
+            if let Some(e) = raw.and_then(|r| serde_json::from_str::<MapEntries<'_>>(r.get()).err()) {
+                return BindError::new(format!("`{field}` should be an object of strings: {e}"));
+            }
+        }
+    }
+    BindError::new(format!("the HTTP request should be an object with Url, Method, Headers, ...: {error}"))
+}
+
+/// The caller's identities as the host sends them (`ClaimsIdentity` objects serialized by
+/// Newtonsoft.Json: `AuthenticationType`, `IsAuthenticated`, `Name`, `Claims`, ...).
+///
+/// Kept as JSON text and parsed when asked for, since most handlers never look at them.
+///
+/// ```
+/// let ids = azfn::http::Identities::from_json(r#"[{"AuthenticationType":null,"IsAuthenticated":false,"Claims":[],"Name":null}]"#);
+/// let values = ids.values().unwrap();
+/// assert_eq!(values[0]["IsAuthenticated"], false);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identities {
+    json: Option<Box<str>>,
+}
+
+impl Identities {
+    /// Identities from the host's JSON: an array, or (before host 3.0.14777) a string holding one.
+    pub fn from_json(json: impl Into<Box<str>>) -> Self {
+        Self { json: Some(json.into()) }
+    }
+
+    /// The JSON as received, if any.
+    pub fn json(&self) -> Option<&str> {
+        self.json.as_deref()
+    }
+
+    /// The identities as JSON values; empty when the host sent none.
+    pub fn values(&self) -> Result<Vec<Value>, BodyError> {
+        let Some(json) = self.json.as_deref() else { return Ok(Vec::new()) };
+        let bad = |e: serde_json::Error| BodyError(format!("`Identities` is not JSON: {e}"));
+        let v: Value = serde_json::from_str(json).map_err(bad)?;
+        match value_json(&v).map_err(bad)?.into_owned() {
+            Value::Array(items) => Ok(items),
+            Value::Null => Ok(Vec::new()),
+            other => Err(BodyError(format!("`Identities` should be an array, got {other}"))),
+        }
+    }
+}
+
+impl From<Vec<Value>> for Identities {
+    fn from(values: Vec<Value>) -> Self {
+        Self::from_json(Value::Array(values).to_string())
+    }
 }
 
 /// One or more scalar values as text: a string, a number, a boolean, or an array of those.
@@ -165,27 +233,21 @@ impl<'de: 'a, 'a> Deserialize<'de> for Texts<'a> {
     }
 }
 
-/// An object of name -> text(s), which older hosts sent as a JSON string (`"Query": "{}"`).
-fn text_entries(raw: Option<&RawValue>, field: &str) -> Result<Vec<(String, Vec<String>)>, BindError> {
-    let Some(raw) = raw else { return Ok(Vec::new()) };
-    let text = raw.get().trim_start();
-    let bad = |e: serde_json::Error| BindError::new(format!("`{field}` should be an object of strings: {e}"));
-    if text.starts_with('"') {
-        let inner: String = serde_json::from_str(text).map_err(bad)?;
-        let inner_raw: Box<RawValue> = serde_json::from_str(&inner).map_err(bad)?;
-        return text_entries(Some(&inner_raw), field);
-    }
-    if text == "null" {
-        return Ok(Vec::new());
-    }
-    let entries: Vec<(Cow<'_, str>, Texts<'_>)> = serde_json::from_str::<MapEntries<'_>>(text).map_err(bad)?.0;
-    Ok(entries
+/// Entries as a map of name -> text, repeated values joined with `,` (as the host does).
+fn joined(entries: MapEntries<'_>) -> BTreeMap<String, String> {
+    entries
+        .0
         .into_iter()
-        .map(|(k, Texts(v))| (k.into_owned(), v.into_iter().map(Cow::into_owned).collect()))
-        .collect())
+        .map(|(k, Texts(mut v))| {
+            let text = if v.len() == 1 { v.pop().map(Cow::into_owned).unwrap_or_default() } else { v.join(",") };
+            (k.into_owned(), text)
+        })
+        .collect()
 }
 
-/// A JSON object's entries, in order.
+/// A JSON object's entries, in order, each with its text value(s). Older hosts sent the object as a
+/// JSON string (`"Query": "{}"`), which is read the same way; `null` has no entries.
+#[derive(Default)]
 struct MapEntries<'a>(Vec<(Cow<'a, str>, Texts<'a>)>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for MapEntries<'a> {
@@ -194,17 +256,31 @@ impl<'de: 'a, 'a> Deserialize<'de> for MapEntries<'a> {
         impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
             type Value = MapEntries<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object")
+                f.write_str("an object of strings")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
                 while let Some(entry) = map.next_entry::<Cow<'a, str>, Texts<'a>>()? {
                     out.push(entry);
                 }
                 Ok(MapEntries(out))
             }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(MapEntries(Vec::new()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                let entries = serde_json::from_str::<MapEntries<'_>>(v).map_err(E::custom)?;
+                let owned = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+                Ok(MapEntries(
+                    entries
+                        .0
+                        .into_iter()
+                        .map(|(k, Texts(v))| (owned(k), Texts(v.into_iter().map(owned).collect())))
+                        .collect(),
+                ))
+            }
         }
-        d.deserialize_map(V(std::marker::PhantomData))
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -221,15 +297,13 @@ impl FromTrigger for HttpRequest {
 
     fn from_trigger(input: &TriggerInput<'_>) -> Result<Self, BindError> {
         let raw = input.require_raw()?;
-        let wire: Wire<'_> = serde_json::from_str(raw.get()).map_err(|e| {
-            BindError::new(format!("the HTTP request should be an object with Url, Method, Headers, ...: {e}"))
-        })?;
+        let wire: Wire<'_> = serde_json::from_str(raw.get()).map_err(|e| wire_error(raw.get(), e))?;
         let method_text = wire.method.as_deref().unwrap_or("GET");
         let method = Method::from_bytes(method_text.as_bytes())
             .map_err(|_| BindError::new(format!("`Method` is not an HTTP method: {method_text:?}")))?;
 
-        let mut headers = HeaderMap::new();
-        for (name, values) in text_entries(wire.headers, "Headers")? {
+        let mut headers = HeaderMap::with_capacity(wire.headers.0.len());
+        for (name, Texts(values)) in wire.headers.0 {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| BindError::new(format!("`Headers` has an invalid header name: {name:?}")))?;
             for text in values {
@@ -257,26 +331,17 @@ impl FromTrigger for HttpRequest {
             Some(other) => Bytes::from(other.to_owned()),
         };
 
-        let identities = match wire.identities {
-            None => Vec::new(),
-            Some(raw) => {
-                let v: Value = serde_json::from_str(raw.get())
-                    .map_err(|e| BindError::new(format!("`Identities` is not JSON: {e}")))?;
-                match value_json(&v).map(|c| c.into_owned()) {
-                    Ok(Value::Array(items)) => items,
-                    Ok(Value::Null) => Vec::new(),
-                    _ => return Err(BindError::new("`Identities` should be an array")),
-                }
-            }
+        let identities = match wire.identities.map(RawValue::get) {
+            None | Some("null") => Identities::default(),
+            Some(json) => Identities::from_json(json),
         };
 
-        let joined = |entries: Vec<(String, Vec<String>)>| entries.into_iter().map(|(k, v)| (k, v.join(","))).collect();
         Ok(Self {
             method,
             url: wire.url.map(Cow::into_owned).unwrap_or_default(),
-            query: joined(text_entries(wire.query, "Query")?),
+            query: joined(wire.query),
             headers,
-            params: joined(text_entries(wire.params, "Params")?),
+            params: joined(wire.params),
             identities,
             body,
         })
@@ -301,7 +366,10 @@ mod tests {
         assert_eq!(r.path(), "/api/orders");
         assert_eq!(r.query("code"), Some("abc"));
         assert_eq!(r.header("content-type"), Some("application/json"));
-        assert_eq!(r.identities.len(), 1);
+        let ids = r.identities.values().unwrap();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids[0]["IsAuthenticated"], json!(false));
+        assert_eq!(ids[0]["NameClaimType"], json!("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"));
         let v: Value = r.json().unwrap();
         assert_eq!(v["customerId"], json!("c-42"));
     }
@@ -313,6 +381,23 @@ mod tests {
         let r: HttpRequest = parse(&req, &req_binding()).unwrap();
         assert!(r.query.is_empty());
         assert_eq!(r.text().unwrap(), r#"{"id":1005,"quantity":2,"color":"black"}"#);
+    }
+
+    #[test]
+    fn legacy_string_fields_and_field_errors() {
+        // Pre-#6621 hosts sent Query and Identities as JSON strings.
+        let req = json!({"Data": {"req": {"Url": "http://x/api/a?n=1", "Method": "GET",
+            "Query": "{\"n\":\"1\"}", "Identities": "[{\"IsAuthenticated\":true}]"}}, "Metadata": {}});
+        let r: HttpRequest = parse(&req, &req_binding()).unwrap();
+        assert_eq!(r.query("n"), Some("1"));
+        assert_eq!(r.identities.values().unwrap()[0]["IsAuthenticated"], json!(true));
+        let req =
+            json!({"Data": {"req": {"Url": "http://x/", "Method": "GET", "Headers": {"A": {"b": 1}}}}, "Metadata": {}});
+        let err = parse::<HttpRequest>(&req, &req_binding()).unwrap_err().to_string();
+        assert!(err.contains("`Headers` should be an object of strings"), "{err}");
+        let req = json!({"Data": {"req": {"Url": "http://x/", "Identities": {"no": "array"}}}, "Metadata": {}});
+        let r: HttpRequest = parse(&req, &req_binding()).unwrap();
+        assert!(r.identities.values().unwrap_err().0.contains("should be an array"));
     }
 
     #[test]
