@@ -24,9 +24,13 @@ async fn main() {
     let spec = FunctionSpec::parse("Hello", &path, &std::fs::read_to_string(&path).unwrap()).unwrap();
     let host = HostJson { route_prefix: "api".into(), ..Default::default() };
     let metadata = AppMetadata::from_specs(host, [spec]);
-    let router = azfn::router(App::new().function("Hello", hello), &metadata).unwrap();
+    let handler = azfn::handler(App::new().function("Hello", hello), &metadata).unwrap();
     let floor = axum::Router::new().route("/{f}", axum::routing::post(|| async { "{}" }));
-    for (name, r) in [("floor router", floor), ("azfn router", router)] {
+    let services: [(&str, tower::util::BoxCloneService<_, _, _>); 2] = [
+        ("floor router", tower::util::BoxCloneService::new(floor)),
+        ("azfn handler", tower::util::BoxCloneService::new(handler)),
+    ];
+    for (name, r) in services {
         let n = 200_000;
         let t = Instant::now();
         for _ in 0..n {

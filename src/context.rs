@@ -49,6 +49,8 @@ struct Inner {
     /// handler asks for one.
     inputs: HashMap<String, Bytes>,
     outputs: Mutex<Outputs>,
+    /// The lines the handler logged (see [`crate::logs`]).
+    logs: Mutex<Vec<String>>,
 }
 
 impl Context {
@@ -88,6 +90,7 @@ impl Context {
                 metadata: OnceLock::new(),
                 inputs,
                 outputs: Mutex::new(Outputs::default()),
+                logs: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -105,6 +108,16 @@ impl Context {
     /// The function's metadata from function.json.
     pub fn function(&self) -> &FunctionSpec {
         &self.inner.spec
+    }
+
+    /// Adds a line to the invocation's `Logs`.
+    pub(crate) fn push_log(&self, line: String) {
+        self.inner.logs.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+
+    /// The lines logged so far, taken out.
+    pub(crate) fn take_logs(&self) -> Vec<String> {
+        std::mem::take(&mut *self.inner.logs.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The invocation's `Metadata`, as the host sent it.

@@ -28,6 +28,32 @@ pub(crate) fn unwrap_text(s: &str) -> Cow<'_, str> {
     Cow::Borrowed(s)
 }
 
+/// A JSON string read without copying when it has no escapes (serde's own `Cow<str>` always copies
+/// outside a `#[serde(borrow)]` field, e.g. as a map key).
+pub(crate) struct BorrowedText<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for BorrowedText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = BorrowedText<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedText(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedText(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BorrowedText(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
 /// A scalar value as text: strings are unwrapped, numbers and booleans printed; objects, arrays and null give `None`.
 pub(crate) fn value_text(v: &Value) -> Option<Cow<'_, str>> {
     match v {

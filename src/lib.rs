@@ -76,5 +76,5 @@ pub use function_json::{AppMetadata, FunctionSpec};
 pub use http::{HttpRequest, HttpResponse};
 pub use metadata::{RetryContext, SysMetadata};
 pub use outputs::{IntoOutputs, Return};
-pub use server::{router, run};
+pub use server::{CustomHandler, handler, router, run};
 pub use triggers::{BlobInput, EventGridEvent, FromTrigger, QueueMessage, RawTrigger, ServiceBusMessage, TimerInfo};

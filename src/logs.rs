@@ -15,7 +15,6 @@
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
@@ -27,47 +26,27 @@ use tracing_subscriber::registry::LookupSpan;
 /// The name of the span the runtime opens around each invocation.
 pub(crate) const SPAN_NAME: &str = "azfn.invocation";
 
-/// The lines one invocation has logged.
-#[derive(Debug)]
-pub(crate) struct LogBuffer {
-    invocation_id: String,
-    function: String,
-    lines: Mutex<Vec<String>>,
-}
-
-impl LogBuffer {
-    pub(crate) fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.lines.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
 thread_local! {
-    /// The buffer for the invocation span this thread is about to open: the layer's `on_new_span`
-    /// runs synchronously inside the span macro, on the same thread, and takes it from here.
-    static NEXT_BUFFER: RefCell<Option<Arc<LogBuffer>>> = const { RefCell::new(None) };
+    /// The invocation whose span this thread is about to open: the layer's `on_new_span` runs
+    /// synchronously inside the span macro, on the same thread, and takes it from here.
+    static NEXT_INVOCATION: RefCell<Option<crate::Context>> = const { RefCell::new(None) };
 }
 
-/// A log buffer handed to the next invocation span opened on this thread.
+/// Hands an invocation's context to the next invocation span opened on this thread; the layer keeps
+/// it in the span and adds the events inside the span to the context's log lines.
 #[derive(Debug)]
-pub(crate) struct Capture {
-    pub(crate) buffer: Arc<LogBuffer>,
-}
+pub(crate) struct Capture(());
 
 impl Capture {
     /// Call right before opening the `azfn.invocation` span, on the same thread.
-    pub(crate) fn begin(invocation_id: &str, function: &str) -> Self {
-        let buffer = Arc::new(LogBuffer {
-            invocation_id: invocation_id.to_owned(),
-            function: function.to_owned(),
-            lines: Mutex::new(Vec::new()),
-        });
-        NEXT_BUFFER.with(|next| *next.borrow_mut() = Some(buffer.clone()));
-        Self { buffer }
+    pub(crate) fn begin(ctx: &crate::Context) -> Self {
+        NEXT_INVOCATION.with(|next| *next.borrow_mut() = Some(ctx.clone()));
+        Self(())
     }
 
     /// Call right after opening the span: clears the hand-off if no layer claimed it.
-    pub(crate) fn opened(&self) {
-        NEXT_BUFFER.with(|next| next.borrow_mut().take());
+    pub(crate) fn opened(self) {
+        NEXT_INVOCATION.with(|next| next.borrow_mut().take());
     }
 }
 
@@ -134,9 +113,9 @@ where
         if attrs.metadata().name() != SPAN_NAME {
             return;
         }
-        let buffer = NEXT_BUFFER.with(|next| next.borrow_mut().take());
-        if let (Some(buffer), Some(span)) = (buffer, ctx.span(id)) {
-            span.extensions_mut().insert(buffer);
+        let invocation = NEXT_INVOCATION.with(|next| next.borrow_mut().take());
+        if let (Some(invocation), Some(span)) = (invocation, ctx.span(id)) {
+            span.extensions_mut().insert(invocation);
         }
     }
 
@@ -145,23 +124,23 @@ where
         let mut line = LineVisitor::default();
         event.record(&mut line);
         let level = level_name(meta.level());
-        let buffer = ctx
+        let invocation = ctx
             .event_scope(event)
-            .and_then(|scope| scope.into_iter().find_map(|span| span.extensions().get::<Arc<LogBuffer>>().cloned()));
-        match buffer {
-            Some(buf) => {
-                let text = format!("{level} {}{} [invocation {}]", line.message, line.fields, buf.invocation_id);
+            .and_then(|scope| scope.into_iter().find_map(|span| span.extensions().get::<crate::Context>().cloned()));
+        match invocation {
+            Some(inv) => {
+                let text = format!("{level} {}{} [invocation {}]", line.message, line.fields, inv.invocation_id());
                 if *meta.level() == Level::ERROR {
                     let _ = writeln!(
                         std::io::stderr().lock(),
                         "{level} {}: {}{} [invocation {}]",
-                        buf.function,
+                        inv.function_name(),
                         line.message,
                         line.fields,
-                        buf.invocation_id
+                        inv.invocation_id()
                     );
                 }
-                buf.lines.lock().unwrap_or_else(|p| p.into_inner()).push(text);
+                inv.push_log(text);
             }
             None => {
                 let text = format!("{level} {}: {}{}", meta.target(), line.message, line.fields);
@@ -184,7 +163,14 @@ mod tests {
     fn events_in_the_invocation_span_are_captured_with_level_and_id() {
         let subscriber = tracing_subscriber::registry().with(layer());
         tracing::subscriber::with_default(subscriber, || {
-            let capture = Capture::begin("inv-1", "Hello");
+            let spec = crate::FunctionSpec::parse(
+                "Hello",
+                "Hello/function.json".as_ref(),
+                r#"{"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req"}]}"#,
+            )
+            .unwrap();
+            let invocation = crate::Context::new(spec, "inv-1");
+            let capture = Capture::begin(&invocation);
             let span = tracing::error_span!(SPAN_NAME);
             capture.opened();
             span.in_scope(|| {
@@ -193,7 +179,7 @@ mod tests {
                 tracing::warn!("careful");
             });
             tracing::info!("outside");
-            let lines = capture.buffer.take();
+            let lines = invocation.take_logs();
             assert_eq!(lines, ["INFO greeting name=Ada [invocation inv-1]", "WARN careful [invocation inv-1]"]);
         });
     }

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{RawPathParams, Request, State};
+use axum::extract::{RawPathParams, Request};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, get, on};
+use axum::routing::{MethodFilter, on};
 use futures_util::FutureExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode, header::CONTENT_TYPE};
 use serde::Deserialize;
@@ -24,6 +24,7 @@ use tracing::Instrument as _;
 
 use crate::app::{App, BoxedHandler, HandlerKind, TriggerArg};
 use crate::context::Context;
+use crate::encoding::BorrowedText;
 use crate::error::{InvocationError, StartupError};
 use crate::function_json::{AppMetadata, FunctionSpec};
 use crate::http::{HttpRequest, forward};
@@ -56,11 +57,46 @@ struct Runtime {
     lowercase_routes: bool,
 }
 
-/// Builds the router that serves `app` for the functions described by `metadata`, after checking
-/// that they match.
+/// The custom handler: a `tower` service that answers the host's readiness probe (`GET /`),
+/// its invocations (`POST /{FunctionName}`) and the HTTP requests it forwards.
 ///
-/// Useful for tests without a socket (`tower::ServiceExt::oneshot`) and for embedding.
+/// [`run`] serves it; [`handler`] builds it, e.g. for tests without a socket
+/// (`tower::ServiceExt::oneshot`). The protocol's two fixed endpoints are matched directly, without
+/// a router, since they carry every invocation; forwarded requests go through an axum router.
+#[derive(Clone)]
+pub struct CustomHandler {
+    rt: Arc<Runtime>,
+}
+
+impl std::fmt::Debug for CustomHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomHandler").field("functions", &self.rt.known).finish()
+    }
+}
+
+impl tower::Service<Request> for CustomHandler {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let rt = self.rt.clone();
+        Box::pin(async move { Ok(dispatch(rt, req).await) })
+    }
+}
+
+/// [`handler`] as an axum [`Router`], to nest in an axum app of your own.
 pub fn router(app: App, metadata: &AppMetadata) -> Result<Router, StartupError> {
+    Ok(Router::new().fallback_service(handler(app, metadata)?))
+}
+
+/// Builds the custom handler that serves `app` for the functions described by `metadata`, after
+/// checking that they match.
+pub fn handler(app: App, metadata: &AppMetadata) -> Result<CustomHandler, StartupError> {
     app.check(metadata)?;
     let mut functions = HashMap::new();
     let mut forward = Router::new();
@@ -119,7 +155,7 @@ pub fn router(app: App, metadata: &AppMetadata) -> Result<Router, StartupError> 
             .all(|s| !s.bytes().any(|b| b.is_ascii_uppercase())),
         templates,
     });
-    Ok(Router::new().route("/", get(ready)).fallback(dispatch).with_state(runtime))
+    Ok(CustomHandler { rt: runtime })
 }
 
 /// The methods a function.json allows (`methods`; all when absent).
@@ -176,11 +212,17 @@ fn mount(
     Ok(router)
 }
 
-async fn ready() -> &'static str {
-    "ready"
+/// The answer to the host's readiness and health probe.
+fn ready() -> Response {
+    let mut res = Response::new(Body::from("ready"));
+    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    res
 }
 
-async fn dispatch(State(rt): State<Arc<Runtime>>, req: Request) -> Response {
+async fn dispatch(rt: Arc<Runtime>, req: Request) -> Response {
+    if req.uri().path() == "/" && matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+        return ready();
+    }
     if req.method() == http::Method::POST {
         let path = req.uri().path();
         let segment = path.strip_prefix('/').filter(|s| !s.is_empty() && !s.contains('/'));
@@ -309,9 +351,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for DataEntries<'a> {
                 f.write_str("an object of binding names to values")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(2));
-                while let Some(entry) = map.next_entry::<Cow<'a, str>, &'a RawValue>()? {
-                    out.push(entry);
+                let mut out = Vec::new();
+                while let Some((BorrowedText(k), v)) = map.next_entry::<BorrowedText<'a>, &'a RawValue>()? {
+                    out.push((k, v));
                 }
                 Ok(DataEntries(out))
             }
@@ -334,7 +376,7 @@ fn invocation_id(headers: &HeaderMap) -> String {
 
 async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
     let id = invocation_id(req.headers());
-    let body = match axum::body::to_bytes(req.into_body(), usize::MAX).await {
+    let body = match read_body(req.into_body()).await {
         Ok(b) => b,
         Err(e) => {
             return failure(
@@ -370,7 +412,7 @@ async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
         }
     }
     let metadata = envelope.metadata.map(|raw| body.slice_ref(raw.get().as_bytes()));
-    let ctx = Context::from_raw(function.spec.clone(), id.clone(), metadata, data);
+    let ctx = Context::from_raw(function.spec.clone(), id, metadata, data);
 
     let (result, logs) = match &function.kind {
         Kind::Typed(handler) => run_logged(&ctx, handler(TriggerArg::Wire(trigger_value), ctx.clone())).await,
@@ -394,8 +436,31 @@ async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
     });
     match answer {
         Ok(bytes) => json_response(StatusCode::OK, bytes),
-        Err(e) => failure(&function.spec.name, &id, &e, logs),
+        Err(e) => failure(&function.spec.name, ctx.invocation_id(), &e, logs),
     }
+}
+
+/// Reads a whole request body. The usual body arrives as one chunk, which is returned as it is.
+async fn read_body(mut body: Body) -> Result<bytes::Bytes, axum::Error> {
+    use axum::body::HttpBody as _;
+    use http_body_util::BodyExt as _;
+    let mut first: Option<bytes::Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
+    while !body.is_end_stream() {
+        let Some(frame) = body.frame().await else { break };
+        let Ok(data) = frame?.into_data() else { continue }; // trailers
+        match (&first, &mut joined) {
+            (None, _) => first = Some(data),
+            (Some(_), Some(all)) => all.extend_from_slice(&data),
+            (Some(f), None) => {
+                let mut all = bytes::BytesMut::with_capacity(f.len() + data.len());
+                all.extend_from_slice(f);
+                all.extend_from_slice(&data);
+                joined = Some(all);
+            }
+        }
+    }
+    Ok(joined.map(bytes::BytesMut::freeze).or(first).unwrap_or_default())
 }
 
 /// Parses the HTTP trigger of an invocation for an axum-served function.
@@ -415,7 +480,7 @@ async fn run_logged(
     ctx: &Context,
     fut: futures_util::future::BoxFuture<'static, Result<(), InvocationError>>,
 ) -> (Result<(), InvocationError>, Vec<String>) {
-    let capture = Capture::begin(ctx.invocation_id(), ctx.function_name());
+    let capture = Capture::begin(ctx);
     // ERROR level so that the span exists whatever RUST_LOG allows; the layer needs it to capture.
     let span = tracing::error_span!(SPAN_NAME, invocation_id = ctx.invocation_id(), function = ctx.function_name());
     capture.opened();
@@ -423,7 +488,7 @@ async fn run_logged(
         Ok(r) => r,
         Err(panic) => Err(InvocationError::Panic(panic_text(&*panic))),
     };
-    (result, capture.buffer.take())
+    (result, ctx.take_logs())
 }
 
 /// The message of a panic payload (`&str` or `String`).
@@ -525,7 +590,7 @@ pub async fn run(app: App) -> ExitCode {
 async fn start(app: App) -> Result<ExitCode, StartupError> {
     let port = port_from_env()?;
     let metadata = AppMetadata::discover()?;
-    let router = router(app, &metadata)?;
+    let handler = handler(app, &metadata)?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         .await
         .map_err(StartupError::Bind)?;
@@ -539,7 +604,8 @@ async fn start(app: App) -> Result<ExitCode, StartupError> {
         let stop = stop.clone();
         async move { stop.store(wait_for_signal().await, Ordering::SeqCst) }
     };
-    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(signal).await {
+    let service = axum::ServiceExt::<Request>::into_make_service(handler);
+    if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(signal).await {
         eprintln!("azfn: the server failed: {e}");
         return Ok(ExitCode::from(1));
     }

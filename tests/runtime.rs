@@ -82,10 +82,11 @@ async fn serve() -> (String, tempfile::TempDir) {
         );
     azfn::logs::init();
     let metadata = AppMetadata::load(dir.path()).unwrap();
-    let router = azfn::router(app, &metadata).unwrap();
+    let handler = azfn::handler(app, &metadata).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(handler);
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
     (base, dir)
 }
 

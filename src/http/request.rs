@@ -12,7 +12,7 @@ use serde::de::{self, DeserializeOwned, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::encoding::{BASE64, value_json};
+use crate::encoding::{BASE64, BorrowedText, value_json};
 use crate::error::BindError;
 use crate::triggers::{FromTrigger, TriggerInput};
 
@@ -186,8 +186,38 @@ impl From<Vec<Value>> for Identities {
     }
 }
 
-/// One or more scalar values as text: a string, a number, a boolean, or an array of those.
-struct Texts<'a>(Vec<Cow<'a, str>>);
+/// One or more scalar values as text: a string, a number, a boolean, or an array of those. The
+/// usual single value is kept inline.
+enum Texts<'a> {
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl<'a> Texts<'a> {
+    fn iter(&self) -> impl Iterator<Item = &Cow<'a, str>> {
+        let (one, many) = match self {
+            Texts::One(t) => (Some(t), &[][..]),
+            Texts::Many(v) => (None, &v[..]),
+        };
+        one.into_iter().chain(many)
+    }
+
+    /// The values joined with `,` (as the host joins repeated query keys).
+    fn joined(self) -> String {
+        match self {
+            Texts::One(t) => t.into_owned(),
+            Texts::Many(v) => v.join(","),
+        }
+    }
+
+    fn into_owned(self) -> Texts<'static> {
+        let owned = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        match self {
+            Texts::One(t) => Texts::One(owned(t)),
+            Texts::Many(v) => Texts::Many(v.into_iter().map(owned).collect()),
+        }
+    }
+}
 
 impl<'de: 'a, 'a> Deserialize<'de> for Texts<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -198,35 +228,43 @@ impl<'de: 'a, 'a> Deserialize<'de> for Texts<'a> {
                 f.write_str("a string, a number, a boolean or an array of them")
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Texts(vec![Cow::Borrowed(v)]))
+                Ok(Texts::One(Cow::Borrowed(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Texts(vec![Cow::Owned(v.to_owned())]))
+                Ok(Texts::One(Cow::Owned(v.to_owned())))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Texts(vec![Cow::Owned(v)]))
+                Ok(Texts::One(Cow::Owned(v)))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Texts(vec![Cow::Owned(v.to_string())]))
+                Ok(Texts::One(Cow::Owned(v.to_string())))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Texts(vec![Cow::Owned(v.to_string())]))
+                Ok(Texts::One(Cow::Owned(v.to_string())))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Texts(vec![Cow::Owned(v.to_string())]))
+                Ok(Texts::One(Cow::Owned(v.to_string())))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Texts(vec![Cow::Owned(v.to_string())]))
+                Ok(Texts::One(Cow::Owned(v.to_string())))
             }
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Texts(Vec::new()))
+                Ok(Texts::Many(Vec::new()))
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(Texts(items)) = seq.next_element::<Texts<'a>>()? {
-                    out.extend(items);
+                let mut out: Option<Texts<'a>> = None;
+                while let Some(items) = seq.next_element::<Texts<'a>>()? {
+                    out = Some(match (out, items) {
+                        (None, items) => items,
+                        (Some(Texts::One(a)), Texts::One(b)) => Texts::Many(vec![a, b]),
+                        (Some(prev), items) => {
+                            let mut all: Vec<_> = prev.iter().chain(items.iter()).cloned().collect();
+                            all.shrink_to_fit();
+                            Texts::Many(all)
+                        }
+                    });
                 }
-                Ok(Texts(out))
+                Ok(out.unwrap_or(Texts::Many(Vec::new())))
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
@@ -235,14 +273,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Texts<'a> {
 
 /// Entries as a map of name -> text, repeated values joined with `,` (as the host does).
 fn joined(entries: MapEntries<'_>) -> BTreeMap<String, String> {
-    entries
-        .0
-        .into_iter()
-        .map(|(k, Texts(mut v))| {
-            let text = if v.len() == 1 { v.pop().map(Cow::into_owned).unwrap_or_default() } else { v.join(",") };
-            (k.into_owned(), text)
-        })
-        .collect()
+    entries.0.into_iter().map(|(k, v)| (k.into_owned(), v.joined())).collect()
 }
 
 /// A JSON object's entries, in order, each with its text value(s). Older hosts sent the object as a
@@ -259,9 +290,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for MapEntries<'a> {
                 f.write_str("an object of strings")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                while let Some(entry) = map.next_entry::<Cow<'a, str>, Texts<'a>>()? {
-                    out.push(entry);
+                let mut out = Vec::new();
+                while let Some((BorrowedText(k), v)) = map.next_entry::<BorrowedText<'a>, Texts<'a>>()? {
+                    out.push((k, v));
                 }
                 Ok(MapEntries(out))
             }
@@ -271,13 +302,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for MapEntries<'a> {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 let entries = serde_json::from_str::<MapEntries<'_>>(v).map_err(E::custom)?;
                 let owned = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
-                Ok(MapEntries(
-                    entries
-                        .0
-                        .into_iter()
-                        .map(|(k, Texts(v))| (owned(k), Texts(v.into_iter().map(owned).collect())))
-                        .collect(),
-                ))
+                Ok(MapEntries(entries.0.into_iter().map(|(k, v)| (owned(k), v.into_owned())).collect()))
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
@@ -303,10 +328,10 @@ impl FromTrigger for HttpRequest {
             .map_err(|_| BindError::new(format!("`Method` is not an HTTP method: {method_text:?}")))?;
 
         let mut headers = HeaderMap::with_capacity(wire.headers.0.len());
-        for (name, Texts(values)) in wire.headers.0 {
+        for (name, values) in wire.headers.0 {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| BindError::new(format!("`Headers` has an invalid header name: {name:?}")))?;
-            for text in values {
+            for text in values.iter() {
                 let hv = HeaderValue::from_str(&text)
                     .map_err(|_| BindError::new(format!("header `{name}` has an invalid value: {text:?}")))?;
                 headers.append(header.clone(), hv);

@@ -75,7 +75,7 @@ impl HttpResponse {
 
     /// Sets a text body, with `Content-Type: text/plain; charset=utf-8` unless one is set.
     pub fn text(self, body: impl Into<String>) -> Self {
-        self.body_with_type(Bytes::from(body.into()), "text/plain; charset=utf-8")
+        self.body_with_type(Bytes::from(body.into()), HeaderValue::from_static("text/plain; charset=utf-8"))
     }
 
     /// Sets a JSON body, with `Content-Type: application/json` unless one is set.
@@ -83,16 +83,19 @@ impl HttpResponse {
     /// A value that cannot be serialized (a map with non-string keys) gives a `500` with the reason.
     pub fn json<T: Serialize + ?Sized>(self, body: &T) -> Self {
         match serde_json::to_vec(body) {
-            Ok(bytes) => self.body_with_type(Bytes::from(bytes), "application/json"),
+            Ok(bytes) => self.body_with_type(Bytes::from(bytes), HeaderValue::from_static("application/json")),
             Err(e) => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR).text(format!("cannot serialize the response body: {e}"))
             }
         }
     }
 
-    /// Sets a body of bytes with the given content type.
+    /// Sets a body of bytes with the given content type. An invalid content type is a programming
+    /// error and panics with the value.
     pub fn bytes(self, body: impl Into<Bytes>, content_type: &str) -> Self {
-        self.body_with_type(body.into(), content_type)
+        let value = HeaderValue::from_str(content_type)
+            .unwrap_or_else(|_| panic!("invalid content type {content_type:?} (not a valid header value)"));
+        self.body_with_type(body.into(), value)
     }
 
     /// Adds a header. An invalid name or value is a programming error and panics with the header's name.
@@ -108,10 +111,9 @@ impl HttpResponse {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    fn body_with_type(mut self, body: Bytes, content_type: &str) -> Self {
+    fn body_with_type(mut self, body: Bytes, content_type: HeaderValue) -> Self {
         if !self.headers.contains_key(CONTENT_TYPE) {
-            self.headers
-                .insert(CONTENT_TYPE, HeaderValue::from_str(content_type).expect("static content types are valid"));
+            self.headers.insert(CONTENT_TYPE, content_type);
         }
         self.body = body;
         self
