@@ -332,7 +332,7 @@ impl FromTrigger for HttpRequest {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| BindError::new(format!("`Headers` has an invalid header name: {name:?}")))?;
             for text in values.iter() {
-                let hv = HeaderValue::from_str(&text)
+                let hv = HeaderValue::from_str(text)
                     .map_err(|_| BindError::new(format!("header `{name}` has an invalid value: {text:?}")))?;
                 headers.append(header.clone(), hv);
             }
