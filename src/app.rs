@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use serde_json::value::RawValue;
 
 use crate::context::Context;
-use crate::error::{Error, InvocationError, StartupError};
+use crate::error::{BindError, Error, InvocationError, StartupError};
 use crate::function_json::AppMetadata;
 use crate::http::HttpRequest;
 use crate::outputs::IntoOutputs;
@@ -20,8 +20,11 @@ use crate::triggers::{FromTrigger, TriggerInput};
 pub(crate) enum TriggerArg {
     /// `Data[<trigger name>]` from an invocation envelope (or `None` when absent).
     Wire(Option<Box<RawValue>>),
-    /// A request the host forwarded (HTTP-only functions in forwarding mode).
-    Forwarded(Box<HttpRequest>),
+    /// An HTTP request already built: forwarded by the host (HTTP-only functions in forwarding
+    /// mode), or read together with the invocation's envelope.
+    Request(Box<HttpRequest>),
+    /// The trigger value, read together with the envelope, did not fit.
+    Invalid(BindError),
 }
 
 /// A handler with its types erased.
@@ -43,6 +46,9 @@ pub(crate) struct Registration {
     pub(crate) trigger_type: Option<&'static str>,
     /// The handler's trigger type's Rust name, for messages.
     pub(crate) type_name: &'static str,
+    /// Whether the handler takes an [`HttpRequest`], which the runtime then reads together with
+    /// the envelope (one pass over the payload instead of two).
+    pub(crate) takes_http_request: bool,
     pub(crate) kind: HandlerKind,
 }
 
@@ -109,6 +115,7 @@ impl App {
         let reg = Registration {
             trigger_type: T::TRIGGER_TYPE,
             type_name: std::any::type_name::<T>(),
+            takes_http_request: std::any::TypeId::of::<T>() == std::any::TypeId::of::<HttpRequest>(),
             kind: HandlerKind::Typed(boxed),
         };
         self.insert(name.into(), reg);
@@ -135,6 +142,7 @@ impl App {
         let reg = Registration {
             trigger_type: Some("httpTrigger"),
             type_name: "an axum handler",
+            takes_http_request: true,
             kind: HandlerKind::Axum(Box::new(handler)),
         };
         self.insert(name.into(), reg);
@@ -211,7 +219,8 @@ fn bind<T: FromTrigger>(arg: TriggerArg, ctx: &Context) -> Result<T, InvocationE
             let input = TriggerInput::from_context(binding, value.as_deref(), ctx);
             T::from_trigger(&input).map_err(bind_error)
         }
-        TriggerArg::Forwarded(req) => {
+        TriggerArg::Invalid(error) => Err(bind_error(error)),
+        TriggerArg::Request(req) => {
             let any: Box<dyn Any> = Box::new(*req);
             any.downcast::<T>().map(|b| *b).map_err(|_| {
                 bind_error(crate::error::BindError::new(format!(

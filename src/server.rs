@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use futures_util::FutureExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode, header::CONTENT_TYPE};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -37,6 +36,8 @@ const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 struct Function {
     spec: Arc<FunctionSpec>,
     kind: Kind,
+    /// Read an HTTP trigger together with the envelope (the handler takes an [`HttpRequest`]).
+    reads_http: bool,
 }
 
 enum Kind {
@@ -104,6 +105,7 @@ pub fn handler(app: App, metadata: &AppMetadata) -> Result<CustomHandler, Startu
     let mut problems = Vec::new();
     for (name, reg) in app.registrations {
         let spec = Arc::new(metadata.functions[&name].clone());
+        let reads_http = reg.takes_http_request && spec.trigger().is_type("httpTrigger");
         let paths = if spec.trigger().is_type("httpTrigger") {
             let route = spec.trigger().property("route").unwrap_or(&name).to_owned();
             match forward::route_paths(&metadata.host.route_prefix, &route) {
@@ -136,7 +138,7 @@ pub fn handler(app: App, metadata: &AppMetadata) -> Result<CustomHandler, Startu
                 Kind::Axum(own)
             }
         };
-        functions.insert(name, Function { spec, kind });
+        functions.insert(name, Function { spec, kind, reads_http });
     }
     if !problems.is_empty() {
         return Err(StartupError::Registration(problems));
@@ -329,39 +331,109 @@ fn not_found_with(known: &[String], res: Response) -> Response {
 }
 
 /// The envelope the host POSTs, borrowed from the body. Entries stay raw JSON until a handler
-/// needs them.
-#[derive(Deserialize)]
+/// needs them, except an HTTP trigger for a handler that takes an [`HttpRequest`], which is read in
+/// the same pass.
 struct Envelope<'a> {
-    #[serde(rename = "Data", alias = "data", borrow, default)]
-    data: DataEntries<'a>,
-    #[serde(rename = "Metadata", alias = "metadata", borrow, default)]
+    /// The non-trigger `Data` entries.
+    data: Vec<(Cow<'a, str>, &'a RawValue)>,
+    trigger: Option<TriggerValue<'a>>,
     metadata: Option<&'a RawValue>,
 }
 
-/// `Data`'s entries (binding name -> raw JSON) in order; `null` or absent has none.
-#[derive(Default)]
-struct DataEntries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+enum TriggerValue<'a> {
+    Raw(&'a RawValue),
+    Http(Box<crate::http::request::Wire<'a>>),
+}
 
-impl<'de: 'a, 'a> Deserialize<'de> for DataEntries<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = DataEntries<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object of binding names to values")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some((BorrowedText(k), v)) = map.next_entry::<BorrowedText<'a>, &'a RawValue>()? {
-                    out.push((k, v));
+/// Reads an [`Envelope`] for the function whose trigger binding is `trigger`.
+#[derive(Clone, Copy)]
+struct EnvelopeSeed<'s> {
+    trigger: &'s str,
+    /// Read the trigger as the host's HTTP request object.
+    http: bool,
+}
+
+impl<'de, 's> serde::de::DeserializeSeed<'de> for EnvelopeSeed<'s> {
+    type Value = Envelope<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, 's> serde::de::Visitor<'de> for EnvelopeSeed<'s> {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object with `Data` and `Metadata`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut envelope = Envelope { data: Vec::new(), trigger: None, metadata: None };
+        while let Some(BorrowedText(key)) = map.next_key::<BorrowedText<'de>>()? {
+            match &*key {
+                "Data" | "data" => map.next_value_seed(DataSeed { seed: self, envelope: &mut envelope })?,
+                "Metadata" | "metadata" => envelope.metadata = map.next_value::<Option<&'de RawValue>>()?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
                 }
-                Ok(DataEntries(out))
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-                Ok(DataEntries(Vec::new()))
             }
         }
-        d.deserialize_any(V(std::marker::PhantomData))
+        Ok(envelope)
+    }
+}
+
+/// Reads `Data` into an [`Envelope`]: `null`, or an object of binding names to values.
+struct DataSeed<'s, 'e, 'de> {
+    seed: EnvelopeSeed<'s>,
+    envelope: &'e mut Envelope<'de>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DataSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DataSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of binding names to values")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(BorrowedText(name)) = map.next_key::<BorrowedText<'de>>()? {
+            if name != self.seed.trigger {
+                self.envelope.data.push((name, map.next_value::<&'de RawValue>()?));
+            } else if self.seed.http {
+                self.envelope.trigger = Some(TriggerValue::Http(Box::new(map.next_value()?)));
+            } else {
+                self.envelope.trigger = Some(TriggerValue::Raw(map.next_value()?));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the envelope; when the HTTP request in it does not fit, reads it again with the request
+/// left raw, so that binding it reports what was wrong (and the envelope's own errors stay its own).
+fn read_envelope<'a>(body: &'a [u8], seed: EnvelopeSeed<'_>) -> Result<Envelope<'a>, serde_json::Error> {
+    use serde::de::DeserializeSeed as _;
+    let read = |seed: EnvelopeSeed<'_>| {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let envelope = seed.deserialize(&mut de)?;
+        de.end().map(|()| envelope)
+    };
+    match read(seed) {
+        Err(_) if seed.http => read(EnvelopeSeed { http: false, ..seed }),
+        result => result,
     }
 }
 
@@ -387,7 +459,8 @@ async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
             );
         }
     };
-    let envelope: Envelope = match serde_json::from_slice(&body) {
+    let seed = EnvelopeSeed { trigger: &function.spec.trigger().name, http: function.reads_http };
+    let envelope = match read_envelope(&body, seed) {
         Ok(e) => e,
         Err(e) => {
             return failure(&function.spec.name, &id, &InvocationError::Envelope(e.to_string()), Vec::new());
@@ -400,27 +473,28 @@ async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
             return failure(&function.spec.name, &id, &e, Vec::new());
         }
     }
-    // The trigger's value is copied out (the handler parses it); the rest stay slices of the body.
-    let trigger_name = &function.spec.trigger().name;
-    let mut trigger_value = None;
-    let mut data = HashMap::new();
-    for (name, raw) in envelope.data.0 {
-        if name == *trigger_name {
-            trigger_value = Some(raw.to_owned());
-        } else {
-            data.insert(name.into_owned(), body.slice_ref(raw.get().as_bytes()));
-        }
-    }
+    // The trigger's value is read now or copied out (the handler parses it); the rest stay slices
+    // of the body.
+    let trigger = match envelope.trigger {
+        None => TriggerArg::Wire(None),
+        Some(TriggerValue::Raw(raw)) => TriggerArg::Wire(Some(raw.to_owned())),
+        Some(TriggerValue::Http(wire)) => match HttpRequest::from_wire(*wire) {
+            Ok(request) => TriggerArg::Request(Box::new(request)),
+            Err(e) => TriggerArg::Invalid(e),
+        },
+    };
+    let data =
+        envelope.data.into_iter().map(|(k, raw)| (k.into_owned(), body.slice_ref(raw.get().as_bytes()))).collect();
     let metadata = envelope.metadata.map(|raw| body.slice_ref(raw.get().as_bytes()));
     let ctx = Context::from_raw(function.spec.clone(), id, metadata, data);
 
     let (result, logs) = match &function.kind {
-        Kind::Typed(handler) => run_logged(&ctx, handler(TriggerArg::Wire(trigger_value), ctx.clone())).await,
+        Kind::Typed(handler) => run_logged(&ctx, handler(trigger, ctx.clone())).await,
         Kind::Axum(router) => {
             let router = router.clone();
             let c = ctx.clone();
             let fut = async move {
-                let request = wire_http_request(trigger_value, &c)?;
+                let request = http_request(trigger, &c)?;
                 let http_req = forward::to_http(&request).map_err(|e| InvocationError::Handler(e.into()))?;
                 let Ok(res) = router.oneshot(http_req).await;
                 let res = forward::from_response(res).await.map_err(|e| InvocationError::Handler(e.into()))?;
@@ -463,16 +537,22 @@ async fn read_body(mut body: Body) -> Result<bytes::Bytes, axum::Error> {
     Ok(joined.map(bytes::BytesMut::freeze).or(first).unwrap_or_default())
 }
 
-/// Parses the HTTP trigger of an invocation for an axum-served function.
-fn wire_http_request(value: Option<Box<RawValue>>, ctx: &Context) -> Result<HttpRequest, InvocationError> {
+/// The HTTP request of an invocation for an axum-served function.
+fn http_request(trigger: TriggerArg, ctx: &Context) -> Result<HttpRequest, InvocationError> {
     use crate::triggers::{FromTrigger as _, TriggerInput};
     let binding = ctx.function().trigger();
-    let input = TriggerInput::from_context(binding, value.as_deref(), ctx);
-    HttpRequest::from_trigger(&input).map_err(|error| InvocationError::Bind {
+    let bind_error = |error| InvocationError::Bind {
         binding: binding.name.clone(),
         trigger_type: binding.binding_type.clone(),
         error,
-    })
+    };
+    match trigger {
+        TriggerArg::Request(request) => Ok(*request),
+        TriggerArg::Invalid(error) => Err(bind_error(error)),
+        TriggerArg::Wire(value) => {
+            HttpRequest::from_trigger(&TriggerInput::from_context(binding, value.as_deref(), ctx)).map_err(bind_error)
+        }
+    }
 }
 
 /// Runs a handler future inside the invocation span, catching panics, and returns its captured logs.
@@ -540,7 +620,7 @@ async fn serve_forwarded(
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     let ctx = Context::from_raw(spec.clone(), id.clone(), None, HashMap::new());
-    let (result, logs) = run_logged(&ctx, handler(TriggerArg::Forwarded(Box::new(request)), ctx.clone())).await;
+    let (result, logs) = run_logged(&ctx, handler(TriggerArg::Request(Box::new(request)), ctx.clone())).await;
     // Forwarded responses carry no Logs: print them so the host logs them.
     {
         use std::io::Write as _;

@@ -114,6 +114,36 @@ async fn a_panic_is_an_error_answer_and_serving_goes_on() {
 }
 
 #[tokio::test]
+async fn an_http_trigger_that_does_not_fit_is_a_422_naming_the_field_and_a_bad_envelope_a_400() {
+    let (base, _dir) = serve().await;
+    // Typed and axum handlers read the HTTP request together with the envelope; a request that
+    // does not fit is still reported field by field.
+    for function in ["Image", "Items"] {
+        let mut bad_headers = http_invocation("http://localhost/api/x");
+        bad_headers["Data"]["req"]["Headers"] = json!({"Accept": {"nested": 1}});
+        let (status, body) = post(&base, function, &bad_headers).await;
+        assert_eq!(status, 422, "{function}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("`Headers` should be an object of strings"), "{function}: {message}");
+        assert!(message.contains("Data.req"), "{function}: {message}");
+
+        let mut bad_method = http_invocation("http://localhost/api/x");
+        bad_method["Data"]["req"]["Method"] = json!("GE T");
+        let (status, body) = post(&base, function, &bad_method).await;
+        assert_eq!(status, 422, "{function}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("`Method` is not an HTTP method"), "{body}");
+
+        let (status, body) = post(&base, function, &json!({"Data": [1], "Metadata": {}})).await;
+        assert_eq!(status, 400, "{function}: {body}");
+        assert_eq!(body["error"]["kind"], "invalid_envelope");
+        let (status, body) = post(&base, function, &json!({"Data": {}, "Metadata": {}})).await;
+        assert_eq!(status, 422, "{function}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("no `req` entry"), "{body}");
+    }
+    assert_eq!(reqwest::get(format!("{base}/")).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
 async fn a_handler_error_is_a_500_with_the_error_and_its_logs() {
     let (base, _dir) = serve().await;
     let (status, body) =

@@ -101,7 +101,7 @@ impl std::error::Error for BodyError {}
 /// The host's request object (`HttpRequestExtensions.GetRequestAsJObject`), read in one pass and
 /// borrowed from the payload: the invocation's hot path, so no intermediate `Value` tree is built.
 #[derive(Deserialize)]
-struct Wire<'a> {
+pub(crate) struct Wire<'a> {
     #[serde(rename = "Url", alias = "url", borrow, default)]
     url: Option<Cow<'a, str>>,
     #[serde(rename = "Method", alias = "method", borrow, default)]
@@ -323,6 +323,14 @@ impl FromTrigger for HttpRequest {
     fn from_trigger(input: &TriggerInput<'_>) -> Result<Self, BindError> {
         let raw = input.require_raw()?;
         let wire: Wire<'_> = serde_json::from_str(raw.get()).map_err(|e| wire_error(raw.get(), e))?;
+        Self::from_wire(wire)
+    }
+}
+
+impl HttpRequest {
+    /// The request from the host's object, already read (by [`FromTrigger`], or by the runtime
+    /// while it reads the envelope).
+    pub(crate) fn from_wire(wire: Wire<'_>) -> Result<Self, BindError> {
         let method_text = wire.method.as_deref().unwrap_or("GET");
         let method = Method::from_bytes(method_text.as_bytes())
             .map_err(|_| BindError::new(format!("`Method` is not an HTTP method: {method_text:?}")))?;
