@@ -221,7 +221,7 @@ fn bind<T: FromTrigger>(arg: TriggerArg, ctx: &Context) -> Result<T, InvocationE
         }
         TriggerArg::Invalid(error) => Err(bind_error(error)),
         TriggerArg::Request(req) => {
-            let any: Box<dyn Any> = Box::new(*req);
+            let any: Box<dyn Any> = req;
             any.downcast::<T>().map(|b| *b).map_err(|_| {
                 bind_error(crate::error::BindError::new(format!(
                     "a forwarded HTTP request cannot be given to a handler that takes {}",
