@@ -207,7 +207,7 @@ impl App {
 }
 
 /// Builds the handler's trigger argument.
-fn bind<T: FromTrigger>(arg: TriggerArg, ctx: &Context) -> Result<T, InvocationError> {
+pub(crate) fn bind<T: FromTrigger>(arg: TriggerArg, ctx: &Context) -> Result<T, InvocationError> {
     let binding = ctx.function().trigger();
     let bind_error = |error| InvocationError::Bind {
         binding: binding.name.clone(),

@@ -55,6 +55,7 @@ pub mod cli;
 pub mod context;
 pub mod durable;
 mod encoding;
+mod envelope;
 pub mod error;
 pub mod function_json;
 pub mod host;

@@ -1,7 +1,6 @@
 //! Serving the host: readiness on `GET /`, invocations on `POST /{FunctionName}`, and forwarded
 //! HTTP requests at their routes.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
@@ -16,14 +15,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use futures_util::FutureExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode, header::CONTENT_TYPE};
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 
 use crate::app::{App, BoxedHandler, HandlerKind, TriggerArg};
 use crate::context::Context;
-use crate::encoding::BorrowedText;
+use crate::envelope::{EnvelopeSeed, TriggerValue, read_envelope};
 use crate::error::{InvocationError, StartupError};
 use crate::function_json::{AppMetadata, FunctionSpec};
 use crate::http::{HttpRequest, forward};
@@ -330,113 +328,6 @@ fn not_found_with(known: &[String], res: Response) -> Response {
     (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
-/// The envelope the host POSTs, borrowed from the body. Entries stay raw JSON until a handler
-/// needs them, except an HTTP trigger for a handler that takes an [`HttpRequest`], which is read in
-/// the same pass.
-struct Envelope<'a> {
-    /// The non-trigger `Data` entries.
-    data: Vec<(Cow<'a, str>, &'a RawValue)>,
-    trigger: Option<TriggerValue<'a>>,
-    metadata: Option<&'a RawValue>,
-}
-
-enum TriggerValue<'a> {
-    Raw(&'a RawValue),
-    Http(Box<crate::http::request::Wire<'a>>),
-}
-
-/// Reads an [`Envelope`] for the function whose trigger binding is `trigger`.
-#[derive(Clone, Copy)]
-struct EnvelopeSeed<'s> {
-    trigger: &'s str,
-    /// Read the trigger as the host's HTTP request object.
-    http: bool,
-}
-
-impl<'de, 's> serde::de::DeserializeSeed<'de> for EnvelopeSeed<'s> {
-    type Value = Envelope<'de>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de, 's> serde::de::Visitor<'de> for EnvelopeSeed<'s> {
-    type Value = Envelope<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an object with `Data` and `Metadata`")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut envelope = Envelope { data: Vec::new(), trigger: None, metadata: None };
-        while let Some(BorrowedText(key)) = map.next_key::<BorrowedText<'de>>()? {
-            match &*key {
-                "Data" | "data" => map.next_value_seed(DataSeed { seed: self, envelope: &mut envelope })?,
-                "Metadata" | "metadata" => envelope.metadata = map.next_value::<Option<&'de RawValue>>()?,
-                _ => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(envelope)
-    }
-}
-
-/// Reads `Data` into an [`Envelope`]: `null`, or an object of binding names to values.
-struct DataSeed<'s, 'e, 'de> {
-    seed: EnvelopeSeed<'s>,
-    envelope: &'e mut Envelope<'de>,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for DataSeed<'_, '_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for DataSeed<'_, '_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an object of binding names to values")
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(BorrowedText(name)) = map.next_key::<BorrowedText<'de>>()? {
-            if name != self.seed.trigger {
-                self.envelope.data.push((name, map.next_value::<&'de RawValue>()?));
-            } else if self.seed.http {
-                self.envelope.trigger = Some(TriggerValue::Http(Box::new(map.next_value()?)));
-            } else {
-                self.envelope.trigger = Some(TriggerValue::Raw(map.next_value()?));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Reads the envelope; when the HTTP request in it does not fit, reads it again with the request
-/// left raw, so that binding it reports what was wrong (and the envelope's own errors stay its own).
-fn read_envelope<'a>(body: &'a [u8], seed: EnvelopeSeed<'_>) -> Result<Envelope<'a>, serde_json::Error> {
-    use serde::de::DeserializeSeed as _;
-    let read = |seed: EnvelopeSeed<'_>| {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let envelope = seed.deserialize(&mut de)?;
-        de.end().map(|()| envelope)
-    };
-    match read(seed) {
-        Err(_) if seed.http => read(EnvelopeSeed { http: false, ..seed }),
-        result => result,
-    }
-}
-
 fn invocation_id(headers: &HeaderMap) -> String {
     headers
         .get(INVOCATION_ID_HEADER)
@@ -494,7 +385,7 @@ async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
             let router = router.clone();
             let c = ctx.clone();
             let fut = async move {
-                let request = http_request(trigger, &c)?;
+                let request = crate::app::bind::<HttpRequest>(trigger, &c)?;
                 let http_req = forward::to_http(&request).map_err(|e| InvocationError::Handler(e.into()))?;
                 let Ok(res) = router.oneshot(http_req).await;
                 let res = forward::from_response(res).await.map_err(|e| InvocationError::Handler(e.into()))?;
@@ -535,24 +426,6 @@ async fn read_body(mut body: Body) -> Result<bytes::Bytes, axum::Error> {
         }
     }
     Ok(joined.map(bytes::BytesMut::freeze).or(first).unwrap_or_default())
-}
-
-/// The HTTP request of an invocation for an axum-served function.
-fn http_request(trigger: TriggerArg, ctx: &Context) -> Result<HttpRequest, InvocationError> {
-    use crate::triggers::{FromTrigger as _, TriggerInput};
-    let binding = ctx.function().trigger();
-    let bind_error = |error| InvocationError::Bind {
-        binding: binding.name.clone(),
-        trigger_type: binding.binding_type.clone(),
-        error,
-    };
-    match trigger {
-        TriggerArg::Request(request) => Ok(*request),
-        TriggerArg::Invalid(error) => Err(bind_error(error)),
-        TriggerArg::Wire(value) => {
-            HttpRequest::from_trigger(&TriggerInput::from_context(binding, value.as_deref(), ctx)).map_err(bind_error)
-        }
-    }
 }
 
 /// Runs a handler future inside the invocation span, catching panics, and returns its captured logs.
