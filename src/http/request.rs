@@ -210,6 +210,13 @@ impl<'a> Texts<'a> {
         }
     }
 
+    fn into_vec(self) -> Vec<Cow<'a, str>> {
+        match self {
+            Texts::One(t) => vec![t],
+            Texts::Many(v) => v,
+        }
+    }
+
     fn into_owned(self) -> Texts<'static> {
         let owned = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
         match self {
@@ -252,19 +259,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for Texts<'a> {
                 Ok(Texts::Many(Vec::new()))
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out: Option<Texts<'a>> = None;
-                while let Some(items) = seq.next_element::<Texts<'a>>()? {
-                    out = Some(match (out, items) {
-                        (None, items) => items,
-                        (Some(Texts::One(a)), Texts::One(b)) => Texts::Many(vec![a, b]),
-                        (Some(prev), items) => {
-                            let mut all: Vec<_> = prev.iter().chain(items.iter()).cloned().collect();
-                            all.shrink_to_fit();
-                            Texts::Many(all)
-                        }
-                    });
+                // Nested arrays are flattened; a single value stays inline (the usual header).
+                let Some(first) = seq.next_element::<Texts<'a>>()? else { return Ok(Texts::Many(Vec::new())) };
+                let Some(second) = seq.next_element::<Texts<'a>>()? else { return Ok(first) };
+                let mut all = first.into_vec();
+                all.extend(second.into_vec());
+                while let Some(more) = seq.next_element::<Texts<'a>>()? {
+                    all.extend(more.into_vec());
                 }
-                Ok(out.unwrap_or(Texts::Many(Vec::new())))
+                Ok(Texts::Many(all))
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
