@@ -339,7 +339,7 @@ fn invocation_id(headers: &HeaderMap) -> String {
 
 async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
     let id = invocation_id(req.headers());
-    let body = match read_body(req.into_body()).await {
+    let body = match forward::read_body(req.into_body()).await {
         Ok(b) => b,
         Err(e) => {
             return failure(
@@ -403,29 +403,6 @@ async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
         Ok(bytes) => json_response(StatusCode::OK, bytes),
         Err(e) => failure(&function.spec.name, ctx.invocation_id(), &e, logs),
     }
-}
-
-/// Reads a whole request body. The usual body arrives as one chunk, which is returned as it is.
-async fn read_body(mut body: Body) -> Result<bytes::Bytes, axum::Error> {
-    use axum::body::HttpBody as _;
-    use http_body_util::BodyExt as _;
-    let mut first: Option<bytes::Bytes> = None;
-    let mut joined: Option<bytes::BytesMut> = None;
-    while !body.is_end_stream() {
-        let Some(frame) = body.frame().await else { break };
-        let Ok(data) = frame?.into_data() else { continue }; // trailers
-        match (&first, &mut joined) {
-            (None, _) => first = Some(data),
-            (Some(_), Some(all)) => all.extend_from_slice(&data),
-            (Some(f), None) => {
-                let mut all = bytes::BytesMut::with_capacity(f.len() + data.len());
-                all.extend_from_slice(f);
-                all.extend_from_slice(&data);
-                joined = Some(all);
-            }
-        }
-    }
-    Ok(joined.map(bytes::BytesMut::freeze).or(first).unwrap_or_default())
 }
 
 /// Runs a handler future inside the invocation span, catching panics, and returns its captured logs.

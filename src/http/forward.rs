@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::BodyExt as _;
 
 use super::{HttpRequest, HttpResponse};
 
@@ -84,13 +83,36 @@ pub(crate) fn parse_query(query: Option<&str>) -> BTreeMap<String, String> {
     out
 }
 
+/// Reads a whole body (an invocation's, a forwarded request's, an axum handler's response). The usual body arrives as one chunk, which is returned as it is.
+pub(crate) async fn read_body(mut body: Body) -> Result<Bytes, axum::Error> {
+    use axum::body::HttpBody as _;
+    use http_body_util::BodyExt as _;
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
+    while !body.is_end_stream() {
+        let Some(frame) = body.frame().await else { break };
+        let Ok(data) = frame?.into_data() else { continue }; // trailers
+        match (&first, &mut joined) {
+            (None, _) => first = Some(data),
+            (Some(_), Some(all)) => all.extend_from_slice(&data),
+            (Some(f), None) => {
+                let mut all = bytes::BytesMut::with_capacity(f.len() + data.len());
+                all.extend_from_slice(f);
+                all.extend_from_slice(&data);
+                joined = Some(all);
+            }
+        }
+    }
+    Ok(joined.map(bytes::BytesMut::freeze).or(first).unwrap_or_default())
+}
+
 /// Builds an [`HttpRequest`] from a forwarded request and its matched route parameters.
 pub(crate) async fn from_forwarded(
     req: Request<Body>,
     params: BTreeMap<String, String>,
 ) -> Result<HttpRequest, String> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map_err(|e| format!("cannot read the request body: {e}"))?.to_bytes();
+    let body = read_body(body).await.map_err(|e| format!("cannot read the request body: {e}"))?;
     let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     // The host copies the caller's headers; behind App Service's front ends that includes
@@ -128,7 +150,7 @@ pub(crate) fn to_http(req: &HttpRequest) -> Result<Request<Body>, String> {
 /// Collects an axum response into an [`HttpResponse`].
 pub(crate) async fn from_response(res: Response<Body>) -> Result<HttpResponse, String> {
     let (parts, body) = res.into_parts();
-    let body: Bytes = body.collect().await.map_err(|e| format!("cannot read the response body: {e}"))?.to_bytes();
+    let body = read_body(body).await.map_err(|e| format!("cannot read the response body: {e}"))?;
     Ok(HttpResponse { status: parts.status, headers: parts.headers, body })
 }
 
