@@ -534,11 +534,7 @@ async fn start(app: App) -> Result<ExitCode, StartupError> {
         let stop = stop.clone();
         async move { stop.store(wait_for_signal().await, Ordering::SeqCst) }
     };
-    let service = axum::ServiceExt::<Request>::into_make_service(handler);
-    if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(signal).await {
-        eprintln!("azfn: the server failed: {e}");
-        return Ok(ExitCode::from(1));
-    }
+    crate::serve::serve(listener, handler, signal).await;
     Ok(match stop.load(Ordering::SeqCst) {
         STOP_INT => ExitCode::from(130),
         _ => ExitCode::from(143),
