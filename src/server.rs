@@ -45,7 +45,7 @@ enum Kind {
 }
 
 struct Runtime {
-    functions: HashMap<String, Function>,
+    functions: HashMap<String, Arc<Function>>,
     /// Lower-cased name -> name, for a host that changes the case.
     by_lower_name: HashMap<String, String>,
     known: Vec<String>,
@@ -83,8 +83,31 @@ impl tower::Service<Request> for CustomHandler {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        // Each route gets a future of its own size: the invocation's is boxed on every request, and
+        // a single future for all routes would be as large as the forwarding router's.
+        if req.uri().path() == "/" && matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+            return Box::pin(std::future::ready(Ok(ready())));
+        }
+        if let Some(function) = self.rt.invoked(&req) {
+            return Box::pin(async move { Ok(invoke(&function, req).await) });
+        }
         let rt = self.rt.clone();
-        Box::pin(async move { Ok(dispatch(rt, req).await) })
+        Box::pin(async move { Ok(forward_request(rt, req).await) })
+    }
+}
+
+impl Runtime {
+    /// The function a `POST /{FunctionName}` invokes (its name matched regardless of case).
+    fn invoked(&self, req: &Request) -> Option<Arc<Function>> {
+        if req.method() != http::Method::POST {
+            return None;
+        }
+        let name = req.uri().path().strip_prefix('/').filter(|s| !s.is_empty() && !s.contains('/'))?;
+        let found = self
+            .functions
+            .get(name)
+            .or_else(|| self.by_lower_name.get(&name.to_ascii_lowercase()).and_then(|n| self.functions.get(n)));
+        found.cloned()
     }
 }
 
@@ -136,7 +159,7 @@ pub fn handler(app: App, metadata: &AppMetadata) -> Result<CustomHandler, Startu
                 Kind::Axum(own)
             }
         };
-        functions.insert(name, Function { spec, kind, reads_http });
+        functions.insert(name, Arc::new(Function { spec, kind, reads_http }));
     }
     if !problems.is_empty() {
         return Err(StartupError::Registration(problems));
@@ -219,23 +242,8 @@ fn ready() -> Response {
     res
 }
 
-async fn dispatch(rt: Arc<Runtime>, req: Request) -> Response {
-    if req.uri().path() == "/" && matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
-        return ready();
-    }
-    if req.method() == http::Method::POST {
-        let path = req.uri().path();
-        let segment = path.strip_prefix('/').filter(|s| !s.is_empty() && !s.contains('/'));
-        if let Some(name) = segment {
-            let found = rt
-                .functions
-                .get(name)
-                .or_else(|| rt.by_lower_name.get(&name.to_ascii_lowercase()).and_then(|n| rt.functions.get(n)));
-            if let Some(function) = found {
-                return invoke(&rt, function, req).await;
-            }
-        }
-    }
+/// Serves a request the host forwarded to an HTTP function's route, or answers 404.
+async fn forward_request(rt: Arc<Runtime>, req: Request) -> Response {
     // The host matches routes without regard to case (ASP.NET Core routing) and forwards the path
     // as the caller wrote it; axum's router is case-sensitive, so use the route's own spelling.
     let path = req.uri().path();
@@ -337,7 +345,7 @@ fn invocation_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-async fn invoke(_rt: &Runtime, function: &Function, req: Request) -> Response {
+async fn invoke(function: &Function, req: Request) -> Response {
     let id = invocation_id(req.headers());
     let body = match forward::read_body(req.into_body()).await {
         Ok(b) => b,
