@@ -377,7 +377,7 @@ async fn invoke(function: &Function, req: Request) -> Response {
     let trigger = match envelope.trigger {
         None => TriggerArg::Wire(None),
         Some(TriggerValue::Raw(raw)) => TriggerArg::Wire(Some(raw.to_owned())),
-        Some(TriggerValue::Http(wire)) => match HttpRequest::from_wire(*wire) {
+        Some(TriggerValue::Http(wire)) => match HttpRequest::from_wire(*wire, &body) {
             Ok(request) => TriggerArg::Request(Box::new(request)),
             Err(e) => TriggerArg::Invalid(e),
         },

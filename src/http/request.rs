@@ -105,7 +105,7 @@ pub(crate) struct Wire<'a> {
     #[serde(rename = "Url", alias = "url", borrow, default)]
     url: Option<Cow<'a, str>>,
     #[serde(rename = "Method", alias = "method", borrow, default)]
-    method: Option<Cow<'a, str>>,
+    method: Option<BorrowedText<'a>>,
     #[serde(rename = "Query", alias = "query", borrow, default)]
     query: MapEntries<'a>,
     #[serde(rename = "Headers", alias = "headers", borrow, default)]
@@ -151,25 +151,33 @@ fn wire_error(text: &str, error: serde_json::Error) -> BindError {
 /// let values = ids.values().unwrap();
 /// assert_eq!(values[0]["IsAuthenticated"], false);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Identities {
-    json: Option<Box<str>>,
+    /// UTF-8 JSON text (often a slice of the invocation's body).
+    json: Option<Bytes>,
+}
+
+impl std::fmt::Debug for Identities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identities").field("json", &self.json()).finish()
+    }
 }
 
 impl Identities {
     /// Identities from the host's JSON: an array, or (before host 3.0.14777) a string holding one.
     pub fn from_json(json: impl Into<Box<str>>) -> Self {
-        Self { json: Some(json.into()) }
+        Self { json: Some(Bytes::from(json.into().into_boxed_bytes())) }
     }
 
     /// The JSON as received, if any.
     pub fn json(&self) -> Option<&str> {
-        self.json.as_deref()
+        // Always UTF-8: it is made from a `str`.
+        self.json.as_deref().and_then(|b| std::str::from_utf8(b).ok())
     }
 
     /// The identities as JSON values; empty when the host sent none.
     pub fn values(&self) -> Result<Vec<Value>, BodyError> {
-        let Some(json) = self.json.as_deref() else { return Ok(Vec::new()) };
+        let Some(json) = self.json() else { return Ok(Vec::new()) };
         let bad = |e: serde_json::Error| BodyError(format!("`Identities` is not JSON: {e}"));
         let v: Value = serde_json::from_str(json).map_err(bad)?;
         match value_json(&v).map_err(bad)?.into_owned() {
@@ -312,6 +320,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for MapEntries<'a> {
     }
 }
 
+/// `text` as `Bytes`: a slice of `source` when it lies within it, otherwise a copy.
+fn shared(source: &Bytes, text: &str) -> Bytes {
+    let (start, end) = (source.as_ptr() as usize, source.as_ptr() as usize + source.len());
+    let at = text.as_ptr() as usize;
+    if at >= start && at + text.len() <= end {
+        source.slice_ref(text.as_bytes())
+    } else {
+        Bytes::copy_from_slice(text.as_bytes())
+    }
+}
+
 /// Whether the host sends a body of this content type as base64 (`IsMediaTypeOctetOrMultipart`).
 pub(crate) fn is_base64_media_type(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else { return false };
@@ -326,15 +345,16 @@ impl FromTrigger for HttpRequest {
     fn from_trigger(input: &TriggerInput<'_>) -> Result<Self, BindError> {
         let raw = input.require_raw()?;
         let wire: Wire<'_> = serde_json::from_str(raw.get()).map_err(|e| wire_error(raw.get(), e))?;
-        Self::from_wire(wire)
+        Self::from_wire(wire, &Bytes::new())
     }
 }
 
 impl HttpRequest {
     /// The request from the host's object, already read (by [`FromTrigger`], or by the runtime
-    /// while it reads the envelope).
-    pub(crate) fn from_wire(wire: Wire<'_>) -> Result<Self, BindError> {
-        let method_text = wire.method.as_deref().unwrap_or("GET");
+    /// while it reads the envelope). Text borrowed from `source` (the invocation's body, when the
+    /// object was read from it) is shared with it rather than copied.
+    pub(crate) fn from_wire(wire: Wire<'_>, source: &Bytes) -> Result<Self, BindError> {
+        let method_text = wire.method.as_ref().map_or("GET", |m| &*m.0);
         let method = Method::from_bytes(method_text.as_bytes())
             .map_err(|_| BindError::new(format!("`Method` is not an HTTP method: {method_text:?}")))?;
 
@@ -343,7 +363,7 @@ impl HttpRequest {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| BindError::new(format!("`Headers` has an invalid header name: {name:?}")))?;
             for text in values.iter() {
-                let hv = HeaderValue::from_str(text)
+                let hv = HeaderValue::from_maybe_shared(shared(source, text))
                     .map_err(|_| BindError::new(format!("header `{name}` has an invalid value: {text:?}")))?;
                 headers.append(header.clone(), hv);
             }
@@ -360,7 +380,10 @@ impl HttpRequest {
                         BindError::new(format!("`Body` of a {} request should be base64: {e}", ct.unwrap_or_default()))
                     })?)
                 } else {
-                    Bytes::from(s.into_owned())
+                    match s {
+                        Cow::Borrowed(text) => shared(source, text),
+                        Cow::Owned(text) => Bytes::from(text),
+                    }
                 }
             }
             // Not what the host sends, but a hand-written payload may carry the JSON body as an object.
@@ -369,7 +392,7 @@ impl HttpRequest {
 
         let identities = match wire.identities.map(RawValue::get) {
             None | Some("null") => Identities::default(),
-            Some(json) => Identities::from_json(json),
+            Some(json) => Identities { json: Some(shared(source, json)) },
         };
 
         Ok(Self {
@@ -468,6 +491,19 @@ mod tests {
         let req = json!({"Data": {"req": {"Url": "http://x/", "Method": "GE T"}}, "Metadata": {}});
         let err = parse::<HttpRequest>(&req, &req_binding()).unwrap_err();
         assert!(err.to_string().contains("`Method`"), "{err}");
+    }
+
+    #[test]
+    fn text_within_the_source_is_shared_and_other_text_copied() {
+        let source = Bytes::from_static(br#"{"Headers":{"A":["x"]}}"#);
+        let inner = std::str::from_utf8(&source[18..19]).unwrap();
+        let shared_text = shared(&source, inner);
+        assert_eq!(&shared_text[..], b"x");
+        assert_eq!(shared_text.as_ptr(), source[18..].as_ptr());
+        let copied = shared(&source, "x");
+        assert_eq!(&copied[..], b"x");
+        assert_ne!(copied.as_ptr(), source[18..].as_ptr());
+        assert!(shared(&Bytes::new(), "").is_empty());
     }
 
     #[test]
