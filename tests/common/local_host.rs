@@ -29,6 +29,9 @@ impl LocalHost {
             .env("AzureWebJobsStorage", azurite.connection_string())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
+            // `azfn start` stages the app under the temp dir: keep it in ours, which goes with the
+            // test even when a test kills the host with SIGKILL.
+            .env("TMPDIR", dir.path())
             .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
