@@ -26,7 +26,7 @@ pub(crate) struct Envelope<'a> {
 /// The trigger's `Data` entry: raw, or already read as the host's HTTP request object.
 pub(crate) enum TriggerValue<'a> {
     Raw(&'a RawValue),
-    Http(Box<Wire<'a>>),
+    Http(Wire<'a>),
 }
 
 /// Reads an [`Envelope`] for the function whose trigger binding is `trigger`.
@@ -98,7 +98,7 @@ impl<'de> serde::de::Visitor<'de> for DataSeed<'_, '_, 'de> {
             if name != self.seed.trigger {
                 self.envelope.data.push((name, map.next_value::<&'de RawValue>()?));
             } else if self.seed.http {
-                self.envelope.trigger = Some(TriggerValue::Http(Box::new(map.next_value()?)));
+                self.envelope.trigger = Some(TriggerValue::Http(map.next_value()?));
             } else {
                 self.envelope.trigger = Some(TriggerValue::Raw(map.next_value()?));
             }

@@ -377,7 +377,7 @@ async fn invoke(function: &Function, req: Request) -> Response {
     let trigger = match envelope.trigger {
         None => TriggerArg::Wire(None),
         Some(TriggerValue::Raw(raw)) => TriggerArg::Wire(Some(raw.to_owned())),
-        Some(TriggerValue::Http(wire)) => match HttpRequest::from_wire(*wire, &body) {
+        Some(TriggerValue::Http(wire)) => match HttpRequest::from_wire(wire, &body) {
             Ok(request) => TriggerArg::Request(Box::new(request)),
             Err(e) => TriggerArg::Invalid(e),
         },
@@ -405,7 +405,11 @@ async fn invoke(function: &Function, req: Request) -> Response {
     let outputs = ctx.take_outputs();
     let answer = result.and_then(|()| {
         let answer = Answer::new(&outputs, &logs).map_err(InvocationError::Output)?;
-        serde_json::to_vec(&answer).map_err(|e| InvocationError::Output(crate::error::OutputError::new(e.to_string())))
+        // Room for the usual small answer without growing.
+        let mut bytes = Vec::with_capacity(256);
+        serde_json::to_writer(&mut bytes, &answer)
+            .map(|()| bytes)
+            .map_err(|e| InvocationError::Output(crate::error::OutputError::new(e.to_string())))
     });
     match answer {
         Ok(bytes) => json_response(StatusCode::OK, bytes),
