@@ -107,10 +107,15 @@ mod tests {
         }
     }
 
+    /// A task waker that counts its wake-ups.
+    fn counting_waker() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
     #[test]
     fn a_self_wake_is_polled_again_without_reaching_the_task() {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let mut polls = 0;
         // Wakes itself twice, then is done.
@@ -129,8 +134,7 @@ mod tests {
 
     #[test]
     fn a_future_that_keeps_waking_itself_yields_to_the_scheduler() {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let mut polls = 0;
         let mut fut = InlineWake::new(std::future::poll_fn(|cx| {
@@ -146,8 +150,7 @@ mod tests {
 
     #[test]
     fn a_wake_between_polls_reaches_the_task() {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let mut saved: Option<Waker> = None;
         let mut fut = InlineWake::new(std::future::poll_fn(|cx| {
