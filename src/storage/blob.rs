@@ -6,6 +6,7 @@ use reqwest::Method;
 use super::auth::Service;
 use super::client::{ServiceClient, StorageError};
 use super::connection::StorageAccount;
+use super::retry::RetryPolicy;
 use super::xml;
 
 /// A blob in a listing.
@@ -44,13 +45,19 @@ impl BlobClient {
         Ok(Self { service: ServiceClient::new(account, Service::Blob)? })
     }
 
+    /// The same client, retrying failed requests by `policy` instead of [`RetryPolicy::from_env`].
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.service = self.service.with_retry_policy(policy);
+        self
+    }
+
     /// Creates the container if it does not exist.
     pub async fn create_container(&self, container: &str) -> Result<(), StorageError> {
         let req = self.service.request(Method::PUT, container).query(&[("restype", "container")]);
         self.service.create(req, &format!("create container {container}")).await
     }
 
-    /// Writes a block blob; returns its new ETag.
+    /// Writes a block blob (creating the container if it is missing); returns its new ETag.
     pub async fn put(
         &self,
         container: &str,
@@ -58,14 +65,17 @@ impl BlobClient {
         content: Bytes,
         content_type: &str,
     ) -> Result<String, StorageError> {
-        let req = self
-            .service
-            .request(Method::PUT, &format!("{container}/{name}"))
-            .header("x-ms-blob-type", "BlockBlob")
-            .header("content-type", content_type)
-            .header("content-length", content.len().to_string())
-            .body(content);
-        let res = self.service.send(req, &format!("write blob {container}/{name}")).await?;
+        let make = || {
+            self.service
+                .request(Method::PUT, &format!("{container}/{name}"))
+                .header("x-ms-blob-type", "BlockBlob")
+                .header("content-type", content_type)
+                .header("content-length", content.len().to_string())
+                .body(content.clone())
+        };
+        let what = format!("write blob {container}/{name}");
+        let res =
+            self.service.send_creating(make, &what, "ContainerNotFound", || self.create_container(container)).await?;
         Ok(res.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
     }
 
@@ -118,6 +128,6 @@ impl BlobClient {
     /// Deletes a blob.
     pub async fn delete(&self, container: &str, name: &str) -> Result<(), StorageError> {
         let req = self.service.request(Method::DELETE, &format!("{container}/{name}"));
-        self.service.send(req, &format!("delete blob {container}/{name}")).await.map(|_| ())
+        self.service.delete(req, &format!("delete blob {container}/{name}")).await
     }
 }

@@ -1,12 +1,19 @@
 //! Sending authorized requests to one storage service, and turning failures into [`StorageError`].
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use reqwest::{Method, RequestBuilder, Response};
+use backon::Retryable as _;
+use reqwest::{Method, Request, RequestBuilder, Response};
 
 use super::auth::{Service, authorize};
 use super::connection::{Credential, StorageAccount};
+use super::retry::{RetryPolicy, is_transient, server_delay};
 use super::token::{IdentityEndpoint, ManagedIdentity};
+
+/// How long a connection to the service may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A storage request that failed: the HTTP status and the service's error code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,11 +24,51 @@ pub struct StorageError {
     pub code: Option<String>,
     /// What went wrong, with the operation and the resource.
     pub message: String,
+    /// Whether an earlier attempt of this request may have taken effect although its answer was
+    /// lost (it timed out, its connection dropped, or the service answered 500/502/504): a 409 or
+    /// 412 then may be this request's own earlier success, a 404 on a delete its own deletion.
+    pub ambiguous: bool,
+    /// Whether trying again may help (see [`RetryPolicy`]).
+    transient: bool,
+    /// The delay the service asked for.
+    retry_after: Option<Duration>,
 }
 
 impl StorageError {
+    /// A failure that is not the service's answer and that trying again does not mend (a request
+    /// that cannot be built or signed, an answer that cannot be read).
     pub(crate) fn other(message: impl Into<String>) -> Self {
-        Self { status: None, code: None, message: message.into() }
+        Self {
+            status: None,
+            code: None,
+            message: message.into(),
+            ambiguous: false,
+            transient: false,
+            retry_after: None,
+        }
+    }
+
+    /// A failure the service answered with `status`.
+    pub(crate) fn answered(status: u16, code: Option<String>, message: String) -> Self {
+        Self {
+            status: Some(status),
+            code,
+            message,
+            ambiguous: matches!(status, 500 | 502 | 504),
+            transient: is_transient(Some(status)),
+            retry_after: None,
+        }
+    }
+
+    /// Whether the service's error code is `code` (e.g. `TableNotFound`).
+    pub fn has_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+
+    /// Whether trying the same request again may succeed (a time-out, a dropped connection, or
+    /// 408, 429, 500, 502, 503, 504).
+    pub fn is_transient(&self) -> bool {
+        self.transient
     }
 
     /// Whether the service answered 404.
@@ -60,6 +107,7 @@ impl std::error::Error for StorageError {}
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceClient {
     http: reqwest::Client,
+    policy: RetryPolicy,
     endpoint: String,
     credential: Credential,
     service: Service,
@@ -92,7 +140,24 @@ impl ServiceClient {
             }
             Credential::SharedKey { .. } | Credential::Sas(_) => None,
         };
-        Ok(Self { http: reqwest::Client::new(), endpoint, credential: account.credential.clone(), service, identity })
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| StorageError::other(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            policy: RetryPolicy::from_env(),
+            endpoint,
+            credential: account.credential.clone(),
+            service,
+            identity,
+        })
+    }
+
+    /// The same client retrying by `policy`.
+    pub(crate) fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// `{endpoint}/{path}`.
@@ -104,9 +169,55 @@ impl ServiceClient {
         self.http.request(method, self.url(path))
     }
 
-    /// Authorizes and sends; a non-success status becomes a [`StorageError`] saying what was tried.
+    /// Authorizes and sends, trying again by the client's [`RetryPolicy`] while the failure is
+    /// transient; a non-success status becomes a [`StorageError`] saying what was tried (and whether
+    /// an earlier attempt may have taken effect: [`StorageError::ambiguous`]).
     pub(crate) async fn send(&self, builder: RequestBuilder, what: &str) -> Result<Response, StorageError> {
-        let mut req = builder.build().map_err(|e| StorageError::other(format!("{what}: {e}")))?;
+        self.send_tracked(builder, what).await.map(|(res, _)| res)
+    }
+
+    /// Like [`send`](Self::send), also saying whether an attempt before the successful one may
+    /// have taken effect (for answers that carry their own failures, like a table transaction's).
+    pub(crate) async fn send_tracked(
+        &self,
+        builder: RequestBuilder,
+        what: &str,
+    ) -> Result<(Response, bool), StorageError> {
+        let template = builder.build().map_err(|e| StorageError::other(format!("{what}: {e}")))?;
+        let ambiguous = AtomicBool::new(false);
+        let max_delay = self.policy.max_delay;
+        let attempt = || async {
+            let req = template
+                .try_clone()
+                .ok_or_else(|| StorageError::other(format!("{what}: a streamed body cannot be sent again")))?;
+            let result = self.attempt(req, what).await;
+            if let Err(e) = &result
+                && e.ambiguous
+            {
+                ambiguous.store(true, Ordering::Relaxed);
+            }
+            result
+        };
+        let result = attempt
+            .retry(self.policy.backoff())
+            .sleep(tokio::time::sleep)
+            .when(StorageError::is_transient)
+            .adjust(|e: &StorageError, next| next.map(|d| e.retry_after.map_or(d, |asked| asked.min(max_delay).max(d))))
+            .notify(|e: &StorageError, after| tracing::debug!(error = %e, retry_in = ?after, "storage request failed; trying again"))
+            .await;
+        let ambiguous = ambiguous.load(Ordering::Relaxed);
+        match result {
+            Ok(res) => Ok((res, ambiguous)),
+            Err(mut e) => {
+                e.ambiguous |= ambiguous;
+                Err(e)
+            }
+        }
+    }
+
+    /// One attempt: signs `req` (afresh: the date is part of the signature), sends it within the
+    /// policy's time-out, and reads a failure's status, code and message.
+    async fn attempt(&self, mut req: Request, what: &str) -> Result<Response, StorageError> {
         authorize(&mut req, self.service, &self.credential).map_err(|e| StorageError::other(format!("{what}: {e}")))?;
         if let Some(identity) = &self.identity {
             let token = identity.token().await.map_err(|e| StorageError::other(format!("{what}: {e}")))?;
@@ -115,12 +226,25 @@ impl ServiceClient {
                 .map_err(|_| StorageError::other(format!("{what}: the token is not a valid header value")))?;
             req.headers_mut().insert("authorization", value);
         }
-        let res = self.http.execute(req).await.map_err(|e| StorageError::other(format!("{what}: {e}")))?;
+        *req.timeout_mut() = Some(self.policy.try_timeout);
+        let res = match self.http.execute(req).await {
+            Ok(res) => res,
+            Err(e) => {
+                // Nothing reached the service when the connection could not be opened; otherwise
+                // the request may have been applied and only its answer lost.
+                let mut err = StorageError::other(format!("{what}: {e}"));
+                err.transient = true;
+                err.ambiguous = !e.is_connect();
+                return Err(err);
+            }
+        };
         if res.status().is_success() {
             return Ok(res);
         }
         let status = res.status();
         let code = res.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        // As azure_core: the service's delay is read on 429 and 503 only.
+        let retry_after = matches!(status.as_u16(), 429 | 503).then(|| server_delay(res.headers())).flatten();
         let body = res.text().await.unwrap_or_default();
         let detail = super::xml::first(&body, "Message")
             .or_else(|| {
@@ -130,7 +254,48 @@ impl ServiceClient {
             })
             .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned());
         let detail = detail.lines().next().unwrap_or_default().to_owned();
-        Err(StorageError { status: Some(status.as_u16()), code, message: format!("{what}: {detail}") })
+        let code = code.or_else(|| {
+            serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["odata.error"]["code"].as_str().map(str::to_owned))
+                .or_else(|| super::xml::first(&body, "Code"))
+        });
+        let mut err = StorageError::answered(status.as_u16(), code, format!("{what}: {detail}"));
+        err.retry_after = retry_after;
+        Err(err)
+    }
+
+    /// Sends the request `make` builds; if the service answers that the resource's parent does not
+    /// exist (its error code is `missing`, e.g. `QueueNotFound` after the storage was reset), runs
+    /// `create` and sends once more. So a deleted queue, table or container heals itself.
+    pub(crate) async fn send_creating<C>(
+        &self,
+        make: impl Fn() -> RequestBuilder,
+        what: &str,
+        missing: &str,
+        create: impl FnOnce() -> C,
+    ) -> Result<Response, StorageError>
+    where
+        C: std::future::Future<Output = Result<(), StorageError>>,
+    {
+        match self.send(make(), what).await {
+            Err(e) if e.has_code(missing) => {
+                tracing::info!(error = %e, "creating it again");
+                create().await?;
+                self.send(make(), what).await
+            }
+            other => other,
+        }
+    }
+
+    /// Sends a delete; "not found" after an attempt whose answer was lost counts as success (that
+    /// attempt deleted it).
+    pub(crate) async fn delete(&self, builder: RequestBuilder, what: &str) -> Result<(), StorageError> {
+        match self.send(builder, what).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() && e.ambiguous => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sends a create request; "already exists" counts as success.
@@ -220,6 +385,75 @@ mod tests {
         ] {
             assert!(calls[0].contains(part), "{part} in {}", calls[0]);
         }
+    }
+
+    fn fast_retries() -> RetryPolicy {
+        RetryPolicy {
+            initial_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+            try_timeout: Duration::from_millis(500),
+            ..RetryPolicy::default()
+        }
+    }
+
+    fn queue_client(url: &str) -> ServiceClient {
+        let cs = format!("DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=a2V5;QueueEndpoint={url}/acct;");
+        let account = resolve("S", |k| (k == "S").then(|| cs.clone())).unwrap();
+        ServiceClient::new(&account, Service::Queue).unwrap().with_retry_policy(fast_retries())
+    }
+
+    /// 503 ServerBusy (with the service's own delay) and 500 are tried again until the service
+    /// answers; a 404 is not.
+    #[tokio::test]
+    async fn transient_statuses_are_retried_and_others_are_not() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = calls.clone();
+        let storage = axum::Router::new().route(
+            "/acct/{queue}",
+            put(move |axum::extract::Path(queue): axum::extract::Path<String>| {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    use axum::http::StatusCode;
+                    match (queue.as_str(), n) {
+                        ("missing", _) => (StatusCode::NOT_FOUND, [("x-ms-retry-after-ms", "1")]),
+                        (_, 0) => (StatusCode::SERVICE_UNAVAILABLE, [("x-ms-retry-after-ms", "30")]),
+                        (_, 1) => (StatusCode::INTERNAL_SERVER_ERROR, [("x-ms-retry-after-ms", "1")]),
+                        _ => (StatusCode::CREATED, [("x-ms-retry-after-ms", "1")]),
+                    }
+                }
+            }),
+        );
+        let client = queue_client(&serve(storage).await);
+        client.create(client.request(Method::PUT, "q1"), "create queue").await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        let err = client.send(client.request(Method::PUT, "missing"), "create queue").await.unwrap_err();
+        assert_eq!((err.status, calls.load(Ordering::SeqCst)), (Some(404), 4));
+        assert!(!err.ambiguous, "{err:?}");
+    }
+
+    /// An attempt that times out may have been applied: the error after the retries says so, and a
+    /// delete whose retry meets 404 counts as done.
+    #[tokio::test]
+    async fn lost_answers_are_retried_and_reported_as_ambiguous() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = calls.clone();
+        let storage = axum::Router::new().route(
+            "/acct/{queue}",
+            put(|| async { tokio::time::sleep(Duration::from_secs(5)).await }).delete(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    axum::http::StatusCode::NOT_FOUND
+                }
+            }),
+        );
+        let client = queue_client(&serve(storage).await).with_retry_policy(fast_retries().with_max_retries(1));
+        let err = client.send(client.request(Method::PUT, "slow"), "create queue").await.unwrap_err();
+        assert!(err.ambiguous && err.is_transient() && err.status.is_none(), "{err:?}");
+        client.delete(client.request(Method::DELETE, "gone"), "delete queue").await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

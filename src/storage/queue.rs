@@ -12,6 +12,7 @@ use reqwest::Method;
 use super::auth::Service;
 use super::client::{ServiceClient, StorageError};
 use super::connection::StorageAccount;
+use super::retry::RetryPolicy;
 use super::xml;
 use crate::encoding::BASE64;
 
@@ -50,21 +51,33 @@ impl QueueClient {
         Ok(Self { service: ServiceClient::new(account, Service::Queue)? })
     }
 
+    /// The same client, retrying failed requests by `policy` instead of [`RetryPolicy::from_env`].
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.service = self.service.with_retry_policy(policy);
+        self
+    }
+
     /// Creates the queue if it does not exist.
     pub async fn create_queue(&self, queue: &str) -> Result<(), StorageError> {
         self.service.create(self.service.request(Method::PUT, queue), &format!("create queue {queue}")).await
     }
 
-    /// Sends a message; it becomes visible after `delay`.
+    /// Sends a message (creating the queue if it is missing); it becomes visible after `delay`.
+    ///
+    /// A send is not idempotent: when an attempt's answer is lost and it is tried again, the queue
+    /// may hold the message twice. Consumers must tolerate duplicates (queue triggers are
+    /// at-least-once anyway).
     pub async fn send(&self, queue: &str, body: &[u8], delay: Duration) -> Result<(), StorageError> {
         let xml = format!("<QueueMessage><MessageText>{}</MessageText></QueueMessage>", BASE64.encode(body));
-        let req = self
-            .service
-            .request(Method::POST, &format!("{queue}/messages"))
-            .query(&[("visibilitytimeout", delay.as_secs().to_string())])
-            .header("content-type", "application/xml")
-            .body(xml);
-        self.service.send(req, &format!("send to queue {queue}")).await.map(|_| ())
+        let make = || {
+            self.service
+                .request(Method::POST, &format!("{queue}/messages"))
+                .query(&[("visibilitytimeout", delay.as_secs().to_string())])
+                .header("content-type", "application/xml")
+                .body(xml.clone())
+        };
+        let what = format!("send to queue {queue}");
+        self.service.send_creating(make, &what, "QueueNotFound", || self.create_queue(queue)).await.map(|_| ())
     }
 
     /// Receives up to `max` (1 to 32) messages, hiding them for `visibility`.
@@ -116,7 +129,7 @@ impl QueueClient {
             .service
             .request(Method::DELETE, &format!("{queue}/messages/{}", message.id))
             .query(&[("popreceipt", &message.pop_receipt)]);
-        self.service.send(req, &format!("delete message {} from queue {queue}", message.id)).await.map(|_| ())
+        self.service.delete(req, &format!("delete message {} from queue {queue}", message.id)).await
     }
 
     /// Makes a received message visible again after `delay`, keeping its body; returns its new pop receipt.

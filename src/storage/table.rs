@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use super::auth::Service;
 use super::client::{ServiceClient, StorageError};
 use super::connection::StorageAccount;
+use super::retry::RetryPolicy;
 
 const ACCEPT: &str = "application/json;odata=minimalmetadata";
 
@@ -79,6 +80,12 @@ impl TableClient {
         Ok(Self { service: ServiceClient::new(account, Service::Table)? })
     }
 
+    /// The same client, retrying failed requests by `policy` instead of [`RetryPolicy::from_env`].
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.service = self.service.with_retry_policy(policy);
+        self
+    }
+
     fn entity_path(table: &str, pk: &str, rk: &str) -> String {
         format!("{table}(PartitionKey='{}',RowKey='{}')", key_segment(pk), key_segment(rk))
     }
@@ -95,34 +102,44 @@ impl TableClient {
         self.service.create(req, &format!("create table {table}")).await
     }
 
-    /// Inserts an entity that must not exist yet (409 if it does); returns its ETag.
+    /// Inserts an entity that must not exist yet (409 if it does; [`StorageError::ambiguous`] then
+    /// says whether it may be this call's own earlier attempt); returns its ETag. A missing table is
+    /// created.
     pub async fn insert(&self, table: &str, entity: &Entity) -> Result<String, StorageError> {
-        let req = self
-            .service
-            .request(Method::POST, table)
-            .header("accept", ACCEPT)
-            .header("content-type", "application/json")
-            .header("prefer", "return-no-content")
-            .body(entity.to_json().to_string());
+        let body = entity.to_json().to_string();
+        let make = || {
+            self.service
+                .request(Method::POST, table)
+                .header("accept", ACCEPT)
+                .header("content-type", "application/json")
+                .header("prefer", "return-no-content")
+                .body(body.clone())
+        };
         let what = format!("insert {}/{} into table {table}", entity.partition_key, entity.row_key);
-        let res = self.service.send(req, &what).await?;
+        let res = self.service.send_creating(make, &what, "TableNotFound", || self.create_table(table)).await?;
         Ok(res.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
     }
 
     /// Replaces an entity, or inserts it. With `if_match` (an ETag) the write only happens when the
     /// stored entity still has that ETag (412 otherwise). Returns the new ETag.
+    ///
+    /// A missing table is created.
     pub async fn upsert(&self, table: &str, entity: &Entity, if_match: Option<&str>) -> Result<String, StorageError> {
-        let mut req = self
-            .service
-            .request(Method::PUT, &Self::entity_path(table, &entity.partition_key, &entity.row_key))
-            .header("accept", ACCEPT)
-            .header("content-type", "application/json")
-            .body(entity.to_json().to_string());
-        if let Some(etag) = if_match {
-            req = req.header("if-match", etag);
-        }
+        let body = entity.to_json().to_string();
+        let make = || {
+            let req = self
+                .service
+                .request(Method::PUT, &Self::entity_path(table, &entity.partition_key, &entity.row_key))
+                .header("accept", ACCEPT)
+                .header("content-type", "application/json")
+                .body(body.clone());
+            match if_match {
+                Some(etag) => req.header("if-match", etag),
+                None => req,
+            }
+        };
         let what = format!("write {}/{} in table {table}", entity.partition_key, entity.row_key);
-        let res = self.service.send(req, &what).await?;
+        let res = self.service.send_creating(make, &what, "TableNotFound", || self.create_table(table)).await?;
         Ok(res.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
     }
 
@@ -201,7 +218,7 @@ impl TableClient {
             .request(Method::DELETE, &Self::entity_path(table, partition_key, row_key))
             .header("accept", ACCEPT)
             .header("if-match", if_match.unwrap_or("*"));
-        self.service.send(req, &format!("delete {partition_key}/{row_key} from table {table}")).await.map(|_| ())
+        self.service.delete(req, &format!("delete {partition_key}/{row_key} from table {table}")).await
     }
 }
 
@@ -261,8 +278,20 @@ impl TableClient {
     /// Runs up to 100 operations on one partition as one entity-group transaction: all of them
     /// happen or none does. Returns each operation's new ETag (empty for deletes). A failed
     /// operation fails the whole transaction with its status (412 for a stale ETag, 409 for an
-    /// insert of an existing entity) and its index in the message.
+    /// insert of an existing entity; [`StorageError::ambiguous`] says whether it may be this call's
+    /// own earlier attempt) and its index in the message. A missing table is created.
     pub async fn transact(&self, table: &str, ops: &[TableOp]) -> Result<Vec<String>, StorageError> {
+        match self.transact_once(table, ops).await {
+            Err(e) if e.has_code("TableNotFound") => {
+                tracing::info!(error = %e, "creating it again");
+                self.create_table(table).await?;
+                self.transact_once(table, ops).await
+            }
+            other => other,
+        }
+    }
+
+    async fn transact_once(&self, table: &str, ops: &[TableOp]) -> Result<Vec<String>, StorageError> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
@@ -321,7 +350,7 @@ impl TableClient {
             .header("maxdataserviceversion", "3.0;NetFx")
             .body(body);
         let what = format!("transaction of {} operations on {table} partition {pk:?}", ops.len());
-        let res = self.service.send(req, &what).await?;
+        let (res, ambiguous) = self.service.send_tracked(req, &what).await?;
         let text = res.text().await.map_err(|e| StorageError::other(format!("{what}: {e}")))?;
         let mut etags = Vec::new();
         let mut current: Option<String> = None;
@@ -344,11 +373,13 @@ impl TableClient {
                         let v: serde_json::Value = serde_json::from_str(l.trim()).ok()?;
                         v["odata.error"]["code"].as_str().map(str::to_owned)
                     });
-                    return Err(StorageError {
-                        status: Some(status),
+                    let mut err = StorageError::answered(
+                        status,
                         code,
-                        message: format!("{what}: {}", detail.lines().next().unwrap_or_default()),
-                    });
+                        format!("{what}: {}", detail.lines().next().unwrap_or_default()),
+                    );
+                    err.ambiguous |= ambiguous;
+                    return Err(err);
                 }
                 current = Some(String::new());
             } else if let Some(v) = line.strip_prefix("ETag: ").or_else(|| line.strip_prefix("etag: "))
