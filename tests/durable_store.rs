@@ -22,6 +22,7 @@ fn status(id: &str) -> InstanceStatus {
         last_updated_time: now,
         chunks: 0,
         parent: None,
+        unsent: Vec::new(),
     }
 }
 

@@ -12,8 +12,11 @@ use super::history::Event;
 use super::hub::TaskHub;
 use super::messages::{Command, ControlMessage};
 use super::registry::Registry;
-use super::store::{InstanceStatus, ListFilter};
+use super::store::{InstanceStatus, ListFilter, RuntimeStatus};
 use crate::storage::Continuation;
+
+/// How long after a start its guard message shows up (see [`DurableClient::start`]).
+pub const START_GUARD_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A client of a task hub.
 #[derive(Debug, Clone)]
@@ -45,8 +48,14 @@ impl DurableClient {
     }
 
     /// Starts the orchestrator `name` with `input` as instance `instance_id` (a new id when `None`);
-    /// returns the id. An id whose instance is still running is refused (409); a finished one is
-    /// started afresh.
+    /// returns the id.
+    ///
+    /// A start is safe to retry: starting an id again with the same orchestrator and input while
+    /// its first start is pending or running answers with that instance (and makes sure it runs);
+    /// with another orchestrator or input it is refused (409). A finished instance is started
+    /// afresh. Whatever fails part-way, the instance either runs or does not exist within a few
+    /// seconds: a delayed copy of the start message (a *guard*) is queued before anything is
+    /// written, and starts an instance whose start went no further.
     pub async fn start(&self, name: &str, instance_id: Option<&str>, input: Value) -> Result<String, DurableError> {
         if !self.registry.has_orchestrator(name) {
             return Err(DurableError::NotFound(format!(
@@ -62,9 +71,18 @@ impl DurableClient {
         self.hub.ensure_created().await?;
         let store = self.hub.store();
         let now = Utc::now();
+        let original_input = input.clone();
         let mut input = input;
         self.hub.offload(&id, &mut input).await?;
         let mut status = InstanceStatus::new(name, &id, input.clone(), None, now);
+        let start = Event::ExecutionStarted { name: name.to_owned(), input, parent: None };
+
+        let mut guard = ControlMessage::event(&id, Some(&status.execution_id), start.clone());
+        guard.guard = true;
+        guard.recover = true;
+        guard.fire_at = Some(now + chrono::Duration::from_std(START_GUARD_DELAY).expect("small"));
+        self.hub.send_control(&guard, now).await?;
+
         // Insert first (one request in the common case); an existing instance may be replaced only
         // when it has finished.
         let taken = |id: &str| DurableError::Conflict(format!("instance `{id}` was started by someone else just now"));
@@ -72,30 +90,52 @@ impl DurableClient {
             Ok(_) => {}
             Err(e) if e.is_conflict() => {
                 let Some((existing, etag)) = store.status(&id).await? else { return Err(taken(&id)) };
-                if !existing.runtime_status.is_terminal() {
-                    return Err(DurableError::Conflict(format!(
-                        "instance `{id}` already exists and is {:?}; terminate it or use another id",
-                        existing.runtime_status
-                    )));
-                }
-                match store.commit(&mut status, Some(&etag), &[], &[]).await {
-                    Ok(_) => {}
-                    Err(e) if e.is_conflict() || e.is_precondition_failed() => return Err(taken(&id)),
-                    Err(e) => return Err(e.into()),
+                if existing.execution_id == status.execution_id {
+                    // This call's own insert, whose answer was lost.
+                } else if !existing.runtime_status.is_terminal() {
+                    return self.same_start(existing, name, &original_input).await;
+                } else {
+                    match store.commit(&mut status, Some(&etag), &[], &[]).await {
+                        Ok(_) => {}
+                        Err(e) if e.is_precondition_failed() && e.ambiguous => {}
+                        Err(e) if e.is_conflict() || e.is_precondition_failed() => return Err(taken(&id)),
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
             Err(e) => return Err(e.into()),
         }
-        let start = Event::ExecutionStarted { name: name.to_owned(), input, parent: None };
         let msg = ControlMessage::event(&id, Some(&status.execution_id), start);
         let started = match &self.dispatcher {
             Some(d) => d.apply_or_send(msg, false).await,
             None => self.hub.send_control(&msg, now).await,
         };
         if let Err(e) = started {
-            // Without its start message the instance would stay Pending: take it back.
-            let _ = store.delete(&id).await;
-            return Err(e);
+            // The instance is written and its guard queued: it starts when the guard shows up.
+            tracing::warn!(instance = %id, error = %e, "starting in place failed; the start's guard will run it");
+        }
+        Ok(id)
+    }
+
+    /// A start of an id that is already pending or running: the same start retried (same
+    /// orchestrator and input) gets the instance, sent its start message again in case the first
+    /// start stopped after writing it (duplicates are dropped); another start is refused.
+    async fn same_start(&self, existing: InstanceStatus, name: &str, input: &Value) -> Result<String, DurableError> {
+        let id = existing.instance_id.clone();
+        let mut existing_input = existing.input.clone();
+        self.hub.resolve(&mut existing_input).await?;
+        if existing.name != name || existing_input != *input {
+            return Err(DurableError::Conflict(format!(
+                "instance `{id}` already exists and is {:?}, running {} with another input; terminate it or use another id",
+                existing.runtime_status, existing.name
+            )));
+        }
+        if existing.runtime_status == RuntimeStatus::Pending {
+            let start =
+                Event::ExecutionStarted { name: existing.name.clone(), input: existing.input.clone(), parent: None };
+            let mut msg = ControlMessage::event(&id, Some(&existing.execution_id), start);
+            msg.recover = true;
+            self.hub.send_control(&msg, Utc::now()).await?;
         }
         Ok(id)
     }

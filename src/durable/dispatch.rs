@@ -44,7 +44,34 @@ struct Live {
     fresh: bool,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Live>>>;
+/// What a process knows of one instance: its live state, if cached, and the actions of the current
+/// execution whose messages this process has sent (so that its next commit can take them off the
+/// status row's `unsent` list, even after the live state was reloaded).
+#[derive(Default)]
+struct Held {
+    live: Option<Live>,
+    sent: Sent,
+}
+
+/// Actions of one execution whose messages were sent.
+#[derive(Default)]
+struct Sent {
+    execution_id: String,
+    ids: HashSet<u64>,
+}
+
+impl Sent {
+    /// The sent ids of `execution_id` (none when they belong to an older execution).
+    fn of(&mut self, execution_id: &str) -> &mut HashSet<u64> {
+        if self.execution_id != execution_id {
+            self.execution_id = execution_id.to_owned();
+            self.ids.clear();
+        }
+        &mut self.ids
+    }
+}
+
+type Slot = Arc<tokio::sync::Mutex<Held>>;
 
 /// The per-process cache: one slot per instance (its lock serializes the instance's episodes in
 /// this process), least recently used evicted first.
@@ -80,17 +107,13 @@ impl Cache {
     }
 }
 
-/// Messages an episode produced, sent after its commit.
+/// Messages an episode produced, sent after its commit, each with the action it carries out (none
+/// for the reply to a parent).
 #[derive(Debug, Default)]
 struct Outbox {
-    control: Vec<ControlMessage>,
+    execution_id: String,
+    control: Vec<(Option<u64>, ControlMessage)>,
     work: Vec<WorkMessage>,
-}
-
-impl Outbox {
-    fn is_empty(&self) -> bool {
-        self.control.is_empty() && self.work.is_empty()
-    }
 }
 
 /// What applying a message came to (a short-lived return value, so its size does not matter).
@@ -98,8 +121,9 @@ impl Outbox {
 enum Applied {
     /// Done: keep this state (or forget the instance) and send the outbox.
     Done(Option<Live>, Outbox),
-    /// Another worker committed first: reload and try again.
-    Stale,
+    /// Another worker committed first: reload and try again. `ambiguous`: it may have been this
+    /// worker's own commit, whose answer was lost; the outbox of what is found must then be sent.
+    Stale { ambiguous: bool },
 }
 
 /// Runs the orchestrations and activities of a [`Registry`] from a task hub's queues.
@@ -148,12 +172,17 @@ impl Dispatcher {
         let now = Utc::now();
         let slot = self.cache.lock().expect("cache lock").slot(&msg.instance_id);
         let mut held = slot.lock().await;
+        let mut retry = retry;
         for _ in 0..MAX_ATTEMPTS {
-            let live = match held.take() {
+            let live = match held.live.take() {
                 Some(live) => Live { fresh: false, ..live },
                 None => match self.load(&msg.instance_id).await? {
                     Some(live) => live,
                     None => match &msg.event {
+                        Some(Event::ExecutionStarted { .. }) if msg.guard => {
+                            tracing::debug!(instance = %msg.instance_id, "the start this message guards never happened; dropped");
+                            return Ok(());
+                        }
                         Some(Event::ExecutionStarted { name, input, parent }) => {
                             self.new_instance(&msg.instance_id, name, input.clone(), parent.clone(), now)
                         }
@@ -164,13 +193,16 @@ impl Dispatcher {
                     },
                 },
             };
-            match self.apply(live, msg, retry, Utc::now()).await? {
+            let sent = held.sent.of(&live.status.execution_id).clone();
+            match self.apply(live, msg, retry, &sent, Utc::now()).await? {
                 Applied::Done(keep, outbox) => {
-                    *held = keep;
-                    drop(held);
-                    return self.send(outbox).await;
+                    held.live = keep;
+                    // Sent under the instance's lock, so that the next episode here knows what went out.
+                    let (sent_ids, result) = self.send(outbox.work, outbox.control).await;
+                    held.sent.of(&outbox.execution_id).extend(sent_ids);
+                    return result;
                 }
-                Applied::Stale => continue,
+                Applied::Stale { ambiguous } => retry |= ambiguous,
             }
         }
         Err(DurableError::Conflict(format!(
@@ -238,12 +270,13 @@ impl Dispatcher {
         mut live: Live,
         msg: &ControlMessage,
         retry: bool,
+        sent: &HashSet<u64>,
         now: DateTime<Utc>,
     ) -> Result<Applied, DurableError> {
         let status = live.status.runtime_status;
         let for_other_execution = msg.execution_id.as_deref().is_some_and(|x| x != live.status.execution_id);
         if for_other_execution && !live.fresh {
-            return Ok(Applied::Stale);
+            return Ok(Applied::Stale { ambiguous: false });
         }
         if for_other_execution {
             tracing::debug!(instance = %msg.instance_id, "a message for an earlier execution was dropped");
@@ -251,7 +284,7 @@ impl Dispatcher {
         }
         if status.is_terminal() {
             // Only a redelivery can matter here: the reply to a parent may not have gone out.
-            let outbox = if retry { self.outstanding(&live) } else { Outbox::default() };
+            let outbox = if retry { self.outstanding(&live, sent) } else { Outbox::default() };
             return Ok(Applied::Done(None, outbox));
         }
         let mut event = msg.event.clone();
@@ -294,15 +327,17 @@ impl Dispatcher {
             if !live.fresh {
                 // The cached state may be behind another process's commits (a result for a step it
                 // has not seen looks like nothing new): read the instance again before deciding.
-                return Ok(Applied::Stale);
+                return Ok(Applied::Stale { ambiguous: false });
             }
             // Nothing new: a redelivery. If it follows a failed attempt, the outbox of that attempt
-            // may not have been sent; send whatever is still outstanding.
-            let outbox = if retry { self.outstanding(&live) } else { Outbox::default() };
+            // may not have been sent: send what the status row lists as unsent (and this process
+            // has not sent since).
+            let outbox = if retry { self.outstanding(&live, sent) } else { Outbox::default() };
             return Ok(Applied::Done(Some(live), outbox));
         }
 
         let Live { mut exec, status: mut next, etag, .. } = live;
+        let live_execution = next.execution_id.clone();
         let mut episode = exec.run_episode(now, fresh);
         next.last_updated_time = now;
         let mut continues = 0;
@@ -355,6 +390,18 @@ impl Dispatcher {
         for v in [&mut next.input, &mut next.output, &mut next.custom_status] {
             self.hub.offload(&next.instance_id, v).await?;
         }
+        // The actions still unsent after this commit: those listed before, less what this process
+        // has sent and what has a result, plus this episode's.
+        let done: HashSet<u64> = exec.history().iter().filter_map(Event::completed_id).collect();
+        if next.execution_id != live_execution {
+            next.unsent.clear();
+        }
+        next.unsent.retain(|id| !sent.contains(id) && !done.contains(id));
+        if !next.runtime_status.is_terminal() {
+            next.unsent.extend(events.iter().filter_map(Event::scheduled_id).filter(|id| !done.contains(id)));
+        } else {
+            next.unsent.clear();
+        }
         match self.hub.store().commit(&mut next, etag.as_deref(), &events, &consumed).await {
             Ok(etag) => {
                 let outbox = self.outbox(&next, &events);
@@ -367,7 +414,7 @@ impl Dispatcher {
                 });
                 Ok(Applied::Done(keep, outbox))
             }
-            Err(e) if e.is_precondition_failed() || e.is_conflict() => Ok(Applied::Stale),
+            Err(e) if e.is_precondition_failed() || e.is_conflict() => Ok(Applied::Stale { ambiguous: e.ambiguous }),
             Err(e) => Err(e.into()),
         }
     }
@@ -375,14 +422,14 @@ impl Dispatcher {
     async fn commit_status_only(&self, live: Live, mut next: InstanceStatus) -> Result<Applied, DurableError> {
         match self.hub.store().commit(&mut next, live.etag.as_deref(), &[], &[]).await {
             Ok(etag) => Ok(Applied::Done(Some(Live { status: next, etag: Some(etag), ..live }), Outbox::default())),
-            Err(e) if e.is_precondition_failed() || e.is_conflict() => Ok(Applied::Stale),
+            Err(e) if e.is_precondition_failed() || e.is_conflict() => Ok(Applied::Stale { ambiguous: e.ambiguous }),
             Err(e) => Err(e.into()),
         }
     }
 
     /// The messages for the actions in `events`, and the reply to the parent if the instance ended.
     fn outbox(&self, status: &InstanceStatus, events: &[Event]) -> Outbox {
-        let mut out = Outbox::default();
+        let mut out = Outbox { execution_id: status.execution_id.clone(), ..Outbox::default() };
         for e in events {
             self.action_message(status, e, &mut out);
         }
@@ -390,13 +437,17 @@ impl Dispatcher {
         out
     }
 
-    /// Every action in history without a result yet, and the reply to the parent if the instance ended.
-    fn outstanding(&self, live: &Live) -> Outbox {
+    /// The actions the status row lists as unsent (less those without a result that this process
+    /// has sent since), and the reply to the parent if the instance ended: what a commit whose
+    /// outbox may not have gone out still owes.
+    fn outstanding(&self, live: &Live, sent: &HashSet<u64>) -> Outbox {
         let done: HashSet<u64> = live.exec.history().iter().filter_map(Event::completed_id).collect();
-        let mut out = Outbox::default();
+        let unsent: HashSet<u64> = live.status.unsent.iter().copied().collect();
+        let mut out = Outbox { execution_id: live.status.execution_id.clone(), ..Outbox::default() };
         if !live.status.runtime_status.is_terminal() {
             for e in live.exec.history() {
-                if e.scheduled_id().is_some_and(|id| !done.contains(&id)) {
+                if e.scheduled_id().is_some_and(|id| unsent.contains(&id) && !done.contains(&id) && !sent.contains(&id))
+                {
                     self.action_message(&live.status, e, &mut out);
                 }
             }
@@ -419,12 +470,12 @@ impl Dispatcher {
             Event::TimerCreated { id: timer, fire_at } => {
                 let mut msg = ControlMessage::event(id, execution, Event::TimerFired { id: *timer });
                 msg.fire_at = Some(*fire_at);
-                out.control.push(msg);
+                out.control.push((Some(*timer), msg));
             }
             Event::SubOrchestrationCreated { id: task_id, name, instance_id, input } => {
                 let parent = Parent { instance_id: id.clone(), task_id: *task_id };
                 let start = Event::ExecutionStarted { name: name.clone(), input: input.clone(), parent: Some(parent) };
-                out.control.push(ControlMessage::event(instance_id, None, start));
+                out.control.push((Some(*task_id), ControlMessage::event(instance_id, None, start)));
             }
             _ => {}
         }
@@ -445,31 +496,41 @@ impl Dispatcher {
             },
             _ => return,
         };
-        out.control.push(ControlMessage::event(&parent.instance_id, None, reply));
+        out.control.push((None, ControlMessage::event(&parent.instance_id, None, reply)));
     }
 
-    async fn send(&self, outbox: Outbox) -> Result<(), DurableError> {
-        if outbox.is_empty() {
-            return Ok(());
+    /// Sends an outbox's messages; returns the actions whose messages went out, and the first error.
+    async fn send(
+        &self,
+        work: Vec<WorkMessage>,
+        control: Vec<(Option<u64>, ControlMessage)>,
+    ) -> (Vec<u64>, Result<(), DurableError>) {
+        if work.is_empty() && control.is_empty() {
+            return (Vec::new(), Ok(()));
         }
         let now = Utc::now();
         let hub = self.hub.clone();
-        let mut sends: Vec<futures_util::future::BoxFuture<'static, Result<(), DurableError>>> = Vec::new();
-        for m in outbox.control {
+        type Send = futures_util::future::BoxFuture<'static, (Option<u64>, Result<(), DurableError>)>;
+        let mut sends: Vec<Send> = Vec::new();
+        for (id, m) in control {
             let hub = hub.clone();
-            sends.push(Box::pin(async move { hub.send_control(&m, now).await }));
+            sends.push(Box::pin(async move { (id, hub.send_control(&m, now).await) }));
         }
-        for m in outbox.work {
+        for m in work {
             let hub = hub.clone();
-            sends.push(Box::pin(async move { hub.send_work(&m).await }));
+            sends.push(Box::pin(async move { (Some(m.task_id), hub.send_work(&m).await) }));
         }
         let mut results = futures_util::stream::iter(sends).buffer_unordered(SEND_CONCURRENCY);
+        let mut sent = Vec::new();
         let mut first_error = None;
-        while let Some(r) = results.next().await {
-            if let Err(e) = r {
-                first_error.get_or_insert(e);
+        while let Some((id, r)) = results.next().await {
+            match r {
+                Ok(()) => sent.extend(id),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        (sent, first_error.map_or(Ok(()), Err))
     }
 }

@@ -41,6 +41,11 @@ pub struct ControlMessage {
     /// committed without its outbox sent, so a duplicate re-sends what is outstanding.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recover: bool,
+    /// Set on the delayed copy of a start that a client sends before it writes the instance: it
+    /// starts the instance if the start went no further, and is dropped if the instance does not
+    /// exist (the start failed) or has moved on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guard: bool,
 }
 
 impl ControlMessage {
@@ -54,6 +59,7 @@ impl ControlMessage {
             command: None,
             fire_at: None,
             recover: false,
+            guard: false,
         }
     }
 
@@ -67,6 +73,7 @@ impl ControlMessage {
             command: Some(command),
             fire_at: None,
             recover: false,
+            guard: false,
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct InstanceStatus {
     pub chunks: u32,
     /// The parent, for a sub-orchestration.
     pub parent: Option<Parent>,
+    /// The actions (by sequence id) whose messages were committed but not yet known to be sent:
+    /// a redelivered message re-sends these and nothing else (`docs/reliability.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsent: Vec<u64>,
 }
 
 impl InstanceStatus {
@@ -85,6 +89,7 @@ impl InstanceStatus {
             last_updated_time: now,
             chunks: 0,
             parent,
+            unsent: Vec::new(),
         }
     }
 }
