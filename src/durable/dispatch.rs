@@ -131,6 +131,9 @@ pub struct Dispatcher {
     hub: Arc<TaskHub>,
     registry: Arc<Registry>,
     cache: Mutex<Cache>,
+    /// Activity calls running in this process (instance, execution, task id): a duplicate of one
+    /// (a queue send retried after its answer was lost) is dropped instead of run twice.
+    running: Mutex<HashSet<(String, String, u64)>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -142,7 +145,7 @@ impl std::fmt::Debug for Dispatcher {
 impl Dispatcher {
     /// A dispatcher for `registry`'s code on `hub`.
     pub fn new(hub: Arc<TaskHub>, registry: Arc<Registry>) -> Self {
-        Self { hub, registry, cache: Mutex::new(Cache::default()) }
+        Self { hub, registry, cache: Mutex::new(Cache::default()), running: Mutex::default() }
     }
 
     /// The task hub.
@@ -214,8 +217,52 @@ impl Dispatcher {
     /// Runs one activity call and applies its result (or its error) to the instance.
     pub async fn work(&self, msg: WorkMessage, dequeue_count: u64) -> Result<(), DurableError> {
         super::error::validate_instance_id(&msg.instance_id)?;
+        if self.has_result(&msg) || (dequeue_count > 1 && self.has_stored_result(&msg).await?) {
+            tracing::debug!(instance = %msg.instance_id, task = msg.task_id, "a duplicate of a finished activity call was dropped");
+            return Ok(());
+        }
+        let key = (msg.instance_id.clone(), msg.execution_id.clone(), msg.task_id);
+        if !self.running.lock().expect("running lock").insert(key.clone()) {
+            // The copy running here applies the result, or fails and is delivered again.
+            tracing::debug!(instance = %msg.instance_id, task = msg.task_id, "a duplicate of a running activity call was dropped");
+            return Ok(());
+        }
+        let result = self.run_work(msg, dequeue_count).await;
+        self.running.lock().expect("running lock").remove(&key);
+        result
+    }
+
+    /// Whether this process's cached state of the instance already holds the call's result (history
+    /// only grows within an execution, so the call is done for good).
+    fn has_result(&self, msg: &WorkMessage) -> bool {
+        let slot = self.cache.lock().expect("cache lock").slots.get(&msg.instance_id).map(|(s, _)| s.clone());
+        let Some(slot) = slot else { return false };
+        let Ok(held) = slot.try_lock() else { return false };
+        held.live.as_ref().is_some_and(|live| {
+            live.status.execution_id == msg.execution_id
+                && live.exec.history().iter().any(|e| e.completed_id() == Some(msg.task_id))
+        })
+    }
+
+    /// Like [`has_result`](Self::has_result), loading the instance into the cache if it is not
+    /// there: for a call delivered again, which has often run already (its first delivery's answer
+    /// or deletion was lost). The load is not wasted: applying the result needs it.
+    async fn has_stored_result(&self, msg: &WorkMessage) -> Result<bool, DurableError> {
+        let slot = self.cache.lock().expect("cache lock").slot(&msg.instance_id);
+        let mut held = slot.lock().await;
+        if held.live.is_none() {
+            held.live = self.load(&msg.instance_id).await?;
+        }
+        Ok(held.live.as_ref().is_some_and(|live| {
+            live.status.execution_id == msg.execution_id
+                && live.exec.history().iter().any(|e| e.completed_id() == Some(msg.task_id))
+        }))
+    }
+
+    async fn run_work(&self, msg: WorkMessage, dequeue_count: u64) -> Result<(), DurableError> {
         let mut input = msg.input;
         self.hub.resolve(&mut input).await?;
+        tracing::debug!(instance = %msg.instance_id, task = msg.task_id, activity = %msg.name, "running activity");
         let ctx =
             ActivityContext { instance_id: msg.instance_id.clone(), name: msg.name.clone(), task_id: msg.task_id };
         let event = match self.registry.run_activity(ctx, input).await {

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod azurite;
+pub mod fault_proxy;
 pub mod local_host;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,142 @@
+//! The everyday faults of cloud storage, end to end: two `azfn start --builtin` hosts on one Azurite,
+//! every storage request of theirs through a proxy that answers 5% 503, 5% 500, drops 5% of the
+//! answers after forwarding and delays 5% by 0.5 to 2 s (`common::fault_proxy`). Clients retry as a
+//! user's would (same instance id, same `Idempotency-Key`). Then the faults stop, and the test checks
+//! the promises of `docs/reliability.md`: every instance completes with the right output, none is
+//! left pending or running, no result is recorded twice, activities run at most 1.3x as often as
+//! needed, nothing of a completed instance is parked as poison, and every order exists once.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use azfn::storage::QueueClient;
+use common::azurite::Azurite;
+use common::fault_proxy::FaultProxy;
+use common::local_host::LocalHost;
+use serde_json::{Value, json};
+
+const GREETINGS: [&str; 5] = ["Hello Tokyo!", "Hello Seattle!", "Hello London!", "Hello Cairo!", "Hello Lima!"];
+
+/// POSTs until the answer is not a 5xx or a lost connection (a user's retry loop), at most 20 times.
+async fn post_retrying(http: &reqwest::Client, url: &str, body: &Value, key: Option<&str>) -> (u16, Value) {
+    let mut last = String::new();
+    for _ in 0..20 {
+        let mut req = http.post(url).json(body).timeout(Duration::from_secs(60));
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        match req.send().await {
+            Ok(res) if res.status().as_u16() < 500 => {
+                let status = res.status().as_u16();
+                return (status, res.json().await.unwrap_or(Value::Null));
+            }
+            Ok(res) => {
+                let status = res.status();
+                let text = res.text().await.unwrap_or_default();
+                assert!(!text.is_empty(), "a {status} from {url} must say what failed");
+                last = format!("{status} {text}");
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!("{url} kept failing: {last}");
+}
+
+async fn status(http: &reqwest::Client, base: &str, id: &str) -> Value {
+    match http.get(format!("{base}/api/orchestrators/instances/{id}?showHistory=true")).send().await {
+        Ok(res) => res.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
+fn double_completions(history: &Value) -> Vec<u64> {
+    let mut seen = HashSet::new();
+    let mut twice = Vec::new();
+    for e in history.as_array().into_iter().flatten() {
+        if matches!(e["eventType"].as_str(), Some("TaskCompleted" | "TaskFailed" | "SubOrchestrationCompleted"))
+            && !seen.insert(e["id"].as_u64().unwrap())
+        {
+            twice.push(e["id"].as_u64().unwrap());
+        }
+    }
+    twice
+}
+
+#[tokio::test]
+async fn orchestrations_and_orders_survive_storage_faults() {
+    let azurite = Azurite::start();
+    let proxy = FaultProxy::start(&azurite, 5).await;
+    let storage = proxy.connection_string();
+    let env = [("AzureWebJobsStorage", storage.as_str()), ("RUST_LOG", "info,azfn::durable::dispatch=debug")];
+    let root = common::repo_root();
+    let a = LocalHost::start(&root, &azurite, &env).await;
+    let b = LocalHost::start(&root, &azurite, &env).await;
+    let http = reqwest::Client::new();
+    let bases = [a.url(""), b.url("")];
+
+    // 24 sequences and 3 fan-outs of 40, started through either host, each start retried until
+    // accepted with the same instance id.
+    let mut expected: HashMap<String, Value> = HashMap::new();
+    let mut needed = 0;
+    for k in 0..27 {
+        let base = &bases[k % 2];
+        let (name, id, input, output) = if k < 24 {
+            needed += 5;
+            ("HelloSequence", format!("seq-{k}"), Value::Null, json!(GREETINGS))
+        } else {
+            needed += 40;
+            ("FanOutFanIn", format!("fan-{k}"), json!(40), json!(820))
+        };
+        let (code, body) = post_retrying(&http, &format!("{base}/api/orchestrators/{name}/{id}"), &input, None).await;
+        assert_eq!(code, 202, "start {id}: {body}");
+        assert_eq!(body["id"], id.as_str());
+        expected.insert(id, output);
+    }
+
+    // Every instance completes while the faults go on.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut pending: Vec<String> = expected.keys().cloned().collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for id in pending {
+            let s = status(&http, &bases[0], &id).await;
+            if s["runtimeStatus"] == "Completed" {
+                assert_eq!(s["output"], expected[&id], "{id}: {s}");
+                assert!(double_completions(&s["historyEvents"]).is_empty(), "{id}: a result recorded twice: {s}");
+            } else {
+                assert!(!matches!(s["runtimeStatus"].as_str(), Some("Failed" | "Terminated")), "{id}: {s}");
+                still.push(id);
+            }
+        }
+        pending = still;
+        assert!(
+            Instant::now() < deadline,
+            "not completed under faults: {pending:?} ({})\nhost a:\n{}",
+            proxy.summary(),
+            a.console()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    proxy.set_faults(false);
+
+    // Activities ran at most 1.3x as often as needed.
+    let ran = a.count("DEBUG running activity") + b.count("DEBUG running activity");
+    let invoked = a.count("Executed 'DurableWork'") + b.count("Executed 'DurableWork'");
+    eprintln!(
+        "faults injected: {}; {ran} activity executions ({invoked} work messages) for {needed} activities",
+        proxy.summary()
+    );
+    assert!(ran >= needed, "{ran} activity executions, {needed} needed");
+    assert!(ran * 10 <= needed * 13, "{ran} activity executions where {needed} were needed ({})", proxy.summary());
+
+    // Nothing of a completed instance is parked as poison.
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    for poison in ["azfn-control-poison", "azfn-work-poison"] {
+        let parked = queues.peek(poison, 32).await.unwrap_or_default();
+        let bodies: Vec<String> = parked.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect();
+        assert!(bodies.is_empty(), "{poison} holds {bodies:?}");
+    }
+}
