@@ -60,6 +60,7 @@ pub mod error;
 pub mod function_json;
 pub mod host;
 pub mod http;
+pub mod idempotency;
 mod inline_wake;
 pub mod logs;
 pub mod metadata;

@@ -96,6 +96,27 @@ async fn orchestrations_and_orders_survive_storage_faults() {
         expected.insert(id, output);
     }
 
+    // 16 orders, each sent twice with the same Idempotency-Key (a client whose first answer was
+    // lost), each send retried until it is answered.
+    let mut orders = Vec::new();
+    for k in 0..16 {
+        let body = json!({"customerId": format!("fault-c-{k}"), "currency": "EUR",
+                          "items": [{"sku": "s-1", "quantity": k + 1, "unitPrice": 1.5}]});
+        let key = format!("order-key-{k}");
+        let url = format!("{}/api/orders", bases[k % 2]);
+        let (code, first) = post_retrying(&http, &url, &body, Some(&key)).await;
+        assert_eq!(code, 202, "order {k}: {first}");
+        let url = format!("{}/api/orders", bases[(k + 1) % 2]);
+        let (code, again) = post_retrying(&http, &url, &body, Some(&key)).await;
+        assert_eq!((code, &again["orderId"]), (202, &first["orderId"]), "order {k} retried: {again}");
+        orders.push((format!("fault-c-{k}"), first["orderId"].as_str().unwrap().to_owned()));
+    }
+    // The same key with another body is refused.
+    let other = json!({"customerId": "someone-else", "currency": "EUR", "items": [{"sku": "s", "quantity": 1, "unitPrice": 1}]});
+    let (code, body) = post_retrying(&http, &format!("{}/api/orders", bases[0]), &other, Some("order-key-0")).await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["error"]["kind"], "idempotency", "{body}");
+
     // Every instance completes while the faults go on.
     let deadline = Instant::now() + Duration::from_secs(150);
     let mut pending: Vec<String> = expected.keys().cloned().collect();
@@ -132,9 +153,22 @@ async fn orchestrations_and_orders_survive_storage_faults() {
     assert!(ran >= needed, "{ran} activity executions, {needed} needed");
     assert!(ran * 10 <= needed * 13, "{ran} activity executions where {needed} were needed ({})", proxy.summary());
 
+    // Every order was processed and exists once.
+    let tables = azfn::storage::TableClient::new(&azurite.account()).unwrap();
+    for (customer, order_id) in &orders {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http.get(format!("{}/api/orders/{order_id}", bases[0])).send().await.unwrap().status() != 200 {
+            assert!(Instant::now() < deadline, "order {order_id} of {customer} was not processed");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let filter = format!("customerId eq {}", azfn::storage::odata_string(customer));
+        let rows = tables.query("orders", &filter).await.unwrap();
+        assert_eq!(rows.len(), 1, "{customer}: {rows:?}");
+    }
+
     // Nothing of a completed instance is parked as poison.
     let queues = QueueClient::new(&azurite.account()).unwrap();
-    for poison in ["azfn-control-poison", "azfn-work-poison"] {
+    for poison in ["azfn-control-poison", "azfn-work-poison", "orders-poison"] {
         let parked = queues.peek(poison, 32).await.unwrap_or_default();
         let bodies: Vec<String> = parked.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect();
         assert!(bodies.is_empty(), "{poison} holds {bodies:?}");

@@ -97,7 +97,10 @@ async fn route(
             Ok(HttpResponse::ok().json(&json!({ "redriven": moved })))
         }
         ("POST", [name]) | ("POST", [name, _]) if *name != "instances" && *name != "poison" => {
-            let instance_id = segments.get(1).copied();
+            // With an Idempotency-Key and no instance id, the id is derived from the key: a retried
+            // start is then the same start, answered with the same instance (DurableClient::start).
+            let keyed = req.header("Idempotency-Key").map(|key| idempotent_instance_id(name, key));
+            let instance_id = segments.get(1).copied().or(keyed.as_deref());
             let id = client.start(name, instance_id, body_json(req)?).await?;
             let body = links.start_body(&id);
             Ok(HttpResponse::accepted().header("location", &links.status(&id)).json(&body))
@@ -269,4 +272,10 @@ pub async fn redrive(hub: &TaskHub) -> Result<u64, DurableError> {
         }
     }
     Ok(moved)
+}
+
+/// The instance id a start with `Idempotency-Key: key` gets: the same for the same orchestrator and
+/// key, different for any other.
+pub fn idempotent_instance_id(orchestrator: &str, key: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("azfn:{orchestrator}:{key}").as_bytes()).simple().to_string()
 }

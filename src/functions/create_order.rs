@@ -1,12 +1,31 @@
 //! `CreateOrder`: `POST /api/orders` validates an order and puts it on the `orders` queue.
 
+use std::sync::OnceLock;
+
+use azfn::idempotency::{IdempotencyStore, fingerprint};
 use azfn::{Context, HttpRequest, HttpResponse};
 use serde_json::{Value, json};
 
 use super::model::{Order, validate};
 
+/// The idempotency store of this process (`None` when the storage setting is missing).
+fn store() -> Option<&'static IdempotencyStore> {
+    static STORE: OnceLock<Option<IdempotencyStore>> = OnceLock::new();
+    STORE.get_or_init(|| IdempotencyStore::from_env().ok()).as_ref()
+}
+
+fn error(status: u16, kind: &str, message: &str) -> HttpResponse {
+    let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::new(status).json(&json!({"error": {"kind": kind, "message": message}}))
+}
+
 /// Accepts `{customerId, items: [{sku, quantity, unitPrice}], currency}`: `202 {orderId}` and a
 /// message on the queue output `order`, or `400` with every problem found.
+///
+/// With an `Idempotency-Key` header, a retried request gets the first one's `orderId` and queues
+/// that same order again (in case the host could not write it the first time), so the order exists
+/// once: `ProcessOrder` keys its row by the order id. The same key with another body is refused
+/// (422); while the first request runs, a retry gets 409.
 pub async fn create_order(req: HttpRequest, ctx: Context) -> Result<HttpResponse, azfn::Error> {
     let body: Value = match req.json() {
         Ok(v) => v,
@@ -21,12 +40,34 @@ pub async fn create_order(req: HttpRequest, ctx: Context) -> Result<HttpResponse
             );
         }
     };
-    let order = Order {
+    let new_order = move || Order {
         order_id: uuid::Uuid::new_v4().to_string(),
         customer_id,
         currency,
         items,
         created_at: chrono::Utc::now().to_rfc3339(),
+    };
+    let order = match req.header("Idempotency-Key") {
+        None => new_order(),
+        Some(key) => {
+            let Some(store) = store() else {
+                return Ok(error(500, "setup", "Idempotency-Key needs the AzureWebJobsStorage setting"));
+            };
+            let made = store
+                .once("CreateOrder", key, &fingerprint(&req.body), || async {
+                    Ok::<_, std::convert::Infallible>(new_order())
+                })
+                .await;
+            match made {
+                Ok(once) => {
+                    if !once.is_first() {
+                        tracing::info!(key, "a retried order: answered with the first one");
+                    }
+                    once.into_value()
+                }
+                Err(e) => return Ok(error(e.status(), "idempotency", &e.to_string())),
+            }
+        }
     };
     ctx.send_json("order", &order)?;
     tracing::info!(order_id = %order.order_id, lines = order.items.len(), "order accepted");

@@ -213,7 +213,9 @@ async fn default_protocol(
     };
     let inv = invocation::http(&spec.name, &spec.trigger().name, &http_parts);
     match front.invoker.invoke(&spec.name, "httpTrigger", inv).await {
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        // Azure's host answers an empty 500 here; locally the caller is told what failed, in the
+        // one error shape, since the function may have run and had side effects before it failed.
+        Err(e) => failed_invocation(&spec.name, &e),
         Ok(applied) => match applied.http {
             None => StatusCode::NO_CONTENT.into_response(),
             Some(r) => {
@@ -239,7 +241,7 @@ async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
     let started = Instant::now();
     if let Err(e) = invoker.worker.ready().await {
         invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Err(&e));
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return failed_invocation(&spec.name, &e);
     }
     let (parts, body) = req.into_parts();
     let has_length = parts
@@ -308,7 +310,20 @@ async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
         }
         Err(e) => {
             invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Err(&e));
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            failed_invocation(&spec.name, &e)
         }
     }
+}
+
+/// A 500 that says which function failed and why: it may have had side effects (an output written,
+/// a message sent) before it failed, so a retry should carry the same `Idempotency-Key`.
+fn failed_invocation(function: &str, error: &str) -> Response {
+    let body = serde_json::json!({"error": {
+        "kind": "FunctionInvocationFailed",
+        "message": format!("function {function} failed: {error}; it may have done part of its work, so retry with the same Idempotency-Key"),
+    }});
+    let mut res = Response::new(Body::from(body.to_string()));
+    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    res.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    res
 }
