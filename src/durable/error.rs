@@ -58,6 +58,7 @@ impl DurableError {
 /// assert!(validate_instance_id("order-42:0001").is_ok());
 /// assert!(validate_instance_id("a/b").is_err());
 /// assert!(validate_instance_id("").is_err());
+/// assert!(validate_instance_id("line\u{2028}separator").is_err());
 /// ```
 pub fn validate_instance_id(id: &str) -> Result<(), DurableError> {
     let len = id.chars().count();
@@ -66,9 +67,11 @@ pub fn validate_instance_id(id: &str) -> Result<(), DurableError> {
             "an instance id must be 1 to 256 characters long; this one has {len}"
         )));
     }
-    if let Some(c) = id.chars().find(|c| matches!(c, '/' | '\\' | '#' | '?') || c.is_control()) {
+    if let Some(c) =
+        id.chars().find(|c| matches!(c, '/' | '\\' | '#' | '?' | '\u{2028}' | '\u{2029}') || c.is_control())
+    {
         return Err(DurableError::BadRequest(format!(
-            "instance id {id:?} contains {c:?}; ids cannot contain `/`, `\\`, `#`, `?` or control characters"
+            "instance id {id:?} contains {c:?}; ids cannot contain `/`, `\\`, `#`, `?`, control characters or line separators"
         )));
     }
     Ok(())

@@ -131,6 +131,11 @@ impl Bindings {
                 let table = resolve("tableName")?.ok_or("no tableName")?;
                 let pk = resolve("partitionKey")?;
                 if let (Some(pk), Some(rk)) = (&pk, resolve("rowKey")?) {
+                    if !crate::storage::is_valid_key(pk) || !crate::storage::is_valid_key(&rk) {
+                        // No entity can have such a key (e.g. a route value `a%2Fb` decoded to
+                        // `a/b`): nothing is bound, as for a missing entity.
+                        return Ok(None);
+                    }
                     let found = match c.tables.get(&table, pk, &rk).await {
                         Err(e) if e.status == Some(404) => None,
                         other => other.map_err(|e| e.to_string())?,

@@ -25,8 +25,26 @@ impl Azurite {
             "{} is missing: run scripts/test, which installs Azurite from the npm registry",
             bin.display()
         );
-        let ports: Vec<u16> = (0..3).map(|_| super::free_port()).collect();
-        let child = Command::new(bin)
+        let ports = [super::free_port(), super::free_port(), super::free_port()];
+        let child = Self::spawn(ports);
+        let azurite = Azurite { child, blob_port: ports[0], queue_port: ports[1], table_port: ports[2] };
+        Self::wait_listening(&ports);
+        azurite
+    }
+
+    fn wait_listening(ports: &[u16]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for port in ports {
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(Instant::now() < deadline, "Azurite did not listen on {port} within 30 s");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    fn spawn(ports: [u16; 3]) -> Child {
+        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/node_modules/.bin/azurite");
+        Command::new(bin)
             .args([
                 "--inMemoryPersistence",
                 "--silent",
@@ -47,16 +65,17 @@ impl Azurite {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start azurite");
-        let azurite = Azurite { child, blob_port: ports[0], queue_port: ports[1], table_port: ports[2] };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for port in &ports {
-            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
-                assert!(Instant::now() < deadline, "Azurite did not listen on {port} within 30 s");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        azurite
+            .expect("start azurite")
+    }
+
+    /// Stops this Azurite and starts a new, empty one on the same ports: a storage reset.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let ports = [self.blob_port, self.queue_port, self.table_port];
+        let fresh = Self::spawn(ports);
+        self.child = fresh;
+        Self::wait_listening(&ports);
     }
 
     /// The connection string for this instance.

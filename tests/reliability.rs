@@ -1,0 +1,135 @@
+//! The recovery promises of `docs/reliability.md` one at a time, under `azfn start --builtin` on a
+//! real Azurite: starts that stopped part-way, retried starts, a storage reset under a running host,
+//! and the defects found in the fault runs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use azfn::durable::{ControlMessage, Event, InstanceStatus, InstanceStore, TaskHub};
+use azfn::storage::TableClient;
+use common::azurite::Azurite;
+use common::local_host::LocalHost;
+use serde_json::{Value, json};
+
+async fn runtime_status(http: &reqwest::Client, host: &LocalHost, id: &str) -> (u16, Value) {
+    let res = http.get(host.url(&format!("/api/orchestrators/instances/{id}"))).send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+async fn completes(http: &reqwest::Client, host: &LocalHost, id: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, body) = runtime_status(http, host, id).await;
+        if body["runtimeStatus"] == "Completed" {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{id} did not complete within {within:?}: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A start that wrote the instance and died before its start message (the host was killed, or the
+/// answer was lost and the client gave up) runs anyway, from the guard queued before the write; a
+/// guard whose instance was never written is dropped. A retried start with the same id, orchestrator
+/// and input is answered 202 with the same URLs; with another input it is refused, saying why.
+#[tokio::test]
+async fn starts_cannot_be_orphaned_and_are_safe_to_retry() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let http = reqwest::Client::new();
+
+    // What a start had done when its host died: the guard sent (here due in 1 s), the row written.
+    let hub = TaskHub::new("azfn", &azurite.account()).unwrap();
+    hub.ensure_created().await.unwrap();
+    let now = chrono::Utc::now();
+    let mut status = InstanceStatus::new("HelloSequence", "orphan-1", Value::Null, None, now);
+    let start = Event::ExecutionStarted { name: "HelloSequence".into(), input: Value::Null, parent: None };
+    let mut guard = ControlMessage::event("orphan-1", Some(&status.execution_id), start.clone());
+    (guard.guard, guard.recover, guard.fire_at) = (true, true, Some(now + chrono::Duration::seconds(1)));
+    hub.send_control(&guard, now).await.unwrap();
+    let store = InstanceStore::new(TableClient::new(&azurite.account()).unwrap(), "azfnInstances");
+    store.commit(&mut status, None, &[], &[]).await.unwrap();
+    let done = completes(&http, &host, "orphan-1", Duration::from_secs(30)).await;
+    assert_eq!(done["output"][0], "Hello Tokyo!");
+
+    // A guard for a start that never wrote its row: nothing appears.
+    let mut lost = ControlMessage::event("never-written", Some("x"), start);
+    (lost.guard, lost.fire_at) = (true, Some(now));
+    hub.send_control(&lost, now).await.unwrap();
+    host.wait_for("Executed 'DurableControl'", 2, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(runtime_status(&http, &host, "never-written").await.0, 404);
+
+    // The same start twice: the same answer; another input for a running id: 409 saying so.
+    let url = host.url("/api/orchestrators/ApprovalWorkflow/approve-1");
+    let input = json!({"timeoutSeconds": 300});
+    let first = http.post(&url).json(&input).send().await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let again = http.post(&url).json(&input).send().await.unwrap();
+    assert_eq!(again.status(), 202);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["statusQueryGetUri"], again["statusQueryGetUri"]);
+    let other = http.post(&url).json(&json!({"timeoutSeconds": 5})).send().await.unwrap();
+    assert_eq!(other.status(), 409);
+    let text = other.text().await.unwrap();
+    assert!(text.contains("another input"), "{text}");
+
+    // A start keyed by Idempotency-Key gets the same instance on a retry.
+    let keyed = |body: Value| {
+        http.post(host.url("/api/orchestrators/HelloSequence")).header("Idempotency-Key", "k-1").json(&body).send()
+    };
+    let a: Value = keyed(Value::Null).await.unwrap().json().await.unwrap();
+    let b: Value = keyed(Value::Null).await.unwrap().json().await.unwrap();
+    assert_eq!(a["id"], b["id"]);
+    completes(&http, &host, a["id"].as_str().unwrap(), Duration::from_secs(30)).await;
+}
+
+/// After the storage is reset under a running host (Azurite restarted, empty), starts and orders
+/// succeed again within 10 s, without a restart: missing tables, queues and containers are
+/// created again.
+#[tokio::test]
+async fn a_storage_reset_heals_without_a_restart() {
+    let mut azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let http = reqwest::Client::new();
+    let order = json!({"customerId": "c-reset", "currency": "EUR", "items": [{"sku": "s", "quantity": 1, "unitPrice": 2}]});
+    let res = http.post(host.url("/api/orchestrators/HelloSequence")).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    assert_eq!(http.post(host.url("/api/orders")).json(&order).send().await.unwrap().status(), 202);
+
+    azurite.restart();
+    let reset = Instant::now();
+    let (mut started, mut ordered) = (None, false);
+    while started.is_none() || !ordered {
+        assert!(reset.elapsed() < Duration::from_secs(10), "not healed 10 s after the reset:\n{}", host.console());
+        if started.is_none() {
+            let res = http.post(host.url("/api/orchestrators/HelloSequence")).send().await.unwrap();
+            if res.status() == 202 {
+                started = Some(res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+            }
+        }
+        if !ordered {
+            ordered = http.post(host.url("/api/orders")).json(&order).send().await.unwrap().status() == 202;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    completes(&http, &host, &started.unwrap(), Duration::from_secs(30)).await;
+}
+
+/// Point 5 of the fault runs: a route value that cannot be a table key is a 404, not an empty 500;
+/// an instance id with a line separator is refused up front.
+#[tokio::test]
+async fn keys_storage_cannot_hold_are_refused_clearly() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let http = reqwest::Client::new();
+    let res = http.get(host.url("/api/orders/a%2Fb")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(!res.text().await.unwrap().is_empty());
+    let res = http.post(host.url("/api/orchestrators/HelloSequence/a%E2%80%A8b")).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("line separators"), "{text}");
+}
