@@ -566,6 +566,26 @@ fn port_from_env() -> Result<u16, StartupError> {
     }
 }
 
+/// Set by `azfn start` on the handler it starts: its own pid. The handler stops (as on SIGTERM) when
+/// its parent is no longer that process, so a host killed with SIGKILL leaves no handler behind.
+pub(crate) const HOST_PID_VAR: &str = "AZFN_HOST_PID";
+
+/// Resolves when the process's parent is no longer the host named by [`HOST_PID_VAR`]; never when
+/// the variable is not set (the Functions host, or a handler started by hand).
+async fn host_gone() {
+    #[cfg(unix)]
+    if let Some(host) = std::env::var(HOST_PID_VAR).ok().and_then(|v| v.trim().parse::<u32>().ok()) {
+        loop {
+            if std::os::unix::process::parent_id() != host {
+                tracing::warn!("the host that started this handler (pid {host}) is gone; stopping");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
 async fn wait_for_signal() -> u8 {
     #[cfg(unix)]
     {
@@ -574,6 +594,7 @@ async fn wait_for_signal() -> u8 {
             Ok(mut term) => tokio::select! {
                 _ = term.recv() => STOP_TERM,
                 _ = tokio::signal::ctrl_c() => STOP_INT,
+                _ = host_gone() => STOP_TERM,
             },
             Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;

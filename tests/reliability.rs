@@ -94,7 +94,8 @@ async fn a_storage_reset_heals_without_a_restart() {
     let mut azurite = Azurite::start();
     let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
     let http = reqwest::Client::new();
-    let order = json!({"customerId": "c-reset", "currency": "EUR", "items": [{"sku": "s", "quantity": 1, "unitPrice": 2}]});
+    let order =
+        json!({"customerId": "c-reset", "currency": "EUR", "items": [{"sku": "s", "quantity": 1, "unitPrice": 2}]});
     let res = http.post(host.url("/api/orchestrators/HelloSequence")).send().await.unwrap();
     assert_eq!(res.status(), 202);
     assert_eq!(http.post(host.url("/api/orders")).json(&order).send().await.unwrap().status(), 202);
@@ -132,4 +133,22 @@ async fn keys_storage_cannot_hold_are_refused_clearly() {
     assert_eq!(res.status(), 400);
     let text = res.text().await.unwrap();
     assert!(text.contains("line separators"), "{text}");
+}
+
+/// A host killed with SIGKILL leaves no handler running: the handler sees its parent go and stops.
+#[tokio::test]
+async fn a_handler_dies_with_its_host() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let handler = host.handler_pid();
+    std::process::Command::new("kill").args(["-KILL", &host.pid().to_string()]).status().unwrap();
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{handler}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running() {
+        assert!(Instant::now() < deadline, "handler {handler} still runs 10 s after its host was killed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -71,6 +71,22 @@ impl Drop for Scratch {
     }
 }
 
+/// Removes the staging folders under `temp` whose `azfn start` is no longer running (it was killed
+/// before it could clean up).
+fn remove_stale_stages(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry.file_name().to_string_lossy().starts_with("azfn-start-") {
+            continue;
+        }
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE)).ok().and_then(|t| t.trim().parse::<u32>().ok());
+        if owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
@@ -95,9 +111,15 @@ pub fn start(app: App, opts: StartOptions) -> ExitCode {
     }
 }
 
+/// The file in a staging folder that names the `azfn start` process it belongs to.
+const OWNER_FILE: &str = "owner.pid";
+
 fn stage(app: &App, opts: &StartOptions) -> Result<(Scratch, PathBuf), String> {
+    remove_stale_stages(&std::env::temp_dir());
     let dir = std::env::temp_dir().join(format!("azfn-start-{}", uuid::Uuid::new_v4()));
     let scratch = Scratch(dir.clone());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let _ = std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string());
     let app_dir = dir.join("app");
     crate::package::package(app, &opts.root, &opts.binary, &app_dir, false)?;
     Ok((scratch, app_dir))
@@ -323,4 +345,30 @@ async fn run_func(app: &App, opts: &StartOptions, func: &Path, console: Console)
         .await
         .map_err(|e| format!("cannot run {}: {e}", func.display()))?;
     if status.success() { Ok(()) } else { Err(format!("func start ended with {status}")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_folders_of_dead_hosts_are_removed_and_live_ones_kept() {
+        let temp = tempfile::tempdir().unwrap();
+        let stage = |name: &str, owner: Option<u32>| {
+            let dir = temp.path().join(name);
+            std::fs::create_dir_all(dir.join("app")).unwrap();
+            if let Some(pid) = owner {
+                std::fs::write(dir.join(OWNER_FILE), pid.to_string()).unwrap();
+            }
+            dir
+        };
+        // A pid far above any this machine hands out is not running.
+        let dead = stage("azfn-start-dead", Some(u32::MAX - 1));
+        let live = stage("azfn-start-live", Some(std::process::id()));
+        let unowned = stage("azfn-start-unowned", None);
+        let other = stage("something-else", Some(u32::MAX - 1));
+        remove_stale_stages(temp.path());
+        assert!(!dead.exists());
+        assert!(live.exists() && unowned.exists() && other.exists());
+    }
 }

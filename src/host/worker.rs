@@ -214,6 +214,8 @@ fn spawn(config: &WorkerConfig, port: u16, console: Console) -> std::io::Result<
         .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", &id)
         .env("FUNCTIONS_HTTPWORKER_ID", &id)
         .env("FUNCTIONS_APP_ROOT_PATH", &config.app_root)
+        // The handler stops by itself if this host dies without stopping it (kill -9).
+        .env(crate::server::HOST_PID_VAR, std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
