@@ -34,9 +34,12 @@ async fn queue_round_trip_with_visibility_and_dequeue_count() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].dequeue_count, 2);
 
-    let err = q.send("no-such-queue", b"x", Duration::ZERO).await.unwrap_err();
+    // A send to a missing queue creates it (a reset storage heals); reading one says which it was.
+    q.send("created-on-send", b"x", Duration::ZERO).await.unwrap();
+    assert_eq!(q.receive("created-on-send", 1, Duration::from_secs(30)).await.unwrap()[0].body, b"x");
+    let err = q.receive("no-such-queue", 1, Duration::from_secs(30)).await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
-    assert!(err.to_string().contains("send to queue no-such-queue"), "{err}");
+    assert!(err.to_string().contains("receive from queue no-such-queue"), "{err}");
 }
 
 #[tokio::test]
