@@ -80,12 +80,7 @@ impl Azurite {
 
     /// The connection string for this instance.
     pub fn connection_string(&self) -> String {
-        format!(
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};\
-             BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{}/devstoreaccount1;\
-             TableEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
-            self.blob_port, self.queue_port, self.table_port
-        )
+        connection_string([self.blob_port, self.queue_port, self.table_port])
     }
 
     pub fn account(&self) -> StorageAccount {
@@ -99,4 +94,14 @@ impl Drop for Azurite {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The development account's connection string with its blob, queue and table endpoints on these
+/// loopback ports.
+pub fn connection_string([blob, queue, table]: [u16; 3]) -> String {
+    format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};\
+         BlobEndpoint=http://127.0.0.1:{blob}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{queue}/devstoreaccount1;\
+         TableEndpoint=http://127.0.0.1:{table}/devstoreaccount1;"
+    )
 }

@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use super::azurite::{Azurite, DEV_KEY};
+use super::azurite::Azurite;
 
 /// What the proxy did, by kind.
 #[derive(Debug, Default)]
@@ -89,12 +89,7 @@ impl FaultProxy {
 
     /// The connection string that goes through the proxy.
     pub fn connection_string(&self) -> String {
-        format!(
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};\
-             BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{}/devstoreaccount1;\
-             TableEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
-            self.blob_port, self.queue_port, self.table_port
-        )
+        super::azurite::connection_string([self.blob_port, self.queue_port, self.table_port])
     }
 
     /// What was injected, as one line.
