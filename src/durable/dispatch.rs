@@ -73,6 +73,15 @@ impl Sent {
 
 type Slot = Arc<tokio::sync::Mutex<Held>>;
 
+impl Live {
+    /// Whether this state already holds the result of the activity call `msg` (history only grows
+    /// within an execution, so the call is done for good).
+    fn has_result(&self, msg: &WorkMessage) -> bool {
+        self.status.execution_id == msg.execution_id
+            && self.exec.history().iter().any(|e| e.completed_id() == Some(msg.task_id))
+    }
+}
+
 /// The per-process cache: one slot per instance (its lock serializes the instance's episodes in
 /// this process), least recently used evicted first.
 #[derive(Default)]
@@ -196,8 +205,8 @@ impl Dispatcher {
                     },
                 },
             };
-            let sent = held.sent.of(&live.status.execution_id).clone();
-            match self.apply(live, msg, retry, &sent, Utc::now()).await? {
+            let sent = held.sent.of(&live.status.execution_id);
+            match self.apply(live, msg, retry, sent, Utc::now()).await? {
                 Applied::Done(keep, outbox) => {
                     held.live = keep;
                     // Sent under the instance's lock, so that the next episode here knows what went out.
@@ -232,16 +241,12 @@ impl Dispatcher {
         result
     }
 
-    /// Whether this process's cached state of the instance already holds the call's result (history
-    /// only grows within an execution, so the call is done for good).
+    /// Whether this process's cached state of the instance already holds the call's result.
     fn has_result(&self, msg: &WorkMessage) -> bool {
         let slot = self.cache.lock().expect("cache lock").slots.get(&msg.instance_id).map(|(s, _)| s.clone());
         let Some(slot) = slot else { return false };
         let Ok(held) = slot.try_lock() else { return false };
-        held.live.as_ref().is_some_and(|live| {
-            live.status.execution_id == msg.execution_id
-                && live.exec.history().iter().any(|e| e.completed_id() == Some(msg.task_id))
-        })
+        held.live.as_ref().is_some_and(|live| live.has_result(msg))
     }
 
     /// Like [`has_result`](Self::has_result), loading the instance into the cache if it is not
@@ -253,10 +258,7 @@ impl Dispatcher {
         if held.live.is_none() {
             held.live = self.load(&msg.instance_id).await?;
         }
-        Ok(held.live.as_ref().is_some_and(|live| {
-            live.status.execution_id == msg.execution_id
-                && live.exec.history().iter().any(|e| e.completed_id() == Some(msg.task_id))
-        }))
+        Ok(held.live.as_ref().is_some_and(|live| live.has_result(msg)))
     }
 
     async fn run_work(&self, msg: WorkMessage, dequeue_count: u64) -> Result<(), DurableError> {
@@ -437,17 +439,17 @@ impl Dispatcher {
         for v in [&mut next.input, &mut next.output, &mut next.custom_status] {
             self.hub.offload(&next.instance_id, v).await?;
         }
-        // The actions still unsent after this commit: those listed before, less what this process
-        // has sent and what has a result, plus this episode's.
-        let done: HashSet<u64> = exec.history().iter().filter_map(Event::completed_id).collect();
-        if next.execution_id != live_execution {
+        // The actions still unsent after this commit: those listed before (none for a new
+        // execution or a finished one), less what this process has sent and what got its result
+        // in this episode, plus this episode's own. No listed action had a result before: each
+        // commit drops the ones its episode completed.
+        if next.runtime_status.is_terminal() || next.execution_id != live_execution {
             next.unsent.clear();
         }
+        let done: HashSet<u64> = events.iter().filter_map(Event::completed_id).collect();
         next.unsent.retain(|id| !sent.contains(id) && !done.contains(id));
         if !next.runtime_status.is_terminal() {
-            next.unsent.extend(events.iter().filter_map(Event::scheduled_id).filter(|id| !done.contains(id)));
-        } else {
-            next.unsent.clear();
+            next.unsent.extend(events.iter().filter_map(Event::scheduled_id));
         }
         match self.hub.store().commit(&mut next, etag.as_deref(), &events, &consumed).await {
             Ok(etag) => {
