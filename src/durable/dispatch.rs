@@ -135,6 +135,28 @@ enum Applied {
     Stale { ambiguous: bool },
 }
 
+/// An activity call marked as running in this process until dropped, also when its invocation is
+/// cancelled part-way (the host gave up on it): a later delivery must then run it.
+struct Running<'a> {
+    set: &'a Mutex<HashSet<(String, String, u64)>>,
+    key: (String, String, u64),
+}
+
+impl<'a> Running<'a> {
+    /// Marks `key` as running, or `None` if it already is.
+    fn claim(set: &'a Mutex<HashSet<(String, String, u64)>>, key: (String, String, u64)) -> Option<Self> {
+        let fresh = set.lock().expect("running lock").insert(key.clone());
+        // Built only when claimed: a `Running` dropped here would unmark the copy that runs.
+        fresh.then(|| Self { set, key })
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.set.lock().expect("running lock").remove(&self.key);
+    }
+}
+
 /// Runs the orchestrations and activities of a [`Registry`] from a task hub's queues.
 pub struct Dispatcher {
     hub: Arc<TaskHub>,
@@ -231,14 +253,12 @@ impl Dispatcher {
             return Ok(());
         }
         let key = (msg.instance_id.clone(), msg.execution_id.clone(), msg.task_id);
-        if !self.running.lock().expect("running lock").insert(key.clone()) {
+        let Some(_running) = Running::claim(&self.running, key) else {
             // The copy running here applies the result, or fails and is delivered again.
             tracing::debug!(instance = %msg.instance_id, task = msg.task_id, "a duplicate of a running activity call was dropped");
             return Ok(());
-        }
-        let result = self.run_work(msg, dequeue_count).await;
-        self.running.lock().expect("running lock").remove(&key);
-        result
+        };
+        self.run_work(msg, dequeue_count).await
     }
 
     /// Whether this process's cached state of the instance already holds the call's result.
@@ -581,5 +601,26 @@ impl Dispatcher {
             }
         }
         (sent, first_error.map_or(Ok(()), Err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_running_mark_goes_when_its_call_ends_or_is_cancelled() {
+        let set = Mutex::default();
+        let key = || ("i".to_owned(), "e".to_owned(), 3);
+        let first = Running::claim(&set, key()).unwrap();
+        assert!(Running::claim(&set, key()).is_none(), "a second copy is refused while the first runs");
+        drop(first);
+        // An invocation dropped part-way (its future cancelled) releases its mark too.
+        let call = async {
+            let _running = Running::claim(&set, key()).unwrap();
+            std::future::pending::<()>().await;
+        };
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(10), call).await.is_err());
+        assert!(Running::claim(&set, key()).is_some());
     }
 }
