@@ -65,17 +65,16 @@ impl BlobClient {
         content: Bytes,
         content_type: &str,
     ) -> Result<String, StorageError> {
-        let make = || {
-            self.service
-                .request(Method::PUT, &format!("{container}/{name}"))
-                .header("x-ms-blob-type", "BlockBlob")
-                .header("content-type", content_type)
-                .header("content-length", content.len().to_string())
-                .body(content.clone())
-        };
+        let req = self
+            .service
+            .request(Method::PUT, &format!("{container}/{name}"))
+            .header("x-ms-blob-type", "BlockBlob")
+            .header("content-type", content_type)
+            .header("content-length", content.len().to_string())
+            .body(content);
         let what = format!("write blob {container}/{name}");
         let res =
-            self.service.send_creating(make, &what, "ContainerNotFound", || self.create_container(container)).await?;
+            self.service.send_creating(req, &what, "ContainerNotFound", || self.create_container(container)).await?;
         Ok(res.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
     }
 

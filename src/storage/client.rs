@@ -103,6 +103,29 @@ impl fmt::Display for StorageError {
 
 impl std::error::Error for StorageError {}
 
+/// Runs `op`; if it fails because the resource's parent is missing (the service's error code is
+/// `missing`: `QueueNotFound`, `TableNotFound`, `ContainerNotFound`), runs `create` and `op` once
+/// more. So a deleted queue, table or container heals itself on the next write.
+pub(crate) async fn recreating<T, F, Fut, C>(
+    missing: &str,
+    mut op: F,
+    create: impl FnOnce() -> C,
+) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+    C: std::future::Future<Output = Result<(), StorageError>>,
+{
+    match op().await {
+        Err(e) if e.has_code(missing) => {
+            tracing::info!(error = %e, "creating it again");
+            create().await?;
+            op().await
+        }
+        other => other,
+    }
+}
+
 /// One service endpoint of an account, with the credential and an HTTP client.
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceClient {
@@ -246,31 +269,27 @@ impl ServiceClient {
         // As azure_core: the service's delay is read on 429 and 503 only.
         let retry_after = matches!(status.as_u16(), 429 | 503).then(|| server_delay(res.headers())).flatten();
         let body = res.text().await.unwrap_or_default();
+        // Blob and queue errors are XML, table errors JSON (`odata.error`).
+        let odata = serde_json::from_str::<serde_json::Value>(&body).ok().map(|v| v["odata.error"].clone());
+        let odata_text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
         let detail = super::xml::first(&body, "Message")
-            .or_else(|| {
-                serde_json::from_str::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v["odata.error"]["message"]["value"].as_str().map(str::to_owned))
-            })
+            .or_else(|| odata.as_ref().and_then(|e| odata_text(&e["message"]["value"])))
             .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned());
         let detail = detail.lines().next().unwrap_or_default().to_owned();
-        let code = code.or_else(|| {
-            serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["odata.error"]["code"].as_str().map(str::to_owned))
-                .or_else(|| super::xml::first(&body, "Code"))
-        });
+        let code = code
+            .or_else(|| odata.as_ref().and_then(|e| odata_text(&e["code"])))
+            .or_else(|| super::xml::first(&body, "Code"));
         let mut err = StorageError::answered(status.as_u16(), code, format!("{what}: {detail}"));
         err.retry_after = retry_after;
         Err(err)
     }
 
-    /// Sends the request `make` builds; if the service answers that the resource's parent does not
-    /// exist (its error code is `missing`, e.g. `QueueNotFound` after the storage was reset), runs
-    /// `create` and sends once more. So a deleted queue, table or container heals itself.
+    /// Sends `builder`'s request; if the service answers that the resource's parent does not exist
+    /// (its error code is `missing`, e.g. `QueueNotFound` after the storage was reset), runs `create`
+    /// and sends once more (see [`recreating`]).
     pub(crate) async fn send_creating<C>(
         &self,
-        make: impl Fn() -> RequestBuilder,
+        builder: RequestBuilder,
         what: &str,
         missing: &str,
         create: impl FnOnce() -> C,
@@ -278,14 +297,13 @@ impl ServiceClient {
     where
         C: std::future::Future<Output = Result<(), StorageError>>,
     {
-        match self.send(make(), what).await {
-            Err(e) if e.has_code(missing) => {
-                tracing::info!(error = %e, "creating it again");
-                create().await?;
-                self.send(make(), what).await
-            }
-            other => other,
-        }
+        let send = || async {
+            let req = builder
+                .try_clone()
+                .ok_or_else(|| StorageError::other(format!("{what}: a streamed body cannot be sent again")))?;
+            self.send(req, what).await
+        };
+        recreating(missing, send, create).await
     }
 
     /// Sends a delete; "not found" after an attempt whose answer was lost counts as success (that

@@ -69,15 +69,14 @@ impl QueueClient {
     /// at-least-once anyway).
     pub async fn send(&self, queue: &str, body: &[u8], delay: Duration) -> Result<(), StorageError> {
         let xml = format!("<QueueMessage><MessageText>{}</MessageText></QueueMessage>", BASE64.encode(body));
-        let make = || {
-            self.service
-                .request(Method::POST, &format!("{queue}/messages"))
-                .query(&[("visibilitytimeout", delay.as_secs().to_string())])
-                .header("content-type", "application/xml")
-                .body(xml.clone())
-        };
+        let req = self
+            .service
+            .request(Method::POST, &format!("{queue}/messages"))
+            .query(&[("visibilitytimeout", delay.as_secs().to_string())])
+            .header("content-type", "application/xml")
+            .body(xml);
         let what = format!("send to queue {queue}");
-        self.service.send_creating(make, &what, "QueueNotFound", || self.create_queue(queue)).await.map(|_| ())
+        self.service.send_creating(req, &what, "QueueNotFound", || self.create_queue(queue)).await.map(|_| ())
     }
 
     /// Receives up to `max` (1 to 32) messages, hiding them for `visibility`.

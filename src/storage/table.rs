@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Map, Value};
 
 use super::auth::Service;
-use super::client::{ServiceClient, StorageError};
+use super::client::{ServiceClient, StorageError, recreating};
 use super::connection::StorageAccount;
 use super::retry::RetryPolicy;
 
@@ -106,17 +106,15 @@ impl TableClient {
     /// says whether it may be this call's own earlier attempt); returns its ETag. A missing table is
     /// created.
     pub async fn insert(&self, table: &str, entity: &Entity) -> Result<String, StorageError> {
-        let body = entity.to_json().to_string();
-        let make = || {
-            self.service
-                .request(Method::POST, table)
-                .header("accept", ACCEPT)
-                .header("content-type", "application/json")
-                .header("prefer", "return-no-content")
-                .body(body.clone())
-        };
+        let req = self
+            .service
+            .request(Method::POST, table)
+            .header("accept", ACCEPT)
+            .header("content-type", "application/json")
+            .header("prefer", "return-no-content")
+            .body(entity.to_json().to_string());
         let what = format!("insert {}/{} into table {table}", entity.partition_key, entity.row_key);
-        let res = self.service.send_creating(make, &what, "TableNotFound", || self.create_table(table)).await?;
+        let res = self.service.send_creating(req, &what, "TableNotFound", || self.create_table(table)).await?;
         Ok(res.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
     }
 
@@ -125,21 +123,17 @@ impl TableClient {
     ///
     /// A missing table is created.
     pub async fn upsert(&self, table: &str, entity: &Entity, if_match: Option<&str>) -> Result<String, StorageError> {
-        let body = entity.to_json().to_string();
-        let make = || {
-            let req = self
-                .service
-                .request(Method::PUT, &Self::entity_path(table, &entity.partition_key, &entity.row_key))
-                .header("accept", ACCEPT)
-                .header("content-type", "application/json")
-                .body(body.clone());
-            match if_match {
-                Some(etag) => req.header("if-match", etag),
-                None => req,
-            }
-        };
+        let mut req = self
+            .service
+            .request(Method::PUT, &Self::entity_path(table, &entity.partition_key, &entity.row_key))
+            .header("accept", ACCEPT)
+            .header("content-type", "application/json")
+            .body(entity.to_json().to_string());
+        if let Some(etag) = if_match {
+            req = req.header("if-match", etag);
+        }
         let what = format!("write {}/{} in table {table}", entity.partition_key, entity.row_key);
-        let res = self.service.send_creating(make, &what, "TableNotFound", || self.create_table(table)).await?;
+        let res = self.service.send_creating(req, &what, "TableNotFound", || self.create_table(table)).await?;
         Ok(res.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
     }
 
@@ -288,14 +282,7 @@ impl TableClient {
     /// insert of an existing entity; [`StorageError::ambiguous`] says whether it may be this call's
     /// own earlier attempt) and its index in the message. A missing table is created.
     pub async fn transact(&self, table: &str, ops: &[TableOp]) -> Result<Vec<String>, StorageError> {
-        match self.transact_once(table, ops).await {
-            Err(e) if e.has_code("TableNotFound") => {
-                tracing::info!(error = %e, "creating it again");
-                self.create_table(table).await?;
-                self.transact_once(table, ops).await
-            }
-            other => other,
-        }
+        recreating("TableNotFound", || self.transact_once(table, ops), || self.create_table(table)).await
     }
 
     async fn transact_once(&self, table: &str, ops: &[TableOp]) -> Result<Vec<String>, StorageError> {
