@@ -67,9 +67,8 @@ pub fn validate_instance_id(id: &str) -> Result<(), DurableError> {
             "an instance id must be 1 to 256 characters long; this one has {len}"
         )));
     }
-    if let Some(c) =
-        id.chars().find(|c| matches!(c, '/' | '\\' | '#' | '?' | '\u{2028}' | '\u{2029}') || c.is_control())
-    {
+    // The id is the instance's table partition key.
+    if let Some(c) = id.chars().find(|c| crate::storage::is_forbidden_in_key(*c)) {
         return Err(DurableError::BadRequest(format!(
             "instance id {id:?} contains {c:?}; ids cannot contain `/`, `\\`, `#`, `?`, control characters or line separators"
         )));

@@ -22,5 +22,6 @@ pub use client::StorageError;
 pub use connection::{ConnectionError, Credential, StorageAccount, resolve};
 pub use queue::{QueueClient, ReceivedMessage};
 pub use retry::RetryPolicy;
+pub(crate) use table::is_forbidden_in_key;
 pub use table::{Continuation, Entity, TableClient, TableOp, is_valid_key, odata_string};
 pub use token::{IdentityEndpoint, ManagedIdentity, STORAGE_RESOURCE};

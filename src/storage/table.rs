@@ -244,8 +244,12 @@ impl Continuation {
 /// Whether `key` can be a table `PartitionKey` or `RowKey`: at most 1 KiB, without `/ \ # ?`, control
 /// characters, or the line and paragraph separators (which the service refuses).
 pub fn is_valid_key(key: &str) -> bool {
-    key.len() <= 1024
-        && !key.chars().any(|c| matches!(c, '/' | '\\' | '#' | '?' | '\u{2028}' | '\u{2029}') || c.is_control())
+    key.len() <= 1024 && !key.chars().any(is_forbidden_in_key)
+}
+
+/// Whether a table key cannot hold `c`: `/ \ # ?`, control characters, line and paragraph separators.
+pub(crate) fn is_forbidden_in_key(c: char) -> bool {
+    matches!(c, '/' | '\\' | '#' | '?' | '\u{2028}' | '\u{2029}') || c.is_control()
 }
 
 /// One operation of an entity-group transaction ([`TableClient::transact`]).
