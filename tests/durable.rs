@@ -11,6 +11,7 @@ use azfn::durable::{ControlMessage, Event};
 use azfn::storage::{BlobClient, QueueClient};
 use common::azurite::Azurite;
 use common::local_host::LocalHost;
+use common::{GREETINGS, assert_no_double_completion};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -82,19 +83,6 @@ impl Api {
         body["historyEvents"].as_array().cloned().unwrap_or_default()
     }
 }
-
-/// Checks no task result appears twice in an instance's history.
-fn assert_no_double_completion(id: &str, history: &[Value]) {
-    let mut seen = HashSet::new();
-    for e in history {
-        if matches!(e["eventType"].as_str(), Some("TaskCompleted" | "TaskFailed" | "SubOrchestrationCompleted")) {
-            let task = e["id"].as_u64().unwrap();
-            assert!(seen.insert(task), "instance {id}: the result of task {task} was recorded twice");
-        }
-    }
-}
-
-const GREETINGS: [&str; 5] = ["Hello Tokyo!", "Hello Seattle!", "Hello London!", "Hello Cairo!", "Hello Lima!"];
 
 #[tokio::test]
 async fn the_example_orchestrations_run_through_the_queue_triggers() {

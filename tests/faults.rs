@@ -8,16 +8,15 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use azfn::storage::QueueClient;
 use common::azurite::Azurite;
 use common::fault_proxy::FaultProxy;
 use common::local_host::LocalHost;
+use common::{GREETINGS, assert_no_double_completion};
 use serde_json::{Value, json};
-
-const GREETINGS: [&str; 5] = ["Hello Tokyo!", "Hello Seattle!", "Hello London!", "Hello Cairo!", "Hello Lima!"];
 
 /// POSTs until the answer is not a 5xx or a lost connection (a user's retry loop), at most 20 times.
 async fn post_retrying(http: &reqwest::Client, url: &str, body: &Value, key: Option<&str>) -> (u16, Value) {
@@ -50,19 +49,6 @@ async fn status(http: &reqwest::Client, base: &str, id: &str) -> Value {
         Ok(res) => res.json().await.unwrap_or(Value::Null),
         Err(_) => Value::Null,
     }
-}
-
-fn double_completions(history: &Value) -> Vec<u64> {
-    let mut seen = HashSet::new();
-    let mut twice = Vec::new();
-    for e in history.as_array().into_iter().flatten() {
-        if matches!(e["eventType"].as_str(), Some("TaskCompleted" | "TaskFailed" | "SubOrchestrationCompleted"))
-            && !seen.insert(e["id"].as_u64().unwrap())
-        {
-            twice.push(e["id"].as_u64().unwrap());
-        }
-    }
-    twice
 }
 
 #[tokio::test]
@@ -126,7 +112,7 @@ async fn orchestrations_and_orders_survive_storage_faults() {
             let s = status(&http, &bases[0], &id).await;
             if s["runtimeStatus"] == "Completed" {
                 assert_eq!(s["output"], expected[&id], "{id}: {s}");
-                assert!(double_completions(&s["historyEvents"]).is_empty(), "{id}: a result recorded twice: {s}");
+                assert_no_double_completion(&id, s["historyEvents"].as_array().map(Vec::as_slice).unwrap_or_default());
             } else {
                 assert!(!matches!(s["runtimeStatus"].as_str(), Some("Failed" | "Terminated")), "{id}: {s}");
                 still.push(id);

@@ -167,3 +167,18 @@ pub fn with_binding(mut envelope: Value, from: &str, to: &str) -> Value {
     data.insert(to.to_owned(), v);
     envelope
 }
+
+/// What the example `HelloSequence` returns for its default cities.
+pub const GREETINGS: [&str; 5] = ["Hello Tokyo!", "Hello Seattle!", "Hello London!", "Hello Cairo!", "Hello Lima!"];
+
+/// Checks no task result appears twice in an instance's history (the management API's
+/// `historyEvents`).
+pub fn assert_no_double_completion(id: &str, history: &[Value]) {
+    let mut seen = std::collections::HashSet::new();
+    for e in history {
+        if matches!(e["eventType"].as_str(), Some("TaskCompleted" | "TaskFailed" | "SubOrchestrationCompleted")) {
+            let task = e["id"].as_u64().unwrap();
+            assert!(seen.insert(task), "instance {id}: the result of task {task} was recorded twice");
+        }
+    }
+}
