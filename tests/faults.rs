@@ -51,8 +51,18 @@ async fn status(http: &reqwest::Client, base: &str, id: &str) -> Value {
     }
 }
 
+/// A size of the run: the environment variable `name` (set by `scripts/fault-run` for the longer run
+/// on demand), or `default` (what CI runs).
+fn size(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 #[tokio::test]
 async fn orchestrations_and_orders_survive_storage_faults() {
+    let (sequences, fan_outs, fan_size) =
+        (size("AZFN_FAULT_SEQUENCES", 24), size("AZFN_FAULT_FANOUTS", 3), size("AZFN_FAULT_FANOUT_SIZE", 40));
+    let (order_count, within) = (size("AZFN_FAULT_ORDERS", 16), size("AZFN_FAULT_WITHIN_SECS", 150));
+    let started_at = Instant::now();
     let azurite = Azurite::start();
     let proxy = FaultProxy::start(&azurite, 5).await;
     let storage = proxy.connection_string();
@@ -63,18 +73,18 @@ async fn orchestrations_and_orders_survive_storage_faults() {
     let http = reqwest::Client::new();
     let bases = [a.url(""), b.url("")];
 
-    // 24 sequences and 3 fan-outs of 40, started through either host, each start retried until
-    // accepted with the same instance id.
+    // 24 sequences and 3 fan-outs of 40 (by default), started through either host, each start
+    // retried until accepted with the same instance id.
     let mut expected: HashMap<String, Value> = HashMap::new();
     let mut needed = 0;
-    for k in 0..27 {
+    for k in 0..sequences + fan_outs {
         let base = &bases[k % 2];
-        let (name, id, input, output) = if k < 24 {
+        let (name, id, input, output) = if k < sequences {
             needed += 5;
             ("HelloSequence", format!("seq-{k}"), Value::Null, json!(GREETINGS))
         } else {
-            needed += 40;
-            ("FanOutFanIn", format!("fan-{k}"), json!(40), json!(820))
+            needed += fan_size;
+            ("FanOutFanIn", format!("fan-{k}"), json!(fan_size), json!(fan_size * (fan_size + 1) / 2))
         };
         let (code, body) = post_retrying(&http, &format!("{base}/api/orchestrators/{name}/{id}"), &input, None).await;
         assert_eq!(code, 202, "start {id}: {body}");
@@ -82,10 +92,10 @@ async fn orchestrations_and_orders_survive_storage_faults() {
         expected.insert(id, output);
     }
 
-    // 16 orders, each sent twice with the same Idempotency-Key (a client whose first answer was
+    // Orders (16 by default), each sent twice with the same Idempotency-Key (a client whose first answer was
     // lost), each send retried until it is answered.
     let mut orders = Vec::new();
-    for k in 0..16 {
+    for k in 0..order_count {
         let body = json!({"customerId": format!("fault-c-{k}"), "currency": "EUR",
                           "items": [{"sku": "s-1", "quantity": k + 1, "unitPrice": 1.5}]});
         let key = format!("order-key-{k}");
@@ -104,7 +114,7 @@ async fn orchestrations_and_orders_survive_storage_faults() {
     assert_eq!(body["error"]["kind"], "idempotency", "{body}");
 
     // Every instance completes while the faults go on.
-    let deadline = Instant::now() + Duration::from_secs(150);
+    let deadline = Instant::now() + Duration::from_secs(within as u64);
     let mut pending: Vec<String> = expected.keys().cloned().collect();
     while !pending.is_empty() {
         let mut still = Vec::new();
@@ -133,8 +143,12 @@ async fn orchestrations_and_orders_survive_storage_faults() {
     let ran = a.count("DEBUG running activity") + b.count("DEBUG running activity");
     let invoked = a.count("Executed 'DurableWork'") + b.count("Executed 'DurableWork'");
     eprintln!(
-        "faults injected: {}; {ran} activity executions ({invoked} work messages) for {needed} activities",
-        proxy.summary()
+        "{} orchestrations and {order_count} orders in {:.0} s; faults injected: {}; {ran} activity executions \
+         ({invoked} work messages) for {needed} activities ({:.2}x)",
+        sequences + fan_outs,
+        started_at.elapsed().as_secs_f64(),
+        proxy.summary(),
+        ran as f64 / needed as f64
     );
     assert!(ran >= needed, "{ran} activity executions, {needed} needed");
     assert!(ran * 10 <= needed * 13, "{ran} activity executions where {needed} were needed ({})", proxy.summary());
