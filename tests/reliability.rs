@@ -152,3 +152,27 @@ async fn a_handler_dies_with_its_host() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A message moved to poison whose deletion fails shows up again; it is then deleted, not copied a
+/// second time: it is in the poison queue once.
+#[tokio::test]
+async fn a_poison_move_whose_delete_failed_copies_once() {
+    let azurite = Azurite::start();
+    let proxy = common::fault_proxy::FaultProxy::start(&azurite, 5).await;
+    proxy.set_faults(false);
+    let storage = proxy.connection_string();
+    // One attempt per storage request, so that one refused delete fails the move.
+    let env = [("AzureWebJobsStorage", storage.as_str()), ("AZFN_STORAGE_MAX_RETRIES", "0")];
+    let host = LocalHost::start(&common::repo_root(), &azurite, &env).await;
+    proxy.refuse("DELETE", "/orders/messages/", 1);
+    let queues = azfn::storage::QueueClient::new(&azurite.account()).unwrap();
+    queues.send("orders", b"not an order", Duration::ZERO).await.unwrap();
+    // Five failed attempts, the move (its delete refused), then after the 30 s lease the message
+    // is back and only deleted.
+    host.wait_for("was already copied to queue \"orders-poison\"", 1, Duration::from_secs(90)).await;
+    assert_eq!(host.count("could not move message"), 1, "{}", host.console());
+    let parked = queues.peek("orders-poison", 32).await.unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0].body, b"not an order");
+    assert!(queues.peek("orders", 32).await.unwrap().is_empty());
+}

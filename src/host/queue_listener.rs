@@ -11,7 +11,9 @@
 //!   invocation keeps it and a crashed host's messages come back within 30 s);
 //! - a message is deleted only after its invocation succeeds; after a failure it becomes visible
 //!   again after `visibilityTimeout` (default 0);
-//! - after `maxDequeueCount` failed attempts (default 5) it moves to `<queue>-poison`, the same body.
+//! - after `maxDequeueCount` failed attempts (default 5) it moves to `<queue>-poison`, the same body:
+//!   copied, then deleted; if the deletion fails, the message shows up again and is only deleted
+//!   (this listener remembers what it copied), so it is in the poison queue once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -127,6 +129,7 @@ pub async fn listen(invoker: Arc<Invoker>, t: QueueTrigger, opts: QueueOptions, 
         console.warn(&format!("{}: cannot create queue {:?}: {e}", t.function, t.queue));
     }
     let waker = invoker.bindings.waker(&t.connection, &t.queue);
+    let moved = Arc::new(Moved::default());
     let in_flight = Arc::new(AtomicUsize::new(0));
     let finished = Arc::new(Notify::new());
     let mut delay = MIN_POLL;
@@ -147,9 +150,9 @@ pub async fn listen(invoker: Arc<Invoker>, t: QueueTrigger, opts: QueueOptions, 
                 for m in messages {
                     in_flight.fetch_add(1, Ordering::SeqCst);
                     let (invoker, t, opts, clients) = (invoker.clone(), t.clone(), opts.clone(), clients.clone());
-                    let (in_flight, finished) = (in_flight.clone(), finished.clone());
+                    let (in_flight, finished, moved) = (in_flight.clone(), finished.clone(), moved.clone());
                     tokio::spawn(async move {
-                        process(&invoker, &clients, &t, &opts, m).await;
+                        process(&invoker, &clients, &t, &opts, &moved, m).await;
                         in_flight.fetch_sub(1, Ordering::SeqCst);
                         finished.notify_one();
                     });
@@ -182,11 +185,18 @@ fn rand_unit() -> f64 {
     (uuid::Uuid::new_v4().as_u128() % 1_000_000) as f64 / 1_000_000.0
 }
 
-async fn process(invoker: &Invoker, clients: &Clients, t: &QueueTrigger, opts: &QueueOptions, mut m: ReceivedMessage) {
+async fn process(
+    invoker: &Invoker,
+    clients: &Clients,
+    t: &QueueTrigger,
+    opts: &QueueOptions,
+    moved: &Moved,
+    mut m: ReceivedMessage,
+) {
     let console = invoker.console;
     // A message seen more often than allowed (its last attempt crashed the host) goes straight to poison.
     if m.dequeue_count > opts.max_dequeue_count {
-        return to_poison(invoker, clients, t, &m).await;
+        return to_poison(invoker, clients, t, moved, &m).await;
     }
     let result = match String::from_utf8(m.body.clone()) {
         Ok(text) => {
@@ -228,7 +238,7 @@ async fn process(invoker: &Invoker, clients: &Clients, t: &QueueTrigger, opts: &
                 console.warn(&format!("{}: could not delete message {}: {e}", t.function, m.id));
             }
         }
-        Err(_) if m.dequeue_count >= opts.max_dequeue_count => to_poison(invoker, clients, t, &m).await,
+        Err(_) if m.dequeue_count >= opts.max_dequeue_count => to_poison(invoker, clients, t, moved, &m).await,
         Err(_) => {
             if let Err(e) = clients.queues.release(&t.queue, &m, opts.visibility_timeout).await {
                 console.warn(&format!("{}: could not release message {} for a retry: {e}", t.function, m.id));
@@ -237,7 +247,30 @@ async fn process(invoker: &Invoker, clients: &Clients, t: &QueueTrigger, opts: &
     }
 }
 
-async fn to_poison(invoker: &Invoker, clients: &Clients, t: &QueueTrigger, m: &ReceivedMessage) {
+/// The ids of the messages this listener has copied to the poison queue. A message whose deletion
+/// failed after its copy was sent shows up again; it is then deleted without a second copy.
+#[derive(Debug, Default)]
+struct Moved(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Moved {
+    /// Ids kept at most (message ids are unique, so forgetting old ones only risks a second copy of
+    /// a message that failed to be deleted long ago).
+    const CAPACITY: usize = 10_000;
+
+    fn contains(&self, id: &str) -> bool {
+        self.0.lock().expect("moved lock").contains(id)
+    }
+
+    fn insert(&self, id: &str) {
+        let mut ids = self.0.lock().expect("moved lock");
+        if ids.len() >= Self::CAPACITY {
+            ids.clear();
+        }
+        ids.insert(id.to_owned());
+    }
+}
+
+async fn to_poison(invoker: &Invoker, clients: &Clients, t: &QueueTrigger, moved: &Moved, m: &ReceivedMessage) {
     let console = invoker.console;
     let Some(poison) = poison_queue(&t.queue) else {
         console.warn(&format!(
@@ -246,13 +279,21 @@ async fn to_poison(invoker: &Invoker, clients: &Clients, t: &QueueTrigger, m: &R
         ));
         return;
     };
-    let moved = async {
-        invoker.bindings.ensure_queue(clients, &t.connection, &poison).await?;
-        clients.queues.send(&poison, &m.body, Duration::ZERO).await.map_err(|e| e.to_string())?;
+    let copied_before = moved.contains(&m.id);
+    let move_it = async {
+        if !copied_before {
+            invoker.bindings.ensure_queue(clients, &t.connection, &poison).await?;
+            clients.queues.send(&poison, &m.body, Duration::ZERO).await.map_err(|e| e.to_string())?;
+            moved.insert(&m.id);
+        }
         // Only once the copy is in the poison queue is the original deleted: nothing is lost.
         clients.queues.delete(&t.queue, m).await.map_err(|e| e.to_string())
     };
-    match moved.await {
+    match move_it.await {
+        Ok(()) if copied_before => console.warn(&format!(
+            "{}: message {} was already copied to queue {poison:?}; deleted it from {:?}",
+            t.function, m.id, t.queue
+        )),
         Ok(()) => console.warn(&format!(
             "{}: message {} failed {} times; moved it to queue {poison:?}",
             t.function, m.id, m.dequeue_count

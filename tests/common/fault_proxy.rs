@@ -32,8 +32,12 @@ pub struct Counts {
     pub delayed: AtomicUsize,
 }
 
+/// Requests refused with 503 whatever the fault setting: (method, a part of the path, how many more).
+type Refusals = Arc<std::sync::Mutex<Vec<(String, String, usize)>>>;
+
 struct State {
     target: u16,
+    refusals: Refusals,
     percent: u32,
     enabled: Arc<AtomicBool>,
     counts: Arc<Counts>,
@@ -41,6 +45,7 @@ struct State {
 }
 
 pub struct FaultProxy {
+    refusals: Refusals,
     pub blob_port: u16,
     pub queue_port: u16,
     pub table_port: u16,
@@ -54,6 +59,7 @@ impl FaultProxy {
     pub async fn start(azurite: &Azurite, percent: u32) -> FaultProxy {
         let enabled = Arc::new(AtomicBool::new(true));
         let counts = Arc::new(Counts::default());
+        let refusals = Refusals::default();
         let mut ports = Vec::new();
         let mut tasks = Vec::new();
         for target in [azurite.blob_port, azurite.queue_port, azurite.table_port] {
@@ -61,6 +67,7 @@ impl FaultProxy {
             ports.push(listener.local_addr().unwrap().port());
             let state = Arc::new(State {
                 target,
+                refusals: refusals.clone(),
                 percent,
                 enabled: enabled.clone(),
                 counts: counts.clone(),
@@ -79,7 +86,13 @@ impl FaultProxy {
                 }
             }));
         }
-        FaultProxy { blob_port: ports[0], queue_port: ports[1], table_port: ports[2], enabled, counts, tasks }
+        FaultProxy { refusals, blob_port: ports[0], queue_port: ports[1], table_port: ports[2], enabled, counts, tasks }
+    }
+
+    /// Answers the next `times` requests with `method` whose path contains `path_part` with 503,
+    /// without forwarding them.
+    pub fn refuse(&self, method: &str, path_part: &str, times: usize) {
+        self.refusals.lock().unwrap().push((method.to_owned(), path_part.to_owned(), times));
     }
 
     /// Turns the faults on or off (requests are forwarded either way).
@@ -133,6 +146,17 @@ fn error(status: u16, code: &str) -> Response<Full<Bytes>> {
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let refused = {
+        let mut refusals = state.refusals.lock().unwrap();
+        let rule = refusals.iter_mut().find(|(m, part, left)| {
+            *left > 0 && req.method().as_str() == m && req.uri().path().contains(part.as_str())
+        });
+        rule.map(|(_, _, left)| *left -= 1).is_some()
+    };
+    if refused {
+        state.counts.busy.fetch_add(1, Ordering::Relaxed);
+        return Ok(error(503, "ServerBusy"));
+    }
     let fault = if state.enabled.load(Ordering::SeqCst) { roll() / state.percent.max(1) } else { u32::MAX };
     match fault {
         0 => {
