@@ -25,8 +25,11 @@ USAGE:
                                         run the app locally from its root: under `func start` when
                                         Core Tools is on PATH, otherwise (or with --builtin) under
                                         azfn's built-in host, with Azurite started when needed
-    {bin} package [--out DIR] [--zip]   lay out the app for deployment in DIR (default dist/azfn-app),
-                                        and with --zip also DIR.zip
+    {bin} package [--out DIR] [--zip] [--max-glibc 2.31|any]
+                                        lay out the app for deployment in DIR (default dist/azfn-app),
+                                        and with --zip also DIR.zip; refuses a handler that needs a
+                                        newer glibc than Azure's workers have (2.31): build it with
+                                        scripts/package
     {bin} new <kind> <Name> [options]   add a function: functions/<Name>/function.json, a handler module
                                         with a test in src/functions/, and its registration. Kinds:
                                         http (--route R --methods get,post --auth anonymous|function|admin),
@@ -132,12 +135,23 @@ fn new_command(args: &[String]) -> Result<Vec<String>, String> {
 fn package_command(app: App, args: &[String]) -> Result<(), String> {
     let mut out = PathBuf::from("dist/azfn-app");
     let mut zip = false;
+    let mut max_glibc = Some(crate::glibc::AZURE_GLIBC_FLOOR);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--out" => out = PathBuf::from(it.next().ok_or("--out needs a folder")?),
             "--zip" => zip = true,
-            other => return Err(format!("unknown option {other:?} (expected --out DIR, --zip)")),
+            "--max-glibc" => {
+                let value = it.next().ok_or("--max-glibc needs a version such as 2.31, or `any`")?;
+                max_glibc =
+                    match value.as_str() {
+                        "any" => None,
+                        v => Some(crate::glibc::GlibcVersion::parse(v).ok_or_else(|| {
+                            format!("--max-glibc {v:?} is not a glibc version such as 2.31, or `any`")
+                        })?),
+                    };
+            }
+            other => return Err(format!("unknown option {other:?} (expected --out DIR, --zip, --max-glibc V)")),
         }
     }
     if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
@@ -150,13 +164,17 @@ fn package_command(app: App, args: &[String]) -> Result<(), String> {
     }
     let binary = std::env::current_exe().map_err(|e| format!("cannot find this program's binary: {e}"))?;
     let root = std::env::current_dir().map_err(|e| e.to_string())?;
-    let done = crate::package::package(&app, &root, &binary, &out, zip)?;
+    let done = crate::package::package(&app, &root, &binary, &out, zip, max_glibc)?;
     println!(
         "packaged {} functions ({}) into {}",
         done.functions.len(),
         done.functions.join(", "),
         done.folder.display()
     );
+    match done.glibc {
+        crate::glibc::GlibcNeed::None => println!("handler: needs no glibc"),
+        crate::glibc::GlibcNeed::AtLeast(v) => println!("handler: needs glibc {v} or newer"),
+    }
     if let Some(z) = done.zip {
         println!("zip: {}", z.display());
     }

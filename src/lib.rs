@@ -58,6 +58,7 @@ mod encoding;
 mod envelope;
 pub mod error;
 pub mod function_json;
+pub mod glibc;
 pub mod host;
 pub mod http;
 pub mod idempotency;

@@ -5,6 +5,10 @@
 //! its execute bit set (only Linux Consumption adds a missing one). `local.settings.json` is never
 //! included. With `--zip`, the same content goes into a zip next to the folder, with the binary's
 //! Unix mode recorded so that it stays executable after `az functionapp deploy` unpacks it.
+//!
+//! The handler must start on Azure's Linux workers, whose glibc is older than a current build
+//! machine's: `package` refuses a binary that needs a newer glibc than the limit it is given
+//! (by default [`AZURE_GLIBC_FLOOR`], 2.31). `scripts/package` builds one that fits.
 
 use std::fs;
 use std::io::Write as _;
@@ -12,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 use crate::app::App;
 use crate::function_json::AppMetadata;
+#[cfg(doc)]
+use crate::glibc::AZURE_GLIBC_FLOOR;
+use crate::glibc::{GlibcNeed, GlibcVersion, required_glibc};
 
 /// What `package` produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,14 +29,23 @@ pub struct Packaged {
     pub zip: Option<PathBuf>,
     /// The functions included.
     pub functions: Vec<String>,
+    /// What the packaged handler needs from the C library.
+    pub glibc: GlibcNeed,
 }
 
 /// Packages the app whose host.json is in `root`, with `binary` as the handler, into `out`.
 ///
 /// Refuses when the binary's registered handlers do not match the function.json files (the
-/// deployed app would not start), when host.json names no executable, or when `out` is inside
-/// `functions/`.
-pub fn package(app: &App, root: &Path, binary: &Path, out: &Path, zip: bool) -> Result<Packaged, String> {
+/// deployed app would not start), when host.json names no executable, when the binary needs a
+/// newer glibc than `max_glibc` (`None`: no limit), or when `out` is inside `functions/`.
+pub fn package(
+    app: &App,
+    root: &Path,
+    binary: &Path,
+    out: &Path,
+    zip: bool,
+    max_glibc: Option<GlibcVersion>,
+) -> Result<Packaged, String> {
     let metadata = AppMetadata::load(root).map_err(|e| e.to_string())?;
     if !root.join("host.json").is_file() {
         return Err(format!("{} has no host.json: run `azfn package` from the app's root", root.display()));
@@ -42,6 +58,19 @@ pub fn package(app: &App, root: &Path, binary: &Path, out: &Path, zip: bool) -> 
     let exe_name = Path::new(&exe);
     if exe_name.components().count() != 1 {
         return Err(format!("defaultExecutablePath {exe:?} should be a file name in the app root, such as \"azfn\""));
+    }
+
+    let glibc = required_glibc(binary)?;
+    if let (Some(max), GlibcNeed::AtLeast(needed)) = (max_glibc, &glibc)
+        && *needed > max
+    {
+        return Err(format!(
+            "refusing to package: {} needs glibc {needed} (symbol version GLIBC_{needed}), and Azure Functions' \
+             Linux workers have {max}, so the host could not start it. Build the handler for glibc {max} with \
+             `scripts/package` (cargo zigbuild --release --target x86_64-unknown-linux-gnu.{max}), or raise the \
+             limit with --max-glibc {needed} if every worker you deploy to has it",
+            binary.display()
+        ));
     }
 
     if out.exists() {
@@ -64,7 +93,7 @@ pub fn package(app: &App, root: &Path, binary: &Path, out: &Path, zip: bool) -> 
     set_executable(&target)?;
 
     let zip_path = if zip { Some(write_zip(out)?) } else { None };
-    Ok(Packaged { folder: out.to_path_buf(), zip: zip_path, functions })
+    Ok(Packaged { folder: out.to_path_buf(), zip: zip_path, functions, glibc })
 }
 
 #[cfg(unix)]

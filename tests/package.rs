@@ -11,7 +11,8 @@ async fn packages_a_folder_and_zip_that_the_host_can_load() {
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("azfn-app");
     let res = Command::new(env!("CARGO_BIN_EXE_azfn"))
-        .args(["package", "--zip", "--out"])
+        // This test's binary is built against this machine's glibc; the glibc limit is tested below.
+        .args(["package", "--zip", "--max-glibc", "any", "--out"])
         .arg(&out)
         .current_dir(repo_root())
         .output()
@@ -76,6 +77,40 @@ fn refuses_to_package_an_app_whose_handlers_do_not_match() {
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("refusing to package") && err.contains("handler `Hello` has no function.json"), "{err}");
     assert!(!staged.path().join("out").exists());
+}
+
+/// A binary built against a glibc newer than Azure's workers' 2.31 is refused, with what to do.
+/// (The build machine is Debian 12: `cargo build` output needs GLIBC_2.34. `scripts/package`
+/// builds and packages one that needs at most 2.31; CI runs it.)
+#[test]
+fn refuses_a_handler_that_needs_a_newer_glibc_than_azure_has() {
+    let need = azfn::glibc::required_glibc(std::path::Path::new(env!("CARGO_BIN_EXE_azfn"))).unwrap();
+    let azfn::glibc::GlibcNeed::AtLeast(needed) = need else { panic!("the test binary links glibc") };
+    let out_dir = tempfile::tempdir().unwrap();
+    let res = Command::new(env!("CARGO_BIN_EXE_azfn"))
+        .args(["package", "--out"])
+        .arg(out_dir.path().join("app"))
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    if needed <= azfn::glibc::AZURE_GLIBC_FLOOR {
+        // Built somewhere older: it fits, and is packaged.
+        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        return;
+    }
+    assert_eq!(res.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains(&format!("needs glibc {needed}")) && err.contains("have 2.31") && err.contains("scripts/package"),
+        "{err}"
+    );
+    assert!(!out_dir.path().join("app").exists(), "nothing is written");
+    let res = Command::new(env!("CARGO_BIN_EXE_azfn"))
+        .args(["package", "--max-glibc", "2.x"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&res.stderr).contains("is not a glibc version"));
 }
 
 #[test]

@@ -62,8 +62,8 @@ async fn an_order_flows_through_queue_blob_and_table() {
     let client = reqwest::Client::new();
     let id = create_order(&host, &client).await;
 
-    // ProcessOrder (queue trigger) writes the receipt blob and the table row; AuditReceipt (blob
-    // trigger) checks the receipt.
+    // ProcessOrder (queue trigger) writes the receipt blob and the table row; the host raises
+    // Event Grid's BlobCreated event on `receipt-events`, where AuditReceipt checks the receipt.
     host.wait_for(&format!("receipt checked blob={id}.json"), 1, WAIT).await;
     let res = client.get(host.url(&format!("/api/orders/{id}"))).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -99,10 +99,53 @@ async fn a_malformed_message_goes_to_the_poison_queue_after_five_attempts() {
     assert_eq!(queues.approximate_count("orders").await.unwrap(), 0);
 }
 
+/// The Event Grid route of docs/adr/0004: blobs written after the host started raise one
+/// `BlobCreated` event each (Base64 JSON, as Event Grid's storage-queue delivery writes it); a
+/// new version raises another; the events of a blob that is not a receipt end in the poison queue.
+#[tokio::test]
+async fn blob_events_reach_the_queue_trigger_as_event_grid_delivers_them() {
+    let azurite = Azurite::start();
+    let account = azurite.account();
+    let blobs = BlobClient::new(&account).unwrap();
+    blobs.create_container("receipts").await.unwrap();
+    // Present before the subscription exists: no event.
+    blobs.put("receipts", "old.json", Bytes::from_static(b"old"), "application/json").await.unwrap();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    assert!(host.console().contains("BlobCreated in \"receipts\" -> queue \"receipt-events\""), "{}", host.console());
+
+    let good = json!({"orderId": "o-8", "total": 3.0, "currency": "EUR",
+                      "lines": [{"sku": "s", "quantity": 2, "unitPrice": 1.5, "lineTotal": 3.0}]});
+    blobs.put("receipts", "o-8.json", Bytes::from(good.to_string()), "application/json").await.unwrap();
+    host.wait_for("receipt checked blob=o-8.json", 1, WAIT).await;
+    blobs.put("receipts", "o-8.json", Bytes::from(good.to_string()), "application/json").await.unwrap();
+    host.wait_for("receipt checked blob=o-8.json", 2, WAIT).await;
+
+    blobs.put("receipts", "junk.json", Bytes::from_static(b"not a receipt"), "application/json").await.unwrap();
+    host.wait_for("moved it to queue \"receipt-events-poison\"", 1, WAIT).await;
+    let queues = QueueClient::new(&account).unwrap();
+    let poison = queues.receive("receipt-events-poison", 32, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(poison.len(), 1);
+    let event: Value = serde_json::from_slice(&poison[0].body).unwrap();
+    assert_eq!(event["eventType"], "Microsoft.Storage.BlobCreated");
+    assert_eq!(event["subject"], "/blobServices/default/containers/receipts/blobs/junk.json");
+    assert_eq!(event["data"]["contentType"], "application/json");
+    assert!(event["data"]["url"].as_str().unwrap().ends_with("/receipts/junk.json"), "{event}");
+    assert!(!host.console().contains("blob=old.json"), "{}", host.console());
+}
+
+/// The polling blob trigger (Elastic Premium and Consumption): the same handler, with
+/// `AuditReceipt`'s function.json switched to `blobTrigger` on `receipts/{name}`.
 #[tokio::test]
 async fn a_blob_triggers_once_and_a_bad_one_is_poisoned() {
     let azurite = Azurite::start();
-    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let app = tempfile::tempdir().unwrap();
+    copy_app(app.path());
+    std::fs::write(
+        app.path().join("functions/AuditReceipt/function.json"),
+        r#"{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "receipt", "path": "receipts/{name}", "connection": "AzureWebJobsStorage"}]}"#,
+    )
+    .unwrap();
+    let host = LocalHost::start(app.path(), &azurite, &[("AZFN_BLOB_EVENTS", "")]).await;
     let account = azurite.account();
     let blobs = BlobClient::new(&account).unwrap();
     blobs.create_container("receipts").await.unwrap();

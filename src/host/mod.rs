@@ -14,11 +14,13 @@
 //! - [`bindings`]: storage for inputs and outputs, and the queue wake-up signal.
 //! - [`front`]: the HTTP front end: HTTP triggers, the admin endpoint, the status page.
 //! - [`queue_listener`], [`blob_listener`], [`timer_listener`]: the non-HTTP triggers.
+//! - [`blob_events`]: Event Grid's blob events for the local storage account (`AZFN_BLOB_EVENTS`).
 //! - [`azurite`]: starting Azurite for `UseDevelopmentStorage=true`.
 //! - [`console`]: the console lines.
 
 pub mod azurite;
 pub mod bindings;
+pub mod blob_events;
 pub mod blob_listener;
 pub mod console;
 pub mod front;

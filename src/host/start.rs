@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::bindings::Bindings;
+use super::blob_events;
 use super::blob_listener::{self, BlobTrigger};
 use super::console::Console;
 use super::front::{self, Front};
@@ -121,7 +122,7 @@ fn stage(app: &App, opts: &StartOptions) -> Result<(Scratch, PathBuf), String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let _ = std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string());
     let app_dir = dir.join("app");
-    crate::package::package(app, &opts.root, &opts.binary, &app_dir, false)?;
+    crate::package::package(app, &opts.root, &opts.binary, &app_dir, false, None)?;
     Ok((scratch, app_dir))
 }
 
@@ -254,6 +255,17 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
                 "    {}: {} (run it with: curl -X POST http://127.0.0.1:{port}/admin/functions/{} -H 'Content-Type: application/json' -d '{{\"input\": \"...\"}}')",
                 spec.name, t.binding_type, spec.name
             ),
+        }
+    }
+    if let Some(text) = settings.get(blob_events::SETTING) {
+        let routes = blob_events::parse_routes(&text)?;
+        if !routes.is_empty() {
+            let clients =
+                bindings.clients("AzureWebJobsStorage").map_err(|e| format!("{}: {e}", blob_events::SETTING))?;
+            for r in &routes {
+                println!("    (Event Grid) BlobCreated in {:?} -> queue {:?}", r.container, r.queue);
+            }
+            tokio::spawn(blob_events::run(clients, routes, Duration::from_secs(1), console, stop.clone()));
         }
     }
     for (function, template, methods) in routes.describe() {

@@ -20,6 +20,8 @@ pub struct BlobItem {
     pub content_length: u64,
     /// Its `Last-Modified` time, as the service wrote it.
     pub last_modified: String,
+    /// Its content type, when it has one.
+    pub content_type: Option<String>,
 }
 
 /// A downloaded blob.
@@ -115,6 +117,7 @@ impl BlobClient {
                     etag: xml::first(b, "Etag").unwrap_or_default(),
                     content_length: xml::first(b, "Content-Length").and_then(|l| l.parse().ok()).unwrap_or(0),
                     last_modified: xml::first(b, "Last-Modified").unwrap_or_default(),
+                    content_type: xml::first(b, "Content-Type").filter(|t| !t.is_empty()),
                 });
             }
             marker = xml::first(&text, "NextMarker").unwrap_or_default();

@@ -57,6 +57,27 @@ impl<T: DeserializeOwned + Send + 'static> FromTrigger for EventGridEvent<T> {
     fn from_trigger(input: &TriggerInput<'_>) -> Result<Self, BindError> {
         let value = input.require_value()?;
         let raw = value_json(&value).map_err(|e| BindError::new(format!("the event is not JSON: {e}")))?.into_owned();
+        Self::from_json(raw)
+    }
+}
+
+impl<T: DeserializeOwned> EventGridEvent<T> {
+    /// Reads one event, in either schema, from its JSON: for events that arrive by another way
+    /// than the Event Grid trigger, such as a storage queue that an Event Grid subscription
+    /// delivers to.
+    ///
+    /// ```
+    /// use azfn::EventGridEvent;
+    /// let event = serde_json::json!({
+    ///     "id": "1", "eventType": "Microsoft.Storage.BlobCreated", "eventTime": "2026-01-01T00:00:00Z",
+    ///     "subject": "/blobServices/default/containers/receipts/blobs/o-1.json", "data": {"eTag": "0x1"},
+    ///     "dataVersion": "", "metadataVersion": "1", "topic": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/a"
+    /// });
+    /// let event = EventGridEvent::<serde_json::Value>::from_json(event).unwrap();
+    /// assert_eq!(event.event_type, "Microsoft.Storage.BlobCreated");
+    /// assert_eq!(event.data["eTag"], "0x1");
+    /// ```
+    pub fn from_json(raw: Value) -> Result<Self, BindError> {
         let Value::Object(obj) = &raw else {
             return Err(BindError::new("the event should be a JSON object"));
         };
