@@ -22,10 +22,10 @@ param appName string = 'azfn-${uniqueString(resourceGroup().id)}'
 @allowed(['FC1', 'EP1', 'EP2', 'EP3', 'Y1'])
 param planType string = 'FC1'
 
-@description('Spread the plan over availability zones (FC1 and EP in regions that support it; EP then keeps two instances). Y1 has no zone support.')
+@description('Spread the plan over availability zones, in regions that have them. Needs storageSku Standard_ZRS or Standard_GZRS (refused otherwise) and FC1 or EP (Y1 has no zones). Cost: on EP at least two instances are always on and billed; on FC1 the platform keeps at least two always-ready instances per scale group (http, and each other function or group), billed as always-ready instances.')
 param zoneRedundant bool = false
 
-@description('Storage redundancy. ZRS keeps the host state and the durable tables through a zone outage; use Standard_LRS in a region without availability zones.')
+@description('Storage redundancy. ZRS keeps the host state and the durable tables through a zone outage and is required with zoneRedundant; use Standard_LRS in a region without availability zones.')
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS'])
 param storageSku string = 'Standard_ZRS'
 
@@ -42,7 +42,7 @@ param instanceMemoryMB int = 2048
 @minValue(0)
 param alwaysReadyHttpInstances int = 0
 
-@description('Path the platform probes for health: an anonymous GET route of the app.')
+@description('Elastic Premium only (Flex and Consumption have no health check): path the platform probes, an anonymous GET route of the app.')
 param healthCheckPath string = '/api/hello'
 
 @description('RUST_LOG filter for the handler.')
@@ -53,6 +53,11 @@ param packageUri string = ''
 
 @description('Also deploy a Service Bus namespace with the queue order-events for the OrderEvents function.')
 param deployServiceBus bool = false
+
+@description('Days the Log Analytics workspace keeps the app, storage and Service Bus logs (diagnostic settings) and the telemetry.')
+@minValue(30)
+@maxValue(730)
+param logRetentionDays int = 30
 
 @description('Optional: object ID of the user or service principal that uploads packages (Elastic Premium / Consumption); gets Storage Blob Data Contributor on the deployment container only.')
 param deployerPrincipalId string = ''
@@ -67,6 +72,17 @@ param tags object = {}
 var isFlex = planType == 'FC1'
 var isPremium = startsWith(planType, 'EP')
 var isConsumption = planType == 'Y1'
+
+// Zone redundancy keeps the app up through a zone outage only if its host storage survives it too:
+// Microsoft's reliability guide for Functions requires ZRS host storage for a zone-redundant plan
+// (GZRS is ZRS in the primary region). Other combinations are refused with a message. Bicep's fail()
+// would read better, but checkov's Bicep parser (pycep 0.5.1, and 0.7.1) cannot parse it; instead
+// the refusing branch reads a property, named for the message, of an empty object. ARM evaluates
+// only the branch a condition selects, and reports "The language expression property '<message>'
+// doesn't exist". infra/tests/test_main_bicep.py evaluates this for every combination.
+var zoneStorage = contains(['Standard_ZRS', 'Standard_GZRS'], storageSku)
+var zoneRefusal = any(json('{}'))
+var zoneRedundancy = zoneRedundant ? (isConsumption ? zoneRefusal['zoneRedundant=true is not available with planType Y1 (Linux Consumption has no zone redundancy); choose FC1 or EP1-EP3'] : (zoneStorage ? true : zoneRefusal['zoneRedundant=true needs storageSku Standard_ZRS or Standard_GZRS: a zone-redundant plan on locally or geo-redundant storage stops when its zone does'])) : false
 
 var names = {
   storage: 'st${uniqueString(resourceGroup().id, appName)}'
@@ -86,11 +102,11 @@ var roles = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
-  serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
+  storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 }
 
 // Elastic Premium keeps `capacity` instances always on; zone redundancy needs at least two.
-var premiumCapacity = zoneRedundant ? 2 : 1
+var premiumCapacity = zoneRedundancy ? 2 : 1
 var planSkus = {
   FC1: { name: 'FC1', tier: 'FlexConsumption' }
   EP1: { name: 'EP1', tier: 'ElasticPremium', family: 'EP', capacity: premiumCapacity }
@@ -114,7 +130,7 @@ resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   tags: tags
   properties: {
     sku: { name: 'PerGB2018' }
-    retentionInDays: 30
+    retentionInDays: logRetentionDays
     features: {
       disableLocalAuth: true
       enableLogAccessUsingOnlyResourcePermissions: true
@@ -198,6 +214,12 @@ resource ordersQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
   name: 'orders'
 }
 
+// Event Grid puts a BlobCreated event here for every receipt written; AuditReceipt reads them.
+resource receiptEventsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: 'receipt-events'
+}
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -248,6 +270,63 @@ resource deployerRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Blob events, keyless, on every plan (docs/adr/0004-blob-events.md): the storage account's Event
+// Grid system topic delivers each BlobCreated event in receipts/ to the receipt-events queue with
+// its own managed identity, which may only send messages to that queue. AuditReceipt is a queue
+// trigger there. (Flex Consumption has no polling blob trigger; the Event Grid blob trigger would
+// need the blobs_extension key in the subscription's URL and a second deployment after the code.)
+
+resource storageEvents 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
+  name: 'evgt-${appName}'
+  location: location
+  tags: tags
+  identity: { type: 'SystemAssigned' }
+  properties: {
+    source: storage.id
+    topicType: 'Microsoft.Storage.StorageAccounts'
+  }
+}
+
+resource storageEventsRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(receiptEventsQueue.id, storageEvents.id, roles.storageQueueDataMessageSender)
+  scope: receiptEventsQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+    principalId: storageEvents.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource receiptEvents 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = {
+  parent: storageEvents
+  name: 'receipts-to-queue'
+  properties: {
+    eventDeliverySchema: 'EventGridSchema'
+    filter: {
+      includedEventTypes: ['Microsoft.Storage.BlobCreated']
+      subjectBeginsWith: '/blobServices/default/containers/receipts/blobs/'
+    }
+    deliveryWithResourceIdentity: {
+      identity: { type: 'SystemAssigned' }
+      destination: {
+        endpointType: 'StorageQueue'
+        properties: {
+          resourceId: storage.id
+          queueName: receiptEventsQueue.name
+          // -1: messages never expire; AuditReceipt's poison queue keeps what fails.
+          queueMessageTimeToLiveInSeconds: -1
+        }
+      }
+    }
+    retryPolicy: {
+      maxDeliveryAttempts: 30
+      eventTimeToLiveInMinutes: 1440
+    }
+  }
+  dependsOn: [storageEventsRole]
+}
+
+// ---------------------------------------------------------------------------------------------
 // Optional Service Bus for the OrderEvents function: SAS keys off, roles on the one queue.
 
 resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' = if (deployServiceBus) {
@@ -271,17 +350,19 @@ resource orderEvents 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = if (d
   }
 }
 
-resource serviceBusRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for role in [roles.serviceBusDataReceiver, roles.serviceBusDataSender]: if (deployServiceBus) {
-    name: guid(resourceGroup().id, names.serviceBus, 'order-events', identity.id, role)
-    scope: orderEvents
-    properties: {
-      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role)
-      principalId: identity.properties.principalId
-      principalType: 'ServicePrincipal'
-    }
+// The app only receives from order-events: Data Receiver, on that queue only. The scale controller
+// (Flex, Consumption) and runtime scale monitoring (EP) read the queue's message count with the
+// same identity; that read needs Manage rights, and without them the extension falls back to the
+// age of the first message, which still scales but more coarsely (docs/deploy.md).
+resource serviceBusRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (deployServiceBus) {
+  name: guid(resourceGroup().id, names.serviceBus, 'order-events', identity.id, roles.serviceBusDataReceiver)
+  scope: orderEvents
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataReceiver)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
   }
-]
+}
 
 // ---------------------------------------------------------------------------------------------
 // The plan and the Function App.
@@ -295,7 +376,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   sku: planSkus[planType]
   properties: {
     reserved: true
-    zoneRedundant: isConsumption ? false : zoneRedundant
+    zoneRedundant: zoneRedundancy
     maximumElasticWorkerCount: isPremium ? 20 : null
   }
 }
@@ -327,11 +408,8 @@ var noServiceBusSettings = [
 var serviceBusSettings = deployServiceBus ? serviceBusSettingList : noServiceBusSettings
 
 // Flex Consumption takes the runtime from functionAppConfig.runtime and rejects
-// FUNCTIONS_WORKER_RUNTIME; its blob triggers must use the Event Grid source, so the polling blob
-// trigger of AuditReceipt is disabled there.
-var flexSettings = [
-  { name: 'AzureWebJobs.AuditReceipt.Disabled', value: 'true' }
-]
+// FUNCTIONS_WORKER_RUNTIME; it needs no setting of its own here.
+var flexSettings = []
 
 // Elastic Premium and Consumption: the "Custom Handler" stack's settings, and the app runs from a
 // package blob read with the managed identity (there is no Azure Files content share: it would
@@ -375,6 +453,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_78: ftpsState is 'Disabled' on EP and Y1; Flex Consumption rejects the property (ARM error 51021), so it is left out there; FTP credentials are refused on every plan by the ftp basicPublishingCredentialsPolicies below
   // checkov:skip=CKV_AZURE_212: numberOfWorkers sizes a site on a dedicated App Service plan; Functions plans scale by events (Flex maximumInstanceCount and alwaysReady, EP elastic workers)
   // checkov:skip=CKV_AZURE_17: client certificates (mutual TLS) would shut out the anonymous Hello route and ordinary HTTP clients; callers of the other routes authenticate with function keys
+  // checkov:skip=CKV_AZURE_67: HTTP/2 is on (http20Enabled true) for EP and Y1; on Flex the property is left out, as its portal does not offer it, and checkov cannot see through the condition
+  // checkov:skip=CKV_AZURE_18: same as CKV_AZURE_67
+  // checkov:skip=CKV_AZURE_72: remote debugging is off by default on every plan and set false explicitly on EP and Y1; left out on Flex, which does not offer it; checkov cannot see through the condition
+  // checkov:skip=CKV_AZURE_155: same as CKV_AZURE_72
   // checkov:skip=CKV_AZURE_222: the HTTP triggers are public endpoints; restrict them per environment with access restrictions or private endpoints
   name: appName
   location: location
@@ -392,18 +474,20 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      http20Enabled: true
-      healthCheckPath: healthCheckPath
-      remoteDebuggingEnabled: false
-      // Flex rejects these two (ARM error 51021); null leaves them out of the request.
+      // Flex rejects ftpsState and linuxFxVersion (ARM error 51021). Its portal offers neither
+      // HTTP/2, remote debugging nor a health check, and the health check needs Premium; null
+      // leaves a property out of the request, so each is sent only where it belongs.
       ftpsState: isFlex ? null : 'Disabled'
       linuxFxVersion: isFlex ? null : ''
+      http20Enabled: isFlex ? null : true
+      remoteDebuggingEnabled: isFlex ? null : false
+      healthCheckPath: isPremium ? healthCheckPath : null
       appSettings: concat(commonSettings, serviceBusSettings, planSettings)
     }
     functionAppConfig: isFlex ? flexConfig : null
   }
   // The host must be able to reach storage and Application Insights when it first starts.
-  dependsOn: [storageRoles, insightsRole, serviceBusRoles, deployments, ordersQueue, ordersTable, receipts]
+  dependsOn: [storageRoles, insightsRole, serviceBusRole, deployments, ordersQueue, ordersTable, receipts, receiptEvents]
 }
 
 // No publishing with user names and passwords: deployments authenticate with Entra ID.
@@ -417,6 +501,62 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
   parent: site
   name: 'scm'
   properties: { allow: false }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diagnostic settings: the host's and handler's logs, every storage request, and Service Bus
+// operations go to the Log Analytics workspace (docs/deploy.md has the queries). Storage logs
+// are set on each service; the account itself has only metrics.
+
+resource siteLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-workspace'
+  scope: site
+  properties: {
+    workspaceId: workspace.id
+    logs: [{ category: 'FunctionAppLogs', enabled: true }]
+  }
+}
+
+var storageLogs = [
+  { category: 'StorageRead', enabled: true }
+  { category: 'StorageWrite', enabled: true }
+  { category: 'StorageDelete', enabled: true }
+]
+
+resource blobLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-workspace'
+  scope: blobService
+  properties: {
+    workspaceId: workspace.id
+    logs: storageLogs
+  }
+}
+
+resource queueLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-workspace'
+  scope: queueService
+  properties: {
+    workspaceId: workspace.id
+    logs: storageLogs
+  }
+}
+
+resource tableLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-workspace'
+  scope: tableService
+  properties: {
+    workspaceId: workspace.id
+    logs: storageLogs
+  }
+}
+
+resource serviceBusLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (deployServiceBus) {
+  name: 'to-workspace'
+  scope: serviceBus
+  properties: {
+    workspaceId: workspace.id
+    logs: [{ category: 'OperationalLogs', enabled: true }]
+  }
 }
 
 @description('The Function App name.')

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Scans infra/ offline with checkov (from PyPI, pinned) and azfn's own checks in infra/checks/.
+# Scans infra/ offline with checkov (from PyPI, pinned) and azfn's own checks in infra/checks/,
+# checks every resource's properties against the ARM type definitions (infra/check_types.py), and
+# runs the template's own tests (infra/tests/: zone redundancy refused without ZRS, settings per
+# plan, the blob-event route, diagnostic settings), all with checkov's Bicep parser.
 #
 #   infra/scan.sh        venv in target/checkov-venv, or in $CHECKOV_VENV
 #
@@ -35,7 +38,8 @@ status=0
 BC_SKIP_MAPPING=TRUE "$venv/bin/checkov" -d infra --framework bicep --skip-download --compact \
   --external-checks-dir infra/checks -o json >"$work/report.json" 2>"$work/stderr" || status=$?
 
-python3 - "$work/report.json" "$work/stderr" "$status" "$keys_found" <<'PY'
+scan_status=0
+python3 - "$work/report.json" "$work/stderr" "$status" "$keys_found" <<'PY' || scan_status=$?
 import json
 import re
 import sys
@@ -106,3 +110,16 @@ for p in problems:
 print(f"checkov: {len(passed)} passed, {len(problems)} failed, {len(skipped)} skipped")
 sys.exit(1 if problems else 0)
 PY
+
+echo "== ARM type definitions (infra/check_types.py)"
+types_status=0
+"$venv/bin/python" infra/check_types.py || types_status=$?
+
+echo "== template tests (infra/tests/)"
+tests_status=0
+"$venv/bin/python" -m unittest discover -s infra/tests || tests_status=$?
+
+if [ "$scan_status" -ne 0 ] || [ "$types_status" -ne 0 ] || [ "$tests_status" -ne 0 ]; then
+  echo "infra/scan.sh: failed (checkov $scan_status, types $types_status, tests $tests_status)" >&2
+  exit 1
+fi
