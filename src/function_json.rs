@@ -72,6 +72,9 @@ pub struct FunctionJson {
     /// Whether the function is disabled.
     #[serde(default)]
     pub disabled: bool,
+    /// The function's own `retry` policy, as written (it wins over host.json's).
+    #[serde(default)]
+    pub retry: Option<Value>,
 }
 
 /// One function of the app: its name (the folder name) and its bindings.
@@ -141,6 +144,10 @@ pub struct HostJson {
     pub proxying: bool,
     /// `customHandler.description.defaultExecutablePath`.
     pub executable: Option<String>,
+    /// The host-wide `retry` policy, as written.
+    pub retry: Option<Value>,
+    /// `functionTimeout` as written (`hh:mm:ss`, or `-1` for none).
+    pub function_timeout: Option<Value>,
 }
 
 impl HostJson {
@@ -162,6 +169,8 @@ impl HostJson {
             proxying: flag(&["customHandler", "enableProxyingHttpRequest"]),
             executable: path(&["customHandler", "description", "defaultExecutablePath"])
                 .and_then(|v| v.as_str().map(str::to_owned)),
+            retry: path(&["retry"]).filter(|v| !v.is_null()),
+            function_timeout: path(&["functionTimeout"]).filter(|v| !v.is_null()),
         })
     }
 }

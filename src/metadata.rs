@@ -17,12 +17,12 @@ pub struct SysMetadata {
     pub rand_guid: String,
 }
 
-/// `Metadata.RetryContext`: present when a host retry policy (`retry` in host.json or function.json)
-/// runs the function again.
+/// `Metadata.RetryContext`: present when the function has a host retry policy (`retry` in host.json
+/// or function.json), on every attempt; `retry_count` is 0 on the first.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RetryContext {
-    /// Which retry this is (1 for the first retry).
+    /// Which retry this is: 0 for the first attempt, 1 for the first retry.
     pub retry_count: u32,
     /// The policy's `maxRetryCount` (-1 for forever).
     pub max_retry_count: i32,

@@ -80,7 +80,15 @@ impl OrderRow {
 /// A message that is not a valid order fails, so after `maxDequeueCount` tries it lands in `orders-poison`.
 pub async fn process_order(msg: QueueMessage<Order>, ctx: Context) -> Result<(), azfn::Error> {
     let order = msg.body;
-    order.check()?;
+    if let Err(e) = order.check() {
+        // Under a retry policy (function.json `retry`), say which retry this was.
+        let retry = ctx
+            .retry_context()
+            .filter(|r| r.retry_count > 0)
+            .map(|r| format!(" (retry {} of {})", r.retry_count, r.max_retry_count));
+        tracing::warn!(order_id = %order.order_id, attempt = msg.dequeue_count, "order refused{}: {e}", retry.unwrap_or_default());
+        return Err(e.into());
+    }
     let receipt = Receipt {
         order_id: order.order_id.clone(),
         total: amount(order.total_cents()),

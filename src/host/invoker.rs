@@ -2,12 +2,14 @@
 //! handler, apply its answer as the real host does, write the outputs, and log a console line.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::bindings::Bindings;
 use super::console::Console;
 use super::invocation::Invocation;
+use super::queue_listener::parse_timespan;
 use super::response::{Applied, apply};
+use super::retry_policy::{RetryPolicy, retry_context};
 use super::worker::Worker;
 use crate::function_json::{AppMetadata, FunctionSpec};
 
@@ -35,17 +37,81 @@ impl Invoker {
         })
     }
 
-    /// Runs `inv` for `function` (triggered by `trigger`, for the console line).
-    pub async fn invoke(&self, function: &str, trigger: &str, mut inv: Invocation) -> Result<Applied, String> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let started = Instant::now();
-        let result = match self.spec(function) {
-            Ok(spec) => self.run(spec, &id, &mut inv).await,
-            Err(e) => Err(e),
+    /// Runs `inv` for `function` (triggered by `trigger`, for the console line), as the real host
+    /// does: each attempt is cut at `functionTimeout`, and a failed one runs again as the
+    /// function's (or host.json's) `retry` policy says, with `Metadata.RetryContext`.
+    pub async fn invoke(&self, function: &str, trigger: &str, inv: Invocation) -> Result<Applied, String> {
+        let spec = match self.spec(function) {
+            Ok(spec) => spec,
+            Err(e) => {
+                let id = uuid::Uuid::new_v4().to_string();
+                self.console.invocation(function, trigger, &id, Duration::ZERO, Err(&e));
+                return Err(e);
+            }
         };
-        let outcome = result.as_ref().map(|_| ()).map_err(String::as_str);
-        self.console.invocation(function, trigger, &id, started.elapsed(), outcome);
-        result
+        let policy = self.retry_policy(spec);
+        let mut delays = policy.as_ref().map(RetryPolicy::delays);
+        let mut retry = 0u32;
+        let mut attempt_inv = inv.clone();
+        if let Some(policy) = &policy {
+            // webjobs-sdk creates the RetryContext before the first attempt (RetryCount 0).
+            attempt_inv.metadata.insert("RetryContext".into(), retry_context(policy, 0, None));
+        }
+        loop {
+            let id = uuid::Uuid::new_v4().to_string();
+            let started = Instant::now();
+            let timeout = self.function_timeout();
+            let result = match tokio::time::timeout(timeout, self.run(spec, &id, &mut attempt_inv)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "Timeout value of {} exceeded by function '{function}' (Id: '{id}'); it was cancelled \
+                     (host.json functionTimeout)",
+                    timespan(timeout)
+                )),
+            };
+            let outcome = result.as_ref().map(|_| ()).map_err(String::as_str);
+            self.console.invocation(function, trigger, &id, started.elapsed(), outcome);
+            let error = match result {
+                Ok(applied) => return Ok(applied),
+                Err(e) => e,
+            };
+            let (Some(policy), Some(delays)) = (&policy, delays.as_mut()) else { return Err(error) };
+            retry += 1;
+            if !policy.allows(retry) {
+                return Err(error);
+            }
+            let delay = delays.next_delay(crate::host::jitter());
+            self.console.warn(&format!(
+                "{function}: retry {retry} of {} in {:.1} s (retry policy)",
+                if policy.max_retry_count() < 0 {
+                    "unlimited".to_owned()
+                } else {
+                    policy.max_retry_count().to_string()
+                },
+                delay.as_secs_f64()
+            ));
+            tokio::time::sleep(delay).await;
+            attempt_inv = inv.clone();
+            attempt_inv.metadata.insert("RetryContext".into(), retry_context(policy, retry, Some(&error)));
+        }
+    }
+
+    /// The function's `retry` policy, else host.json's; a bad one is reported and ignored.
+    fn retry_policy(&self, spec: &FunctionSpec) -> Option<RetryPolicy> {
+        let (value, where_) = match &spec.json.retry {
+            Some(v) => (Some(v), spec.source.display().to_string()),
+            None => (self.meta.host.retry.as_ref(), "host.json".to_owned()),
+        };
+        RetryPolicy::parse(value, &where_).unwrap_or_else(|e| {
+            self.console.warn(&format!("{e}; no retries"));
+            None
+        })
+    }
+
+    /// host.json's `functionTimeout`, or the host's default: 30 minutes, 5 on Consumption
+    /// (`WEBSITE_SKU=Dynamic`); `-1` means none.
+    fn function_timeout(&self) -> Duration {
+        function_timeout(self.meta.host.function_timeout.as_ref(), std::env::var("WEBSITE_SKU").ok().as_deref())
     }
 
     async fn run(&self, spec: &FunctionSpec, id: &str, inv: &mut Invocation) -> Result<Applied, String> {
@@ -70,5 +136,38 @@ impl Invoker {
             self.bindings.write(spec, w).await.map_err(|e| format!("writing outputs: {e}"))?;
         }
         Ok(applied)
+    }
+}
+
+/// The host's limit on one invocation: host.json's `functionTimeout` (`-1`: none), else 30 minutes,
+/// or 5 on the Consumption plan (`WEBSITE_SKU=Dynamic`) (ScriptHostOptionsSetup; docs/host-fidelity.md).
+pub fn function_timeout(configured: Option<&serde_json::Value>, sku: Option<&str>) -> Duration {
+    const NONE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    match configured {
+        Some(v) if v.as_i64() == Some(-1) || v.as_str().is_some_and(|s| s.trim() == "-1") => NONE,
+        Some(v) => parse_timespan(v).unwrap_or(Duration::from_secs(30 * 60)),
+        None if sku.is_some_and(|s| s.eq_ignore_ascii_case("Dynamic")) => Duration::from_secs(5 * 60),
+        None => Duration::from_secs(30 * 60),
+    }
+}
+
+/// `hh:mm:ss` as .NET prints a TimeSpan.
+fn timespan(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn function_timeout_defaults_as_the_host_does() {
+        assert_eq!(function_timeout(None, None), Duration::from_secs(1800));
+        assert_eq!(function_timeout(None, Some("Dynamic")), Duration::from_secs(300));
+        assert_eq!(function_timeout(Some(&json!("00:00:02")), Some("Dynamic")), Duration::from_secs(2));
+        assert!(function_timeout(Some(&json!("-1")), None) > Duration::from_secs(86_400 * 365));
+        assert_eq!(timespan(Duration::from_secs(3725)), "01:02:05");
     }
 }

@@ -15,6 +15,7 @@
 //! - [`front`]: the HTTP front end: HTTP triggers, the admin endpoint, the status page.
 //! - [`queue_listener`], [`blob_listener`], [`timer_listener`]: the non-HTTP triggers.
 //! - [`blob_events`]: Event Grid's blob events for the local storage account (`AZFN_BLOB_EVENTS`).
+//! - [`retry_policy`]: host.json / function.json `retry`, applied by the invoker.
 //! - [`azurite`]: starting Azurite for `UseDevelopmentStorage=true`.
 //! - [`console`]: the console lines.
 
@@ -28,9 +29,15 @@ pub mod invocation;
 pub mod invoker;
 pub mod queue_listener;
 pub mod response;
+pub mod retry_policy;
 pub mod routes;
 pub mod schedule;
 pub mod settings;
 pub mod start;
 pub mod timer_listener;
 pub mod worker;
+
+/// A number in [0, 1) from a fresh UUID: enough randomness for back-off jitter.
+pub(crate) fn jitter() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() % 1_000_000) as f64 / 1_000_000.0
+}

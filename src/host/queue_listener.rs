@@ -172,17 +172,12 @@ pub async fn listen(invoker: Arc<Invoker>, t: QueueTrigger, opts: QueueOptions, 
             _ = waker.notified() => delay = MIN_POLL,
             _ = tokio::time::sleep(delay) => {
                 // Random exponential back-off, as QueuePollingIntervals does.
-                let factor = 1.0 + rand_unit();
+                let factor = 1.0 + super::jitter();
                 delay = delay.mul_f64(factor).min(opts.max_polling_interval);
             }
             _ = stop.changed() => {}
         }
     }
-}
-
-/// A number in [0, 1) from a fresh UUID (enough randomness for back-off jitter).
-fn rand_unit() -> f64 {
-    (uuid::Uuid::new_v4().as_u128() % 1_000_000) as f64 / 1_000_000.0
 }
 
 async fn process(
@@ -196,6 +191,17 @@ async fn process(
     let console = invoker.console;
     // A message seen more often than allowed (its last attempt crashed the host) goes straight to poison.
     if m.dequeue_count > opts.max_dequeue_count {
+        return to_poison(invoker, clients, t, moved, &m).await;
+    }
+    // The real host cannot decode a message that is not base64 (the default `messageEncoding`): the
+    // queue client's MessageDecodingFailed handler moves it to the poison queue at once, with no
+    // invocation (QueueServiceClientProvider, Storage Queues extension; docs/host-fidelity.md).
+    if opts.base64 && !m.base64 {
+        console.error(&format!(
+            "{}: message {} in queue {:?} is not valid base64, which the queue trigger expects \
+             (host.json extensions.queues.messageEncoding); not run",
+            t.function, m.id, t.queue
+        ));
         return to_poison(invoker, clients, t, moved, &m).await;
     }
     let result = match String::from_utf8(m.body.clone()) {

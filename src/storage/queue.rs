@@ -33,6 +33,10 @@ pub struct ReceivedMessage {
     pub next_visible_time: Option<DateTime<Utc>>,
     /// The body, base64-decoded (or the raw text when it is not base64).
     pub body: Vec<u8>,
+    /// Whether the message text was valid base64 (ASCII whitespace ignored, as .NET's
+    /// `Convert.FromBase64String` ignores it). A Functions queue trigger with the default
+    /// `messageEncoding` cannot decode one that is not, and moves it to the poison queue.
+    pub base64: bool,
 }
 
 /// A client for the queues of one account.
@@ -79,6 +83,21 @@ impl QueueClient {
         self.service.send_creating(req, &what, "QueueNotFound", || self.create_queue(queue)).await.map(|_| ())
     }
 
+    /// Sends `text` as the message text as it is, not base64-encoded: what a producer that ignores
+    /// the Functions encoding writes. A queue trigger with the default encoding cannot read it.
+    pub async fn send_unencoded(&self, queue: &str, text: &str, delay: Duration) -> Result<(), StorageError> {
+        let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let xml = format!("<QueueMessage><MessageText>{escaped}</MessageText></QueueMessage>");
+        let req = self
+            .service
+            .request(Method::POST, &format!("{queue}/messages"))
+            .query(&[("visibilitytimeout", delay.as_secs().to_string())])
+            .header("content-type", "application/xml")
+            .body(xml);
+        let what = format!("send to queue {queue}");
+        self.service.send_creating(req, &what, "QueueNotFound", || self.create_queue(queue)).await.map(|_| ())
+    }
+
     /// Receives up to `max` (1 to 32) messages, hiding them for `visibility`.
     pub async fn receive(
         &self,
@@ -109,6 +128,8 @@ impl QueueClient {
             .into_iter()
             .map(|m| {
                 let body_text = xml::first(m, "MessageText").unwrap_or_default();
+                let compact: String = body_text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+                let decoded = BASE64.decode(compact.as_bytes()).ok();
                 ReceivedMessage {
                     id: xml::first(m, "MessageId").unwrap_or_default(),
                     pop_receipt: xml::first(m, "PopReceipt").unwrap_or_default(),
@@ -116,7 +137,8 @@ impl QueueClient {
                     insertion_time: time(xml::first(m, "InsertionTime")),
                     expiration_time: time(xml::first(m, "ExpirationTime")),
                     next_visible_time: time(xml::first(m, "TimeNextVisible")),
-                    body: BASE64.decode(body_text.trim()).unwrap_or_else(|_| body_text.into_bytes()),
+                    base64: decoded.is_some(),
+                    body: decoded.unwrap_or_else(|| body_text.into_bytes()),
                 }
             })
             .collect())

@@ -1,0 +1,104 @@
+//! Conformance with the real Functions host, one test per point of docs/host-fidelity.md, each
+//! under `azfn start --builtin` on a real Azurite and naming the real host's file and method it
+//! reproduces.
+
+mod common;
+
+use std::time::Duration;
+
+use azfn::storage::QueueClient;
+use common::azurite::Azurite;
+use common::local_host::LocalHost;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Storage Queues extension, `QueueServiceClientProvider` (the queue client's `MessageDecodingFailed`
+/// handler calls `HandlePoisonMessageAsync`): a message that is not valid base64 goes to the poison
+/// queue at once, without an invocation.
+#[tokio::test]
+async fn a_message_that_is_not_base64_goes_to_poison_without_an_invocation() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    queues.send_unencoded("orders", "{\"customerId\": \"raw json, not base64\"}", Duration::ZERO).await.unwrap();
+
+    host.wait_for("moved it to queue \"orders-poison\"", 1, WAIT).await;
+    assert!(host.console().contains("is not valid base64"), "{}", host.console());
+    assert_eq!(host.count("Executed 'ProcessOrder'"), 0, "no invocation: {}", host.console());
+    // Nothing lost: the poison queue holds the text as it was.
+    let poisoned = queues.receive("orders-poison", 32, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(poisoned.len(), 1);
+    assert_eq!(poisoned[0].body, b"{\"customerId\": \"raw json, not base64\"}");
+    assert_eq!(queues.approximate_count("orders").await.unwrap(), 0);
+}
+
+/// A copy of the orders app in a temporary folder, to change host.json or a function.json.
+fn app_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::repo_root();
+    for f in ["host.json", "local.settings.json"] {
+        std::fs::copy(root.join(f), dir.path().join(f)).unwrap();
+    }
+    for entry in std::fs::read_dir(root.join("functions")).unwrap() {
+        let entry = entry.unwrap();
+        let to = dir.path().join("functions").join(entry.file_name());
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(entry.path().join("function.json"), to.join("function.json")).unwrap();
+    }
+    dir
+}
+
+/// Edits a JSON file of the app copy.
+fn edit_json(path: &std::path::Path, change: impl FnOnce(&mut serde_json::Value)) {
+    let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    change(&mut doc);
+    std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+}
+
+/// webjobs-sdk `FunctionExecutor` with `FixedDelayRetryAttribute` (the host's `retry` in
+/// function.json), and the host's `SetRetryContext`: a failed invocation runs again `maxRetryCount`
+/// times, each with `Metadata.RetryContext`, which the runtime's `Context::retry_context` reads. The
+/// queue's own retries come on top (here `maxDequeueCount` 1: one dequeue, then poison).
+#[tokio::test]
+async fn a_retry_policy_runs_the_function_again_with_its_retry_context() {
+    let azurite = Azurite::start();
+    let app = app_copy();
+    edit_json(&app.path().join("functions/ProcessOrder/function.json"), |f| {
+        f["retry"] = serde_json::json!({"strategy": "fixedDelay", "maxRetryCount": 2, "delayInterval": "00:00:00.2"});
+    });
+    edit_json(&app.path().join("host.json"), |h| h["extensions"]["queues"]["maxDequeueCount"] = 1.into());
+    let host = LocalHost::start(app.path(), &azurite, &[]).await;
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    let incomplete =
+        serde_json::json!({"orderId": "o-r", "customerId": "c", "currency": "EUR", "items": [], "createdAt": "x"});
+    queues.send("orders", incomplete.to_string().as_bytes(), Duration::ZERO).await.unwrap();
+
+    host.wait_for("moved it to queue \"orders-poison\"", 1, WAIT).await;
+    let console = host.console();
+    assert_eq!(host.count("Executed 'ProcessOrder' (queueTrigger"), 3, "{console}");
+    assert!(
+        console.contains("ProcessOrder: retry 1 of 2") && console.contains("ProcessOrder: retry 2 of 2"),
+        "{console}"
+    );
+    // The handler saw RetryContext: RetryCount 0 on the first attempt (the host creates the context
+    // before it), then 1 and 2; the handler logs only real retries. All three lines come back in
+    // the failed answers' logs.
+    assert!(console.contains("WARN order refused: order"), "{console}");
+    assert!(console.contains("WARN order refused (retry 1 of 2)"), "{console}");
+    assert!(console.contains("WARN order refused (retry 2 of 2)"), "{console}");
+}
+
+/// `ScriptHostOptionsSetup` / `FunctionTimeout`: an invocation longer than host.json's
+/// `functionTimeout` is cancelled and fails, with the host's message. (1 ms: the handler's round
+/// trip and the queue output's write to Azurite take longer.)
+#[tokio::test]
+async fn function_timeout_cancels_a_long_invocation() {
+    let azurite = Azurite::start();
+    let app = app_copy();
+    edit_json(&app.path().join("host.json"), |h| h["functionTimeout"] = "00:00:00.001".into());
+    let host = LocalHost::start(app.path(), &azurite, &[]).await;
+    let order = serde_json::json!({"customerId": "c-1", "items": [{"sku": "s-1", "quantity": 1, "unitPrice": 1.0}], "currency": "EUR"});
+    let res = reqwest::Client::new().post(host.url("/api/orders")).json(&order).send().await.unwrap();
+    assert_eq!(res.status(), 500);
+    host.wait_for("Timeout value of 00:00:00 exceeded by function 'CreateOrder'", 1, WAIT).await;
+}
