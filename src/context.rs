@@ -207,10 +207,35 @@ impl Context {
         self.write_blob(binding, bytes)
     }
 
-    /// Adds an entity to a table output. It needs `PartitionKey` and `RowKey` unless the binding sets them.
+    /// Inserts an entity through a table output. It needs `PartitionKey` and `RowKey` unless the
+    /// binding sets them.
+    ///
+    /// The Functions host *adds* an entity that has no `ETag`: if one with the same keys exists, the
+    /// write fails with 409 and so does the invocation (the Tables extension's `TableEntityWriter`).
+    /// A function that may run twice for the same input (every queue trigger: delivery is
+    /// at-least-once) should use [`upsert_entity`](Self::upsert_entity) instead.
     pub fn insert_entity<T: Serialize + ?Sized>(&self, binding: &str, entity: &T) -> Result<(), OutputError> {
         let value = serde_json::to_value(entity)
             .map_err(|e| OutputError::new(format!("cannot serialize the entity for `{binding}`: {e}")))?;
+        self.with_outputs(|o, spec| o.push_entity(spec, binding, value))
+    }
+
+    /// Inserts or replaces an entity through a table output: it is sent with `"ETag": "*"`, which
+    /// the host writes as an upsert (replace, not merge). Safe to repeat.
+    ///
+    /// ```
+    /// # fn f(ctx: &azfn::Context) -> Result<(), azfn::OutputError> {
+    /// ctx.upsert_entity("row", &serde_json::json!({"PartitionKey": "orders", "RowKey": "o-1", "status": "done"}))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn upsert_entity<T: Serialize + ?Sized>(&self, binding: &str, entity: &T) -> Result<(), OutputError> {
+        let mut value = serde_json::to_value(entity)
+            .map_err(|e| OutputError::new(format!("cannot serialize the entity for `{binding}`: {e}")))?;
+        let Some(object) = value.as_object_mut() else {
+            return Err(OutputError::new(format!("the entity for `{binding}` should be a JSON object")));
+        };
+        object.retain(|k, _| !k.eq_ignore_ascii_case("etag"));
+        object.insert("ETag".into(), serde_json::Value::String("*".into()));
         self.with_outputs(|o, spec| o.push_entity(spec, binding, value))
     }
 

@@ -126,9 +126,17 @@ async fn process_order_writes_receipt_and_row_and_refuses_a_malformed_message() 
     assert!(h.stderr_text().contains("ERROR ProcessOrder failed"), "{}", h.stderr_text());
 }
 
+/// `AuditReceipt` also takes the polling blob trigger (Elastic Premium, Consumption): its function.json
+/// switched to `blobTrigger` in a copy of the app, and an invocation shaped as the host sends one.
 #[tokio::test]
 async fn audit_receipt_checks_blob_content() {
-    let h = Handler::start(&repo_root()).await;
+    let app = staged_copy();
+    std::fs::write(
+        app.path().join("AuditReceipt/function.json"),
+        r#"{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "receipt", "path": "receipts/{name}", "connection": "AzureWebJobsStorage"}]}"#,
+    )
+    .unwrap();
+    let h = Handler::start(app.path()).await;
     let receipt = json!({"orderId": "o-1", "total": 19.0, "currency": "EUR", "lines": [{"sku": "sku-1", "quantity": 2, "unitPrice": 9.5, "lineTotal": 19.0}]});
     let mut envelope = fixture("derived-blob-trigger.request.json");
     envelope["Data"]["receipt"] = json!(base64::engine::general_purpose::STANDARD.encode(receipt.to_string()));

@@ -102,3 +102,95 @@ async fn function_timeout_cancels_a_long_invocation() {
     assert_eq!(res.status(), 500);
     host.wait_for("Timeout value of 00:00:00 exceeded by function 'CreateOrder'", 1, WAIT).await;
 }
+
+/// Tables extension, `TableEntityWriter.AddAsync`: an entity with `"ETag": "*"` is an upsert, so
+/// `ProcessOrder` (which writes its row with `Context::upsert_entity`) stays correct when its message
+/// is delivered twice: both deliveries succeed and one row is left.
+#[tokio::test]
+async fn a_second_delivery_of_the_same_order_succeeds_and_leaves_one_row() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    let order = serde_json::json!({"orderId": "o-twice", "customerId": "c-1", "currency": "EUR", "createdAt": "2026-11-27T00:00:00Z",
+                                   "items": [{"sku": "s-1", "quantity": 2, "unitPriceCents": 150}]});
+    for _ in 0..2 {
+        queues.send("orders", order.to_string().as_bytes(), Duration::ZERO).await.unwrap();
+    }
+    host.wait_for("Executed 'ProcessOrder' (queueTrigger", 2, WAIT).await;
+    assert_eq!(host.count("order processed order_id=o-twice"), 2, "{}", host.console());
+    assert_eq!(host.count("Succeeded"), host.count("Executed"), "{}", host.console());
+    let rows = azfn::storage::TableClient::new(&azurite.account())
+        .unwrap()
+        .query("orders", "RowKey eq 'o-twice'")
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+}
+
+/// The Event Grid extension's webhook (`EventGridExtensionConfigProvider.ProcessAsync`,
+/// `HttpRequestProcessor.ProcessAsync`): the subscription validation handshake, the CloudEvents
+/// OPTIONS handshake, a batch of events in the Event Grid schema (one invocation each, 202), a
+/// single CloudEvent, and the refusals (404 unknown function, 400 without `aeg-event-type`).
+#[tokio::test]
+async fn the_event_grid_webhook_accepts_deliveries_as_the_extension_does() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let client = reqwest::Client::new();
+    let hook = host.url("/runtime/webhooks/eventgrid?functionName=CatalogEvents");
+    let post =
+        |kind: &str, body: serde_json::Value| client.post(&hook).header("aeg-event-type", kind).json(&body).send();
+
+    let validation = serde_json::json!([{"id": "v-1", "topic": "/subscriptions/x", "subject": "", "eventTime": "2026-11-27T00:00:00Z",
+        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent", "dataVersion": "2", "metadataVersion": "1",
+        "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6", "validationUrl": "https://example/validate"}}]);
+    let res = post("SubscriptionValidation", validation).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}));
+
+    let res = client
+        .request(reqwest::Method::OPTIONS, &hook)
+        .header("WebHook-Request-Origin", "eventgrid.azure.net")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["webhook-allowed-origin"], "eventgrid.azure.net");
+
+    let event = |id: &str| {
+        serde_json::json!({"id": id, "topic": "/subscriptions/s/resourceGroups/g/providers/Contoso/catalog",
+        "subject": "catalog/sku-1", "eventType": "Contoso.Catalog.PriceChanged", "eventTime": "2026-11-27T00:00:00Z",
+        "data": {"sku": "sku-1", "price": 9.5}, "dataVersion": "1.0", "metadataVersion": "1"})
+    };
+    let res = post("Notification", serde_json::json!([event("e-1"), event("e-2")])).await.unwrap();
+    assert_eq!(res.status(), 202);
+    host.wait_for("catalog event id=e-1", 1, WAIT).await;
+    host.wait_for("catalog event id=e-2", 1, WAIT).await;
+
+    let cloud = serde_json::json!({"specversion": "1.0", "id": "c-1", "source": "/contoso/catalog", "type": "Contoso.Catalog.ItemAdded",
+        "time": "2026-11-27T00:00:00Z", "subject": "sku-2", "data": {"sku": "sku-2"}});
+    let res = client
+        .post(&hook)
+        .header("aeg-event-type", "Notification")
+        .header("content-type", "application/cloudevents+json; charset=utf-8")
+        .body(cloud.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    host.wait_for("catalog event id=c-1", 1, WAIT).await;
+    assert_eq!(host.count("Executed 'CatalogEvents'"), 3, "{}", host.console());
+
+    let res = client
+        .post(host.url("/runtime/webhooks/eventgrid?functionName=Nope"))
+        .header("aeg-event-type", "Notification")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.unwrap().contains("cannot find function: 'Nope'"));
+    let res = client.post(&hook).json(&serde_json::json!([event("e-3")])).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(post("Unsubscribe", serde_json::json!([])).await.unwrap().status(), 202);
+}

@@ -105,7 +105,8 @@ pub async fn process_order(msg: QueueMessage<Order>, ctx: Context) -> Result<(),
             .collect(),
     };
     ctx.write_blob_json("receipt", &receipt)?;
-    ctx.insert_entity(
+    // Upsert: a redelivered message writes the same row again instead of failing with 409.
+    ctx.upsert_entity(
         "row",
         &OrderRow {
             partition_key: "orders".into(),

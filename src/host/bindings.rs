@@ -15,7 +15,9 @@ use super::response::{Write, resolve_expression};
 use super::settings::Settings;
 use crate::encoding::encode_base64;
 use crate::function_json::{Binding, Direction, FunctionSpec};
-use crate::storage::{BlobClient, Entity, QueueClient, StorageAccount, TableClient, odata_string, resolve};
+use crate::storage::{
+    BlobClient, Entity, QueueClient, StorageAccount, StorageError, TableClient, TableOp, odata_string, resolve,
+};
 
 /// The clients of one storage connection.
 #[derive(Debug, Clone)]
@@ -207,17 +209,8 @@ impl Bindings {
             Write::Table { table, connection, entities } => {
                 let c = self.clients(connection)?;
                 self.ensure_table(&c, connection, table).await?;
-                for e in entities {
-                    let mut props = e.clone();
-                    let key = |props: &mut Map<String, Value>, k: &str| match props.remove(k) {
-                        Some(Value::String(s)) => Ok(s),
-                        _ => Err(format!("a table entity for {table} has no string {k}")),
-                    };
-                    let mut entity = Entity::new(key(&mut props, "PartitionKey")?, key(&mut props, "RowKey")?);
-                    props.remove("ETag");
-                    props.remove("Timestamp");
-                    entity.properties = props;
-                    c.tables.upsert(table, &entity, None).await.map_err(|e| e.to_string())?;
+                for batch in table_batches(table, entities)? {
+                    c.tables.transact(table, &batch).await.map_err(|e| table_write_error(table, &batch, &e))?;
                 }
                 Ok(())
             }
@@ -252,10 +245,132 @@ impl Bindings {
     }
 }
 
+/// The table output's writes as the real host makes them (`TableEntityWriter.AddAsync` and
+/// `TablesExtensionConfigProvider.CreateTableEntityFromJObject` in the Tables extension;
+/// docs/host-fidelity.md):
+///
+/// - `PartitionKey`, `RowKey` and `ETag` are found whatever their case;
+/// - no `ETag` adds the entity (409 if it exists), `"ETag": "*"` inserts or replaces it, any other
+///   ETag replaces it only if the stored one matches (412 otherwise);
+/// - nested objects and arrays are stored as (indented) JSON text; `Timestamp` is the service's;
+/// - entities go in entity-group transactions of up to 100 per partition, in order, and a row key
+///   that repeats within a batch starts a new one.
+pub(crate) fn table_batches(table: &str, entities: &[Map<String, Value>]) -> Result<Vec<Vec<TableOp>>, String> {
+    let mut batches: Vec<(String, Vec<TableOp>, HashSet<String>)> = Vec::new();
+    for e in entities {
+        let mut props = Map::new();
+        let (mut pk, mut rk, mut etag) = (None, None, None);
+        for (k, v) in e {
+            let slot = match k.to_ascii_lowercase().as_str() {
+                "partitionkey" => &mut pk,
+                "rowkey" => &mut rk,
+                "etag" => &mut etag,
+                "timestamp" => continue,
+                _ => {
+                    let v = match v {
+                        Value::Object(_) | Value::Array(_) => {
+                            Value::String(serde_json::to_string_pretty(v).expect("JSON"))
+                        }
+                        other => other.clone(),
+                    };
+                    props.insert(k.clone(), v);
+                    continue;
+                }
+            };
+            *slot = Some(v.clone());
+        }
+        let text = |v: Option<Value>, what: &str| match v {
+            Some(Value::String(s)) => Ok(Some(s)),
+            None | Some(Value::Null) => Ok(None),
+            Some(other) => Err(format!("a table entity for {table} has a {what} that is not a string: {other}")),
+        };
+        let pk = text(pk, "PartitionKey")?.ok_or_else(|| format!("a table entity for {table} has no PartitionKey"))?;
+        let rk = text(rk, "RowKey")?.ok_or_else(|| format!("a table entity for {table} has no RowKey"))?;
+        let etag = text(etag, "ETag")?.filter(|t| !t.is_empty());
+        let mut entity = Entity::new(pk.clone(), rk.clone());
+        entity.properties = props;
+        let op = match etag.as_deref() {
+            None => TableOp::Insert(entity),
+            Some("*") => TableOp::Upsert(entity),
+            Some(tag) => TableOp::Replace(entity, tag.to_owned()),
+        };
+        let open = batches.iter_mut().rev().find(|(p, ops, rows)| p == &pk && ops.len() < 100 && !rows.contains(&rk));
+        match open {
+            Some((_, ops, rows)) => {
+                rows.insert(rk);
+                ops.push(op);
+            }
+            None => batches.push((pk, vec![op], HashSet::from([rk]))),
+        }
+    }
+    Ok(batches.into_iter().map(|(_, ops, _)| ops).collect())
+}
+
+/// What a failed table write means, in the host's terms.
+fn table_write_error(table: &str, batch: &[TableOp], e: &StorageError) -> String {
+    let keys = |op: &TableOp| match op {
+        TableOp::Insert(e) | TableOp::Replace(e, _) | TableOp::Upsert(e) => {
+            format!("(PartitionKey {:?}, RowKey {:?})", e.partition_key, e.row_key)
+        }
+        TableOp::Delete { partition_key, row_key } => format!("({partition_key:?}, {row_key:?})"),
+    };
+    let all = batch.iter().map(keys).collect::<Vec<_>>().join(", ");
+    match e.status {
+        Some(409) => format!(
+            "table output to {table}: an entity {all} already exists. The Functions host adds an entity that has no \
+             ETag (TableEntityWriter), so this fails in Azure too; write \"ETag\": \"*\" to insert or replace it \
+             (azfn: Context::upsert_entity): {e}"
+        ),
+        Some(412) => format!("table output to {table}: the ETag of {all} does not match the stored entity: {e}"),
+        _ => format!("table output to {table} {all}: {e}"),
+    }
+}
+
 fn entity_json(e: Entity) -> Value {
     let mut m = Map::new();
     m.insert("PartitionKey".into(), Value::String(e.partition_key));
     m.insert("RowKey".into(), Value::String(e.row_key));
     m.extend(e.properties);
     Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn table_writes_follow_the_etag_as_table_entity_writer_does() {
+        let e = |v: Value| v.as_object().unwrap().clone();
+        let entities = vec![
+            e(json!({"partitionKey": "p", "ROWKEY": "1", "n": 1})),
+            e(json!({"PartitionKey": "p", "RowKey": "2", "ETag": "*", "nested": {"a": [1, 2]}})),
+            e(json!({"PartitionKey": "p", "RowKey": "3", "etag": "W/\"datetime'x'\"", "Timestamp": "t"})),
+            e(json!({"PartitionKey": "p", "RowKey": "1", "n": 2})),
+            e(json!({"PartitionKey": "q", "RowKey": "1"})),
+        ];
+        let batches = table_batches("orders", &entities).unwrap();
+        // p: 1, 2, 3 together; the repeated row 1 starts a new batch; q has its own.
+        assert_eq!(batches.len(), 3);
+        assert_eq!(batches[0].len(), 3);
+        assert!(matches!(&batches[0][0], TableOp::Insert(x) if x.row_key == "1" && x.properties["n"] == 1));
+        match &batches[0][1] {
+            TableOp::Upsert(x) => assert_eq!(x.properties["nested"], json!("{\n  \"a\": [\n    1,\n    2\n  ]\n}")),
+            other => panic!("{other:?}"),
+        }
+        match &batches[0][2] {
+            TableOp::Replace(x, tag) => {
+                assert_eq!(tag, "W/\"datetime'x'\"");
+                assert!(!x.properties.contains_key("Timestamp") && !x.properties.contains_key("etag"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&batches[1][0], TableOp::Insert(x) if x.properties["n"] == 2));
+        assert!(matches!(&batches[2][0], TableOp::Insert(x) if x.partition_key == "q"));
+
+        let err = table_batches("orders", &[e(json!({"RowKey": "1"}))]).unwrap_err();
+        assert!(err.contains("no PartitionKey"), "{err}");
+        let many: Vec<_> = (0..150).map(|i| e(json!({"PartitionKey": "p", "RowKey": i.to_string()}))).collect();
+        assert_eq!(table_batches("t", &many).unwrap().iter().map(Vec::len).collect::<Vec<_>>(), [100, 50]);
+    }
 }

@@ -3,6 +3,8 @@
 //!
 //! - `GET /`: a short page listing the functions.
 //! - `GET /admin/host/status`: `{"state": "Running", ...}` once the handler is ready.
+//! - `/runtime/webhooks/eventgrid?functionName={name}`: Event Grid deliveries
+//!   ([`super::event_grid_webhook`]).
 //! - `POST /admin/functions/{name}` with `{"input": "..."}`: 202, and the function runs in the
 //!   background (`FunctionsController.Invoke`); 400 without a body, 404 for an unknown function.
 //! - Everything else is routed by [`RouteTable`]: 404, 405, or the function's response.
@@ -56,6 +58,16 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
             WorkerState::Stopped(_) => "Error",
         };
         return axum::Json(json!({"state": state, "version": HOST_VERSION})).into_response();
+    }
+    if path.eq_ignore_ascii_case(super::event_grid_webhook::PATH) {
+        let (parts, body) = req.into_parts();
+        let body = match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(b) => b,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}\n")),
+        };
+        let query = parts.uri.query();
+        return super::event_grid_webhook::handle(front.invoker.clone(), &parts.method, query, &parts.headers, &body)
+            .await;
     }
     if let Some(name) = path.strip_prefix("/admin/functions/") {
         if req.method() != http::Method::POST {

@@ -13,6 +13,7 @@
 //! - [`invoker`]: one invocation: inputs, POST to the handler, outputs, console line.
 //! - [`bindings`]: storage for inputs and outputs, and the queue wake-up signal.
 //! - [`front`]: the HTTP front end: HTTP triggers, the admin endpoint, the status page.
+//! - [`event_grid_webhook`]: `/runtime/webhooks/eventgrid`, where Event Grid delivers events.
 //! - [`queue_listener`], [`blob_listener`], [`timer_listener`]: the non-HTTP triggers.
 //! - [`blob_events`]: Event Grid's blob events for the local storage account (`AZFN_BLOB_EVENTS`).
 //! - [`retry_policy`]: host.json / function.json `retry`, applied by the invoker.
@@ -24,6 +25,7 @@ pub mod bindings;
 pub mod blob_events;
 pub mod blob_listener;
 pub mod console;
+pub mod event_grid_webhook;
 pub mod front;
 pub mod invocation;
 pub mod invoker;

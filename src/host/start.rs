@@ -251,6 +251,16 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
                     TimerTrigger { function: spec.name.clone(), binding: t.name.clone(), schedule, run_on_startup };
                 tokio::spawn(timer_listener::listen(invoker.clone(), trig, stop.clone()));
             }
+            "eventgridtrigger" => println!(
+                "    {}: eventGridTrigger (Event Grid delivers to http://127.0.0.1:{port}{}?functionName={}; try: curl -X POST \
+                 'http://127.0.0.1:{port}{}?functionName={}' -H 'aeg-event-type: Notification' -H 'Content-Type: application/json' \
+                 -d '[{{\"id\": \"1\", \"eventType\": \"Demo.Event\", \"subject\": \"demo\", \"eventTime\": \"2026-01-01T00:00:00Z\", \"data\": {{}}, \"dataVersion\": \"1.0\"}}]')",
+                spec.name,
+                super::event_grid_webhook::PATH,
+                spec.name,
+                super::event_grid_webhook::PATH,
+                spec.name
+            ),
             _ => println!(
                 "    {}: {} (run it with: curl -X POST http://127.0.0.1:{port}/admin/functions/{} -H 'Content-Type: application/json' -d '{{\"input\": \"...\"}}')",
                 spec.name, t.binding_type, spec.name

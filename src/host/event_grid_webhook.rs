@@ -1,0 +1,109 @@
+//! The Event Grid extension's webhook, `/runtime/webhooks/eventgrid?functionName={name}`, as the real
+//! host serves it (Event Grid WebJobs extension `EventGridExtensionConfigProvider.ProcessAsync` and
+//! `HttpRequestProcessor.ProcessAsync`; docs/host-fidelity.md). An Event Grid subscription, or curl,
+//! can then drive an `eventGridTrigger` function locally as it would in Azure:
+//!
+//! - `OPTIONS` with `WebHook-Request-Origin` (the CloudEvents abuse-protection handshake): 200 with
+//!   `WebHook-Allowed-Origin` echoing it;
+//! - `POST` with `aeg-event-type: SubscriptionValidation`: 200 `{"validationResponse": code}`, from
+//!   the `Microsoft.EventGrid.SubscriptionValidationEvent`'s `data.validationCode`;
+//! - `POST` with `aeg-event-type: Notification`: one invocation per event (an array in the Event Grid
+//!   schema, a single CloudEvent or a CloudEvents batch), run side by side; 202 when all succeed, 500
+//!   with the first error otherwise (Event Grid then redelivers the batch);
+//! - `aeg-event-type: Unsubscribe`: 202; a missing or unknown `aeg-event-type`: 400;
+//! - no `functionName`, or one that is not an Event Grid function: 404.
+
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::invocation;
+use super::invoker::Invoker;
+
+/// The path of the webhook.
+pub const PATH: &str = "/runtime/webhooks/eventgrid";
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (status, [("content-type", "text/plain; charset=utf-8")], body.into()).into_response()
+}
+
+/// Answers one request to the webhook.
+pub async fn handle(
+    invoker: Arc<Invoker>,
+    method: &http::Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if method == http::Method::OPTIONS {
+        return match header("webhook-request-origin") {
+            Some(origin) => (StatusCode::OK, [("webhook-allowed-origin", origin)]).into_response(),
+            None => text(StatusCode::BAD_REQUEST, "OPTIONS needs a WebHook-Request-Origin header\n"),
+        };
+    }
+    let function = query
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k.eq_ignore_ascii_case("functionName")).map(|(_, v)| v))
+        .unwrap_or_default();
+    let spec = invoker
+        .meta
+        .functions
+        .values()
+        .find(|s| s.name.eq_ignore_ascii_case(&function) && s.trigger().is_type("eventGridTrigger"));
+    let Some(spec) = spec else {
+        return text(StatusCode::NOT_FOUND, format!("cannot find function: '{function}'\n"));
+    };
+    if method != http::Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "use POST (or OPTIONS for the CloudEvents handshake)\n");
+    }
+    let kind = header("aeg-event-type").unwrap_or_default();
+    let events = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(events)) => events,
+        Ok(one @ Value::Object(_)) => vec![one],
+        Ok(_) | Err(_) if kind.eq_ignore_ascii_case("Unsubscribe") => Vec::new(),
+        Ok(other) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("the body should be an event or an array of events, not {other}\n"),
+            );
+        }
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}\n")),
+    };
+    match kind.to_ascii_lowercase().as_str() {
+        "subscriptionvalidation" => {
+            let code = events
+                .iter()
+                .find(|e| e["eventType"] == "Microsoft.EventGrid.SubscriptionValidationEvent")
+                .and_then(|e| e["data"]["validationCode"].as_str());
+            match code {
+                Some(code) => (StatusCode::OK, axum::Json(json!({"validationResponse": code}))).into_response(),
+                None => text(
+                    StatusCode::BAD_REQUEST,
+                    "a SubscriptionValidation request needs a Microsoft.EventGrid.SubscriptionValidationEvent with data.validationCode\n",
+                ),
+            }
+        }
+        "notification" => {
+            let binding = spec.trigger().name.clone();
+            let runs = events.into_iter().map(|event| {
+                let (invoker, name, binding) = (invoker.clone(), spec.name.clone(), binding.clone());
+                async move {
+                    let text = event.to_string();
+                    let inv = invocation::text(&name, &binding, &text, &[]);
+                    invoker.invoke(&name, "eventGridTrigger", inv).await
+                }
+            });
+            let results = futures_util::future::join_all(runs).await;
+            match results.into_iter().find_map(Result::err) {
+                None => StatusCode::ACCEPTED.into_response(),
+                Some(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            }
+        }
+        "unsubscribe" => StatusCode::ACCEPTED.into_response(),
+        "" => text(StatusCode::BAD_REQUEST, "the request has no aeg-event-type header\n"),
+        other => text(StatusCode::BAD_REQUEST, format!("unknown aeg-event-type {other:?}\n")),
+    }
+}
