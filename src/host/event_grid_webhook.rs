@@ -4,7 +4,7 @@
 //! can then drive an `eventGridTrigger` function locally as it would in Azure:
 //!
 //! - `OPTIONS` with `WebHook-Request-Origin` (the CloudEvents abuse-protection handshake): 200 with
-//!   `WebHook-Allowed-Origin` echoing it;
+//!   `WebHook-Allowed-Origin` echoing an Event Grid origin (`eventgrid.azure.net` otherwise);
 //! - `POST` with `aeg-event-type: SubscriptionValidation`: 200 `{"validationResponse": code}`, from
 //!   the `Microsoft.EventGrid.SubscriptionValidationEvent`'s `data.validationCode`;
 //! - `POST` with `aeg-event-type: Notification`: one invocation per event (an array in the Event Grid
@@ -39,10 +39,16 @@ pub async fn handle(
 ) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if method == http::Method::OPTIONS {
-        return match header("webhook-request-origin") {
-            Some(origin) => (StatusCode::OK, [("webhook-allowed-origin", origin)]).into_response(),
-            None => text(StatusCode::BAD_REQUEST, "OPTIONS needs a WebHook-Request-Origin header\n"),
-        };
+        // Event Grid's own origins are echoed; any other caller is told Event Grid's.
+        let origin = header("webhook-request-origin")
+            .filter(|o| {
+                let o = o.to_ascii_lowercase();
+                ["eventgrid.azure.net", "eventgrid.azure.us", "eventgrid.azure.cn"]
+                    .iter()
+                    .any(|known| o.ends_with(known))
+            })
+            .unwrap_or_else(|| "eventgrid.azure.net".to_owned());
+        return (StatusCode::OK, [("webhook-allowed-origin", origin)]).into_response();
     }
     let function = query
         .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())

@@ -115,6 +115,26 @@ impl<'a> TriggerInput<'a> {
         }
     }
 
+    /// A metadata value as a whole number, or `None` when it is missing or is not one. The real host
+    /// merges a JSON message's top-level properties into the binding data, case-insensitively and
+    /// with the body winning (`Utility.ApplyBindingData`), so a message `{"dequeueCount": "x"}`
+    /// arrives as `Metadata.DequeueCount: "x"`; a trigger must still bind.
+    pub fn meta_u64_lenient(&self, key: &str) -> Option<u64> {
+        self.meta_u64(key).unwrap_or_else(|e| {
+            tracing::debug!("{e}; a message property of the same name replaced it, so it is ignored");
+            None
+        })
+    }
+
+    /// A metadata value as a UTC time, or `None` when it is missing or is not one (see
+    /// [`meta_u64_lenient`](Self::meta_u64_lenient)).
+    pub fn meta_time_lenient(&self, key: &str) -> Option<DateTime<Utc>> {
+        self.meta_time(key).unwrap_or_else(|e| {
+            tracing::debug!("{e}; a message property of the same name replaced it, so it is ignored");
+            None
+        })
+    }
+
     /// A metadata value as a UTC time.
     pub fn meta_time(&self, key: &str) -> Result<Option<DateTime<Utc>>, BindError> {
         match self.meta_text(key) {

@@ -32,7 +32,8 @@ pub struct QueueMessage<T = String> {
     pub body: T,
     /// The message text as received.
     pub text: String,
-    /// The message id (absent when run through the admin endpoint).
+    /// The message id (absent when run through the admin endpoint). In Azure, a JSON message with
+    /// its own `id` property replaces it: the host merges body properties into the metadata.
     pub id: Option<String>,
     /// How many times the message has been dequeued, this time included.
     pub dequeue_count: u64,
@@ -62,10 +63,11 @@ impl<T: DeserializeOwned + Send + 'static> FromTrigger for QueueMessage<T> {
             body,
             text,
             id: input.meta_text("Id"),
-            dequeue_count: input.meta_u64("DequeueCount")?.unwrap_or(0),
-            insertion_time: input.meta_time("InsertionTime")?,
-            expiration_time: input.meta_time("ExpirationTime")?,
-            next_visible_time: input.meta_time("NextVisibleTime")?,
+            // Lenient: in Azure a JSON message's own properties replace these (docs/host-fidelity.md §3).
+            dequeue_count: input.meta_u64_lenient("DequeueCount").unwrap_or(0),
+            insertion_time: input.meta_time_lenient("InsertionTime"),
+            expiration_time: input.meta_time_lenient("ExpirationTime"),
+            next_visible_time: input.meta_time_lenient("NextVisibleTime"),
             pop_receipt: input.meta_text("PopReceipt"),
         })
     }
@@ -76,7 +78,7 @@ mod tests {
     use super::*;
     use crate::triggers::test_support::*;
     use serde::Deserialize;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[derive(Debug, Deserialize, PartialEq)]
     #[serde(rename_all = "camelCase")]
@@ -132,10 +134,19 @@ mod tests {
         assert!(err.to_string().contains("`msg`"), "{err}");
     }
 
+    /// The real host merges a JSON message's properties into the binding data, the body winning
+    /// (azure-functions-host `Utility.ApplyBindingData`): a message `{"id": "o-1", "dequeueCount": "x",
+    /// "insertionTime": "soon"}` arrives with those values in `Metadata`. It still binds.
     #[test]
-    fn a_bad_dequeue_count_is_named() {
-        let req = json!({"Data": {"msg": "\"x\""}, "Metadata": {"DequeueCount": "many"}});
-        let err = parse::<QueueMessage>(&req, &binding("queueTrigger", "msg", json!({}))).unwrap_err();
-        assert!(err.to_string().contains("Metadata.DequeueCount"), "{err}");
+    fn metadata_overwritten_by_the_message_body_still_binds() {
+        let body = r#"{"id":"o-1","dequeueCount":"x","insertionTime":"soon"}"#;
+        let req = json!({"Data": {"msg": serde_json::to_string(body).unwrap()},
+                         "Metadata": {"Id": "\"o-1\"", "DequeueCount": "\"x\"", "InsertionTime": "\"soon\"",
+                                      "sys": {"MethodName": "P", "UtcNow": "2026-11-27T00:00:00Z", "RandGuid": "g"}}});
+        let m: QueueMessage<Value> = parse(&req, &binding("queueTrigger", "msg", json!({}))).unwrap();
+        assert_eq!(m.body["id"], "o-1");
+        assert_eq!(m.id.as_deref(), Some("o-1"));
+        assert_eq!(m.dequeue_count, 0);
+        assert_eq!(m.insertion_time, None);
     }
 }

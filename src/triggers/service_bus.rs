@@ -81,7 +81,7 @@ impl<T: DeserializeOwned + Send + 'static> FromTrigger for ServiceBusMessage<T> 
             body,
             text,
             message_id: input.meta_text("MessageId"),
-            delivery_count: input.meta_u64("DeliveryCount")?.unwrap_or(0),
+            delivery_count: input.meta_u64_lenient("DeliveryCount").unwrap_or(0),
             correlation_id: input.meta_text("CorrelationId"),
             content_type: input.meta_text("ContentType"),
             subject: either("Subject", "Label"),
