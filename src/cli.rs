@@ -82,6 +82,13 @@ pub fn main(app: fn() -> App) -> ExitCode {
                 for f in files {
                     println!("wrote {f}");
                 }
+                if args.get(1).is_some_and(|k| k == "blob") {
+                    println!(
+                        "note: this is the polling blob trigger, which runs on Elastic Premium and Consumption only; \
+                         Flex Consumption refuses it. For every plan, have Event Grid put BlobCreated events on a \
+                         queue and use a queue trigger (docs/adr/0004-blob-events.md)"
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -32,22 +32,6 @@ async fn a_message_that_is_not_base64_goes_to_poison_without_an_invocation() {
     assert_eq!(queues.approximate_count("orders").await.unwrap(), 0);
 }
 
-/// A copy of the orders app in a temporary folder, to change host.json or a function.json.
-fn app_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::repo_root();
-    for f in ["host.json", "local.settings.json"] {
-        std::fs::copy(root.join(f), dir.path().join(f)).unwrap();
-    }
-    for entry in std::fs::read_dir(root.join("functions")).unwrap() {
-        let entry = entry.unwrap();
-        let to = dir.path().join("functions").join(entry.file_name());
-        std::fs::create_dir_all(&to).unwrap();
-        std::fs::copy(entry.path().join("function.json"), to.join("function.json")).unwrap();
-    }
-    dir
-}
-
 /// Edits a JSON file of the app copy.
 fn edit_json(path: &std::path::Path, change: impl FnOnce(&mut serde_json::Value)) {
     let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -62,7 +46,7 @@ fn edit_json(path: &std::path::Path, change: impl FnOnce(&mut serde_json::Value)
 #[tokio::test]
 async fn a_retry_policy_runs_the_function_again_with_its_retry_context() {
     let azurite = Azurite::start();
-    let app = app_copy();
+    let app = common::app_copy();
     edit_json(&app.path().join("functions/ProcessOrder/function.json"), |f| {
         f["retry"] = serde_json::json!({"strategy": "fixedDelay", "maxRetryCount": 2, "delayInterval": "00:00:00.2"});
     });
@@ -88,19 +72,25 @@ async fn a_retry_policy_runs_the_function_again_with_its_retry_context() {
     assert!(console.contains("WARN order refused (retry 2 of 2)"), "{console}");
 }
 
-/// `ScriptHostOptionsSetup` / `FunctionTimeout`: an invocation longer than host.json's
-/// `functionTimeout` is cancelled and fails, with the host's message. (1 ms: the handler's round
+/// `ScriptJobHostOptionsSetup.ConfigureFunctionTimeout`, `FunctionExecutor.TryHandleTimeoutAsync` and
+/// `WebScriptHostExceptionHandler.OnTimeoutExceptionAsync`: an invocation longer than host.json's
+/// `functionTimeout` is cancelled and fails with the host's message, and the handler restarts. (1 ms: the handler's round
 /// trip and the queue output's write to Azurite take longer.)
 #[tokio::test]
 async fn function_timeout_cancels_a_long_invocation() {
     let azurite = Azurite::start();
-    let app = app_copy();
+    let app = common::app_copy();
     edit_json(&app.path().join("host.json"), |h| h["functionTimeout"] = "00:00:00.001".into());
     let host = LocalHost::start(app.path(), &azurite, &[]).await;
     let order = serde_json::json!({"customerId": "c-1", "items": [{"sku": "s-1", "quantity": 1, "unitPrice": 1.0}], "currency": "EUR"});
     let res = reqwest::Client::new().post(host.url("/api/orders")).json(&order).send().await.unwrap();
     assert_eq!(res.status(), 500);
     host.wait_for("Timeout value of 00:00:00 exceeded by function 'CreateOrder'", 1, WAIT).await;
+    // After the 2 s grace period the handler process is restarted (OnTimeoutExceptionAsync), and
+    // that is not one of its errors.
+    host.wait_for("restarting the handler after a function timeout", 1, WAIT).await;
+    host.wait_for("handler ready on", 2, WAIT).await;
+    assert!(!host.console().contains("errors)"), "{}", host.console());
 }
 
 /// Tables extension, `TableEntityWriter.AddAsync`: an entity with `"ETag": "*"` is an upsert, so
@@ -193,4 +183,84 @@ async fn the_event_grid_webhook_accepts_deliveries_as_the_extension_does() {
     let res = client.post(&hook).json(&serde_json::json!([event("e-3")])).send().await.unwrap();
     assert_eq!(res.status(), 400);
     assert_eq!(post("Unsubscribe", serde_json::json!([])).await.unwrap().status(), 202);
+}
+
+/// azure-functions-host `Utility.ApplyBindingData` (body properties into the binding data, the body
+/// winning, case-insensitively) and the runtime reading what the host overwrote: a message whose
+/// body has `id` and `dequeueCount` binds, and `ProcessOrder` sees the body's values, as in Azure.
+#[tokio::test]
+async fn a_message_with_id_and_dequeue_count_keys_binds_as_in_azure() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    let order = serde_json::json!({"orderId": "o-keys", "customerId": "c-1", "currency": "EUR", "createdAt": "2026-11-27T00:00:00Z",
+        "items": [{"sku": "s-1", "quantity": 1, "unitPriceCents": 100}], "id": "o-1", "dequeueCount": "x"});
+    queues.send("orders", order.to_string().as_bytes(), Duration::ZERO).await.unwrap();
+    host.wait_for("Executed 'ProcessOrder' (queueTrigger", 1, WAIT).await;
+    // DequeueCount was "1"; the body's "dequeueCount": "x" replaced it, so the runtime reads none.
+    assert!(host.console().contains("order processed order_id=o-keys total=1.0 attempt=0"), "{}", host.console());
+}
+
+/// azure-webjobs-sdk-extensions `HttpTriggerAttributeBindingProvider.GetRequestBindingData`: binding
+/// expressions (`GetOrder`'s table input has `rowKey: "{id}"`) take the body's value first, then the
+/// query's, then the route's; `code` is never bound; a repeated query key gives its last value; a
+/// chunked body (no Content-Length) is not read.
+#[tokio::test]
+async fn http_binding_data_follows_the_hosts_precedence() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let tables = azfn::storage::TableClient::new(&azurite.account()).unwrap();
+    tables.create_table("orders").await.unwrap();
+    for id in ["o-1", "o-2"] {
+        let mut row = azfn::storage::Entity::new("orders", id);
+        for (k, v) in [
+            ("customerId", "c"),
+            ("currency", "EUR"),
+            ("items", "[]"),
+            ("status", "processed"),
+            ("receipt", "r"),
+            ("createdAt", "t"),
+        ] {
+            row.properties.insert(k.into(), v.into());
+        }
+        row.properties.insert("total".into(), 1.0.into());
+        tables.upsert("orders", &row, None).await.unwrap();
+    }
+    let client = reqwest::Client::new();
+    let order_id = |url: String, body: Option<&'static str>| {
+        let client = client.clone();
+        async move {
+            let mut req = client.get(url);
+            if let Some(b) = body {
+                req = req.header("content-type", "text/plain").body(b);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<serde_json::Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(order_id(host.url("/api/orders/o-1"), None).await, "o-1");
+    assert_eq!(order_id(host.url("/api/orders/o-1?id=o-2"), None).await, "o-2", "the query wins over the route");
+    assert_eq!(order_id(host.url("/api/orders/o-1?id=o-9&id=o-2"), None).await, "o-2", "the last value of a key");
+    assert_eq!(order_id(host.url("/api/orders/o-1?code=o-2"), None).await, "o-1", "`code` is not bound");
+    assert_eq!(
+        order_id(host.url("/api/orders/o-9?id=o-1"), Some(r#"{"id": "o-2"}"#)).await,
+        "o-2",
+        "a JSON body wins, whatever its content type"
+    );
+
+    // The same JSON body, chunked: not read, so the route's id is used.
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let port = host.url("/").trim_start_matches("http://127.0.0.1:").trim_end_matches('/').to_owned();
+    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
+    let body = r#"{"id": "o-2"}"#;
+    let request = format!(
+        "GET /api/orders/o-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"orderId\": \"o-1\"") || answer.contains("\"orderId\":\"o-1\""), "{answer}");
 }

@@ -21,7 +21,9 @@ const HOST_PROVIDED: &[&str] = &[
 
 /// Variables only the local tools read (`azfn start`'s console and program lookup), never the
 /// deployed handler.
-const LOCAL_ONLY: &[&str] = &["NO_COLOR", "PATH"];
+/// `WEBSITE_SKU` is App Service's own; only the built-in host reads it, for the Consumption
+/// default of `functionTimeout`.
+const LOCAL_ONLY: &[&str] = &["NO_COLOR", "PATH", "WEBSITE_SKU"];
 
 /// Variables App Service sets in every app with a managed identity ("How to use managed identities
 /// for App Service and Azure Functions", REST endpoint reference); the storage client reads them to

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use azfn::storage::{BlobClient, QueueClient, TableClient};
@@ -138,8 +137,7 @@ async fn blob_events_reach_the_queue_trigger_as_event_grid_delivers_them() {
 #[tokio::test]
 async fn a_blob_triggers_once_and_a_bad_one_is_poisoned() {
     let azurite = Azurite::start();
-    let app = tempfile::tempdir().unwrap();
-    copy_app(app.path());
+    let app = common::app_copy();
     std::fs::write(
         app.path().join("functions/AuditReceipt/function.json"),
         r#"{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "receipt", "path": "receipts/{name}", "connection": "AzureWebJobsStorage"}]}"#,
@@ -177,24 +175,10 @@ async fn a_blob_triggers_once_and_a_bad_one_is_poisoned() {
     host.wait_for("receipt checked blob=o-7.json", 2, WAIT).await;
 }
 
-fn copy_app(to: &Path) {
-    let root = common::repo_root();
-    for f in ["host.json", "local.settings.json"] {
-        std::fs::copy(root.join(f), to.join(f)).unwrap();
-    }
-    for entry in std::fs::read_dir(root.join("functions")).unwrap() {
-        let entry = entry.unwrap();
-        let dir = to.join("functions").join(entry.file_name());
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(entry.path().join("function.json"), dir.join("function.json")).unwrap();
-    }
-}
-
 #[tokio::test]
 async fn a_run_on_startup_timer_fires_and_the_admin_endpoint_runs_functions() {
     let azurite = Azurite::start();
-    let app = tempfile::tempdir().unwrap();
-    copy_app(app.path());
+    let app = common::app_copy();
     let path = app.path().join("functions/OrderSummary/function.json");
     let text = std::fs::read_to_string(&path).unwrap().replace("\"runOnStartup\": false", "\"runOnStartup\": true");
     std::fs::write(&path, text).unwrap();

@@ -206,8 +206,17 @@ async fn default_protocol(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
+    // The host reads a body only when the request has a Content-Length above 0: a chunked body is
+    // not read (HttpTriggerAttributeBindingProvider, docs/host-fidelity.md §5).
+    let has_length = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0);
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
+        Ok(b) if has_length => b,
+        Ok(_) => Default::default(),
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}\n")),
     };
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
@@ -229,7 +238,8 @@ async fn default_protocol(
         // one error shape, since the function may have run and had side effects before it failed.
         Err(e) => failed_invocation(&spec.name, &e),
         Ok(applied) => match applied.http {
-            None => StatusCode::NO_CONTENT.into_response(),
+            // No http output set: the host's middleware answers 200 with no body (OkResult).
+            None => StatusCode::OK.into_response(),
             Some(r) => {
                 let mut res = Response::new(Body::from(r.body));
                 *res.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

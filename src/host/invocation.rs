@@ -38,12 +38,15 @@ impl Invocation {
         json!({"Data": self.data, "Metadata": self.metadata})
     }
 
-    /// Adds a binding-data entry with the host's encoding and filters.
+    /// Adds a binding-data entry with the host's encoding and filters. Binding data is
+    /// case-insensitive (an OrdinalIgnoreCase dictionary in the host): a key that differs only in
+    /// case replaces the value of the one already there, which keeps its spelling.
     pub fn bind(&mut self, key: &str, value: Value) {
         if value.is_null() || key.to_ascii_lowercase().ends_with("trigger") {
             return;
         }
-        self.metadata.insert(key.to_owned(), encode(value));
+        let key = self.metadata.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned().unwrap_or_else(|| key.to_owned());
+        self.metadata.insert(key, encode(value));
     }
 
     /// Copies the top-level properties of a JSON-object trigger value into the binding data.
@@ -152,8 +155,12 @@ pub fn http(function: &str, binding: &str, req: &HttpParts) -> Invocation {
     }
     inv.data.insert(binding.to_owned(), value);
 
-    // Binding data: Query and Headers (comma-joined), each query and route parameter, the JSON body.
-    inv.metadata.insert("Query".into(), Value::Object(query.clone()));
+    // Binding data (HttpTriggerAttributeBindingProvider.GetRequestBindingData): Query (the last
+    // value of a repeated key) and Headers (comma-joined); then route parameters, query parameters
+    // (but `code`) and the properties of a JSON-looking body, each later one winning.
+    let last_values: Map<String, Value> =
+        req.query.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    inv.metadata.insert("Query".into(), Value::Object(last_values.clone()));
     let joined: Map<String, Value> = headers
         .iter()
         .map(|(k, v)| {
@@ -162,15 +169,16 @@ pub fn http(function: &str, binding: &str, req: &HttpParts) -> Invocation {
         })
         .collect();
     inv.metadata.insert("Headers".into(), Value::Object(joined));
-    for (k, v) in query {
-        inv.bind(&k, v);
-    }
     for (k, v) in &req.params {
         inv.bind(k, Value::String(v.clone()));
     }
-    if let (Some(text), Some(ct)) = (&body_text, content_type)
-        && ct.to_ascii_lowercase().contains("json")
-    {
+    for (k, v) in last_values {
+        if !k.eq_ignore_ascii_case("code") {
+            inv.bind(&k, v);
+        }
+    }
+    if let Some(text) = &body_text {
+        // Whatever its content type: a body that parses as a JSON object is promoted.
         inv.promote(text);
     }
     inv
@@ -347,7 +355,10 @@ mod tests {
                 body: br#"{"customerId":"c-1","vip":true,"items":[1]}"#.to_vec(),
             },
         );
-        assert_eq!(inv.metadata["Query"]["tag"], "a,b");
+        // Metadata.Query keeps a repeated key's last value; the request's own Query joins them.
+        assert_eq!(inv.metadata["Query"]["tag"], "b");
+        assert_eq!(inv.metadata["tag"], "\"b\"");
+        assert!(inv.metadata.get("code").is_none(), "`code` is not bound");
         assert_eq!(inv.metadata["Headers"]["X-Trace"], "1,2");
         assert_eq!(inv.metadata["id"], "\"o-1\"");
         assert_eq!(inv.metadata["customerId"], "\"c-1\"");

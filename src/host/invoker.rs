@@ -8,7 +8,7 @@ use super::bindings::Bindings;
 use super::console::Console;
 use super::invocation::Invocation;
 use super::queue_listener::parse_timespan;
-use super::response::{Applied, apply};
+use super::response::{Applied, apply, never_completes};
 use super::retry_policy::{RetryPolicy, retry_context};
 use super::worker::Worker;
 use crate::function_json::{AppMetadata, FunctionSpec};
@@ -63,11 +63,20 @@ impl Invoker {
             let timeout = self.function_timeout();
             let result = match tokio::time::timeout(timeout, self.run(spec, &id, &mut attempt_inv)).await {
                 Ok(r) => r,
-                Err(_) => Err(format!(
-                    "Timeout value of {} exceeded by function '{function}' (Id: '{id}'); it was cancelled \
-                     (host.json functionTimeout)",
-                    timespan(timeout)
-                )),
+                Err(_) => {
+                    // The host gives the cancelled invocation a grace period (2 s), then restarts the
+                    // handler process (WebScriptHostExceptionHandler.OnTimeoutExceptionAsync).
+                    let worker = self.worker.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        worker.restart();
+                    });
+                    Err(format!(
+                        "Timeout value of {} exceeded by function '{function}' (Id: '{id}'); it was cancelled, and \
+                         the handler restarts in 2 s (host.json functionTimeout)",
+                        timespan(timeout)
+                    ))
+                }
             };
             let outcome = result.as_ref().map(|_| ()).map_err(String::as_str);
             self.console.invocation(function, trigger, &id, started.elapsed(), outcome);
@@ -118,6 +127,16 @@ impl Invoker {
         self.bindings.read_inputs(spec, inv).await?;
         let body = serde_json::to_vec(&inv.to_json()).map_err(|e| e.to_string())?;
         let (status, content_type, answer) = self.worker.invoke(&spec.name, id, body).await?;
+        if (200..300).contains(&status) && never_completes(&answer) {
+            // The real host never completes an invocation whose answer is empty or `null`: it
+            // waits until functionTimeout cuts it (docs/host-fidelity.md §7). So does this host.
+            self.console.warn(&format!(
+                "{}: the handler answered {} with no result (an empty or null body); the Functions host never \
+                 completes such an invocation, so it fails at functionTimeout",
+                spec.name, status
+            ));
+            std::future::pending::<()>().await;
+        }
         let applied = match apply(spec, &inv.metadata, status, content_type.as_deref(), &answer) {
             Ok(a) => a,
             Err(e) => {

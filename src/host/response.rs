@@ -8,7 +8,11 @@
 //!   base64 attempt: a top-level string that decodes as base64 becomes those bytes;
 //! - collectors (queue, Service Bus, table, …) take one item per array element; blob outputs turn
 //!   strings into UTF-8, objects into JSON, and numbers into their little-endian bytes;
-//! - binding expressions such as `{orderId}` are filled from the invocation's binding data.
+//! - binding expressions such as `{orderId}` are filled from the invocation's binding data;
+//! - without a `$return` binding, a `ReturnValue` object's keys replace the outputs of those names;
+//! - a `$return` http output is lenient (a string is the body, an object without `body` is sent
+//!   whole), `"res": null` fails, and an empty or `null` answer never completes (the invoker then
+//!   waits for `functionTimeout`, as the host does). See docs/host-fidelity.md §7.
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -90,12 +94,27 @@ enum Converted {
 fn convert(binding: &Binding, value: Value) -> Converted {
     let exempt = (binding.is_type("http") && binding.name != "$return") || binding.is_binary();
     match value {
-        Value::String(s) if !exempt => match BASE64.decode(s.as_bytes()) {
-            Ok(bytes) => Converted::Bytes(bytes),
-            Err(_) => Converted::Json(Value::String(s)),
+        Value::String(s) if !exempt => match base64_like_dotnet(&s) {
+            Some(bytes) => Converted::Bytes(bytes),
+            None => Converted::Json(Value::String(s)),
         },
         other => Converted::Json(other),
     }
+}
+
+/// .NET's `Convert.FromBase64String`: whitespace is ignored, anything else must be strict base64.
+fn base64_like_dotnet(s: &str) -> Option<Vec<u8>> {
+    let compact: String = s.chars().filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n')).collect();
+    BASE64.decode(compact.as_bytes()).ok()
+}
+
+/// Whether the host would never complete an invocation with this answer body: an empty body or
+/// JSON `null` reads as no result, and the host's result source is never set, so the invocation
+/// waits until `functionTimeout` (`DefaultHttpWorkerService.ProcessDefaultInvocationRequest`).
+pub fn never_completes(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    text.is_empty() || text == "null"
 }
 
 /// Fills `{name}` expressions from the binding data (whose values the host encoded).
@@ -149,7 +168,7 @@ pub fn apply(
         return Err("the answer's body is not a JSON object".to_owned());
     };
     let field = |name: &str| envelope.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-    let outputs = field("Outputs");
+    let mut outputs = field("Outputs");
     let return_value = field("ReturnValue").unwrap_or(Value::Null);
     let logs = match field("Logs") {
         Some(Value::Array(lines)) => {
@@ -161,6 +180,16 @@ pub fn apply(
     let has_return_binding = spec.output("$return").is_some();
     if !has_return_binding {
         applied.return_value = return_value.clone();
+        // Without a `$return` binding, each key of a ReturnValue object replaces the output of that
+        // name (`WorkerFunctionInvoker.HandleOutputDictionary`, case-sensitive, no conversions).
+        if let Value::Object(keys) = &return_value {
+            let mut merged = match outputs.take() {
+                Some(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            merged.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+            outputs = Some(Value::Object(merged));
+        }
     }
     let outputs_map = match &outputs {
         Some(Value::Object(m)) => Some(m.clone()),
@@ -173,7 +202,12 @@ pub fn apply(
             outputs_map.as_ref().and_then(|m| m.get(&b.name).cloned())
         };
         if b.is_type("http") {
-            applied.http = http_result(value, outputs_map.is_some())?;
+            applied.http = if b.name == "$return" {
+                return_http_result(value)
+            } else {
+                let present = outputs_map.as_ref().is_some_and(|m| m.contains_key(&b.name));
+                http_result(value, present, outputs_map.is_some())?
+            };
             continue;
         }
         let Some(value) = value.filter(|v| !v.is_null()) else { continue };
@@ -253,28 +287,74 @@ fn blob_bytes(value: Converted) -> Vec<u8> {
     }
 }
 
-fn http_result(value: Option<Value>, outputs_present: bool) -> Result<Option<HttpResult>, String> {
-    let value =
-        match value {
-            Some(Value::Null) | None if outputs_present => {
-                return Ok(Some(HttpResult { status: 200, headers: Vec::new(), body: b"{}".to_vec() }));
-            }
-            Some(Value::Null) | None => return Ok(None),
-            Some(Value::String(s)) => match serde_json::from_str::<Value>(&s) {
+/// The HTTP response of a `$return` http output, as `HttpBinding.CreateResult` reads it: lenient.
+/// A string is the body (after the base64 attempt every `$return` value gets); an object is a
+/// response only when it has a `body` key, with the status from `statusCode`, else `status`;
+/// any other object is sent whole as the body, with 200.
+fn return_http_result(value: Option<Value>) -> Option<HttpResult> {
+    let ok = |body: Vec<u8>| HttpResult { status: 200, headers: Vec::new(), body };
+    match value? {
+        Value::Null => None,
+        Value::String(s) => Some(ok(base64_like_dotnet(&s).unwrap_or_else(|| s.into_bytes()))),
+        Value::Object(o) => {
+            let get = |k: &str| o.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+            let Some(body) = get("body") else {
+                return Some(ok(serde_json::to_string_pretty(&o).unwrap_or_default().into_bytes()));
+            };
+            let status_of = |v: Option<Value>| match v {
+                Some(Value::Number(n)) => n.as_u64().map(|n| n as u16),
+                Some(Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            };
+            let status = status_of(get("statusCode")).or_else(|| status_of(get("status"))).unwrap_or(200);
+            let headers = match get("headers") {
+                Some(Value::Object(h)) => h
+                    .into_iter()
+                    .map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let body = match body {
+                Value::Null => Vec::new(),
+                Value::String(s) => s.into_bytes(),
+                v => serde_json::to_string_pretty(&v).unwrap_or_default().into_bytes(),
+            };
+            Some(HttpResult { status, headers, body })
+        }
+        other => Some(ok(other.to_string().into_bytes())),
+    }
+}
+
+/// The HTTP response of a named http output (`res`), as `GetHttpOutputBindingResponse` reads it:
+/// `null` fails; a missing one gives 200 `{}` when `Outputs` is there, nothing when it is not.
+fn http_result(value: Option<Value>, present: bool, outputs_present: bool) -> Result<Option<HttpResult>, String> {
+    let value = match value {
+        Some(Value::Null) if present => {
+            return Err("Failed while trying to Deserialize to httpOutputBindingResponse: the http output is null \
+                            (the host reads it as an object and fails)"
+                .to_owned());
+        }
+        Some(Value::Null) | None if outputs_present => {
+            return Ok(Some(HttpResult { status: 200, headers: Vec::new(), body: b"{}".to_vec() }));
+        }
+        Some(Value::Null) | None => return Ok(None),
+        Some(Value::String(s)) => {
+            match serde_json::from_str::<Value>(&s) {
                 Ok(v @ Value::Object(_)) => v,
                 _ => return Err(
                     "Failed while trying to Deserialize to httpOutputBindingResponse: the http output is not an object"
                         .to_owned(),
                 ),
-            },
-            Some(v @ Value::Object(_)) => v,
-            Some(_) => {
-                return Err(
-                    "Failed while trying to Deserialize to httpOutputBindingResponse: the http output is not an object"
-                        .to_owned(),
-                );
             }
-        };
+        }
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => {
+            return Err(
+                "Failed while trying to Deserialize to httpOutputBindingResponse: the http output is not an object"
+                    .to_owned(),
+            );
+        }
+    };
     let get = |k: &str| {
         value.as_object().and_then(|o| o.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone()))
     };
@@ -433,5 +513,56 @@ mod tests {
         );
         let Write::Table { entities, .. } = &a.writes[2] else { panic!() };
         assert_eq!(entities[0]["RowKey"], "r");
+    }
+
+    /// docs/host-fidelity.md §7, from `HttpScriptInvocationResultExtensions`, `HttpBinding.CreateResult`
+    /// and `WorkerFunctionInvoker.HandleOutputDictionary`: answers shaped as a handler other than
+    /// azfn's runtime may send them (the runtime never sends these forms).
+    #[test]
+    fn the_hosts_lenient_and_strict_readings_of_an_answer() {
+        let ret = spec(
+            json!([{"type": "httpTrigger", "direction": "in", "name": "req"}, {"type": "http", "direction": "out", "name": "$return"}]),
+        );
+        // A string is the body; an object without `body` is sent whole; `status` counts when there is no `statusCode`.
+        let a = ok(&ret, &Map::new(), &json!({"ReturnValue": "plain text"}));
+        assert_eq!((a.http.as_ref().unwrap().status, a.http.unwrap().body), (200, b"plain text".to_vec()));
+        let a = ok(&ret, &Map::new(), &json!({"ReturnValue": {"orderId": "o-1"}}));
+        assert_eq!(a.http.unwrap().body, b"{\n  \"orderId\": \"o-1\"\n}".to_vec());
+        let a = ok(&ret, &Map::new(), &json!({"ReturnValue": {"body": "gone", "status": 410}}));
+        assert_eq!(a.http.unwrap().status, 410);
+        let a = ok(&ret, &Map::new(), &json!({"ReturnValue": {"body": "x", "statusCode": "201", "status": 410}}));
+        assert_eq!(a.http.unwrap().status, 201);
+
+        // `"res": null` fails; no `res` with Outputs gives 200 `{}`; no Outputs gives no response object.
+        let res = spec(
+            json!([{"type": "httpTrigger", "direction": "in", "name": "req"}, {"type": "http", "direction": "out", "name": "res"}]),
+        );
+        let err =
+            apply(&res, &Map::new(), 200, Some("application/json"), br#"{"Outputs": {"res": null}}"#).unwrap_err();
+        assert!(err.contains("httpOutputBindingResponse"), "{err}");
+        assert_eq!(ok(&res, &Map::new(), &json!({"Outputs": {}})).http.unwrap().body, b"{}");
+        assert_eq!(ok(&res, &Map::new(), &json!({"Logs": []})).http, None);
+
+        // Without a `$return` binding, ReturnValue's keys replace outputs of the same name.
+        let q = spec(json!([
+            {"type": "queueTrigger", "direction": "in", "name": "m"},
+            {"type": "queue", "direction": "out", "name": "jobs", "queueName": "jobs"}
+        ]));
+        let a = ok(
+            &q,
+            &Map::new(),
+            &json!({"Outputs": {"jobs": "from outputs!"}, "ReturnValue": {"jobs": "from return!"}}),
+        );
+        let Write::Queue { messages, .. } = &a.writes[0] else { panic!() };
+        assert_eq!(messages, &[b"from return!".to_vec()]);
+
+        // The base64 attempt ignores whitespace, as Convert.FromBase64String does.
+        let a = ok(&q, &Map::new(), &json!({"Outputs": {"jobs": "SGVs bG8=\n"}}));
+        let Write::Queue { messages, .. } = &a.writes[0] else { panic!() };
+        assert_eq!(messages, &[b"Hello".to_vec()]);
+
+        // Only JSON content types are read; an empty or null body never completes.
+        assert!(apply(&q, &Map::new(), 200, None, b"{}").unwrap_err().contains("not JSON"));
+        assert!(never_completes(b"") && never_completes(b" null \n") && !never_completes(b"{}"));
     }
 }

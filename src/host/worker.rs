@@ -70,6 +70,7 @@ pub struct Worker {
     state: watch::Receiver<WorkerState>,
     stop: watch::Sender<bool>,
     client: reqwest::Client,
+    restart: Arc<tokio::sync::Notify>,
     /// Set when the handler failed too often: the host must shut down, with this reason.
     pub fatal: watch::Receiver<Option<String>>,
 }
@@ -91,8 +92,10 @@ impl Worker {
             .no_proxy()
             .build()
             .map_err(|e| e.to_string())?;
-        tokio::spawn(supervise(config, port, console, state_tx, stop_rx, fatal_tx, client.clone()));
-        let worker = Arc::new(Worker { port, state, stop, client, fatal });
+        let restart = Arc::new(tokio::sync::Notify::new());
+        let control = Control { state: state_tx, stop: stop_rx, fatal: fatal_tx, restart: restart.clone() };
+        tokio::spawn(supervise(config, port, console, control, client.clone()));
+        let worker = Arc::new(Worker { port, state, stop, client, restart, fatal });
         let mut rx = worker.state.clone();
         let state = rx
             .wait_for(|s| !matches!(s, WorkerState::Starting))
@@ -159,22 +162,19 @@ impl Worker {
         Ok((status, ct, body))
     }
 
-    /// Sends a request to the handler once it is ready. A request that could not connect (the
-    /// handler just died and is being restarted) never reached it, so it is sent again once the
-    /// handler is back, for up to [`START_TIMEOUT`]; any other failure is returned.
+    /// Sends a request to the handler once it is ready. A request that then fails, even one whose
+    /// connection was refused because the handler just died, fails the invocation and is not sent
+    /// again, as in the real host (`DefaultHttpWorkerService`); the trigger's own retries (a queue
+    /// message's next delivery, a retry policy) take it from there.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
-        let started = Instant::now();
-        loop {
-            self.ready().await?;
-            let attempt = req.try_clone().ok_or("the request body cannot be sent twice")?;
-            match attempt.send().await {
-                Ok(res) => return Ok(res),
-                Err(e) if e.is_connect() && started.elapsed() < START_TIMEOUT => {
-                    tokio::time::sleep(READY_POLL).await;
-                }
-                Err(e) => return Err(format!("the handler did not answer: {}", error_chain(&e))),
-            }
-        }
+        self.ready().await?;
+        req.send().await.map_err(|e| format!("the handler did not answer: {}", error_chain(&e)))
+    }
+
+    /// Kills and restarts the handler process, as the host does after a function timeout
+    /// (`RestartWorkerWithInvocationIdAsync`); not counted as one of its errors.
+    pub fn restart(&self) {
+        self.restart.notify_one();
     }
 
     /// Stops the handler (killed, as the host does on shutdown) and waits for it to be gone.
@@ -258,15 +258,16 @@ async fn wait_ready(client: &reqwest::Client, port: u16, child: &mut Child) -> R
     }
 }
 
-async fn supervise(
-    config: WorkerConfig,
-    port: u16,
-    console: Console,
+/// What the supervisor reports and listens to.
+struct Control {
     state: watch::Sender<WorkerState>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     fatal: watch::Sender<Option<String>>,
-    client: reqwest::Client,
-) {
+    restart: Arc<tokio::sync::Notify>,
+}
+
+async fn supervise(config: WorkerConfig, port: u16, console: Console, control: Control, client: reqwest::Client) {
+    let Control { state, mut stop, fatal, restart } = control;
     let mut errors: Vec<Instant> = Vec::new();
     let program = config.program.display().to_string();
     loop {
@@ -319,6 +320,12 @@ async fn supervise(
                         let _ = child.kill().await;
                         let _ = state.send(WorkerState::Stopped("the host is shutting down".to_owned()));
                         return;
+                    }
+                    _ = restart.notified() => {
+                        let _ = state.send(WorkerState::Starting);
+                        let _ = child.kill().await;
+                        console.warn("restarting the handler after a function timeout");
+                        continue;
                     }
                 }
             }

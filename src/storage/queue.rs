@@ -72,22 +72,19 @@ impl QueueClient {
     /// may hold the message twice. Consumers must tolerate duplicates (queue triggers are
     /// at-least-once anyway).
     pub async fn send(&self, queue: &str, body: &[u8], delay: Duration) -> Result<(), StorageError> {
-        let xml = format!("<QueueMessage><MessageText>{}</MessageText></QueueMessage>", BASE64.encode(body));
-        let req = self
-            .service
-            .request(Method::POST, &format!("{queue}/messages"))
-            .query(&[("visibilitytimeout", delay.as_secs().to_string())])
-            .header("content-type", "application/xml")
-            .body(xml);
-        let what = format!("send to queue {queue}");
-        self.service.send_creating(req, &what, "QueueNotFound", || self.create_queue(queue)).await.map(|_| ())
+        self.put_message(queue, &BASE64.encode(body), delay).await
     }
 
     /// Sends `text` as the message text as it is, not base64-encoded: what a producer that ignores
     /// the Functions encoding writes. A queue trigger with the default encoding cannot read it.
     pub async fn send_unencoded(&self, queue: &str, text: &str, delay: Duration) -> Result<(), StorageError> {
         let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-        let xml = format!("<QueueMessage><MessageText>{escaped}</MessageText></QueueMessage>");
+        self.put_message(queue, &escaped, delay).await
+    }
+
+    /// Put Message with `text` (already encoded or escaped for XML), creating the queue if needed.
+    async fn put_message(&self, queue: &str, text: &str, delay: Duration) -> Result<(), StorageError> {
+        let xml = format!("<QueueMessage><MessageText>{text}</MessageText></QueueMessage>");
         let req = self
             .service
             .request(Method::POST, &format!("{queue}/messages"))

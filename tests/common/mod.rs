@@ -160,6 +160,22 @@ pub fn staged_copy() -> tempfile::TempDir {
     dir
 }
 
+/// A copy of the orders app's root (host.json, local.settings.json, functions/*/function.json) in a
+/// temporary folder, to run with a changed host.json or function.json.
+pub fn app_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["host.json", "local.settings.json"] {
+        std::fs::copy(repo_root().join(f), dir.path().join(f)).unwrap();
+    }
+    for entry in std::fs::read_dir(repo_root().join("functions")).unwrap() {
+        let entry = entry.unwrap();
+        let to = dir.path().join("functions").join(entry.file_name());
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(entry.path().join("function.json"), to.join("function.json")).unwrap();
+    }
+    dir
+}
+
 /// An envelope from a fixture with its trigger entry renamed to `binding`.
 pub fn with_binding(mut envelope: Value, from: &str, to: &str) -> Value {
     let data = envelope["Data"].as_object_mut().unwrap();
