@@ -264,3 +264,28 @@ async fn http_binding_data_follows_the_hosts_precedence() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"orderId\": \"o-1\"") || answer.contains("\"orderId\":\"o-1\""), "{answer}");
 }
+
+/// `dataType` is honoured (the host's binding conversions; docs/host-fidelity.md §4): a queue
+/// trigger with `dataType: binary` receives the message bytes as base64 and a blob trigger with
+/// `dataType: string` receives text; the runtime reads both, so the app's functions still work.
+#[tokio::test]
+async fn data_type_on_queue_and_blob_triggers_is_honoured() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    edit_json(&app.path().join("functions/ProcessOrder/function.json"), |f| {
+        f["bindings"][0]["dataType"] = "binary".into();
+    });
+    std::fs::write(
+        app.path().join("functions/AuditReceipt/function.json"),
+        r#"{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "receipt", "path": "receipts/{name}", "dataType": "string", "connection": "AzureWebJobsStorage"}]}"#,
+    )
+    .unwrap();
+    let host = LocalHost::start(app.path(), &azurite, &[("AZFN_BLOB_EVENTS", "")]).await;
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    let order = serde_json::json!({"orderId": "o-bin", "customerId": "c-1", "currency": "EUR", "createdAt": "2026-11-27T00:00:00Z",
+        "items": [{"sku": "s-1", "quantity": 2, "unitPriceCents": 150}]});
+    queues.send("orders", order.to_string().as_bytes(), Duration::ZERO).await.unwrap();
+    host.wait_for("order processed order_id=o-bin", 1, WAIT).await;
+    // ProcessOrder wrote receipts/o-bin.json; the blob trigger reads it as text.
+    host.wait_for("receipt checked blob=o-bin.json", 1, WAIT).await;
+}

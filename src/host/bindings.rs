@@ -172,10 +172,16 @@ impl Bindings {
                 match c.blobs.get(container, name).await {
                     Err(e) if e.is_not_found() => Ok(None),
                     Err(e) => Err(e.to_string()),
-                    Ok(blob) if b.data_type.as_deref().is_some_and(|d| d.eq_ignore_ascii_case("string")) => {
-                        Ok(Some(encode(Value::String(String::from_utf8_lossy(&blob.content).into_owned()))))
+                    // `dataType` binary or stream: the bytes, as base64. Otherwise (none, or string)
+                    // the host binds the blob as a Stream converted to a String: the text.
+                    Ok(blob)
+                        if b.data_type
+                            .as_deref()
+                            .is_some_and(|d| d.eq_ignore_ascii_case("binary") || d.eq_ignore_ascii_case("stream")) =>
+                    {
+                        Ok(Some(Value::String(encode_base64(&blob.content))))
                     }
-                    Ok(blob) => Ok(Some(Value::String(encode_base64(&blob.content)))),
+                    Ok(blob) => Ok(Some(encode(Value::String(String::from_utf8_lossy(&blob.content).into_owned())))),
                 }
             }
             other => Err(format!("the built-in host has no `{other}` input binding; run under `func start` for it")),

@@ -266,6 +266,26 @@ pub fn blob(
     inv
 }
 
+/// Applies the trigger binding's `dataType` to the trigger value, as the host converts it before it
+/// sends it: a queue trigger with `dataType: binary` gets the message bytes as base64, a blob
+/// trigger with `dataType: string` gets the content as text (docs/host-fidelity.md §4).
+pub fn apply_data_type(trigger: &crate::function_json::Binding, inv: &mut Invocation) {
+    let Some(value) = inv.data.get_mut(&trigger.name) else { return };
+    let data_type = trigger.data_type.as_deref().unwrap_or_default().to_ascii_lowercase();
+    if trigger.is_type("queueTrigger") && data_type == "binary" {
+        if let Value::String(s) = value {
+            let text = crate::encoding::unwrap_text(s).into_owned();
+            *value = Value::String(encode_base64(text.as_bytes()));
+        }
+    } else if trigger.is_type("blobTrigger")
+        && data_type == "string"
+        && let Value::String(s) = value
+        && let Some(bytes) = crate::encoding::decode_base64(s)
+    {
+        *value = encode(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    }
+}
+
 /// The invocation of a timer-triggered function (`TimerInfo`; binding data is only `sys`).
 pub fn timer(
     function: &str,
@@ -417,5 +437,31 @@ mod tests {
         assert!(info.is_past_due);
         assert_eq!(info.schedule_status.unwrap().next.unwrap(), t("2024-05-01T10:00:00Z"));
         assert_eq!(tm.metadata.len(), 1, "a timer's binding data is only sys");
+    }
+
+    #[test]
+    fn data_type_changes_the_trigger_value_as_the_host_does() {
+        let queue: crate::function_json::Binding = serde_json::from_value(
+            json!({"type": "queueTrigger", "direction": "in", "name": "m", "dataType": "binary"}),
+        )
+        .unwrap();
+        let parts = QueueParts::admin("hello");
+        let mut inv = super::queue("F", "m", &parts);
+        apply_data_type(&queue, &mut inv);
+        assert_eq!(inv.data["m"], "aGVsbG8=");
+        let blob: crate::function_json::Binding = serde_json::from_value(
+            json!({"type": "blobTrigger", "direction": "in", "name": "b", "path": "c/{n}", "dataType": "string"}),
+        )
+        .unwrap();
+        let mut inv = super::blob("F", "b", b"text", "http://x/c/n", json!({}), &BTreeMap::new());
+        apply_data_type(&blob, &mut inv);
+        assert_eq!(inv.data["b"], "\"text\"");
+        // Without dataType, nothing changes.
+        let plain: crate::function_json::Binding =
+            serde_json::from_value(json!({"type": "blobTrigger", "direction": "in", "name": "b", "path": "c/{n}"}))
+                .unwrap();
+        let mut inv = super::blob("F", "b", b"text", "http://x/c/n", json!({}), &BTreeMap::new());
+        apply_data_type(&plain, &mut inv);
+        assert_eq!(inv.data["b"], "dGV4dA==");
     }
 }

@@ -125,6 +125,7 @@ impl Invoker {
 
     async fn run(&self, spec: &FunctionSpec, id: &str, inv: &mut Invocation) -> Result<Applied, String> {
         self.bindings.read_inputs(spec, inv).await?;
+        super::invocation::apply_data_type(spec.trigger(), inv);
         let body = serde_json::to_vec(&inv.to_json()).map_err(|e| e.to_string())?;
         let (status, content_type, answer) = self.worker.invoke(&spec.name, id, body).await?;
         if (200..300).contains(&status) && never_completes(&answer) {

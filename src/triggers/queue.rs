@@ -56,6 +56,11 @@ impl<T: DeserializeOwned + Send + 'static> FromTrigger for QueueMessage<T> {
             .map(|t| t.into_owned())
             // The message is always a string on the wire; tolerate a JSON object (hand-written payloads).
             .unwrap_or_else(|| value.to_string());
+        // With `dataType: binary` the host sends the message bytes as base64.
+        let text = match input.binding.is_binary().then(|| crate::encoding::decode_base64(&text)).flatten() {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => text,
+        };
         let body = text_to::<T>(&text).map_err(|e| {
             BindError::new(format!("the queue message does not fit {}: {e}", std::any::type_name::<T>()))
         })?;
