@@ -289,3 +289,68 @@ async fn data_type_on_queue_and_blob_triggers_is_honoured() {
     // ProcessOrder wrote receipts/o-bin.json; the blob trigger reads it as text.
     host.wait_for("receipt checked blob=o-bin.json", 1, WAIT).await;
 }
+
+/// The console line's time, `[hh:mm:ss.mmm]`, in milliseconds since midnight.
+fn line_time(line: &str) -> u64 {
+    let t = &line[1..13];
+    let n = |r: std::ops::Range<usize>| t[r].parse::<u64>().unwrap();
+    ((n(0..2) * 60 + n(3..5)) * 60 + n(6..8)) * 1000 + n(9..12)
+}
+
+/// Timers extension `TimerListener`: runs never overlap. `OrderSummary` fires every second here and
+/// fails (its table input names a table that cannot exist), and a retry policy waits 3 s before
+/// its one retry; an overlapping timer would start new occurrences during that wait.
+#[tokio::test]
+async fn a_timer_never_overlaps_itself() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    edit_json(&app.path().join("functions/OrderSummary/function.json"), |f| {
+        f["bindings"][0]["schedule"] = "* * * * * *".into();
+        f["bindings"][1]["tableName"] = "bad_name!".into();
+        f["retry"] = serde_json::json!({"strategy": "fixedDelay", "maxRetryCount": 1, "delayInterval": "00:00:03"});
+    });
+    let host = LocalHost::start(app.path(), &azurite, &[]).await;
+    host.wait_for("OrderSummary: retry 1 of 1", 2, WAIT).await;
+    host.wait_for("Executed 'OrderSummary'", 4, WAIT).await;
+    let console = host.console();
+    let lines: Vec<&str> = console
+        .lines()
+        .filter(|l| l.contains("Executed 'OrderSummary'") || l.contains("OrderSummary: retry 1 of 1"))
+        .collect();
+    // Every retry notice is followed by its retry, 3 s later, with no other run in between.
+    for (i, line) in lines.iter().enumerate() {
+        if line.contains("retry 1 of 1") && i + 1 < lines.len() {
+            let gap = line_time(lines[i + 1]).saturating_sub(line_time(line));
+            assert!(gap >= 2_900, "another run started {gap} ms into the retry wait:\n{console}");
+        }
+    }
+}
+
+/// Timers extension `StorageScheduleMonitor` and `TimerListener` at start-up: an occurrence that
+/// passed while no host ran (the status blob's `Next` is in the past) runs at once with `IsPastDue`.
+#[tokio::test]
+async fn a_missed_occurrence_runs_at_start_up_past_due() {
+    let azurite = Azurite::start();
+    let blobs = azfn::storage::BlobClient::new(&azurite.account()).unwrap();
+    blobs.create_container("azure-webjobs-hosts").await.unwrap();
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(10)).to_rfc3339();
+    let status = serde_json::json!({"Last": past, "Next": past, "LastUpdated": past});
+    blobs
+        .put(
+            "azure-webjobs-hosts",
+            "timers/fidelity-host/Host.Functions.OrderSummary/status",
+            status.to_string().into(),
+            "application/json",
+        )
+        .await
+        .unwrap();
+    let host =
+        LocalHost::start(&common::repo_root(), &azurite, &[("AzureFunctionsWebHost__hostid", "fidelity-host")]).await;
+    host.wait_for("Executed 'OrderSummary' (timerTrigger", 1, WAIT).await;
+    assert!(host.console().contains("the summary is running late"), "{}", host.console());
+    // The monitor now holds the next occurrence.
+    let saved =
+        blobs.get("azure-webjobs-hosts", "timers/fidelity-host/Host.Functions.OrderSummary/status").await.unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&saved.content).unwrap();
+    assert!(saved["Next"].as_str().unwrap() > past.as_str(), "{saved}");
+}

@@ -295,14 +295,13 @@ pub fn timer(
     next: Option<DateTime<Utc>>,
 ) -> Invocation {
     let mut inv = Invocation::new(function);
-    let status = match (last, next) {
-        (None, None) => Value::Null,
-        _ => json!({
-            "Last": last.map(host_time).unwrap_or(Value::Null),
-            "Next": next.map(host_time).unwrap_or(Value::Null),
-            "LastUpdated": last.map(host_time).unwrap_or(Value::Null),
-        }),
-    };
+    // `Last` before the first occurrence is .NET's DateTime.MinValue.
+    let never = || Value::String("0001-01-01T00:00:00".to_owned());
+    let status = json!({
+        "Last": last.map(host_time).unwrap_or_else(never),
+        "Next": next.map(host_time).unwrap_or(Value::Null),
+        "LastUpdated": last.map(host_time).unwrap_or_else(never),
+    });
     inv.data.insert(
         binding.to_owned(),
         json!({"Schedule": {"AdjustForDST": true}, "ScheduleStatus": status, "IsPastDue": past_due}),
@@ -463,5 +462,16 @@ mod tests {
         let mut inv = super::blob("F", "b", b"text", "http://x/c/n", json!({}), &BTreeMap::new());
         apply_data_type(&plain, &mut inv);
         assert_eq!(inv.data["b"], "dGV4dA==");
+    }
+
+    #[test]
+    fn timer_status_before_the_first_run_and_for_the_occurrence_now_firing() {
+        let due = chrono::DateTime::parse_from_rfc3339("2026-11-27T10:05:00Z").unwrap().to_utc();
+        let inv = timer("T", "timer", false, None, Some(due));
+        let status = &inv.data["timer"]["ScheduleStatus"];
+        assert_eq!(status["Last"], "0001-01-01T00:00:00");
+        assert_eq!(status["Next"], "2026-11-27T10:05:00+00:00");
+        let info: crate::TimerInfo = parse(&inv.to_json(), &binding("timerTrigger", "timer", json!({}))).unwrap();
+        assert_eq!(info.schedule_status.unwrap().next, Some(due));
     }
 }

@@ -247,8 +247,15 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
                     spec.name,
                     if run_on_startup { " (runOnStartup)" } else { "" }
                 );
-                let trig =
-                    TimerTrigger { function: spec.name.clone(), binding: t.name.clone(), schedule, run_on_startup };
+                let use_monitor = t.properties.get("useMonitor").and_then(Value::as_bool).unwrap_or(true);
+                let trig = TimerTrigger {
+                    function: spec.name.clone(),
+                    binding: t.name.clone(),
+                    schedule,
+                    run_on_startup,
+                    use_monitor,
+                    host_id: host_id.clone(),
+                };
                 tokio::spawn(timer_listener::listen(invoker.clone(), trig, stop.clone()));
             }
             "eventgridtrigger" => println!(

@@ -1,14 +1,26 @@
-//! The timer trigger: fires on a six-field NCRONTAB or `hh:mm:ss` schedule, once at start-up with
-//! `runOnStartup`, with `ScheduleStatus` (last, next) and `IsPastDue` when an occurrence fires more
-//! than a second late. The schedule status is kept in memory for the run (the real host's
-//! schedule monitor keeps it in `azure-webjobs-hosts`).
+//! The timer trigger, as the Timers extension's `TimerListener` runs it (docs/host-fidelity.md §8):
+//!
+//! - it fires on a six-field NCRONTAB or `hh:mm:ss` schedule, and once at start-up with
+//!   `runOnStartup`;
+//! - runs never overlap: the next occurrence is waited for only once an invocation is done, and
+//!   occurrences missed meanwhile are skipped;
+//! - `ScheduleStatus.Next` is the occurrence now firing, `Last` the previous one (`0001-01-01` before
+//!   the first);
+//! - with the schedule monitor (`useMonitor`, on by default, off for schedules that fire more than
+//!   once a minute), the status is kept in `azure-webjobs-hosts/timers/{hostId}/Host.Functions.{Name}/status`
+//!   like `StorageScheduleMonitor`'s. An occurrence missed while the host was down makes the
+//!   function run at start-up with `IsPastDue` true.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::bindings::Clients;
+use super::blob_listener::HOSTS_CONTAINER;
 use super::invocation;
 use super::invoker::Invoker;
 use super::schedule::Schedule;
@@ -24,37 +36,105 @@ pub struct TimerTrigger {
     pub schedule: Schedule,
     /// `runOnStartup`.
     pub run_on_startup: bool,
+    /// `useMonitor` (default true).
+    pub use_monitor: bool,
+    /// This host's id (the monitor's namespace).
+    pub host_id: String,
+}
+
+/// Whether the schedule monitor applies: `useMonitor`, and not a schedule that fires more often
+/// than once a minute (`TimerSchedule.ShouldDisableScheduleMonitor`).
+pub fn monitored(t: &TimerTrigger, now: DateTime<Utc>) -> bool {
+    let first = t.schedule.next_after(now);
+    let second = first.and_then(|f| t.schedule.next_after(f));
+    let frequent = matches!((first, second), (Some(a), Some(b)) if (b - a).num_seconds() < 60);
+    t.use_monitor && !frequent
+}
+
+/// The schedule monitor's status blob for one function.
+struct Monitor {
+    clients: Arc<Clients>,
+    name: String,
+}
+
+impl Monitor {
+    async fn read(&self) -> Option<(Option<DateTime<Utc>>, DateTime<Utc>)> {
+        let blob = self.clients.blobs.get(HOSTS_CONTAINER, &self.name).await.ok()?;
+        let status: Value = serde_json::from_slice(&blob.content).ok()?;
+        let time = |k: &str| status[k].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc());
+        Some((time("Last"), time("Next")?))
+    }
+
+    async fn write(&self, last: Option<DateTime<Utc>>, next: Option<DateTime<Utc>>, console: super::console::Console) {
+        let status = json!({
+            "Last": last.map(|l| l.to_rfc3339()),
+            "Next": next.map(|n| n.to_rfc3339()),
+            "LastUpdated": Utc::now().to_rfc3339(),
+        });
+        let _ = self.clients.blobs.create_container(HOSTS_CONTAINER).await;
+        if let Err(e) = self
+            .clients
+            .blobs
+            .put(HOSTS_CONTAINER, &self.name, Bytes::from(status.to_string()), "application/json")
+            .await
+        {
+            console.warn(&format!("the timer's schedule status could not be saved ({}): {e}", self.name));
+        }
+    }
 }
 
 /// Fires until `stop` turns true.
 pub async fn listen(invoker: Arc<Invoker>, t: TimerTrigger, mut stop: watch::Receiver<bool>) {
-    let mut last = None;
-    if t.run_on_startup {
-        let next = t.schedule.next_after(Utc::now());
-        let inv = invocation::timer(&t.function, &t.binding, false, None, next);
-        let _ = invoker.invoke(&t.function, "timerTrigger", inv).await;
+    let monitor = match monitored(&t, Utc::now()) {
+        false => None,
+        true => invoker.bindings.clients("AzureWebJobsStorage").ok().map(|clients| Monitor {
+            clients,
+            name: format!("timers/{}/Host.Functions.{}/status", t.host_id, t.function),
+        }),
+    };
+    let stored = match &monitor {
+        Some(m) => m.read().await,
+        None => None,
+    };
+    let mut last = stored.and_then(|(last, _)| last);
+    let fire = |past_due: bool, last: Option<DateTime<Utc>>, next: Option<DateTime<Utc>>| {
+        let inv = invocation::timer(&t.function, &t.binding, past_due, last, next);
+        let invoker = invoker.clone();
+        let function = t.function.clone();
+        async move {
+            let _ = invoker.invoke(&function, "timerTrigger", inv).await;
+        }
+    };
+    let now = Utc::now();
+    match stored {
+        // An occurrence passed while no host was running: run now, past due.
+        Some((_, next)) if next < now => {
+            fire(true, last, Some(next)).await;
+            last = Some(next);
+            if let Some(m) = &monitor {
+                m.write(Some(next), t.schedule.next_after(Utc::now()), invoker.console).await;
+            }
+        }
+        _ if t.run_on_startup => fire(false, last, t.schedule.next_after(now)).await,
+        _ => {}
     }
     let mut cursor = Utc::now();
     loop {
         let Some(due) = t.schedule.next_after(cursor.max(Utc::now())) else {
             return invoker.console.warn(&format!("{}: the schedule has no next occurrence", t.function));
         };
+        if let Some(m) = &monitor {
+            m.write(last, Some(due), invoker.console).await;
+        }
         let wait = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = super::worker::stopped(&mut stop) => return,
         }
-        let now = Utc::now();
-        let past_due = (now - due).num_milliseconds() > 1000;
-        let next = t.schedule.next_after(due.max(now));
-        let inv = invocation::timer(&t.function, &t.binding, past_due, last, next);
+        let past_due = (Utc::now() - due).num_milliseconds() > 1000;
+        // Awaited: runs never overlap, and occurrences missed meanwhile are skipped.
+        fire(past_due, last, Some(due)).await;
         last = Some(due);
         cursor = due;
-        let invoker = invoker.clone();
-        let function = t.function.clone();
-        // Occurrences do not wait for each other's invocations.
-        tokio::spawn(async move {
-            let _ = invoker.invoke(&function, "timerTrigger", inv).await;
-        });
     }
 }
