@@ -65,6 +65,34 @@ async fn blob_write_read_list_delete() {
     assert!(b.get("receipts", "o-1.json").await.unwrap_err().is_not_found());
 }
 
+/// docs/host-fidelity.md §9: a blob's user metadata and system properties, read as the blob
+/// trigger sends them in `Metadata` and `Properties`.
+#[tokio::test]
+async fn blob_metadata_and_properties_reach_the_blob_trigger_data() {
+    let azurite = Azurite::start();
+    let b = BlobClient::new(&azurite.account()).unwrap();
+    b.put_with_metadata(
+        "receipts",
+        "o-1.json",
+        bytes::Bytes::from_static(b"{}"),
+        "application/json",
+        &[("source", "till-7")],
+    )
+    .await
+    .unwrap();
+    let blob = b.get("receipts", "o-1.json").await.unwrap();
+    assert_eq!(blob.metadata.get("source").map(String::as_str), Some("till-7"));
+    let props = azfn::host::blob_listener::properties(&blob);
+    assert_eq!(props["Metadata"]["source"], "till-7");
+    assert_eq!(props["ContentLength"], 2);
+    assert_eq!(props["BlobType"], "Block");
+    assert!(props["LastModified"].as_str().unwrap().ends_with("+00:00"), "{props}");
+    assert!(props["ETag"].as_str().unwrap().contains("0x"), "{props}");
+    let inv =
+        azfn::host::invocation::blob("F", "b", &blob.content, "http://x/receipts/o-1.json", props, &Default::default());
+    assert_eq!(inv.metadata["Metadata"]["source"], "till-7");
+}
+
 #[tokio::test]
 async fn table_entities_with_etags_and_escaped_queries() {
     let azurite = Azurite::start();

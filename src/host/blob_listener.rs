@@ -45,6 +45,9 @@ pub struct BlobTrigger {
     pub max_attempts: u32,
     /// How often to scan.
     pub interval: Duration,
+    /// Invocations at once for this trigger (host.json `extensions.blobs.maxDegreeOfParallelism`,
+    /// by default 8 per core, as the Blobs extension 5.x).
+    pub max_parallel: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,14 +128,37 @@ impl NamePattern {
     }
 }
 
-/// The `Properties` binding data of a blob (the fields azfn's blob client reads).
+/// The `Properties` binding data of a blob: the blob client's `BlobProperties`, as the host
+/// serializes the whole object (docs/host-fidelity.md §9), from the blob's response headers.
 pub fn properties(blob: &Blob) -> serde_json::Value {
+    let header = |h: &str| blob.headers.get(h).cloned();
+    let time = |h: &str| {
+        header(h)
+            .and_then(|t| chrono::DateTime::parse_from_rfc2822(&t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339())
+    };
+    let blob_type = match header("x-ms-blob-type").as_deref() {
+        Some("PageBlob") => "Page",
+        Some("AppendBlob") => "Append",
+        _ => "Block",
+    };
     json!({
-        "BlobType": "Block",
+        "LastModified": time("last-modified"),
+        "CreatedOn": time("x-ms-creation-time"),
+        "Metadata": blob.metadata,
+        "BlobType": blob_type,
         "ContentLength": blob.content.len(),
         "ContentType": blob.content_type,
         "ETag": blob.etag,
-        "Metadata": {},
+        "ContentHash": header("content-md5"),
+        "ContentEncoding": header("content-encoding"),
+        "ContentDisposition": header("content-disposition"),
+        "ContentLanguage": header("content-language"),
+        "CacheControl": header("cache-control"),
+        "LeaseStatus": header("x-ms-lease-status"),
+        "LeaseState": header("x-ms-lease-state"),
+        "AccessTier": header("x-ms-access-tier"),
+        "IsServerEncrypted": header("x-ms-server-encrypted").map(|v| v == "true"),
     })
 }
 
@@ -154,6 +180,7 @@ pub async fn listen(invoker: Arc<Invoker>, t: BlobTrigger, mut stop: watch::Rece
         Ok(c) => c,
         Err(e) => return console.error(&format!("{}: blob trigger cannot start: {e}", t.function)),
     };
+    let permits = Arc::new(tokio::sync::Semaphore::new(t.max_parallel.max(1)));
     let done: Arc<Mutex<HashSet<String>>> = Arc::default();
     let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
     let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
@@ -171,7 +198,9 @@ pub async fn listen(invoker: Arc<Invoker>, t: BlobTrigger, mut stop: watch::Rece
                     let (invoker, t, clients) = (invoker.clone(), t.clone(), clients.clone());
                     let (done, busy, attempts) = (done.clone(), busy.clone(), attempts.clone());
                     let container = container.to_owned();
+                    let permits = permits.clone();
                     tokio::spawn(async move {
+                        let Ok(_permit) = permits.acquire_owned().await else { return };
                         let finished = process(
                             &invoker, &clients, &t, &container, &item.name, &item.etag, params, &key, &attempts,
                         )

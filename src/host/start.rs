@@ -204,6 +204,9 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
     let blob_attempts = host_doc["extensions"]["blobs"]["poisonBlobThreshold"]
         .as_u64()
         .map_or(queue_opts.max_dequeue_count, |n| n as u32);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let blob_parallel =
+        host_doc["extensions"]["blobs"]["maxDegreeOfParallelism"].as_u64().map_or(8 * cores, |n| n.max(1) as usize);
     let host_id = settings.get("AzureFunctionsWebHost__hostid").unwrap_or_else(|| host_id_for(&opts.root));
 
     println!("\nFunctions:\n");
@@ -234,6 +237,7 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
                     host_id: host_id.clone(),
                     max_attempts: blob_attempts,
                     interval: Duration::from_secs(1),
+                    max_parallel: blob_parallel,
                 };
                 tokio::spawn(blob_listener::listen(invoker.clone(), trig, stop.clone()));
             }

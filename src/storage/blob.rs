@@ -33,6 +33,11 @@ pub struct Blob {
     pub etag: String,
     /// Its content type.
     pub content_type: Option<String>,
+    /// Its user metadata (`x-ms-meta-*` headers), by name.
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// Its other system properties, by response header name (`last-modified`, `x-ms-creation-time`,
+    /// `content-md5`, `x-ms-lease-state`, ...).
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 /// A client for the blobs of one account.
@@ -67,13 +72,29 @@ impl BlobClient {
         content: Bytes,
         content_type: &str,
     ) -> Result<String, StorageError> {
-        let req = self
+        self.put_with_metadata(container, name, content, content_type, &[]).await
+    }
+
+    /// Writes a block blob with user metadata (`name`, `value` pairs; names must be valid C#
+    /// identifiers, as the service requires); returns its new ETag.
+    pub async fn put_with_metadata(
+        &self,
+        container: &str,
+        name: &str,
+        content: Bytes,
+        content_type: &str,
+        metadata: &[(&str, &str)],
+    ) -> Result<String, StorageError> {
+        let mut req = self
             .service
             .request(Method::PUT, &format!("{container}/{name}"))
             .header("x-ms-blob-type", "BlockBlob")
             .header("content-type", content_type)
-            .header("content-length", content.len().to_string())
-            .body(content);
+            .header("content-length", content.len().to_string());
+        for (k, v) in metadata {
+            req = req.header(format!("x-ms-meta-{k}"), *v);
+        }
+        let req = req.body(content);
         let what = format!("write blob {container}/{name}");
         let res =
             self.service.send_creating(req, &what, "ContainerNotFound", || self.create_container(container)).await?;
@@ -86,9 +107,22 @@ impl BlobClient {
         let res = self.service.send(req, &format!("read blob {container}/{name}")).await?;
         let header = |h: &str| res.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let (etag, content_type) = (header("etag").unwrap_or_default(), header("content-type"));
+        let mut metadata = std::collections::BTreeMap::new();
+        let mut headers = std::collections::BTreeMap::new();
+        for (k, v) in res.headers() {
+            let Ok(v) = v.to_str() else { continue };
+            match k.as_str().strip_prefix("x-ms-meta-") {
+                Some(meta) => {
+                    metadata.insert(meta.to_owned(), v.to_owned());
+                }
+                None => {
+                    headers.insert(k.as_str().to_owned(), v.to_owned());
+                }
+            }
+        }
         let content =
             res.bytes().await.map_err(|e| StorageError::other(format!("read blob {container}/{name}: {e}")))?;
-        Ok(Blob { content, etag, content_type })
+        Ok(Blob { content, etag, content_type, metadata, headers })
     }
 
     /// Lists the blobs whose names start with `prefix`, following continuation markers.
