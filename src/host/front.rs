@@ -202,7 +202,7 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
 async fn default_protocol(
     front: &Front,
     spec: &FunctionSpec,
-    params: BTreeMap<String, String>,
+    params: BTreeMap<String, Option<String>>,
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
@@ -227,7 +227,7 @@ async fn default_protocol(
         headers: parts
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| (kestrel_name(k.as_str()), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
         params,
         body: body.to_vec(),
@@ -348,4 +348,67 @@ fn failed_invocation(function: &str, error: &str) -> Response {
     *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     res.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
     res
+}
+
+/// A request header's name as Kestrel presents it to the host: its canonical spelling for the
+/// headers Kestrel knows (`HttpHeaders.Generated.cs`), else the name as received (here lowercase:
+/// HTTP/1 names are case-insensitive and hyper lowercases them).
+pub fn kestrel_name(name: &str) -> String {
+    const KNOWN: &[&str] = &[
+        "Accept",
+        "Accept-Charset",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Access-Control-Request-Headers",
+        "Access-Control-Request-Method",
+        "Allow",
+        "Authorization",
+        "Baggage",
+        "Cache-Control",
+        "Connection",
+        "Content-Encoding",
+        "Content-Language",
+        "Content-Length",
+        "Content-Location",
+        "Content-MD5",
+        "Content-Range",
+        "Content-Type",
+        "Cookie",
+        "Correlation-Context",
+        "Date",
+        "DNT",
+        "Expect",
+        "Expires",
+        "From",
+        "Grpc-Accept-Encoding",
+        "Grpc-Encoding",
+        "Grpc-Timeout",
+        "Host",
+        "If-Match",
+        "If-Modified-Since",
+        "If-None-Match",
+        "If-Range",
+        "If-Unmodified-Since",
+        "Keep-Alive",
+        "Last-Modified",
+        "Max-Forwards",
+        "Origin",
+        "Pragma",
+        "Proxy-Authorization",
+        "Range",
+        "Referer",
+        "Request-Id",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Translate",
+        "traceparent",
+        "tracestate",
+        "Upgrade",
+        "Upgrade-Insecure-Requests",
+        "User-Agent",
+        "Via",
+        "Warning",
+    ];
+    KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)).map_or_else(|| name.to_owned(), |k| (*k).to_owned())
 }

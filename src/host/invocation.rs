@@ -56,13 +56,36 @@ impl Invocation {
             let v = match v {
                 Value::Array(_) | Value::Null => continue,
                 Value::Object(o) => Value::Object(o),
-                Value::String(s) => Value::String(s),
+                Value::String(s) => Value::String(newtonsoft_date(&s).unwrap_or(s)),
                 Value::Bool(b) => Value::String(if b { "True" } else { "False" }.to_owned()),
-                Value::Number(n) => Value::String(n.to_string()),
+                Value::Number(n) => Value::String(newtonsoft_number(&n)),
             };
             self.bind(&k, v);
         }
     }
+}
+
+/// A promoted number as `(string)JValue` gives it (invariant culture): integers as they are, a
+/// double without a fraction without its `.0` (`3.0` -> `3`).
+fn newtonsoft_number(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+        _ => n.to_string(),
+    }
+}
+
+/// A promoted string that Newtonsoft's reader takes for a date (ISO 8601 with a time), as
+/// `(string)JValue` then prints it: `MM/dd/yyyy HH:mm:ss`, in UTC.
+fn newtonsoft_date(s: &str) -> Option<String> {
+    let looks_like = s.len() >= 19 && s.as_bytes()[4] == b'-' && s.as_bytes()[10] == b'T';
+    if !looks_like {
+        return None;
+    }
+    let t = DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc()))?;
+    Some(t.format("%m/%d/%Y %H:%M:%S").to_string())
 }
 
 /// `JsonConvert.SerializeObject` for scalars and arrays; objects are kept as they are.
@@ -98,8 +121,8 @@ pub struct HttpParts {
     pub query: Vec<(String, String)>,
     /// Headers in order (repeated names become arrays).
     pub headers: Vec<(String, String)>,
-    /// Route parameters.
-    pub params: BTreeMap<String, String>,
+    /// Route parameters; `None` for an optional one the path left out.
+    pub params: BTreeMap<String, Option<String>>,
     /// The body; left out when empty (the host reads it only with a Content-Length above 0).
     pub body: Vec<u8>,
 }
@@ -140,9 +163,8 @@ pub fn http(function: &str, binding: &str, req: &HttpParts) -> Invocation {
                         "NameClaimType": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
                         "RoleClaimType": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"}],
     });
-    if !req.params.is_empty() {
-        value["Params"] = json!(req.params);
-    }
+    // Always sent, with null for an optional parameter the path left out.
+    value["Params"] = json!(req.params);
     let body_text = (!req.body.is_empty()).then(|| {
         if crate::http::request::is_base64_media_type(content_type) {
             encode_base64(&req.body)
@@ -170,7 +192,9 @@ pub fn http(function: &str, binding: &str, req: &HttpParts) -> Invocation {
         .collect();
     inv.metadata.insert("Headers".into(), Value::Object(joined));
     for (k, v) in &req.params {
-        inv.bind(k, Value::String(v.clone()));
+        if let Some(v) = v {
+            inv.bind(k, Value::String(v.clone()));
+        }
     }
     for (k, v) in last_values {
         if !k.eq_ignore_ascii_case("code") {
@@ -370,7 +394,7 @@ mod tests {
                     ("X-Trace".into(), "1".into()),
                     ("x-trace".into(), "2".into()),
                 ],
-                params: [("id".to_owned(), "o-1".to_owned())].into_iter().collect(),
+                params: [("id".to_owned(), Some("o-1".to_owned()))].into_iter().collect(),
                 body: br#"{"customerId":"c-1","vip":true,"items":[1]}"#.to_vec(),
             },
         );
@@ -405,7 +429,7 @@ mod tests {
         assert_eq!(&req.body[..], &[0, 255]);
         parts.body.clear();
         assert!(http("Up", "req", &parts).data["req"].get("Body").is_none());
-        assert!(http("Up", "req", &parts).data["req"].get("Params").is_none());
+        assert_eq!(http("Up", "req", &parts).data["req"]["Params"], json!({}), "Params is always sent");
     }
 
     #[test]
@@ -473,5 +497,37 @@ mod tests {
         assert_eq!(status["Next"], "2026-11-27T10:05:00+00:00");
         let info: crate::TimerInfo = parse(&inv.to_json(), &binding("timerTrigger", "timer", json!({}))).unwrap();
         assert_eq!(info.schedule_status.unwrap().next, Some(due));
+    }
+
+    #[test]
+    fn params_are_always_sent_with_null_for_an_unmatched_optional_one() {
+        let parts = HttpParts {
+            method: "GET".into(),
+            url: "http://localhost/api/items".into(),
+            query: vec![],
+            headers: vec![],
+            params: [("id".to_owned(), None)].into_iter().collect(),
+            body: vec![],
+        };
+        let inv = http("Item", "req", &parts);
+        assert_eq!(inv.data["req"]["Params"], json!({"id": null}));
+        assert!(inv.metadata.get("id").is_none());
+        let req: HttpRequest = parse(&inv.to_json(), &binding("httpTrigger", "req", json!({}))).unwrap();
+        assert_eq!(req.param("id"), None);
+    }
+
+    #[test]
+    fn promoted_numbers_and_dates_as_newtonsoft_prints_them() {
+        let mut inv = Invocation::new("F");
+        inv.promote(
+            r#"{"total": 3.0, "price": 1.5, "n": 7, "at": "2026-11-27T10:05:03Z", "day": "2026-11-27", "note": "x"}"#,
+        );
+        assert_eq!(inv.metadata["total"], "\"3\"");
+        assert_eq!(inv.metadata["price"], "\"1.5\"");
+        assert_eq!(inv.metadata["n"], "\"7\"");
+        assert_eq!(inv.metadata["at"], "\"11/27/2026 10:05:03\"");
+        assert_eq!(inv.metadata["day"], "\"2026-11-27\"", "a date without a time stays a string");
+        assert_eq!(crate::host::front::kestrel_name("content-type"), "Content-Type");
+        assert_eq!(crate::host::front::kestrel_name("x-custom"), "x-custom");
     }
 }

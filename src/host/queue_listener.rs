@@ -7,8 +7,10 @@
 //! - poll with random exponential back-off from 100 ms up to `maxPollingInterval` when the queue is
 //!   empty (2 s by default here, the development default; 1 min in Azure); a queue output written
 //!   by this host wakes the listener at once;
-//! - a message is hidden while its invocation runs (a 30 s lease renewed every 10 s, so a long
-//!   invocation keeps it and a crashed host's messages come back within 30 s);
+//! - a message is hidden while its invocation runs (a 10-minute lease renewed at half, as the real
+//!   host's, so a long invocation keeps it and a crashed host's messages come back after it;
+//!   `AZFN_QUEUE_LEASE` shortens it);
+//! - a message that is not valid base64 goes to `<queue>-poison` at once, not run;
 //! - a message is deleted only after its invocation succeeds; after a failure it becomes visible
 //!   again after `visibilityTimeout` (default 0);
 //! - after `maxDequeueCount` failed attempts (default 5) it moves to `<queue>-poison`, the same body:
@@ -27,11 +29,10 @@ use super::invocation::{self, QueueParts};
 use super::invoker::Invoker;
 use crate::storage::ReceivedMessage;
 
-/// How long a fetched message stays hidden while it is processed.
-const LEASE: Duration = Duration::from_secs(30);
-/// How often a running message's lease is renewed (so a long invocation keeps its message, and a
-/// crashed host's messages come back within [`LEASE`]).
-const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// How long a fetched message stays hidden while it is processed: the real host's 10 minutes,
+/// renewed at the halfway point (docs/host-fidelity.md §10). The built-in host's setting
+/// `AZFN_QUEUE_LEASE` (`hh:mm:ss`) shortens it, for quicker recovery after a crash in tests.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10 * 60);
 /// The shortest polling interval.
 const MIN_POLL: Duration = Duration::from_millis(100);
 
@@ -50,6 +51,8 @@ pub struct QueueOptions {
     pub max_dequeue_count: u32,
     /// `messageEncoding`: `base64` (default) or `none`.
     pub base64: bool,
+    /// How long a fetched message stays hidden ([`DEFAULT_LEASE`]); renewed at half of it.
+    pub lease: Duration,
 }
 
 /// A host.json `TimeSpan` (`hh:mm:ss[.fff]`, `d.hh:mm:ss`) or a number of milliseconds.
@@ -94,6 +97,7 @@ impl QueueOptions {
             visibility_timeout: q.get("visibilityTimeout").and_then(parse_timespan).unwrap_or(Duration::ZERO),
             max_dequeue_count: num("maxDequeueCount").unwrap_or(5).max(1) as u32,
             base64: !q.get("messageEncoding").and_then(Value::as_str).is_some_and(|e| e.eq_ignore_ascii_case("none")),
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -143,7 +147,7 @@ pub async fn listen(invoker: Arc<Invoker>, t: QueueTrigger, opts: QueueOptions, 
             }
             continue;
         }
-        match clients.queues.receive(&t.queue, opts.batch_size, LEASE).await {
+        match clients.queues.receive(&t.queue, opts.batch_size, opts.lease).await {
             Ok(messages) if !messages.is_empty() => {
                 reported_error = false;
                 delay = MIN_POLL;
@@ -221,11 +225,12 @@ async fn process(
             );
             let invocation = invoker.invoke(&t.function, "queueTrigger", inv);
             tokio::pin!(invocation);
-            let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+            let half = opts.lease / 2;
+            let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
             loop {
                 tokio::select! {
                     r = &mut invocation => break r.map(|_| ()),
-                    _ = renew.tick() => match clients.queues.release(&t.queue, &m, LEASE).await {
+                    _ = renew.tick() => match clients.queues.release(&t.queue, &m, opts.lease).await {
                         Ok(receipt) => m.pop_receipt = receipt,
                         Err(e) => console.warn(&format!("{}: could not renew the lease of message {}: {e}", t.function, m.id)),
                     },
@@ -321,6 +326,7 @@ mod tests {
         assert_eq!(o.max_dequeue_count, 5);
         assert_eq!(o.visibility_timeout, Duration::ZERO);
         assert!(o.base64);
+        assert_eq!(o.lease, Duration::from_secs(600), "the real host's 10 minutes");
         assert_eq!(parse_timespan(&json!("00:01:30")), Some(Duration::from_secs(90)));
         assert_eq!(parse_timespan(&json!("1.00:00:01")), Some(Duration::from_secs(86_401)));
         assert_eq!(parse_timespan(&json!("00:00:00.250")), Some(Duration::from_millis(250)));

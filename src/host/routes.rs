@@ -29,8 +29,8 @@ pub enum RouteMatch {
     Found {
         /// The function.
         function: String,
-        /// The route parameters.
-        params: BTreeMap<String, String>,
+        /// The route parameters; an optional one left unmatched is `None` (sent as `null`).
+        params: BTreeMap<String, Option<String>>,
     },
     /// A route matches but not for this method (405).
     MethodNotAllowed,
@@ -145,7 +145,7 @@ impl RouteTable {
         if method_mismatch { RouteMatch::MethodNotAllowed } else { RouteMatch::NotFound }
     }
 
-    fn match_segments(segments: &[Segment], parts: &[&str]) -> Option<BTreeMap<String, String>> {
+    fn match_segments(segments: &[Segment], parts: &[&str]) -> Option<BTreeMap<String, Option<String>>> {
         let mut params = BTreeMap::new();
         let mut i = 0;
         for seg in segments {
@@ -162,16 +162,20 @@ impl RouteTable {
                         if !constraints.iter().all(|c| satisfies(&value, c)) {
                             return None;
                         }
-                        params.insert(name.clone(), value);
+                        params.insert(name.clone(), Some(value));
                         i += 1;
                     }
-                    None if *optional => {}
+                    None if *optional => {
+                        params.insert(name.clone(), None);
+                    }
                     None => return None,
                 },
                 Segment::CatchAll(name) => {
                     params.insert(
                         name.clone(),
-                        parts[i.min(parts.len())..].iter().map(|p| percent_decode(p)).collect::<Vec<_>>().join("/"),
+                        Some(
+                            parts[i.min(parts.len())..].iter().map(|p| percent_decode(p)).collect::<Vec<_>>().join("/"),
+                        ),
                     );
                     i = parts.len();
                 }
@@ -228,7 +232,7 @@ mod tests {
     fn found(function: &str, params: &[(&str, &str)]) -> RouteMatch {
         RouteMatch::Found {
             function: function.into(),
-            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            params: params.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))).collect(),
         }
     }
 
@@ -242,7 +246,11 @@ mod tests {
         assert_eq!(t.route("GET", "/api/orders/latest"), found("Latest", &[]), "literals win over parameters");
         assert_eq!(t.route("POST", "/api/orders"), found("CreateOrder", &[]));
         assert_eq!(t.route("GET", "/api/items/7"), found("Item", &[("id", "7")]));
-        assert_eq!(t.route("DELETE", "/api/items"), found("Item", &[]));
+        // An optional parameter the path leaves out is there, as null.
+        assert_eq!(
+            t.route("DELETE", "/api/items"),
+            RouteMatch::Found { function: "Item".into(), params: [("id".to_owned(), None)].into_iter().collect() }
+        );
         assert_eq!(t.route("GET", "/api/items/seven"), RouteMatch::NotFound, "{{id:int}} refuses text");
         assert_eq!(t.route("GET", "/api/files/a/b.txt"), found("Files", &[("path", "a/b.txt")]));
         assert_eq!(t.route("GET", "/api/NoRoute"), found("NoRoute", &[]));

@@ -194,8 +194,15 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
     let routes = RouteTable::new(&meta.host.route_prefix, enabled.iter().copied())?;
     let (stop_tx, stop) = watch::channel(false);
 
-    let queue_opts =
+    let mut queue_opts =
         QueueOptions::from_host_json(&host_doc, std::thread::available_parallelism().map_or(1, |n| n.get()) as u32);
+    if let Some(lease) = settings.get("AZFN_QUEUE_LEASE") {
+        queue_opts.lease = super::queue_listener::parse_timespan(&Value::String(lease.clone()))
+            .filter(|l| *l >= Duration::from_secs(2))
+            .ok_or_else(|| {
+                format!("AZFN_QUEUE_LEASE {lease:?} should be a time span of 2 s or more, such as \"00:00:30\"")
+            })?;
+    }
     if !queue_opts.base64 {
         console.warn(
             "extensions.queues.messageEncoding `none` is not supported by the built-in host; messages are base64",

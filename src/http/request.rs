@@ -282,9 +282,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for Texts<'a> {
     }
 }
 
-/// Entries as a map of name -> text, repeated values joined with `,` (as the host does).
+/// Entries as a map of name -> text, repeated values joined with `,` (as the host does). A `null`
+/// value (an optional route parameter the path left out) is no entry.
 fn joined(entries: MapEntries<'_>) -> BTreeMap<String, String> {
-    entries.0.into_iter().map(|(k, v)| (k.into_owned(), v.joined())).collect()
+    entries
+        .0
+        .into_iter()
+        .filter(|(_, v)| !matches!(v, Texts::Many(values) if values.is_empty()))
+        .map(|(k, v)| (k.into_owned(), v.joined()))
+        .collect()
 }
 
 /// A JSON object's entries, in order, each with its text value(s). Older hosts sent the object as a

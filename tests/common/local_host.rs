@@ -32,6 +32,9 @@ impl LocalHost {
             // `azfn start` stages the app under the temp dir: keep it in ours, which goes with the
             // test even when a test kills the host with SIGKILL.
             .env("TMPDIR", dir.path())
+            // The real host's 10-minute message lease, shortened so that the messages of a host a
+            // test kills come back within the test.
+            .env("AZFN_QUEUE_LEASE", "00:00:30")
             .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
