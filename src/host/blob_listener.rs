@@ -162,8 +162,10 @@ pub fn properties(blob: &Blob) -> serde_json::Value {
     })
 }
 
+/// The receipt's name (`BlobReceiptManager`): the ETag as the blob's headers give it, quoted.
 fn receipt_name(t: &BlobTrigger, container: &str, blob: &str, etag: &str) -> String {
-    format!("blobreceipts/{}/Host.Functions.{}/{}/{container}/{blob}", t.host_id, t.function, etag.trim_matches('"'))
+    let etag = format!("\"{}\"", etag.trim_matches('"'));
+    format!("blobreceipts/{}/Host.Functions.{}/{etag}/{container}/{blob}", t.host_id, t.function)
 }
 
 /// Scans until `stop` turns true.
@@ -264,6 +266,8 @@ async fn process(
     };
     let endpoint = clients.account.blob.clone().unwrap_or_default();
     let properties = properties(&blob);
+    // The poison message names the blob type as the SDK does: BlockBlob, PageBlob or AppendBlob.
+    let blob_type = blob.headers.get("x-ms-blob-type").cloned().unwrap_or_else(|| "BlockBlob".to_owned());
     let inv = invocation::blob(
         &t.function,
         &t.binding,
@@ -273,7 +277,7 @@ async fn process(
         &params,
     );
     let result = invoker.invoke(&t.function, "blobTrigger", inv).await;
-    let poisoned = if result.is_err() {
+    if result.is_err() {
         let n = {
             let mut a = attempts.lock().unwrap();
             let n = a.entry(receipt.to_owned()).or_insert(0);
@@ -286,7 +290,7 @@ async fn process(
         let message = json!({
             "Type": "BlobTrigger",
             "FunctionId": format!("Host.Functions.{}", t.function),
-            "BlobType": "BlockBlob",
+            "BlobType": blob_type,
             "ContainerName": container,
             "BlobName": name,
             "ETag": etag,
@@ -307,16 +311,13 @@ async fn process(
             "{}: blob {container}/{name} failed {n} times; a message for it is on queue {POISON_QUEUE:?}",
             t.function
         ));
-        true
-    } else {
-        false
-    };
-    let receipt_body = json!({"poisoned": poisoned, "etag": etag, "at": chrono::Utc::now().to_rfc3339()});
+    }
+    // A completed receipt is an empty blob without the `Incomplete` metadata key (`BlobReceipt`).
     let written = async {
         invoker.bindings.ensure_container(clients, &t.connection, HOSTS_CONTAINER).await?;
         clients
             .blobs
-            .put(HOSTS_CONTAINER, receipt, Bytes::from(receipt_body.to_string()), "application/json")
+            .put(HOSTS_CONTAINER, receipt, Bytes::new(), "application/octet-stream")
             .await
             .map_err(|e| e.to_string())
     };

@@ -97,8 +97,7 @@ pub async fn handle(
             let runs = events.into_iter().map(|event| {
                 let (invoker, name, binding) = (invoker.clone(), spec.name.clone(), binding.clone());
                 async move {
-                    let text = event.to_string();
-                    let inv = invocation::text(&name, &binding, &text, &[]);
+                    let inv = invocation::event_grid(&name, &binding, &event);
                     invoker.invoke(&name, "eventGridTrigger", inv).await
                 }
             });

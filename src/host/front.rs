@@ -174,22 +174,29 @@ async fn admin_invocation(
             let properties = super::blob_listener::properties(&blob);
             invocation::blob(&spec.name, &t.name, &blob.content, &format!("{endpoint}/{input}"), properties, &params)
         }
-        // A bare ServiceBusReceivedMessage built from the string.
+        // A bare ServiceBusReceivedMessage built from the string with the model factory's defaults
+        // (`ServiceBusModelFactory.ServiceBusReceivedMessage`, then `CreateSingle`): no TTL, so it
+        // expires at DateTimeOffset.MaxValue.
         "servicebustrigger" => invocation::text(
             &spec.name,
             &t.name,
             input,
             &[
                 ("DeliveryCount", json!(0)),
-                ("SequenceNumber", json!(0)),
+                ("SequenceNumber", json!(-1)),
+                ("LockToken", json!("00000000-0000-0000-0000-000000000000")),
+                ("EnqueuedTime", json!("0001-01-01T00:00:00+00:00")),
+                ("EnqueuedTimeUtc", json!("0001-01-01T00:00:00")),
+                ("ExpiresAt", json!("9999-12-31T23:59:59.9999999+00:00")),
+                ("ExpiresAtUtc", json!("9999-12-31T23:59:59.9999999")),
                 ("ApplicationProperties", json!({})),
                 ("UserProperties", json!({})),
             ],
         ),
         "eventgridtrigger" => {
-            serde_json::from_str::<Value>(input)
+            let event = serde_json::from_str::<Value>(input)
                 .map_err(|e| format!("admin input for an Event Grid trigger must be an event as JSON: {e}"))?;
-            invocation::text(&spec.name, &t.name, input, &[])
+            invocation::event_grid(&spec.name, &t.name, &event)
         }
         _ => invocation::text(&spec.name, &t.name, input, &[]),
     })

@@ -333,6 +333,19 @@ pub fn timer(
     inv
 }
 
+/// The invocation of an Event Grid-triggered function for one event (single dispatch): the event
+/// as indented JSON text (`JToken.ToString(Formatting.Indented)`), and only `data` as binding data
+/// (`EventGridTriggerAttributeBindingProvider.BindAsync`).
+pub fn event_grid(function: &str, binding: &str, event: &Value) -> Invocation {
+    let mut inv = Invocation::new(function);
+    let text = serde_json::to_string_pretty(event).expect("JSON");
+    inv.data.insert(binding.to_owned(), encode(Value::String(text)));
+    if let Some(data) = event.get("data").filter(|d| !d.is_null()) {
+        inv.bind("data", data.clone());
+    }
+    inv
+}
+
 /// The invocation a string trigger value makes: the text as `Data` (double-encoded), the given
 /// binding data, and JSON-object promotion. Used for inputs given to `POST /admin/functions/{name}`
 /// for Service Bus, Event Grid and other string-valued triggers.
