@@ -46,8 +46,8 @@ pub struct ServiceBusMessage<T = String> {
     pub expires_at: Option<DateTime<Utc>>,
     /// `SessionId`, for session-enabled entities.
     pub session_id: Option<String>,
-    /// `SequenceNumber`.
-    pub sequence_number: Option<u64>,
+    /// `SequenceNumber` (-1 for a message the admin endpoint made: the SDK's model default).
+    pub sequence_number: Option<i64>,
     /// `ReplyTo`.
     pub reply_to: Option<String>,
     /// `To`.
@@ -89,7 +89,7 @@ impl<T: DeserializeOwned + Send + 'static> FromTrigger for ServiceBusMessage<T> 
             enqueued_time: time("EnqueuedTime", "EnqueuedTimeUtc")?,
             expires_at: time("ExpiresAt", "ExpiresAtUtc")?,
             session_id: input.meta_text("SessionId"),
-            sequence_number: input.meta_u64("SequenceNumber")?,
+            sequence_number: input.meta_text("SequenceNumber").and_then(|t| t.trim().parse().ok()),
             reply_to: input.meta_text("ReplyTo"),
             to: input.meta_text("To"),
             partition_key: input.meta_text("PartitionKey"),
