@@ -354,3 +354,18 @@ async fn a_missed_occurrence_runs_at_start_up_past_due() {
     let saved: serde_json::Value = serde_json::from_slice(&saved.content).unwrap();
     assert!(saved["Next"].as_str().unwrap() > past.as_str(), "{saved}");
 }
+
+/// Timer schedules follow `WEBSITE_TIME_ZONE` (an IANA name on Linux), as the real host reads the
+/// NCRONTAB on that zone's wall clock: 09:00 in Kolkata (UTC+5:30) is 03:30 UTC.
+#[tokio::test]
+async fn a_timer_schedule_follows_website_time_zone() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    edit_json(&app.path().join("functions/OrderSummary/function.json"), |f| {
+        f["bindings"][0]["schedule"] = "0 0 9 * * *".into();
+    });
+    let host = LocalHost::start(app.path(), &azurite, &[("WEBSITE_TIME_ZONE", "Asia/Kolkata")]).await;
+    let console = host.console();
+    let line = console.lines().find(|l| l.contains("OrderSummary: timerTrigger")).unwrap();
+    assert!(line.contains("in Asia/Kolkata, next at ") && line.contains("T03:30:00+00:00"), "{line}");
+}

@@ -3,9 +3,11 @@
 //!
 //! Fields take `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`, lists `a,b`, and month and day
 //! names (`JAN`, `MON`). Day-of-week runs 0 (Sunday) to 6. As in the NCrontab library the host uses,
-//! a time matches when every field matches (day of month and day of week together). Times are UTC.
+//! a time matches when every field matches (day of month and day of week together). Times are UTC,
+//! or the wall clock of a time zone (`WEBSITE_TIME_ZONE` or `TZ`, an IANA name) with
+//! [`Schedule::next_after_in`].
 
-use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 
 /// A parsed schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,31 +125,56 @@ impl Schedule {
     /// The first occurrence strictly after `t` (within five years), for a cron schedule; for an
     /// interval, `t` plus the interval.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Every(d) => Some(t + Duration::from_std(*d).ok()?),
+            Self::Cron(c) => c.next_naive_after(t.naive_utc()).map(|n| n.and_utc()),
+        }
+    }
+
+    /// As [`next_after`](Self::next_after), with the cron fields read on the wall clock of `tz`.
+    /// A wall-clock time that a daylight-saving change skips does not occur; one that it repeats
+    /// occurs once, the first time.
+    pub fn next_after_in<Z: TimeZone>(&self, t: DateTime<Utc>, tz: &Z) -> Option<DateTime<Utc>> {
         let cron = match self {
-            Self::Every(d) => return Some(t + Duration::from_std(*d).ok()?),
+            Self::Every(_) => return self.next_after(t),
             Self::Cron(c) => c,
         };
+        let mut local = t.with_timezone(tz).naive_local();
+        loop {
+            let candidate = cron.next_naive_after(local)?;
+            match tz.from_local_datetime(&candidate) {
+                LocalResult::Single(x) | LocalResult::Ambiguous(x, _) => return Some(x.with_timezone(&Utc)),
+                LocalResult::None => local = candidate,
+            }
+        }
+    }
+}
+
+impl Cron {
+    /// The first matching wall-clock time strictly after `t`, within five years.
+    fn next_naive_after(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
+        let midnight = |y: i32, m: u32, d: u32| NaiveDate::from_ymd_opt(y, m, d)?.and_hms_opt(0, 0, 0);
         let mut t = t.with_nanosecond(0)? + Duration::seconds(1);
         let limit = t + Duration::days(5 * 366);
         while t < limit {
-            if !cron.months[t.month() as usize] {
+            if !self.months[t.month() as usize] {
                 let (y, m) = if t.month() == 12 { (t.year() + 1, 1) } else { (t.year(), t.month() + 1) };
-                t = Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single()?;
+                t = midnight(y, m, 1)?;
                 continue;
             }
-            if !cron.days[t.day() as usize] || !cron.weekdays[t.weekday().num_days_from_sunday() as usize] {
+            if !self.days[t.day() as usize] || !self.weekdays[t.weekday().num_days_from_sunday() as usize] {
                 t = (t + Duration::days(1)).with_hour(0)?.with_minute(0)?.with_second(0)?;
                 continue;
             }
-            if !cron.hours[t.hour() as usize] {
+            if !self.hours[t.hour() as usize] {
                 t = (t + Duration::hours(1)).with_minute(0)?.with_second(0)?;
                 continue;
             }
-            if !cron.minutes[t.minute() as usize] {
+            if !self.minutes[t.minute() as usize] {
                 t = (t + Duration::minutes(1)).with_second(0)?;
                 continue;
             }
-            if !cron.seconds[t.second() as usize] {
+            if !self.seconds[t.second() as usize] {
                 t += Duration::seconds(1);
                 continue;
             }
@@ -194,5 +221,26 @@ mod tests {
         assert!(Schedule::parse("0 5-1 * * * *").unwrap_err().contains("backwards"));
         assert!(Schedule::parse("0 */0 * * * *").unwrap_err().contains("bad step"));
         assert!(Schedule::parse("0 0 0 * FOO *").unwrap_err().contains("month"));
+    }
+
+    #[test]
+    fn schedules_in_a_time_zone_follow_its_wall_clock() {
+        let paris: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+        let s = Schedule::parse("0 30 9 * * *").unwrap();
+        // 09:30 in Paris is 08:30 UTC in winter and 07:30 UTC in summer.
+        assert_eq!(
+            s.next_after_in(at("2024-01-10T00:00:00Z"), &paris).unwrap().to_rfc3339(),
+            "2024-01-10T08:30:00+00:00"
+        );
+        assert_eq!(
+            s.next_after_in(at("2024-07-10T00:00:00Z"), &paris).unwrap().to_rfc3339(),
+            "2024-07-10T07:30:00+00:00"
+        );
+        // 02:30 does not exist on 2024-03-31 in Paris: the next one is the day after.
+        let skipped = Schedule::parse("0 30 2 * * *").unwrap();
+        assert_eq!(
+            skipped.next_after_in(at("2024-03-30T12:00:00Z"), &paris).unwrap().to_rfc3339(),
+            "2024-04-01T00:30:00+00:00"
+        );
     }
 }

@@ -211,6 +211,16 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
     let blob_attempts = host_doc["extensions"]["blobs"]["poisonBlobThreshold"]
         .as_u64()
         .map_or(queue_opts.max_dequeue_count, |n| n as u32);
+    // Timer schedules follow WEBSITE_TIME_ZONE (or TZ) when set: an IANA name on Linux. A TZ that
+    // is not a zone name (a shell's `:/etc/localtime`, say) is ignored.
+    let time_zone = match settings.get("WEBSITE_TIME_ZONE").filter(|z| !z.trim().is_empty()) {
+        Some(name) => Some(name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+            format!(
+                "WEBSITE_TIME_ZONE {name:?} is not a time zone name; on Linux use an IANA name such as \"Europe/Paris\""
+            )
+        })?),
+        None => settings.get("TZ").and_then(|z| z.trim().parse::<chrono_tz::Tz>().ok()),
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let blob_parallel =
         host_doc["extensions"]["blobs"]["maxDegreeOfParallelism"].as_u64().map_or(8 * cores, |n| n.max(1) as usize);
@@ -253,11 +263,6 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
                 let text = expand_setting(text, &settings);
                 let schedule = Schedule::parse(&text).map_err(|e| format!("{}: schedule {text:?}: {e}", spec.name))?;
                 let run_on_startup = t.properties.get("runOnStartup").and_then(Value::as_bool).unwrap_or(false);
-                println!(
-                    "    {}: timerTrigger {text:?}{}",
-                    spec.name,
-                    if run_on_startup { " (runOnStartup)" } else { "" }
-                );
                 let use_monitor = t.properties.get("useMonitor").and_then(Value::as_bool).unwrap_or(true);
                 let trig = TimerTrigger {
                     function: spec.name.clone(),
@@ -266,7 +271,16 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
                     run_on_startup,
                     use_monitor,
                     host_id: host_id.clone(),
+                    time_zone,
                 };
+                let next =
+                    trig.next_after(chrono::Utc::now()).map(|n| n.to_rfc3339()).unwrap_or_else(|| "never".into());
+                let zone = time_zone.map_or_else(|| "UTC".to_owned(), |z| z.name().to_owned());
+                println!(
+                    "    {}: timerTrigger {text:?} in {zone}, next at {next}{}",
+                    spec.name,
+                    if run_on_startup { " (runOnStartup)" } else { "" }
+                );
                 tokio::spawn(timer_listener::listen(invoker.clone(), trig, stop.clone()));
             }
             "eventgridtrigger" => println!(

@@ -1,7 +1,7 @@
 //! The timer trigger, as the Timers extension's `TimerListener` runs it (docs/host-fidelity.md §8):
 //!
-//! - it fires on a six-field NCRONTAB or `hh:mm:ss` schedule, and once at start-up with
-//!   `runOnStartup`;
+//! - it fires on a six-field NCRONTAB or `hh:mm:ss` schedule, read on the wall clock of
+//!   `WEBSITE_TIME_ZONE` (or `TZ`) when set, else in UTC, and once at start-up with `runOnStartup`;
 //! - runs never overlap: the next occurrence is waited for only once an invocation is done, and
 //!   occurrences missed meanwhile are skipped;
 //! - `ScheduleStatus.Next` is the occurrence now firing, `Last` the previous one (`0001-01-01` before
@@ -40,13 +40,25 @@ pub struct TimerTrigger {
     pub use_monitor: bool,
     /// This host's id (the monitor's namespace).
     pub host_id: String,
+    /// The time zone the schedule is read in (`WEBSITE_TIME_ZONE` or `TZ`); UTC when `None`.
+    pub time_zone: Option<chrono_tz::Tz>,
+}
+
+impl TimerTrigger {
+    /// The schedule's first occurrence after `t`, in the trigger's time zone.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.time_zone {
+            Some(tz) => self.schedule.next_after_in(t, tz),
+            None => self.schedule.next_after(t),
+        }
+    }
 }
 
 /// Whether the schedule monitor applies: `useMonitor`, and not a schedule that fires more often
 /// than once a minute (`TimerSchedule.ShouldDisableScheduleMonitor`).
 pub fn monitored(t: &TimerTrigger, now: DateTime<Utc>) -> bool {
-    let first = t.schedule.next_after(now);
-    let second = first.and_then(|f| t.schedule.next_after(f));
+    let first = t.next_after(now);
+    let second = first.and_then(|f| t.next_after(f));
     let frequent = matches!((first, second), (Some(a), Some(b)) if (b - a).num_seconds() < 60);
     t.use_monitor && !frequent
 }
@@ -112,15 +124,15 @@ pub async fn listen(invoker: Arc<Invoker>, t: TimerTrigger, mut stop: watch::Rec
             fire(true, last, Some(next)).await;
             last = Some(next);
             if let Some(m) = &monitor {
-                m.write(Some(next), t.schedule.next_after(Utc::now()), invoker.console).await;
+                m.write(Some(next), t.next_after(Utc::now()), invoker.console).await;
             }
         }
-        _ if t.run_on_startup => fire(false, last, t.schedule.next_after(now)).await,
+        _ if t.run_on_startup => fire(false, last, t.next_after(now)).await,
         _ => {}
     }
     let mut cursor = Utc::now();
     loop {
-        let Some(due) = t.schedule.next_after(cursor.max(Utc::now())) else {
+        let Some(due) = t.next_after(cursor.max(Utc::now())) else {
             return invoker.console.warn(&format!("{}: the schedule has no next occurrence", t.function));
         };
         if let Some(m) = &monitor {
