@@ -8,6 +8,39 @@ use std::fmt;
 /// `anyhow::Error` included.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// The one shape of every error answer azfn gives, from the runtime, the built-in host and the
+/// management API alike: `{"error": {"kind": kind, "message": message}}`. `kind` is a short
+/// snake_case word a client can match on; `message` says what was wrong and where.
+///
+/// ```
+/// let body = azfn::error::error_json("not_found", "no order with id \"o-9\"");
+/// assert_eq!(body["error"]["kind"], "not_found");
+/// assert_eq!(body["error"]["message"], "no order with id \"o-9\"");
+/// ```
+pub fn error_json(kind: &str, message: impl fmt::Display) -> serde_json::Value {
+    serde_json::json!({"error": {"kind": kind, "message": message.to_string()}})
+}
+
+/// The `kind` of an error answer with this HTTP status, for errors that have no better name.
+pub fn kind_for_status(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        401 | 403 => "unauthorized",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        410 => "gone",
+        412 => "precondition_failed",
+        413 => "too_large",
+        415 => "unsupported_media_type",
+        422 => "unprocessable",
+        429 => "too_many_requests",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "error",
+    }
+}
+
 /// A trigger payload that does not fit the handler's trigger type.
 ///
 /// The invocation fails with a non-2xx answer, so the host applies the trigger's retry rules.

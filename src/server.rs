@@ -498,8 +498,9 @@ async fn serve_forwarded(
         },
         Err(e) => {
             let _ = failure(&spec.name, &id, &e, Vec::new());
-            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": e.to_string(), "invocationId": id})))
-                .into_response()
+            let mut body = crate::error::error_json("handler_error", &e);
+            body["invocationId"] = json!(id);
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
         }
     }
 }

@@ -191,7 +191,7 @@ async fn events_timeouts_and_instance_management() {
     assert_eq!((&done["runtimeStatus"], &done["output"]), (&json!("Terminated"), &json!("changed my mind")));
     let (code, body) = api.post(&format!("instances/{stopped}/raiseEvent/Approval"), Some(json!(true))).await;
     assert_eq!(code, 410, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("already finished"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("already finished"), "{body}");
     assert_eq!(api.post(&format!("instances/{stopped}/terminate"), None).await.0, 410);
 
     // Unknown ids are 404, bad ids 400, unknown orchestrators 404, bad input 400.
@@ -199,13 +199,18 @@ async fn events_timeouts_and_instance_management() {
     assert_eq!(api.post("instances/no-such-instance/terminate", None).await.0, 404);
     let (code, body) = api.status("bad%23id").await;
     assert_eq!(code, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("cannot contain"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("cannot contain"), "{body}");
     assert_eq!(api.status(&"x".repeat(257)).await.0, 400);
     let (code, body) = api.post("NoSuchOrchestrator", None).await;
     assert_eq!(code, 404, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("HelloSequence"), "lists the known ones: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("HelloSequence"), "lists the known ones: {body}");
     let res = api.http.post(format!("{}/HelloSequence", api.base)).body("{not json").send().await.unwrap();
     assert_eq!(res.status(), 400);
+    // An input the orchestrator cannot read is refused at the start, not failed later.
+    let (code, body) = api.post("FanOutFanIn", None).await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["error"]["kind"], "bad_request", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("does not fit orchestrator `FanOutFanIn`"), "{body}");
     // Starting an id that is running is a conflict; a finished one starts afresh.
     let mine = api.start("ApprovalWorkflow/order-7", json!({"timeoutSeconds": 120})).await;
     assert_eq!(mine, "order-7");

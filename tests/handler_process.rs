@@ -66,7 +66,7 @@ async fn create_order_queues_a_valid_order_and_refuses_a_bad_one() {
     assert_eq!(status, 200);
     assert_eq!(body["Outputs"]["res"]["statusCode"], 400);
     let reasons: Value = serde_json::from_str(body["Outputs"]["res"]["body"].as_str().unwrap()).unwrap();
-    assert_eq!(reasons["problems"].as_array().unwrap().len(), 4, "{reasons}");
+    assert_eq!(reasons["error"]["problems"].as_array().unwrap().len(), 4, "{reasons}");
     assert!(body["Outputs"].get("order").is_none(), "nothing is queued for a bad order");
 }
 

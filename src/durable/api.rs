@@ -13,7 +13,7 @@
 //! | `GET poison`, `POST poison/redrive` | parked messages of the hub's queues, and sending them back |
 //!
 //! Errors: 400 bad id or input, 404 unknown instance or orchestrator, 409 conflicting state, 410 an
-//! operation on a finished instance; each with `{"error": "..."}`.
+//! operation on a finished instance; each with `{"error": {"kind", "message"}}`.
 
 use std::time::Duration;
 
@@ -37,13 +37,14 @@ pub async fn handle(client: &DurableClient, hub: &TaskHub, req: &HttpRequest, pa
     }
 }
 
-/// The answer for a failed request: its status and `{"error": "..."}` (server errors are logged).
+/// The answer for a failed request: its status and `{"error": {"kind", "message"}}` (server errors
+/// are logged).
 pub fn error_response(e: &DurableError) -> HttpResponse {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status.is_server_error() {
         tracing::error!(error = %e, "orchestration management request failed");
     }
-    HttpResponse::new(status).json(&json!({ "error": e.to_string() }))
+    HttpResponse::error(status, crate::error::kind_for_status(status.as_u16()), e)
 }
 
 async fn route(

@@ -63,6 +63,9 @@ impl DurableClient {
                 self.registry.orchestrator_names().join(", ")
             )));
         }
+        self.registry
+            .check_input(name, &input)
+            .map_err(|e| DurableError::BadRequest(format!("the input does not fit orchestrator `{name}`: {e}")))?;
         let id = match instance_id {
             Some(id) => id.to_owned(),
             None => uuid::Uuid::new_v4().simple().to_string(),

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use super::context::OrchestrationContext;
@@ -16,6 +16,8 @@ use super::context::OrchestrationContext;
 pub type BoxRun = Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
 type OrchestratorFn = Arc<dyn Fn(OrchestrationContext, Value) -> BoxRun + Send + Sync>;
 type ActivityFn = Arc<dyn Fn(ActivityContext, Value) -> BoxRun + Send + Sync>;
+/// Whether a JSON input fits an orchestrator's input type, and why not.
+type InputCheck = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
 
 /// What an activity knows about its call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,7 @@ pub struct ActivityContext {
 #[derive(Clone, Default)]
 pub struct Registry {
     orchestrators: BTreeMap<String, OrchestratorFn>,
+    inputs: BTreeMap<String, InputCheck>,
     activities: BTreeMap<String, ActivityFn>,
 }
 
@@ -105,7 +108,19 @@ impl Registry {
     {
         let run: OrchestratorFn = Arc::new(erase(format!("orchestrator `{name}`"), f));
         self.orchestrators.insert(name.to_owned(), run);
+        let check: InputCheck = Arc::new(|v: &Value| {
+            I::deserialize(v)
+                .map(|_| ())
+                .map_err(|e| format!("{e} (the input should fit {})", std::any::type_name::<I>()))
+        });
+        self.inputs.insert(name.to_owned(), check);
         self
+    }
+
+    /// Whether `input` fits the input type of the orchestrator `name`, so that a start with an
+    /// input it cannot read is refused at once rather than failing later.
+    pub fn check_input(&self, name: &str, input: &Value) -> Result<(), String> {
+        self.inputs.get(name).map_or(Ok(()), |check| check(input))
     }
 
     /// Registers the activity `name`: `async fn(ctx, input: I) -> Result<O, E>`.

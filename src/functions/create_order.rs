@@ -16,7 +16,7 @@ fn store() -> Option<&'static IdempotencyStore> {
 
 fn error(status: u16, kind: &str, message: &str) -> HttpResponse {
     let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::new(status).json(&json!({"error": {"kind": kind, "message": message}}))
+    HttpResponse::error(status, kind, message)
 }
 
 /// Accepts `{customerId, items: [{sku, quantity, unitPrice}], currency}`: `202 {orderId}` and a
@@ -35,9 +35,11 @@ pub async fn create_order(req: HttpRequest, ctx: Context) -> Result<HttpResponse
         Ok(parts) => parts,
         Err(problems) => {
             tracing::info!(problems = problems.len(), "order refused");
-            return Ok(
-                HttpResponse::bad_request().json(&json!({"error": "the order is not valid", "problems": problems}))
-            );
+            return Ok(HttpResponse::bad_request().json(&json!({"error": {
+                "kind": "invalid_order",
+                "message": format!("the order is not valid: {} problems", problems.len()),
+                "problems": problems,
+            }})));
         }
     };
     let new_order = move || Order {
@@ -104,7 +106,7 @@ mod tests {
             .unwrap();
         assert_eq!(res.status, 400);
         let body: Value = serde_json::from_slice(&res.body).unwrap();
-        assert_eq!(body["problems"].as_array().unwrap().len(), 3);
+        assert_eq!(body["error"]["problems"].as_array().unwrap().len(), 3);
         let res = create_order(http_request("POST", "http://x/api/orders", Some("{oops")), ctx.clone()).await.unwrap();
         assert_eq!(res.status, 400);
         assert!(ctx.wire_outputs().unwrap().0.is_empty());

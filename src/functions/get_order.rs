@@ -1,7 +1,6 @@
 //! `GetOrder`: `GET /api/orders/{id}` answers the stored order from the `orders` table, or 404.
 
 use azfn::{Context, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use super::process_order::OrderRow;
 
@@ -10,7 +9,7 @@ pub async fn get_order(req: HttpRequest, ctx: Context) -> Result<HttpResponse, a
     let id = req.param("id").unwrap_or_default();
     Ok(match ctx.input::<OrderRow>("order")? {
         Some(row) => HttpResponse::ok().json(&row.view()?),
-        None => HttpResponse::not_found().json(&json!({"error": format!("no order with id {id:?}")})),
+        None => HttpResponse::error(http::StatusCode::NOT_FOUND, "not_found", format!("no order with id {id:?}")),
     })
 }
 
@@ -18,7 +17,7 @@ pub async fn get_order(req: HttpRequest, ctx: Context) -> Result<HttpResponse, a
 mod tests {
     use super::*;
     use crate::functions::test_support::*;
-    use serde_json::{Map, Value};
+    use serde_json::{Map, Value, json};
 
     #[tokio::test]
     async fn found_and_not_found() {

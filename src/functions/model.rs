@@ -65,6 +65,18 @@ pub struct Problem {
     pub message: String,
 }
 
+/// What kind of JSON value `v` is, for messages.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Validates a new order as a caller sent it (`{customerId, items: [{sku, quantity, unitPrice}], currency}`)
 /// and returns its parts, or every problem found.
 pub fn validate(body: &Value) -> Result<(String, String, Vec<Line>), Vec<Problem>> {
@@ -82,16 +94,24 @@ pub fn validate(body: &Value) -> Result<(String, String, Vec<Line>), Vec<Problem
             problem("customerId", "should be 1 to 64 characters");
             String::new()
         }
-        _ => {
-            problem("customerId", "is required and should be a string");
+        None | Some(Value::Null) => {
+            problem("customerId", "is required");
+            String::new()
+        }
+        Some(other) => {
+            problem("customerId", &format!("should be a string, not {}", json_kind(other)));
             String::new()
         }
     };
 
     let currency = match obj.get("currency") {
         Some(Value::String(s)) if s.len() == 3 && s.chars().all(|c| c.is_ascii_uppercase()) => s.clone(),
-        _ => {
-            problem("currency", "is required and should be a three-letter ISO 4217 code such as EUR");
+        None | Some(Value::Null) => {
+            problem("currency", "is required: a three-letter ISO 4217 code such as EUR");
+            String::new()
+        }
+        Some(_) => {
+            problem("currency", "should be a three-letter ISO 4217 code such as EUR");
             String::new()
         }
     };

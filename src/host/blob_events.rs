@@ -81,16 +81,32 @@ pub fn blob_created_event(clients: &Clients, container: &str, item: &BlobItem, c
     })
 }
 
-/// Watches each route's container until `stop`, sending an event for each blob written.
+/// What each route's container holds now (blob name -> ETag): the blobs that raise no event, as a
+/// new subscription sees only later writes. Taken before the host says it is ready, so that a blob
+/// written once it is ready always raises one. A container that cannot be read yet is `None`, and
+/// its first successful scan is taken as its start.
+pub async fn snapshot(clients: &Clients, routes: &[BlobEventRoute]) -> Vec<Option<HashMap<String, String>>> {
+    let mut seen = Vec::with_capacity(routes.len());
+    for route in routes {
+        seen.push(match clients.blobs.list(&route.container, "").await {
+            Ok(items) => Some(items.into_iter().map(|b| (b.name, b.etag)).collect()),
+            Err(e) if e.is_not_found() => Some(HashMap::new()),
+            Err(_) => None,
+        });
+    }
+    seen
+}
+
+/// Watches each route's container until `stop`, sending an event for each blob written after
+/// `seen` (from [`snapshot`]).
 pub async fn run(
     clients: Arc<Clients>,
     routes: Vec<BlobEventRoute>,
+    mut seen: Vec<Option<HashMap<String, String>>>,
     interval: Duration,
     console: Console,
     mut stop: watch::Receiver<bool>,
 ) {
-    // Per route: blob name -> the ETag already announced (or present at start).
-    let mut seen: Vec<Option<HashMap<String, String>>> = vec![None; routes.len()];
     let mut failing = vec![false; routes.len()];
     while !*stop.borrow() {
         for (i, route) in routes.iter().enumerate() {

@@ -25,8 +25,8 @@ use super::invoker::Invoker;
 /// The path of the webhook.
 pub const PATH: &str = "/runtime/webhooks/eventgrid";
 
-fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    (status, [("content-type", "text/plain; charset=utf-8")], body.into()).into_response()
+fn text(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    super::front::error(status, message.to_string().trim_end())
 }
 
 /// Answers one request to the webhook.

@@ -46,6 +46,12 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
     (status, [("content-type", "text/plain; charset=utf-8")], body.into()).into_response()
 }
 
+/// An error answer of the built-in host, in azfn's one error shape (`{"error": {"kind", "message"}}`).
+pub(crate) fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    let body = crate::error::error_json(crate::error::kind_for_status(status.as_u16()), message);
+    (status, axum::Json(body)).into_response()
+}
+
 async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     if path == "/" && req.method() == http::Method::GET {
@@ -63,7 +69,7 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
         let (parts, body) = req.into_parts();
         let body = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}\n")),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")),
         };
         let query = parts.uri.query();
         return super::event_grid_webhook::handle(front.invoker.clone(), &parts.method, query, &parts.headers, &body)
@@ -80,17 +86,17 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
         return admin(front, &name, req).await;
     }
     match front.routes.route(req.method().as_str(), &path) {
-        RouteMatch::NotFound => text(StatusCode::NOT_FOUND, format!("no function is routed at {path}\n")),
+        RouteMatch::NotFound => error(StatusCode::NOT_FOUND, format!("no function is routed at {path}")),
         RouteMatch::MethodNotAllowed => {
-            text(StatusCode::METHOD_NOT_ALLOWED, format!("{path} does not accept {}\n", req.method()))
+            error(StatusCode::METHOD_NOT_ALLOWED, format!("{path} does not accept {}", req.method()))
         }
         RouteMatch::Found { function, params } => {
             let invoker = &front.invoker;
             if invoker.bindings.settings().is_disabled(&function) {
-                return text(StatusCode::NOT_FOUND, format!("function {function} is disabled\n"));
+                return error(StatusCode::NOT_FOUND, format!("function {function} is disabled"));
             }
             let Ok(spec) = invoker.spec(&function) else {
-                return text(StatusCode::NOT_FOUND, format!("no function {function}\n"));
+                return error(StatusCode::NOT_FOUND, format!("no function {function}"));
             };
             if invoker.meta.host.forwarding && spec.is_http_only() {
                 forward(&front, spec, req).await
@@ -117,15 +123,15 @@ fn home(front: &Front) -> Response {
 async fn admin(front: Arc<Front>, name: &str, req: Request) -> Response {
     let invoker = front.invoker.clone();
     let Some((name, spec)) = invoker.meta.functions.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) else {
-        return text(StatusCode::NOT_FOUND, format!("no function named {name:?}\n"));
+        return error(StatusCode::NOT_FOUND, format!("no function named {name:?}"));
     };
     let (name, spec) = (name.clone(), spec.clone());
     let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}\n")),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")),
     };
     if body.is_empty() {
-        return text(StatusCode::BAD_REQUEST, "the body must be JSON: {\"input\": \"...\"}\n");
+        return error(StatusCode::BAD_REQUEST, "the body must be JSON: {\"input\": \"...\"}");
     }
     let input = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(o)) => match o.iter().find(|(k, _)| k.eq_ignore_ascii_case("input")).map(|(_, v)| v) {
@@ -133,11 +139,11 @@ async fn admin(front: Arc<Front>, name: &str, req: Request) -> Response {
             None | Some(Value::Null) => String::new(),
             Some(other) => other.to_string(),
         },
-        _ => return text(StatusCode::BAD_REQUEST, "the body must be a JSON object: {\"input\": \"...\"}\n"),
+        _ => return error(StatusCode::BAD_REQUEST, "the body must be a JSON object: {\"input\": \"...\"}"),
     };
     let trigger = spec.trigger().clone();
     if trigger.is_type("httpTrigger") {
-        return text(StatusCode::BAD_REQUEST, format!("{name} is an HTTP function: call its route instead\n"));
+        return error(StatusCode::BAD_REQUEST, format!("{name} is an HTTP function: call its route instead"));
     }
     tokio::spawn(async move {
         let inv = match admin_invocation(&invoker, &spec, &input).await {
@@ -224,7 +230,7 @@ async fn default_protocol(
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) if has_length => b,
         Ok(_) => Default::default(),
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}\n")),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")),
     };
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
     let http_parts = HttpParts {

@@ -134,6 +134,11 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
     {
         return run_func(&app, &opts, &func, console).await;
     }
+    // The port first: a second `azfn start` on a taken port stops here, before it stages anything.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (choose another with --port)", opts.port))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let settings = Settings::load(&opts.root)?;
     let host_doc: Value = std::fs::read_to_string(opts.root.join("host.json"))
         .ok()
@@ -158,8 +163,19 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
         }
         (true, Ok(c)) => {
             let started = super::azurite::ensure(&opts.root, &c.account).await?;
-            if started.is_some() {
-                console.info("started Azurite (in memory) for AzureWebJobsStorage=UseDevelopmentStorage=true");
+            let endpoint = c.account.queue.clone().unwrap_or_default();
+            let development = settings
+                .get("AzureWebJobsStorage")
+                .is_some_and(|v| v.replace(' ', "").eq_ignore_ascii_case("UseDevelopmentStorage=true"));
+            match (&started, development) {
+                (Some(_), _) => console.info(&format!(
+                    "storage: started Azurite (in memory) for AzureWebJobsStorage=UseDevelopmentStorage=true ({endpoint})"
+                )),
+                (None, true) => console.warn(&format!(
+                    "storage: an Azurite was already running ({endpoint}); this app shares its queues, tables and \
+                     blobs with whatever else uses it"
+                )),
+                (None, false) => console.info(&format!("storage: {endpoint}")),
             }
             started
         }
@@ -186,10 +202,6 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
     let mut fatal = worker.fatal.clone();
     let invoker = Arc::new(Invoker { meta: meta.clone(), bindings: bindings.clone(), worker: worker.clone(), console });
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
-        .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (choose another with --port)", opts.port))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let enabled: Vec<_> = meta.functions.values().filter(|f| !settings.is_disabled(&f.name)).collect();
     let routes = RouteTable::new(&meta.host.route_prefix, enabled.iter().copied())?;
     let (stop_tx, stop) = watch::channel(false);
@@ -307,7 +319,8 @@ async fn run(app: App, opts: StartOptions, console: Console) -> Result<(), Strin
             for r in &routes {
                 println!("    (Event Grid) BlobCreated in {:?} -> queue {:?}", r.container, r.queue);
             }
-            tokio::spawn(blob_events::run(clients, routes, Duration::from_secs(1), console, stop.clone()));
+            let seen = blob_events::snapshot(&clients, &routes).await;
+            tokio::spawn(blob_events::run(clients, routes, seen, Duration::from_secs(1), console, stop.clone()));
         }
     }
     for (function, template, methods) in routes.describe() {

@@ -220,6 +220,10 @@ fn spawn(config: &WorkerConfig, port: u16, console: Console) -> std::io::Result<
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // Its own process group: a Ctrl-C in the terminal reaches only this host, which then stops the
+    // handler itself, instead of the handler dying first and looking like a crash to restart.
+    #[cfg(unix)]
+    cmd.process_group(0);
     let mut child = cmd.spawn()?;
     if let Some(out) = child.stdout.take() {
         tokio::spawn(async move {

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap as _, Serializer};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::request::BodyError;
 use crate::error::OutputError;
@@ -61,6 +61,18 @@ impl HttpResponse {
     /// `204 No Content`.
     pub fn no_content() -> Self {
         Self::new(StatusCode::NO_CONTENT)
+    }
+
+    /// An error answer in azfn's one error shape, `{"error": {"kind", "message"}}`
+    /// ([`crate::error::error_json`]).
+    ///
+    /// ```
+    /// use azfn::HttpResponse;
+    /// let res = HttpResponse::error(http::StatusCode::NOT_FOUND, "not_found", "no order with id \"o-9\"");
+    /// assert_eq!(res.status, http::StatusCode::NOT_FOUND);
+    /// ```
+    pub fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(status).json(&crate::error::error_json(kind, message))
     }
 
     /// `400 Bad Request`.
@@ -208,7 +220,7 @@ fn canonical_header_name(name: &str) -> Cow<'static, str> {
 
 impl From<BodyError> for HttpResponse {
     fn from(e: BodyError) -> Self {
-        HttpResponse::bad_request().json(&json!({"error": e.0}))
+        HttpResponse::error(StatusCode::BAD_REQUEST, "bad_request", e.0)
     }
 }
 
@@ -225,6 +237,7 @@ impl axum::response::IntoResponse for HttpResponse {
 mod tests {
     use super::*;
     use crate::triggers::test_support::fixture;
+    use serde_json::json;
 
     #[test]
     fn wire_form_matches_what_the_host_reads() {
@@ -269,6 +282,6 @@ mod tests {
     fn body_errors_become_400() {
         let res: HttpResponse = BodyError("bad".into()).into();
         assert_eq!(res.status, StatusCode::BAD_REQUEST);
-        assert_eq!(res.body, Bytes::from_static(br#"{"error":"bad"}"#));
+        assert_eq!(res.body, Bytes::from_static(br#"{"error":{"kind":"bad_request","message":"bad"}}"#));
     }
 }

@@ -25,21 +25,34 @@ impl Azurite {
             "{} is missing: run scripts/test, which installs Azurite from the npm registry",
             bin.display()
         );
-        let ports = [super::free_port(), super::free_port(), super::free_port()];
-        let child = Self::spawn(ports);
-        let azurite = Azurite { child, blob_port: ports[0], queue_port: ports[1], table_port: ports[2] };
-        Self::wait_listening(&ports);
-        azurite
+        // A free port can be taken by a test running beside this one before Azurite binds it; then
+        // Azurite exits, and it is started again on other ports.
+        for _ in 0..3 {
+            let ports = [super::free_port(), super::free_port(), super::free_port()];
+            let mut child = Self::spawn(ports);
+            if Self::listening(&ports, &mut child) {
+                return Azurite { child, blob_port: ports[0], queue_port: ports[1], table_port: ports[2] };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("Azurite did not start on three sets of free ports");
     }
 
-    fn wait_listening(ports: &[u16]) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// Waits (up to 60 s, as the machine may be busy with other tests) until Azurite listens on
+    /// every port; `false` if it exited first.
+    fn listening(ports: &[u16], child: &mut Child) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
         for port in ports {
             while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
-                assert!(Instant::now() < deadline, "Azurite did not listen on {port} within 30 s");
+                if child.try_wait().ok().flatten().is_some() {
+                    return false;
+                }
+                assert!(Instant::now() < deadline, "Azurite did not listen on {port} within 60 s");
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        true
     }
 
     fn spawn(ports: [u16; 3]) -> Child {
@@ -73,9 +86,8 @@ impl Azurite {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let ports = [self.blob_port, self.queue_port, self.table_port];
-        let fresh = Self::spawn(ports);
-        self.child = fresh;
-        Self::wait_listening(&ports);
+        self.child = Self::spawn(ports);
+        assert!(Self::listening(&ports, &mut self.child), "Azurite did not start again on {ports:?}");
     }
 
     /// The connection string for this instance.
