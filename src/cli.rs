@@ -178,9 +178,11 @@ fn package_command(app: App, args: &[String]) -> Result<(), String> {
         done.functions.join(", "),
         done.folder.display()
     );
-    match done.glibc {
-        crate::glibc::GlibcNeed::None => println!("handler: needs no glibc"),
-        crate::glibc::GlibcNeed::AtLeast(v) => println!("handler: needs glibc {v} or newer"),
+    // With `--max-glibc any` the need was not checked; it is still worth saying.
+    match done.glibc.or_else(|| crate::glibc::required_glibc(&binary).ok()) {
+        Some(crate::glibc::GlibcNeed::None) => println!("handler: needs no glibc"),
+        Some(crate::glibc::GlibcNeed::AtLeast(v)) => println!("handler: needs glibc {v} or newer"),
+        None => {}
     }
     if let Some(z) = done.zip {
         println!("zip: {}", z.display());

@@ -215,8 +215,7 @@ impl Context {
     /// A function that may run twice for the same input (every queue trigger: delivery is
     /// at-least-once) should use [`upsert_entity`](Self::upsert_entity) instead.
     pub fn insert_entity<T: Serialize + ?Sized>(&self, binding: &str, entity: &T) -> Result<(), OutputError> {
-        let value = serde_json::to_value(entity)
-            .map_err(|e| OutputError::new(format!("cannot serialize the entity for `{binding}`: {e}")))?;
+        let value = entity_json(binding, entity)?;
         self.with_outputs(|o, spec| o.push_entity(spec, binding, value))
     }
 
@@ -229,8 +228,7 @@ impl Context {
     /// # Ok(()) }
     /// ```
     pub fn upsert_entity<T: Serialize + ?Sized>(&self, binding: &str, entity: &T) -> Result<(), OutputError> {
-        let mut value = serde_json::to_value(entity)
-            .map_err(|e| OutputError::new(format!("cannot serialize the entity for `{binding}`: {e}")))?;
+        let mut value = entity_json(binding, entity)?;
         let Some(object) = value.as_object_mut() else {
             return Err(OutputError::new(format!("the entity for `{binding}` should be a JSON object")));
         };
@@ -263,6 +261,12 @@ impl Context {
         // A handler that panicked while holding the lock leaves usable data behind.
         self.inner.outputs.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A table entity for the output `binding` as JSON.
+fn entity_json<T: Serialize + ?Sized>(binding: &str, entity: &T) -> Result<serde_json::Value, OutputError> {
+    serde_json::to_value(entity)
+        .map_err(|e| OutputError::new(format!("cannot serialize the entity for `{binding}`: {e}")))
 }
 
 #[cfg(test)]

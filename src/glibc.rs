@@ -79,7 +79,7 @@ fn required_glibc_in(data: &[u8]) -> Result<GlibcNeed, object::read::Error> {
     while let Some((_library, mut versions)) = needs.next()? {
         while let Some(version) = versions.next()? {
             let name = String::from_utf8_lossy(version.name(endian, strings)?);
-            if let Some(v) = GlibcVersion::parse(&name).filter(|_| name.starts_with("GLIBC_")) {
+            if let Some(v) = name.strip_prefix("GLIBC_").and_then(GlibcVersion::parse) {
                 newest = newest.max(Some(v));
             }
         }

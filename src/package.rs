@@ -29,8 +29,9 @@ pub struct Packaged {
     pub zip: Option<PathBuf>,
     /// The functions included.
     pub functions: Vec<String>,
-    /// What the packaged handler needs from the C library.
-    pub glibc: GlibcNeed,
+    /// What the packaged handler needs from the C library, when it was checked (a `max_glibc` was
+    /// given).
+    pub glibc: Option<GlibcNeed>,
 }
 
 /// Packages the app whose host.json is in `root`, with `binary` as the handler, into `out`.
@@ -60,8 +61,9 @@ pub fn package(
         return Err(format!("defaultExecutablePath {exe:?} should be a file name in the app root, such as \"azfn\""));
     }
 
-    let glibc = required_glibc(binary)?;
-    if let (Some(max), GlibcNeed::AtLeast(needed)) = (max_glibc, &glibc)
+    // Read only when there is a limit: `azfn start` stages with none, on any OS.
+    let glibc = max_glibc.map(|_| required_glibc(binary)).transpose()?;
+    if let (Some(max), Some(GlibcNeed::AtLeast(needed))) = (max_glibc, &glibc)
         && *needed > max
     {
         return Err(format!(

@@ -52,7 +52,7 @@ pub fn parse_routes(text: &str) -> Result<Vec<BlobEventRoute>, String> {
 
 /// The event Event Grid's storage system topic raises for a blob written with Put Blob, in the Event
 /// Grid schema (fields as in Azure's "Blob Storage as an Event Grid source" reference).
-pub fn blob_created_event(clients: &Clients, container: &str, item: &BlobItem, content_type: Option<&str>) -> Value {
+pub fn blob_created_event(clients: &Clients, container: &str, item: &BlobItem) -> Value {
     let account = clients.account.name.clone().unwrap_or_else(|| "devstoreaccount1".to_owned());
     let endpoint = clients.account.blob.clone().unwrap_or_default();
     let id = uuid::Uuid::new_v4();
@@ -68,7 +68,7 @@ pub fn blob_created_event(clients: &Clients, container: &str, item: &BlobItem, c
             "clientRequestId": id.to_string(),
             "requestId": id.to_string(),
             "eTag": item.etag,
-            "contentType": content_type.unwrap_or("application/octet-stream"),
+            "contentType": item.content_type.as_deref().unwrap_or("application/octet-stream"),
             "contentLength": item.content_length,
             "blobType": "BlockBlob",
             "url": format!("{endpoint}/{container}/{}", item.name),
@@ -133,8 +133,7 @@ pub async fn run(
                 if known.get(&item.name) == Some(&item.etag) {
                     continue;
                 }
-                let content_type = item.content_type.clone();
-                let event = blob_created_event(&clients, &route.container, &item, content_type.as_deref());
+                let event = blob_created_event(&clients, &route.container, &item);
                 let body = serde_json::to_vec(&event).expect("JSON");
                 match clients.queues.send(&route.queue, &body, Duration::ZERO).await {
                     Ok(()) => {

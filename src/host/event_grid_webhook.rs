@@ -19,15 +19,12 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+use super::front::error;
 use super::invocation;
 use super::invoker::Invoker;
 
 /// The path of the webhook.
 pub const PATH: &str = "/runtime/webhooks/eventgrid";
-
-fn text(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    super::front::error(status, message.to_string().trim_end())
-}
 
 /// Answers one request to the webhook.
 pub async fn handle(
@@ -60,10 +57,10 @@ pub async fn handle(
         .values()
         .find(|s| s.name.eq_ignore_ascii_case(&function) && s.trigger().is_type("eventGridTrigger"));
     let Some(spec) = spec else {
-        return text(StatusCode::NOT_FOUND, format!("cannot find function: '{function}'\n"));
+        return error(StatusCode::NOT_FOUND, format!("cannot find function: '{function}'"));
     };
     if method != http::Method::POST {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "use POST (or OPTIONS for the CloudEvents handshake)\n");
+        return error(StatusCode::METHOD_NOT_ALLOWED, "use POST (or OPTIONS for the CloudEvents handshake)");
     }
     let kind = header("aeg-event-type").unwrap_or_default();
     let events = match serde_json::from_slice::<Value>(body) {
@@ -71,12 +68,12 @@ pub async fn handle(
         Ok(one @ Value::Object(_)) => vec![one],
         Ok(_) | Err(_) if kind.eq_ignore_ascii_case("Unsubscribe") => Vec::new(),
         Ok(other) => {
-            return text(
+            return error(
                 StatusCode::BAD_REQUEST,
-                format!("the body should be an event or an array of events, not {other}\n"),
+                format!("the body should be an event or an array of events, not {other}"),
             );
         }
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}\n")),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")),
     };
     match kind.to_ascii_lowercase().as_str() {
         "subscriptionvalidation" => {
@@ -86,9 +83,9 @@ pub async fn handle(
                 .and_then(|e| e["data"]["validationCode"].as_str());
             match code {
                 Some(code) => (StatusCode::OK, axum::Json(json!({"validationResponse": code}))).into_response(),
-                None => text(
+                None => error(
                     StatusCode::BAD_REQUEST,
-                    "a SubscriptionValidation request needs a Microsoft.EventGrid.SubscriptionValidationEvent with data.validationCode\n",
+                    "a SubscriptionValidation request needs a Microsoft.EventGrid.SubscriptionValidationEvent with data.validationCode",
                 ),
             }
         }
@@ -104,11 +101,11 @@ pub async fn handle(
             let results = futures_util::future::join_all(runs).await;
             match results.into_iter().find_map(Result::err) {
                 None => StatusCode::ACCEPTED.into_response(),
-                Some(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+                Some(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
             }
         }
         "unsubscribe" => StatusCode::ACCEPTED.into_response(),
-        "" => text(StatusCode::BAD_REQUEST, "the request has no aeg-event-type header\n"),
-        other => text(StatusCode::BAD_REQUEST, format!("unknown aeg-event-type {other:?}\n")),
+        "" => error(StatusCode::BAD_REQUEST, "the request has no aeg-event-type header"),
+        other => error(StatusCode::BAD_REQUEST, format!("unknown aeg-event-type {other:?}")),
     }
 }

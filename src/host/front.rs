@@ -353,14 +353,11 @@ async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
 /// A 500 that says which function failed and why: it may have had side effects (an output written,
 /// a message sent) before it failed, so a retry should carry the same `Idempotency-Key`.
 fn failed_invocation(function: &str, error: &str) -> Response {
-    let body = serde_json::json!({"error": {
-        "kind": "FunctionInvocationFailed",
-        "message": format!("function {function} failed: {error}; it may have done part of its work, so retry with the same Idempotency-Key"),
-    }});
-    let mut res = Response::new(Body::from(body.to_string()));
-    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    res.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
-    res
+    let message = format!(
+        "function {function} failed: {error}; it may have done part of its work, so retry with the same Idempotency-Key"
+    );
+    let body = crate::error::error_json("FunctionInvocationFailed", message);
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
 /// A request header's name as Kestrel presents it to the host: its canonical spelling for the

@@ -52,6 +52,7 @@ impl Invoker {
         let policy = self.retry_policy(spec);
         let mut delays = policy.as_ref().map(RetryPolicy::delays);
         let mut retry = 0u32;
+        let timeout = self.function_timeout();
         let mut attempt_inv = inv.clone();
         if let Some(policy) = &policy {
             // webjobs-sdk creates the RetryContext before the first attempt (RetryCount 0).
@@ -60,7 +61,6 @@ impl Invoker {
         loop {
             let id = uuid::Uuid::new_v4().to_string();
             let started = Instant::now();
-            let timeout = self.function_timeout();
             let result = match tokio::time::timeout(timeout, self.run(spec, &id, &mut attempt_inv)).await {
                 Ok(r) => r,
                 Err(_) => {

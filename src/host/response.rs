@@ -167,10 +167,9 @@ pub fn apply(
     let Ok(Value::Object(envelope)) = serde_json::from_slice::<Value>(body) else {
         return Err("the answer's body is not a JSON object".to_owned());
     };
-    let field = |name: &str| envelope.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-    let mut outputs = field("Outputs");
-    let return_value = field("ReturnValue").unwrap_or(Value::Null);
-    let logs = match field("Logs") {
+    let mut outputs = field(&envelope, "Outputs");
+    let return_value = field(&envelope, "ReturnValue").unwrap_or(Value::Null);
+    let logs = match field(&envelope, "Logs") {
         Some(Value::Array(lines)) => {
             lines.into_iter().map(|l| l.as_str().map(str::to_owned).unwrap_or_else(|| l.to_string())).collect()
         }
@@ -296,31 +295,8 @@ fn return_http_result(value: Option<Value>) -> Option<HttpResult> {
     match value? {
         Value::Null => None,
         Value::String(s) => Some(ok(base64_like_dotnet(&s).unwrap_or_else(|| s.into_bytes()))),
-        Value::Object(o) => {
-            let get = |k: &str| o.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
-            let Some(body) = get("body") else {
-                return Some(ok(serde_json::to_string_pretty(&o).unwrap_or_default().into_bytes()));
-            };
-            let status_of = |v: Option<Value>| match v {
-                Some(Value::Number(n)) => n.as_u64().map(|n| n as u16),
-                Some(Value::String(s)) => s.trim().parse().ok(),
-                _ => None,
-            };
-            let status = status_of(get("statusCode")).or_else(|| status_of(get("status"))).unwrap_or(200);
-            let headers = match get("headers") {
-                Some(Value::Object(h)) => h
-                    .into_iter()
-                    .map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let body = match body {
-                Value::Null => Vec::new(),
-                Value::String(s) => s.into_bytes(),
-                v => serde_json::to_string_pretty(&v).unwrap_or_default().into_bytes(),
-            };
-            Some(HttpResult { status, headers, body })
-        }
+        Value::Object(o) if field(&o, "body").is_some() => Some(response_object(&o, &["statusCode", "status"])),
+        Value::Object(o) => Some(ok(serde_json::to_string_pretty(&o).unwrap_or_default().into_bytes())),
         other => Some(ok(other.to_string().into_bytes())),
     }
 }
@@ -338,43 +314,44 @@ fn http_result(value: Option<Value>, present: bool, outputs_present: bool) -> Re
             return Ok(Some(HttpResult { status: 200, headers: Vec::new(), body: b"{}".to_vec() }));
         }
         Some(Value::Null) | None => return Ok(None),
-        Some(Value::String(s)) => {
-            match serde_json::from_str::<Value>(&s) {
-                Ok(v @ Value::Object(_)) => v,
-                _ => return Err(
-                    "Failed while trying to Deserialize to httpOutputBindingResponse: the http output is not an object"
-                        .to_owned(),
-                ),
-            }
-        }
-        Some(v @ Value::Object(_)) => v,
-        Some(_) => {
-            return Err(
-                "Failed while trying to Deserialize to httpOutputBindingResponse: the http output is not an object"
-                    .to_owned(),
-            );
-        }
+        Some(Value::String(s)) => serde_json::from_str::<Value>(&s).unwrap_or(Value::Null),
+        Some(v) => v,
     };
-    let get = |k: &str| {
-        value.as_object().and_then(|o| o.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone()))
+    match value {
+        // For `res` the host reads only `statusCode` (its `Status` key is always there, and null).
+        Value::Object(o) => Ok(Some(response_object(&o, &["statusCode"]))),
+        _ => Err("Failed while trying to Deserialize to httpOutputBindingResponse: the http output is not an object"
+            .to_owned()),
+    }
+}
+
+/// A response object's value for `key`, the key's case ignored.
+fn field(o: &Map<String, Value>, key: &str) -> Option<Value> {
+    o.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone())
+}
+
+/// An HTTP response from a response object: the status from the first of `status_keys` that holds
+/// a number (or a numeric string), else 200; `headers`; and `body` (a string as it is, other JSON
+/// indented, none or null empty).
+fn response_object(o: &Map<String, Value>, status_keys: &[&str]) -> HttpResult {
+    let status_of = |v: Option<Value>| match v {
+        Some(Value::Number(n)) => n.as_u64().map(|n| n as u16),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
     };
-    let status = match get("statusCode") {
-        Some(Value::Number(n)) => n.as_u64().unwrap_or(200) as u16,
-        Some(Value::String(s)) => s.trim().parse().unwrap_or(200),
-        _ => 200,
-    };
-    let headers = match get("headers") {
+    let status = status_keys.iter().find_map(|k| status_of(field(o, k))).unwrap_or(200);
+    let headers = match field(o, "headers") {
         Some(Value::Object(h)) => {
             h.into_iter().map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))).collect()
         }
         _ => Vec::new(),
     };
-    let body = match get("body") {
+    let body = match field(o, "body") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) => s.into_bytes(),
         Some(v) => serde_json::to_string_pretty(&v).unwrap_or_default().into_bytes(),
     };
-    Ok(Some(HttpResult { status, headers, body }))
+    HttpResult { status, headers, body }
 }
 
 #[cfg(test)]

@@ -83,7 +83,6 @@ impl Monitor {
             "Next": next.map(|n| n.to_rfc3339()),
             "LastUpdated": Utc::now().to_rfc3339(),
         });
-        let _ = self.clients.blobs.create_container(HOSTS_CONTAINER).await;
         if let Err(e) = self
             .clients
             .blobs
