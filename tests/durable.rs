@@ -1,4 +1,4 @@
-//! Durable orchestrations end to end: the orders app under `azfn start --builtin` on a real Azurite,
+//! Durable orchestrations end to end: the orders app under `cargo azfn start --builtin` on a real Azurite,
 //! driven through the management API with plain HTTP (as curl would), with the work moving through
 //! the `azfn-control` and `azfn-work` queue triggers.
 
@@ -145,6 +145,17 @@ async fn the_example_orchestrations_run_through_the_queue_triggers() {
     // continue_as_new keeps only the last execution's history.
     let history = api.history(countdown["instanceId"].as_str().unwrap()).await;
     assert!(history.len() < 6, "{history:?}");
+
+    // A failed activity and a failed orchestration each get one console line with the reason;
+    // the durable functions' successes are tallied, not one line per message.
+    let failing = api.start("HelloSequence", json!([""])).await;
+    assert_eq!(api.finished(&failing, WAIT).await["runtimeStatus"], "Failed");
+    host.wait_for("activity SayHello failed: SayHello needs a city", 1, WAIT).await;
+    host.wait_for("orchestration HelloSequence failed: ", 1, WAIT).await;
+    assert!(host.console().contains(&format!("instance={failing}")), "{}", host.console());
+    host.wait_for("Executed 'DurableWork' ", 1, WAIT).await;
+    assert!(host.count(" times (queueTrigger, last 1 s) Succeeded") > 0, "{}", host.console());
+    assert!(host.executed("DurableWork") > 200, "{}", host.console());
 }
 
 #[tokio::test]
@@ -300,7 +311,7 @@ async fn a_host_killed_mid_flight_loses_nothing_and_applies_nothing_twice() {
     }
     let fan = api.start("FanOutFanIn", json!(300)).await;
     // Kill the host and its handler (kill -9: no clean-up at all) while work is in flight.
-    host.wait_for("Executed 'DurableWork'", 40, WAIT).await;
+    host.wait_for_executed("DurableWork", 40, WAIT).await;
     let handler = host.handler_pid();
     let host_pid = host.pid();
     for pid in [host_pid, handler] {
@@ -347,7 +358,7 @@ async fn two_handler_processes_share_the_instances() {
     assert_no_double_completion(&fan, &api.history(&fan).await);
     // Both processes did work.
     for (name, host) in [("a", &a), ("b", &b)] {
-        let n = host.count("Executed 'DurableWork'") + host.count("Executed 'DurableControl'");
+        let n = host.executed("DurableWork") + host.executed("DurableControl");
         assert!(n > 0, "host {name} ran no orchestration work:\n{}", host.console());
     }
 }

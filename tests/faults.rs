@@ -1,4 +1,4 @@
-//! The everyday faults of cloud storage, end to end: two `azfn start --builtin` hosts on one Azurite,
+//! The everyday faults of cloud storage, end to end: two `cargo azfn start --builtin` hosts on one Azurite,
 //! every storage request of theirs through a proxy that answers 5% 503, 5% 500, drops 5% of the
 //! answers after forwarding and delays 5% by 0.5 to 2 s (`common::fault_proxy`). Clients retry as a
 //! user's would (same instance id, same `Idempotency-Key`). Then the faults stop, and the test checks
@@ -141,7 +141,7 @@ async fn orchestrations_and_orders_survive_storage_faults() {
 
     // Activities ran at most 1.3x as often as needed.
     let ran = a.count("DEBUG running activity") + b.count("DEBUG running activity");
-    let invoked = a.count("Executed 'DurableWork'") + b.count("Executed 'DurableWork'");
+    let invoked = a.executed("DurableWork") + b.executed("DurableWork");
     eprintln!(
         "{} orchestrations and {order_count} orders in {:.0} s; faults injected: {}; {ran} activity executions \
          ({invoked} work messages) for {needed} activities ({:.2}x)",

@@ -1,5 +1,5 @@
 //! Conformance with the real Functions host, one test per point of docs/host-fidelity.md, each
-//! under `azfn start --builtin` on a real Azurite and naming the real host's file and method it
+//! under `cargo azfn start --builtin` on a real Azurite and naming the real host's file and method it
 //! reproduces.
 
 mod common;

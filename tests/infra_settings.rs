@@ -19,7 +19,7 @@ const HOST_PROVIDED: &[&str] = &[
     "FUNCTIONS_APP_ROOT_PATH",
 ];
 
-/// Variables only the local tools read (`azfn start`'s console and program lookup), never the
+/// Variables only the local tools read (`cargo azfn start`'s console and program lookup), never the
 /// deployed handler.
 /// `WEBSITE_SKU` is App Service's own; only the built-in host reads it, for the Consumption
 /// default of `functionTimeout`.
@@ -127,8 +127,10 @@ fn the_bicep_sets_every_connection_in_an_identity_based_form() {
 fn the_bicep_sets_every_setting_the_code_reads() {
     let settings = bicep_settings();
     let mut reads = BTreeSet::new();
+    // What the deployed handler links: the app and the runtime (the developer tool never runs in Azure).
     env_reads(&root().join("src"), &mut reads);
-    assert!(reads.contains("FUNCTIONS_CUSTOMHANDLER_PORT"), "the scan of src/ found {reads:?}");
+    env_reads(&root().join("crates/azfn/src"), &mut reads);
+    assert!(reads.contains("FUNCTIONS_CUSTOMHANDLER_PORT"), "the scan of the handler's sources found {reads:?}");
     // RUST_LOG is read through tracing_subscriber's EnvFilter, not a literal call.
     reads.insert("RUST_LOG".to_owned());
     for name in reads.iter().filter(|n| {

@@ -1,4 +1,4 @@
-//! The recovery promises of `docs/reliability.md` one at a time, under `azfn start --builtin` on a
+//! The recovery promises of `docs/reliability.md` one at a time, under `cargo azfn start --builtin` on a
 //! real Azurite: starts that stopped part-way, retried starts, a storage reset under a running host,
 //! and the defects found in the fault runs.
 
@@ -57,7 +57,7 @@ async fn starts_cannot_be_orphaned_and_are_safe_to_retry() {
     let mut lost = ControlMessage::event("never-written", Some("x"), start);
     (lost.guard, lost.fire_at) = (true, Some(now));
     hub.send_control(&lost, now).await.unwrap();
-    host.wait_for("Executed 'DurableControl'", 2, Duration::from_secs(30)).await;
+    host.wait_for_executed("DurableControl", 2, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(runtime_status(&http, &host, "never-written").await.0, 404);
 

@@ -1,4 +1,4 @@
-//! End to end through `azfn start --builtin` on a real Azurite: the orders app as a user runs it,
+//! End to end through `cargo azfn start --builtin` on a real Azurite: the orders app as a user runs it,
 //! called with plain HTTP (reqwest, as curl would) and fed through real storage queues and blobs.
 
 mod common;
@@ -259,4 +259,73 @@ async fn the_host_restarts_a_killed_handler_and_carries_on() {
         let res = client.get(host.url(&format!("/api/orders/{id}"))).send().await.unwrap();
         assert_eq!(res.status(), 200, "order {id}");
     }
+}
+
+/// `cargo azfn invoke` runs one function of each trigger kind through the running host and prints
+/// what it produced, or the error (exit 1).
+#[tokio::test]
+async fn cargo_azfn_invoke_runs_every_trigger_kind() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    std::fs::write(
+        app.path().join("functions/AuditReceipt/function.json"),
+        r#"{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "receipt", "path": "receipts/{name}", "connection": "AzureWebJobsStorage"}]}"#,
+    )
+    .unwrap();
+    let host = LocalHost::start(app.path(), &azurite, &[("AZFN_BLOB_EVENTS", "")]).await;
+    let port = host.port.to_string();
+    let invoke = |args: &[&str]| {
+        std::process::Command::new(common::cargo_azfn())
+            .args(["azfn", "invoke", "--port", &port])
+            .args(args)
+            .current_dir(app.path())
+            .output()
+            .unwrap()
+    };
+    let ok = |out: std::process::Output| {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+
+    // HTTP: the route, with the method and path asked for.
+    let text = ok(invoke(&["Hello", "-X", "get", "--path", "/api/hello?name=Inv"]));
+    assert!(text.contains("HTTP 200") && text.contains("Hello, Inv"), "{text}");
+    // Queue: the message; the outputs it wrote are printed.
+    let order = json!({"orderId": "o-inv", "customerId": "c-1", "currency": "EUR", "createdAt": "2026-01-01T00:00:00Z",
+                       "items": [{"sku": "s-1", "quantity": 2, "unitPriceCents": 150}]});
+    let printed: Value = serde_json::from_str(&ok(invoke(&["ProcessOrder", "--data", &order.to_string()]))).unwrap();
+    assert_eq!(printed["status"], "Succeeded");
+    let outputs = printed["outputs"].as_array().unwrap();
+    let blob = outputs.iter().find(|o| o["type"] == "blob").unwrap();
+    assert_eq!(
+        (&blob["target"], &blob["values"][0]["total"]),
+        (&json!("receipts/o-inv.json"), &json!(3.0)),
+        "{printed}"
+    );
+    assert!(outputs.iter().any(|o| o["type"] == "table" && o["values"][0]["RowKey"] == "o-inv"), "{printed}");
+    // Blob: the path of an existing blob (the receipt just written).
+    let text = ok(invoke(&["AuditReceipt", "--data", "\"receipts/o-inv.json\""]));
+    assert!(text.contains("receipt checked"), "{text}");
+    // Timer, Service Bus, Event Grid (from a file).
+    ok(invoke(&["OrderSummary"]));
+    ok(invoke(&["OrderEvents", "--data", r#"{"orderId": "o-inv", "status": "shipped"}"#]));
+    let event = app.path().join("event.json");
+    std::fs::write(
+        &event,
+        json!({"id": "e-1", "eventType": "Catalog.ItemChanged", "subject": "items/s-1",
+        "eventTime": "2026-01-01T00:00:00Z", "data": {"sku": "s-1"}, "dataVersion": "1"})
+        .to_string(),
+    )
+    .unwrap();
+    ok(invoke(&["CatalogEvents", "--file", event.to_str().unwrap()]));
+
+    // Errors: the function's own, a missing input, an unknown function.
+    let failed = invoke(&["ProcessOrder", "--data", r#"{"orderId": ""}"#]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(!failed.stderr.is_empty(), "the reason is printed: {failed:?}");
+    let missing = invoke(&["OrderEvents"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("needs --data"), "{missing:?}");
+    let unknown = invoke(&["Nope"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("the app has: AuditReceipt"), "{unknown:?}");
 }

@@ -82,14 +82,20 @@ async fn blob_metadata_and_properties_reach_the_blob_trigger_data() {
     .unwrap();
     let blob = b.get("receipts", "o-1.json").await.unwrap();
     assert_eq!(blob.metadata.get("source").map(String::as_str), Some("till-7"));
-    let props = azfn::host::blob_listener::properties(&blob);
+    let props = cargo_azfn::host::blob_listener::properties(&blob);
     assert_eq!(props["Metadata"]["source"], "till-7");
     assert_eq!(props["ContentLength"], 2);
     assert_eq!(props["BlobType"], "Block");
     assert!(props["LastModified"].as_str().unwrap().ends_with("+00:00"), "{props}");
     assert!(props["ETag"].as_str().unwrap().contains("0x"), "{props}");
-    let inv =
-        azfn::host::invocation::blob("F", "b", &blob.content, "http://x/receipts/o-1.json", props, &Default::default());
+    let inv = cargo_azfn::host::invocation::blob(
+        "F",
+        "b",
+        &blob.content,
+        "http://x/receipts/o-1.json",
+        props,
+        &Default::default(),
+    );
     assert_eq!(inv.metadata["Metadata"]["source"], "till-7");
 }
 

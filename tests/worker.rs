@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use azfn::host::console::Console;
-use azfn::host::worker::{Worker, WorkerConfig, WorkerState};
+use cargo_azfn::host::console::Console;
+use cargo_azfn::host::worker::{Worker, WorkerConfig, WorkerState};
 
 /// A handler that answers `GET /` on FUNCTIONS_CUSTOMHANDLER_PORT for `secs`, then exits with `code`.
 fn handler(secs: f64, code: i32) -> WorkerConfig {

@@ -92,8 +92,8 @@ mod tests {
             .unwrap();
         assert_eq!(res.status, 202);
         let id = serde_json::from_slice::<Value>(&res.body).unwrap()["orderId"].as_str().unwrap().to_owned();
-        let (outputs, _) = ctx.wire_outputs().unwrap();
-        let queued: Order = serde_json::from_str(outputs["order"][0].as_str().unwrap()).unwrap();
+        let queued: Vec<Order> = ctx.outputs().messages_json("order").unwrap();
+        let queued = &queued[0];
         assert_eq!(queued.order_id, id);
         assert_eq!(queued.total_cents(), 300);
     }
@@ -109,6 +109,6 @@ mod tests {
         assert_eq!(body["error"]["problems"].as_array().unwrap().len(), 3);
         let res = create_order(http_request("POST", "http://x/api/orders", Some("{oops")), ctx.clone()).await.unwrap();
         assert_eq!(res.status, 400);
-        assert!(ctx.wire_outputs().unwrap().0.is_empty());
+        assert!(ctx.outputs().messages("order").is_empty());
     }
 }

@@ -65,18 +65,6 @@ pub struct Problem {
     pub message: String,
 }
 
-/// What kind of JSON value `v` is, for messages.
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Validates a new order as a caller sent it (`{customerId, items: [{sku, quantity, unitPrice}], currency}`)
 /// and returns its parts, or every problem found.
 pub fn validate(body: &Value) -> Result<(String, String, Vec<Line>), Vec<Problem>> {
@@ -99,7 +87,7 @@ pub fn validate(body: &Value) -> Result<(String, String, Vec<Line>), Vec<Problem
             String::new()
         }
         Some(other) => {
-            problem("customerId", &format!("should be a string, not {}", json_kind(other)));
+            problem("customerId", &format!("should be a string, not {}", azfn::error::json_kind(other)));
             String::new()
         }
     };

@@ -19,7 +19,7 @@ pub struct Azurite {
 
 impl Azurite {
     pub fn start() -> Azurite {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/node_modules/.bin/azurite");
+        let bin = azurite_bin();
         assert!(
             bin.exists(),
             "{} is missing: run scripts/test, which installs Azurite from the npm registry",
@@ -56,7 +56,7 @@ impl Azurite {
     }
 
     fn spawn(ports: [u16; 3]) -> Child {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/node_modules/.bin/azurite");
+        let bin = azurite_bin();
         Command::new(bin)
             .args([
                 "--inMemoryPersistence",
@@ -116,4 +116,12 @@ pub fn connection_string([blob, queue, table]: [u16; 3]) -> String {
          BlobEndpoint=http://127.0.0.1:{blob}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{queue}/devstoreaccount1;\
          TableEndpoint=http://127.0.0.1:{table}/devstoreaccount1;"
     )
+}
+
+/// The Azurite that `npm ci --prefix tools` installed in the workspace (found from this package's
+/// folder upwards, so that every crate's tests share it).
+fn azurite_bin() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = here.ancestors().find(|d| d.join("tools/package.json").is_file()).unwrap_or(&here).to_path_buf();
+    root.join("tools/node_modules/.bin/azurite")
 }

@@ -1,4 +1,4 @@
-//! Runs `azfn start --builtin` as a user would, on a free port, against a test's own Azurite
+//! Runs `cargo azfn start --builtin` as a user would (with the app's test build as the handler), on a free port, against a test's own Azurite
 //! (passed as `AzureWebJobsStorage` in the environment, which wins over local.settings.json).
 //! SIGTERM on drop, so the host stops its handler too.
 
@@ -23,13 +23,21 @@ impl LocalHost {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("console.log");
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_azfn"))
-            .args(["start", "--builtin", "--port", &port.to_string()])
+        let child = Command::new(super::cargo_azfn())
+            .args([
+                "azfn",
+                "start",
+                "--builtin",
+                "--port",
+                &port.to_string(),
+                "--handler",
+                env!("CARGO_BIN_EXE_orders"),
+            ])
             .current_dir(root)
             .env("AzureWebJobsStorage", azurite.connection_string())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
-            // `azfn start` stages the app under the temp dir: keep it in ours, which goes with the
+            // `cargo azfn start` stages the app under the temp dir: keep it in ours, which goes with the
             // test even when a test kills the host with SIGKILL.
             .env("TMPDIR", dir.path())
             // The real host's 10-minute message lease, shortened so that the messages of a host a
@@ -68,6 +76,36 @@ impl LocalHost {
         self.console().lines().filter(|l| l.contains(needle)).count()
     }
 
+    /// How many times `function` ran: its own lines, plus the counts of the tally lines the
+    /// console prints for the durable functions (`Executed 'DurableWork' 37 times ...`).
+    pub fn executed(&self, function: &str) -> usize {
+        let needle = format!("Executed '{function}' ");
+        self.console()
+            .lines()
+            .filter_map(|l| l.split_once(&needle).map(|(_, rest)| rest))
+            .map(|rest| {
+                let mut words = rest.split_whitespace();
+                match (words.next().and_then(|w| w.parse::<usize>().ok()), words.next()) {
+                    (Some(n), Some("time" | "times")) => n,
+                    _ => 1,
+                }
+            })
+            .sum()
+    }
+
+    /// Waits until `function` ran at least `n` times (see [`LocalHost::executed`]).
+    pub async fn wait_for_executed(&self, function: &str, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.executed(function) < n {
+            assert!(
+                Instant::now() < deadline,
+                "expected {function} to run {n} times within {within:?}; console:\n{}",
+                self.console()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until at least `n` console lines contain `needle`.
     pub async fn wait_for(&self, needle: &str, n: usize, within: Duration) {
         let deadline = Instant::now() + within;
@@ -81,7 +119,7 @@ impl LocalHost {
         }
     }
 
-    /// The pid of `azfn start` itself.
+    /// The pid of `cargo azfn start` itself.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -18,6 +18,27 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The repository root (holds host.json and functions/).
+/// The `cargo-azfn` binary, beside the app's binary. Cargo builds a package's binaries only for its
+/// own integration tests, so this one is brought up to date here, once per test process (a no-op
+/// when it is; Cargo does not hold its build lock while tests run).
+pub fn cargo_azfn() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let out = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "cargo-azfn", "--bin", "cargo-azfn"])
+                .current_dir(repo_root())
+                .output()
+                .expect("run cargo build");
+            assert!(out.status.success(), "cargo build -p cargo-azfn: {}", String::from_utf8_lossy(&out.stderr));
+            let bin = PathBuf::from(env!("CARGO_BIN_EXE_orders")).with_file_name("cargo-azfn");
+            assert!(bin.is_file(), "{} is missing after the build", bin.display());
+            bin
+        })
+        .clone()
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -132,7 +153,7 @@ impl Drop for Handler {
 
 /// The command the host runs, with the host's environment variables; no port when `port` is None.
 pub fn command(app_root: &Path, port: Option<u16>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_azfn"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orders"));
     cmd.current_dir(app_root)
         .env("FUNCTIONS_APP_ROOT_PATH", app_root)
         .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "0d8a7f5e-3c2b-4a19-8e7d-6c5b4a392817")

@@ -1,0 +1,44 @@
+//! Durable orchestrations: long-running workflows written as plain async Rust, replayed from an
+//! event-sourced history (design: `docs/adr/0003-durable-engine.md`).
+//!
+//! - [`Registry`]: orchestrators (`async fn(OrchestrationContext, I) -> Result<O, E>`) and
+//!   activities (`async fn(ActivityContext, I) -> Result<O, E>`) by name.
+//! - [`OrchestrationContext`]: activities, sub-orchestrators, timers, external events, retries,
+//!   `continue_as_new`, custom status, deterministic `now()` and `new_guid()`.
+//! - [`race`], [`join_all`]: racing a timer against an event; fan-out/fan-in.
+//! - [`Saga`]: compensations run in reverse order on failure.
+//! - [`Execution`]: the replay of one execution's history and its live episodes.
+//! - [`history`]: the events.
+//! - [`App::durable`](crate::App::durable) ([`functions`]): the app functions that run all this from
+//!   the task hub's queues ([`dispatch`]) and serve the management API ([`api`], [`DurableClient`]).
+//! - [`TaskHub`]: the hub's table, queues and blob container; [`InstanceStore`]: the instance table.
+
+pub mod api;
+pub mod client;
+pub mod context;
+pub mod dispatch;
+pub mod error;
+pub mod functions;
+pub mod history;
+pub mod hub;
+pub mod messages;
+pub mod registry;
+pub mod replay;
+pub mod saga;
+pub mod store;
+
+pub use client::{DurableClient, InstanceView};
+pub use context::{DurableFuture, Either, EventFuture, OrchestrationContext, RetryPolicy, TaskError, join_all, race};
+pub use dispatch::Dispatcher;
+pub use error::{DurableError, validate_instance_id};
+pub use functions::{API_FUNCTION, CONTROL_FUNCTION, DurableApp, WORK_FUNCTION};
+pub use history::{Event, Parent};
+pub use hub::TaskHub;
+pub use messages::{Command, ControlMessage, WorkMessage};
+pub use registry::{ActivityContext, Registry};
+pub use replay::{Episode, Execution};
+pub use saga::Saga;
+pub use store::{InstanceStatus, InstanceStore, ListFilter, Loaded, RuntimeStatus};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+//! One invocation through the built-in host: read the input bindings, POST the invocation to the
+//! handler, apply its answer as the real host does, write the outputs, and log a console line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::bindings::Bindings;
+use super::console::Console;
+use super::invocation::Invocation;
+use super::queue_listener::parse_timespan;
+use super::response::{Applied, apply, never_completes};
+use super::retry_policy::{RetryPolicy, retry_context};
+use super::worker::Worker;
+use azfn::function_json::{AppMetadata, FunctionSpec};
+
+/// Runs invocations of the app's functions.
+#[derive(Debug)]
+pub struct Invoker {
+    /// The app's host.json and function.json files.
+    pub meta: AppMetadata,
+    /// Storage for inputs and outputs.
+    pub bindings: Arc<Bindings>,
+    /// The handler process.
+    pub worker: Arc<Worker>,
+    /// Where console lines go.
+    pub console: Console,
+    /// Each function's `retry` policy (its own, else host.json's), read once at start-up.
+    policies: std::collections::BTreeMap<String, RetryPolicy>,
+}
+
+impl Invoker {
+    /// An invoker for the app; reads every function's retry policy now, warning once about a bad one.
+    pub fn new(meta: AppMetadata, bindings: Arc<Bindings>, worker: Arc<Worker>, console: Console) -> Self {
+        let mut policies = std::collections::BTreeMap::new();
+        for spec in meta.functions.values() {
+            let (value, where_) = match &spec.json.retry {
+                Some(v) => (Some(v), spec.source.display().to_string()),
+                None => (meta.host.retry.as_ref(), "host.json".to_owned()),
+            };
+            match RetryPolicy::parse(value, &where_) {
+                Ok(Some(p)) => {
+                    policies.insert(spec.name.clone(), p);
+                }
+                Ok(None) => {}
+                Err(e) => console.warn(&format!("{e}; no retries")),
+            }
+        }
+        Self { meta, bindings, worker, console, policies }
+    }
+
+    /// The function's metadata, or an error naming the known functions.
+    pub fn spec(&self, function: &str) -> Result<&FunctionSpec, String> {
+        self.meta.functions.get(function).ok_or_else(|| {
+            format!(
+                "no function named {function:?}; the app has: {}",
+                self.meta.functions.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+
+    /// Runs `inv` for `function` (triggered by `trigger`, for the console line), as the real host
+    /// does: each attempt is cut at `functionTimeout`, and a failed one runs again as the
+    /// function's (or host.json's) `retry` policy says, with `Metadata.RetryContext`.
+    pub async fn invoke(&self, function: &str, trigger: &str, inv: Invocation) -> Result<Applied, String> {
+        let spec = match self.spec(function) {
+            Ok(spec) => spec,
+            Err(e) => {
+                let id = uuid::Uuid::new_v4().to_string();
+                self.console.invocation(function, trigger, &id, Duration::ZERO, Err(&e));
+                return Err(e);
+            }
+        };
+        let policy = self.policies.get(&spec.name).cloned();
+        let mut delays = policy.as_ref().map(RetryPolicy::delays);
+        let mut retry = 0u32;
+        let timeout = self.function_timeout();
+        let mut attempt_inv = inv.clone();
+        if let Some(policy) = &policy {
+            // webjobs-sdk creates the RetryContext before the first attempt (RetryCount 0).
+            attempt_inv.metadata.insert("RetryContext".into(), retry_context(policy, 0, None));
+        }
+        loop {
+            let id = uuid::Uuid::new_v4().to_string();
+            let started = Instant::now();
+            let result = match tokio::time::timeout(timeout, self.run(spec, &id, &mut attempt_inv)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // The host gives the cancelled invocation a grace period (2 s), then restarts the
+                    // handler process (WebScriptHostExceptionHandler.OnTimeoutExceptionAsync).
+                    let worker = self.worker.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        worker.restart();
+                    });
+                    Err(format!(
+                        "Timeout value of {} exceeded by function '{function}' (Id: '{id}'); it was cancelled, and \
+                         the handler restarts in 2 s (host.json functionTimeout)",
+                        timespan(timeout)
+                    ))
+                }
+            };
+            let outcome = result.as_ref().map(|_| ()).map_err(String::as_str);
+            if outcome.is_ok() && is_durable(function) {
+                self.console.tally(function, trigger);
+            } else {
+                self.console.invocation(function, trigger, &id, started.elapsed(), outcome);
+            }
+            let error = match result {
+                Ok(applied) => return Ok(applied),
+                Err(e) => e,
+            };
+            let (Some(policy), Some(delays)) = (&policy, delays.as_mut()) else { return Err(error) };
+            retry += 1;
+            if !policy.allows(retry) {
+                return Err(error);
+            }
+            let delay = delays.next_delay(crate::host::jitter());
+            self.console.warn(&format!(
+                "{function}: retry {retry} of {} in {:.1} s (retry policy)",
+                if policy.max_retry_count() < 0 {
+                    "unlimited".to_owned()
+                } else {
+                    policy.max_retry_count().to_string()
+                },
+                delay.as_secs_f64()
+            ));
+            tokio::time::sleep(delay).await;
+            attempt_inv = inv.clone();
+            attempt_inv.metadata.insert("RetryContext".into(), retry_context(policy, retry, Some(&error)));
+        }
+    }
+
+    /// host.json's `functionTimeout`, or the host's default: 30 minutes, 5 on Consumption
+    /// (`WEBSITE_SKU=Dynamic`); `-1` means none.
+    fn function_timeout(&self) -> Duration {
+        function_timeout(self.meta.host.function_timeout.as_ref(), std::env::var("WEBSITE_SKU").ok().as_deref())
+    }
+
+    async fn run(&self, spec: &FunctionSpec, id: &str, inv: &mut Invocation) -> Result<Applied, String> {
+        self.bindings.read_inputs(spec, inv).await?;
+        super::invocation::apply_data_type(spec.trigger(), inv);
+        let body = serde_json::to_vec(&inv.to_json()).map_err(|e| e.to_string())?;
+        let (status, content_type, answer) = self.worker.invoke(&spec.name, id, body).await?;
+        if (200..300).contains(&status) && never_completes(&answer) {
+            // The real host never completes an invocation whose answer is empty or `null`: it
+            // waits until functionTimeout cuts it (docs/host-fidelity.md §7). So does this host.
+            self.console.warn(&format!(
+                "{}: the handler answered {} with no result (an empty or null body); the Functions host never \
+                 completes such an invocation, so it fails at functionTimeout",
+                spec.name, status
+            ));
+            std::future::pending::<()>().await;
+        }
+        let applied = match apply(spec, &inv.metadata, status, content_type.as_deref(), &answer) {
+            Ok(a) => a,
+            Err(e) => {
+                // The runtime puts the error (and the captured logs) in a failed answer's body.
+                let detail = String::from_utf8_lossy(&answer);
+                let detail = detail.trim();
+                return Err(if detail.is_empty() {
+                    e
+                } else {
+                    format!("{e}: {}", detail.chars().take(2000).collect::<String>())
+                });
+            }
+        };
+        self.console.logs(&spec.name, &applied.logs);
+        for w in &applied.writes {
+            self.bindings.write(spec, w).await.map_err(|e| format!("writing outputs: {e}"))?;
+        }
+        Ok(applied)
+    }
+}
+
+/// The host's limit on one invocation: host.json's `functionTimeout` (`-1`: none), else 30 minutes,
+/// or 5 on the Consumption plan (`WEBSITE_SKU=Dynamic`) (ScriptHostOptionsSetup; docs/host-fidelity.md).
+pub fn function_timeout(configured: Option<&serde_json::Value>, sku: Option<&str>) -> Duration {
+    const NONE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    match configured {
+        Some(v) if v.as_i64() == Some(-1) || v.as_str().is_some_and(|s| s.trim() == "-1") => NONE,
+        Some(v) => parse_timespan(v).unwrap_or(Duration::from_secs(30 * 60)),
+        None if sku.is_some_and(|s| s.eq_ignore_ascii_case("Dynamic")) => Duration::from_secs(5 * 60),
+        None => Duration::from_secs(30 * 60),
+    }
+}
+
+/// `hh:mm:ss` as .NET prints a TimeSpan.
+fn timespan(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// The durable engine's queue functions, whose successes the console tallies.
+fn is_durable(function: &str) -> bool {
+    function == azfn::durable::CONTROL_FUNCTION || function == azfn::durable::WORK_FUNCTION
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn function_timeout_defaults_as_the_host_does() {
+        assert_eq!(function_timeout(None, None), Duration::from_secs(1800));
+        assert_eq!(function_timeout(None, Some("Dynamic")), Duration::from_secs(300));
+        assert_eq!(function_timeout(Some(&json!("00:00:02")), Some("Dynamic")), Duration::from_secs(2));
+        assert!(function_timeout(Some(&json!("-1")), None) > Duration::from_secs(86_400 * 365));
+        assert_eq!(timespan(Duration::from_secs(3725)), "01:02:05");
+    }
+}

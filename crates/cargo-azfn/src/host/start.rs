@@ -1,0 +1,535 @@
+//! `cargo azfn start`: build the app, stage it and run it, under Core Tools' `func start` when it
+//! is on PATH, or under the built-in host.
+//!
+//! The port is taken and the storage checked (Azurite started) before anything is built or staged.
+//! With `--watch` ([`super::watch`]), a change under `src/` rebuilds the handler and swaps it
+//! ([`Worker::swap`]: requests in flight are answered first, new ones wait); a change under
+//! `functions/` or to host.json restarts the host on the same port once the work in flight is
+//! done. Queue messages stay on their queues meanwhile, and durable work is itself queue messages.
+//!
+//! The built-in host reads host.json, `local.settings.json` (the environment wins) and every
+//! function.json; starts the handler as the real host does ([`super::worker`]); serves the HTTP
+//! triggers and the admin endpoint ([`super::front`]); and runs the queue, blob and timer
+//! triggers ([`super::queue_listener`], [`super::blob_listener`], [`super::timer_listener`]).
+//! Service Bus and Event Grid functions run through the admin endpoint.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::bindings::Bindings;
+use super::blob_events;
+use super::blob_listener::{self, BlobTrigger};
+use super::console::Console;
+use super::front::{self, Front};
+use super::invoker::Invoker;
+use super::queue_listener::{self, QueueOptions, QueueTrigger};
+use super::routes::RouteTable;
+use super::schedule::Schedule;
+use super::settings::Settings;
+use super::timer_listener::{self, TimerTrigger};
+use super::worker::{Worker, WorkerConfig};
+use crate::cargo_build::BuildOptions;
+use azfn::function_json::AppMetadata;
+
+/// Where the handler binary comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerSource {
+    /// Built with `cargo build` in the app's root (again on each change under `--watch`).
+    Cargo(BuildOptions),
+    /// This binary, already built.
+    Prebuilt(PathBuf),
+}
+
+/// `cargo azfn start` options.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// The app root (holds host.json, local.settings.json and functions/).
+    pub root: PathBuf,
+    /// The HTTP port (default 7071; 0 picks a free one).
+    pub port: u16,
+    /// Use the built-in host even when `func` is on PATH.
+    pub builtin: bool,
+    /// Rebuild and swap the handler when the app's sources change.
+    pub watch: bool,
+    /// The handler binary, or how to build it.
+    pub handler: HandlerSource,
+}
+
+/// A folder removed when dropped.
+#[derive(Debug)]
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes the staging folders under `temp` whose `cargo azfn start` is no longer running (it was killed
+/// before it could clean up).
+fn remove_stale_stages(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry.file_name().to_string_lossy().starts_with("azfn-start-") {
+            continue;
+        }
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE)).ok().and_then(|t| t.trim().parse::<u32>().ok());
+        if owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// Runs `cargo azfn start`.
+pub fn start(opts: StartOptions) -> ExitCode {
+    let console = Console::new();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            console.error(&format!("cannot start the async runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    // Azurite outlives a restart of the host under --watch: its queues hold the work in flight.
+    let mut azurite = None;
+    loop {
+        match runtime.block_on(run(&opts, console, &mut azurite)) {
+            Ok(Ended::Stopped) => return ExitCode::SUCCESS,
+            Ok(Ended::Reload) => console.info("function.json or host.json changed: restarting the host"),
+            Err(e) => {
+                console.error(&e);
+                return ExitCode::from(1);
+            }
+        }
+    }
+}
+
+/// Why [`run`] returned.
+enum Ended {
+    /// Ctrl-C or SIGTERM.
+    Stopped,
+    /// `--watch` saw a change that needs a new host (function.json, host.json).
+    Reload,
+}
+
+/// The file in a staging folder that names the `cargo azfn start` process it belongs to.
+const OWNER_FILE: &str = "owner.pid";
+
+fn stage(opts: &StartOptions, binary: &Path) -> Result<(Scratch, PathBuf), String> {
+    remove_stale_stages(&std::env::temp_dir());
+    let dir = std::env::temp_dir().join(format!("azfn-start-{}", uuid::Uuid::new_v4()));
+    let scratch = Scratch(dir.clone());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let _ = std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string());
+    let app_dir = dir.join("app");
+    crate::package::package(&opts.root, binary, &app_dir, false, None)?;
+    Ok((scratch, app_dir))
+}
+
+/// The handler binary: built now (Cargo's own output on the console), or the prebuilt one.
+async fn handler_binary(opts: &StartOptions, meta: &AppMetadata, console: Console) -> Result<PathBuf, String> {
+    match &opts.handler {
+        HandlerSource::Prebuilt(p) => Ok(p.clone()),
+        HandlerSource::Cargo(build) => {
+            let mut build = build.clone();
+            build.bin = build.bin.or_else(|| meta.host.executable.clone());
+            console.info("building the handler (cargo build)");
+            let root = opts.root.clone();
+            tokio::task::spawn_blocking(move || crate::cargo_build::build(&root, &build))
+                .await
+                .map_err(|e| format!("the build task failed: {e}"))?
+        }
+    }
+}
+
+async fn run(
+    opts: &StartOptions,
+    console: Console,
+    azurite: &mut Option<super::azurite::LocalAzurite>,
+) -> Result<Ended, String> {
+    let meta = AppMetadata::load(&opts.root).map_err(|e| e.to_string())?;
+    if !opts.root.join("host.json").is_file() {
+        return Err(format!("{} has no host.json: run `cargo azfn start` in the app's root", opts.root.display()));
+    }
+    // The port first: a second `cargo azfn start` on a taken port stops here, before it builds or
+    // stages anything.
+    let listener = bind(opts.port).await?;
+    if !opts.builtin
+        && let Some(func) = find_on_path("func")
+    {
+        drop(listener);
+        let binary = handler_binary(opts, &meta, console).await?;
+        super::super::package::check_handler(&binary, &opts.root).map_err(|e| format!("the app cannot start: {e}"))?;
+        return run_func(opts, &binary, &func, console).await.map(|()| Ended::Stopped);
+    }
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let settings = Settings::load(&opts.root)?;
+    let host_doc: Value = std::fs::read_to_string(opts.root.join("host.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+
+    // Storage: start Azurite when the app uses the development storage and none is running.
+    let bindings = Arc::new(Bindings::new(settings.clone()));
+    let uses_storage = meta.functions.values().any(|f| {
+        f.json
+            .bindings
+            .iter()
+            .any(|b| ["queueTrigger", "blobTrigger", "queue", "blob", "table"].iter().any(|t| b.is_type(t)))
+    });
+    match (uses_storage, bindings.clients("AzureWebJobsStorage")) {
+        (false, _) => {}
+        (true, Err(e)) => console.warn(&format!("storage triggers and bindings will fail: {e}")),
+        (true, Ok(c)) if azurite.is_some() => console
+            .info(&format!("storage: the Azurite started before ({})", c.account.queue.clone().unwrap_or_default())),
+        (true, Ok(c)) => {
+            let started = super::azurite::ensure(&opts.root, &c.account).await?;
+            let endpoint = c.account.queue.clone().unwrap_or_default();
+            let development = settings
+                .get("AzureWebJobsStorage")
+                .is_some_and(|v| v.replace(' ', "").eq_ignore_ascii_case("UseDevelopmentStorage=true"));
+            match (&started, development) {
+                (Some(_), _) => console.info(&format!(
+                    "storage: started Azurite (in memory) for AzureWebJobsStorage=UseDevelopmentStorage=true ({endpoint})"
+                )),
+                (None, true) => console.warn(&format!(
+                    "storage: an Azurite was already running ({endpoint}); this app shares its queues, tables and \
+                     blobs with whatever else uses it"
+                )),
+                (None, false) => console.info(&format!("storage: {endpoint}")),
+            }
+            *azurite = started;
+        }
+    }
+
+    // Then the handler: built, checked against the function.json files, staged.
+    let binary = handler_binary(opts, &meta, console).await?;
+    super::super::package::check_handler(&binary, &opts.root).map_err(|e| format!("the app cannot start: {e}"))?;
+    let (scratch, app_dir) = stage(opts, &binary)?;
+    console.info(&format!("azfn built-in Functions host; app staged in {}", app_dir.display()));
+
+    let exe = meta.host.executable.clone().unwrap_or_else(|| "handler".to_owned());
+    let description = &host_doc["customHandler"]["description"];
+    let args: Vec<String> = description["arguments"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let work_dir = description["workingDirectory"].as_str().filter(|d| !d.is_empty()).map(|d| app_dir.join(d));
+    let worker = Worker::start(
+        WorkerConfig {
+            program: app_dir.join(&exe),
+            args,
+            dir: work_dir.unwrap_or_else(|| app_dir.clone()),
+            app_root: app_dir.clone(),
+            env: settings.missing_from_env(),
+        },
+        console,
+    )
+    .await?;
+    let mut fatal = worker.fatal.clone();
+    let invoker = Arc::new(Invoker::new(meta.clone(), bindings.clone(), worker.clone(), console));
+
+    let enabled: Vec<_> = meta.functions.values().filter(|f| !settings.is_disabled(&f.name)).collect();
+    let routes = RouteTable::new(&meta.host.route_prefix, enabled.iter().copied())?;
+    let (stop_tx, stop) = watch::channel(false);
+
+    let mut queue_opts =
+        QueueOptions::from_host_json(&host_doc, std::thread::available_parallelism().map_or(1, |n| n.get()) as u32);
+    if let Some(lease) = settings.get("AZFN_QUEUE_LEASE") {
+        queue_opts.lease = super::queue_listener::parse_timespan(&Value::String(lease.clone()))
+            .filter(|l| *l >= Duration::from_secs(2))
+            .ok_or_else(|| {
+                format!("AZFN_QUEUE_LEASE {lease:?} should be a time span of 2 s or more, such as \"00:00:30\"")
+            })?;
+    }
+    if !queue_opts.base64 {
+        console.warn(
+            "extensions.queues.messageEncoding `none` is not supported by the built-in host; messages are base64",
+        );
+    }
+    let blob_attempts = host_doc["extensions"]["blobs"]["poisonBlobThreshold"]
+        .as_u64()
+        .map_or(queue_opts.max_dequeue_count, |n| n as u32);
+    // Timer schedules follow WEBSITE_TIME_ZONE (or TZ) when set: an IANA name on Linux. A TZ that
+    // is not a zone name (a shell's `:/etc/localtime`, say) is ignored.
+    let time_zone = match settings.get("WEBSITE_TIME_ZONE").filter(|z| !z.trim().is_empty()) {
+        Some(name) => Some(name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+            format!(
+                "WEBSITE_TIME_ZONE {name:?} is not a time zone name; on Linux use an IANA name such as \"Europe/Paris\""
+            )
+        })?),
+        None => settings.get("TZ").and_then(|z| z.trim().parse::<chrono_tz::Tz>().ok()),
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let blob_parallel =
+        host_doc["extensions"]["blobs"]["maxDegreeOfParallelism"].as_u64().map_or(8 * cores, |n| n.max(1) as usize);
+    let host_id = settings.get("AzureFunctionsWebHost__hostid").unwrap_or_else(|| host_id_for(&opts.root));
+
+    println!("\nFunctions:\n");
+    for spec in meta.functions.values() {
+        let t = spec.trigger();
+        let ty = t.binding_type.to_ascii_lowercase();
+        if settings.is_disabled(&spec.name) {
+            println!("    {}: disabled (AzureWebJobs.{}.Disabled)", spec.name, spec.name);
+            continue;
+        }
+        let connection = t.property("connection").unwrap_or("AzureWebJobsStorage").to_owned();
+        match ty.as_str() {
+            "httptrigger" => {}
+            "queuetrigger" => {
+                let queue = t.property("queueName").unwrap_or_default().to_owned();
+                println!("    {}: queueTrigger on {queue:?}", spec.name);
+                let trig = QueueTrigger { function: spec.name.clone(), binding: t.name.clone(), queue, connection };
+                tokio::spawn(queue_listener::listen(invoker.clone(), trig, queue_opts.clone(), stop.clone()));
+            }
+            "blobtrigger" => {
+                let path = t.property("path").unwrap_or_default().to_owned();
+                println!("    {}: blobTrigger on {path:?}", spec.name);
+                let trig = BlobTrigger {
+                    function: spec.name.clone(),
+                    binding: t.name.clone(),
+                    path,
+                    connection,
+                    host_id: host_id.clone(),
+                    max_attempts: blob_attempts,
+                    interval: Duration::from_secs(1),
+                    max_parallel: blob_parallel,
+                };
+                tokio::spawn(blob_listener::listen(invoker.clone(), trig, stop.clone()));
+            }
+            "timertrigger" => {
+                let text = t.property("schedule").unwrap_or_default();
+                let text = expand_setting(text, &settings);
+                let schedule = Schedule::parse(&text).map_err(|e| format!("{}: schedule {text:?}: {e}", spec.name))?;
+                let run_on_startup = t.properties.get("runOnStartup").and_then(Value::as_bool).unwrap_or(false);
+                let use_monitor = t.properties.get("useMonitor").and_then(Value::as_bool).unwrap_or(true);
+                let trig = TimerTrigger {
+                    function: spec.name.clone(),
+                    binding: t.name.clone(),
+                    schedule,
+                    run_on_startup,
+                    use_monitor,
+                    host_id: host_id.clone(),
+                    time_zone,
+                };
+                let next =
+                    trig.next_after(chrono::Utc::now()).map(|n| n.to_rfc3339()).unwrap_or_else(|| "never".into());
+                let zone = time_zone.map_or_else(|| "UTC".to_owned(), |z| z.name().to_owned());
+                println!(
+                    "    {}: timerTrigger {text:?} in {zone}, next at {next}{}",
+                    spec.name,
+                    if run_on_startup { " (runOnStartup)" } else { "" }
+                );
+                tokio::spawn(timer_listener::listen(invoker.clone(), trig, stop.clone()));
+            }
+            "eventgridtrigger" => println!(
+                "    {}: eventGridTrigger (Event Grid delivers to http://127.0.0.1:{port}{}?functionName={}; try: curl -X POST \
+                 'http://127.0.0.1:{port}{}?functionName={}' -H 'aeg-event-type: Notification' -H 'Content-Type: application/json' \
+                 -d '[{{\"id\": \"1\", \"eventType\": \"Demo.Event\", \"subject\": \"demo\", \"eventTime\": \"2026-01-01T00:00:00Z\", \"data\": {{}}, \"dataVersion\": \"1.0\"}}]')",
+                spec.name,
+                super::event_grid_webhook::PATH,
+                spec.name,
+                super::event_grid_webhook::PATH,
+                spec.name
+            ),
+            _ => println!(
+                "    {}: {} (run it with: curl -X POST http://127.0.0.1:{port}/admin/functions/{} -H 'Content-Type: application/json' -d '{{\"input\": \"...\"}}')",
+                spec.name, t.binding_type, spec.name
+            ),
+        }
+    }
+    if let Some(text) = settings.get(blob_events::SETTING) {
+        let routes = blob_events::parse_routes(&text)?;
+        if !routes.is_empty() {
+            let clients =
+                bindings.clients("AzureWebJobsStorage").map_err(|e| format!("{}: {e}", blob_events::SETTING))?;
+            for r in &routes {
+                println!("    (Event Grid) BlobCreated in {:?} -> queue {:?}", r.container, r.queue);
+            }
+            let seen = blob_events::snapshot(&clients, &routes).await;
+            tokio::spawn(blob_events::run(clients, routes, seen, Duration::from_secs(1), console, stop.clone()));
+        }
+    }
+    for (function, template, methods) in routes.describe() {
+        println!("    {function}: [{methods}] http://127.0.0.1:{port}/{template}");
+    }
+    println!();
+    console.info(&format!("host listening on http://127.0.0.1:{port} (Ctrl-C stops it)"));
+
+    let front = Arc::new(Front { invoker: invoker.clone(), routes });
+    let serve = axum::serve(listener, front::router(front)).with_graceful_shutdown({
+        let mut stop = stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    });
+    let server = tokio::spawn(async move { serve.await });
+
+    let mut changes = match (&opts.handler, opts.watch) {
+        (HandlerSource::Cargo(_), true) => {
+            let rx = super::watch::watch(&opts.root)?;
+            console.info("watching src/, functions/ and host.json for changes");
+            Some(rx)
+        }
+        _ => None,
+    };
+    let ended = loop {
+        let change = async {
+            match changes.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown_signal() => break Ok(Ended::Stopped),
+            r = fatal.wait_for(|f| f.is_some()) => {
+                break Err(r.ok().and_then(|f| f.clone()).unwrap_or_else(|| "the handler stopped".to_owned()));
+            }
+            Some(change) = change => {
+                console.info(&format!("{} changed: rebuilding", change.what));
+                let built = handler_binary(opts, &meta, console)
+                    .await
+                    .and_then(|b| super::super::package::check_handler(&b, &opts.root).map(|()| b));
+                let binary = match built {
+                    Ok(b) => b,
+                    Err(e) => {
+                        console.error(&format!("{e}; the running handler stays"));
+                        continue;
+                    }
+                };
+                if change.app {
+                    break Ok(Ended::Reload);
+                }
+                let target = app_dir.join(&exe);
+                let swapped = worker.swap(|| replace_binary(&binary, &target)).await;
+                match swapped {
+                    Ok(()) => console.info("the new handler is serving"),
+                    Err(e) => console.error(&format!("the new handler did not start: {e}")),
+                }
+            }
+        }
+    };
+    console.info("stopping");
+    let _ = stop_tx.send(true);
+    if matches!(ended, Ok(Ended::Reload)) {
+        // Let the invocations in flight finish before the handler goes.
+        worker.drain(Duration::from_secs(60)).await;
+    }
+    worker.stop().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    drop(scratch);
+    ended
+}
+
+/// Takes the port (SO_REUSEADDR, so that a restarted host gets it back at once).
+async fn bind(port: u16) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e} (choose another with --port)"))
+}
+
+/// Puts a new handler binary in place of the staged one: copied beside it, then renamed over it,
+/// which works while the old one still runs.
+fn replace_binary(binary: &Path, target: &Path) -> Result<(), String> {
+    let temp = target.with_extension("new");
+    std::fs::copy(binary, &temp).map_err(|e| format!("cannot copy {}: {e}", binary.display()))?;
+    std::fs::rename(&temp, target).map_err(|e| format!("cannot replace {}: {e}", target.display()))
+}
+
+/// `%NAME%` in a schedule is the app setting NAME, as the timer trigger resolves it.
+fn expand_setting(text: &str, settings: &Settings) -> String {
+    match text.strip_prefix('%').and_then(|t| t.strip_suffix('%')) {
+        Some(name) => settings.get(name).unwrap_or_else(|| text.to_owned()),
+        None => text.to_owned(),
+    }
+}
+
+/// A host id like Core Tools': the app folder's name, lowercased, letters, digits and dashes, at
+/// most 32 characters.
+fn host_id_for(root: &Path) -> String {
+    let name = std::fs::canonicalize(root)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_lowercase()))
+        .unwrap_or_else(|| "azfn".to_owned());
+    let id: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(32).collect();
+    if id.trim_matches('-').is_empty() { "azfn".to_owned() } else { id.trim_matches('-').to_owned() }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the staged app under Core Tools: `func start --port N` in the staged folder, with
+/// `local.settings.json` copied there.
+async fn run_func(opts: &StartOptions, binary: &Path, func: &Path, console: Console) -> Result<(), String> {
+    let (_scratch, app_dir) = stage(opts, binary)?;
+    let settings = opts.root.join("local.settings.json");
+    if settings.is_file() {
+        std::fs::copy(&settings, app_dir.join("local.settings.json"))
+            .map_err(|e| format!("cannot stage local.settings.json: {e}"))?;
+    }
+    console.info(&format!(
+        "running `func start` (Core Tools, {}) in {}; `--builtin` uses azfn's own host",
+        func.display(),
+        app_dir.display()
+    ));
+    let status = tokio::process::Command::new(func)
+        .args(["start", "--port", &opts.port.to_string()])
+        .current_dir(&app_dir)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", func.display()))?;
+    if status.success() { Ok(()) } else { Err(format!("func start ended with {status}")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_folders_of_dead_hosts_are_removed_and_live_ones_kept() {
+        let temp = tempfile::tempdir().unwrap();
+        let stage = |name: &str, owner: Option<u32>| {
+            let dir = temp.path().join(name);
+            std::fs::create_dir_all(dir.join("app")).unwrap();
+            if let Some(pid) = owner {
+                std::fs::write(dir.join(OWNER_FILE), pid.to_string()).unwrap();
+            }
+            dir
+        };
+        // A pid far above any this machine hands out is not running.
+        let dead = stage("azfn-start-dead", Some(u32::MAX - 1));
+        let live = stage("azfn-start-live", Some(std::process::id()));
+        let unowned = stage("azfn-start-unowned", None);
+        let other = stage("something-else", Some(u32::MAX - 1));
+        remove_stale_stages(temp.path());
+        assert!(!dead.exists());
+        assert!(live.exists() && unowned.exists() && other.exists());
+    }
+}

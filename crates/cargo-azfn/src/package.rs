@@ -1,0 +1,186 @@
+//! `cargo azfn package`: lays out the app as the Functions host loads it, ready to deploy.
+//!
+//! The folder holds host.json, one folder per function with its function.json, and the handler
+//! binary under the name host.json's `customHandler.description.defaultExecutablePath` gives, with
+//! its execute bit set (only Linux Consumption adds a missing one). `local.settings.json` is never
+//! included. With `--zip`, the same content goes into a zip next to the folder, with the binary's
+//! Unix mode recorded so that it stays executable after `az functionapp deploy` unpacks it.
+//!
+//! The handler must start on Azure's Linux workers, whose glibc is older than a current build
+//! machine's: `package` refuses a binary that needs a newer glibc than the limit it is given
+//! (by default [`AZURE_GLIBC_FLOOR`], 2.31). `scripts/package` builds one that fits.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+#[cfg(doc)]
+use crate::glibc::AZURE_GLIBC_FLOOR;
+use crate::glibc::{GlibcNeed, GlibcVersion, required_glibc};
+use azfn::function_json::AppMetadata;
+
+/// What `package` produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packaged {
+    /// The app folder.
+    pub folder: PathBuf,
+    /// The zip, when asked for.
+    pub zip: Option<PathBuf>,
+    /// The functions included.
+    pub functions: Vec<String>,
+    /// What the packaged handler needs from the C library, when it was checked (a `max_glibc` was
+    /// given).
+    pub glibc: Option<GlibcNeed>,
+}
+
+/// Packages the app whose host.json is in `root`, with `binary` as the handler, into `out`.
+///
+/// Refuses when the binary's registered handlers do not match the function.json files (the
+/// deployed app would not start), when host.json names no executable, when the binary needs a
+/// newer glibc than `max_glibc` (`None`: no limit), or when `out` is inside `functions/`.
+pub fn package(
+    root: &Path,
+    binary: &Path,
+    out: &Path,
+    zip: bool,
+    max_glibc: Option<GlibcVersion>,
+) -> Result<Packaged, String> {
+    let metadata = AppMetadata::load(root).map_err(|e| e.to_string())?;
+    if !root.join("host.json").is_file() {
+        return Err(format!("{} has no host.json: run `cargo azfn package` from the app's root", root.display()));
+    }
+    check_handler(binary, root).map_err(|e| format!("refusing to package: {e}"))?;
+    let exe = metadata.host.executable.clone().ok_or_else(|| {
+        "host.json has no customHandler.description.defaultExecutablePath: the host would not know what to start"
+            .to_owned()
+    })?;
+    let exe_name = Path::new(&exe);
+    if exe_name.components().count() != 1 {
+        return Err(format!("defaultExecutablePath {exe:?} should be a file name in the app root, such as \"azfn\""));
+    }
+
+    // Read only when there is a limit: `cargo azfn start` stages with none, on any OS.
+    let glibc = max_glibc.map(|_| required_glibc(binary)).transpose()?;
+    if let (Some(max), Some(GlibcNeed::AtLeast(needed))) = (max_glibc, &glibc)
+        && *needed > max
+    {
+        return Err(format!(
+            "refusing to package: {} needs glibc {needed} (symbol version GLIBC_{needed}), and Azure Functions' \
+             Linux workers have {max}, so the host could not start it. Build the handler for glibc {max} with \
+             `scripts/package` (cargo zigbuild --release --target x86_64-unknown-linux-gnu.{max}), or raise the \
+             limit with --max-glibc {needed} if every worker you deploy to has it",
+            binary.display()
+        ));
+    }
+
+    if out.exists() {
+        fs::remove_dir_all(out).map_err(|e| format!("cannot clear {}: {e}", out.display()))?;
+    }
+    fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let copy = |from: &Path, to: &Path| {
+        fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
+    };
+    copy(&root.join("host.json"), &out.join("host.json"))?;
+    let mut functions = Vec::new();
+    for (name, spec) in &metadata.functions {
+        let dir = out.join(name);
+        fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        copy(&spec.source, &dir.join("function.json"))?;
+        functions.push(name.clone());
+    }
+    let target = out.join(exe_name);
+    copy(binary, &target)?;
+    set_executable(&target)?;
+
+    let zip_path = if zip { Some(write_zip(out)?) } else { None };
+    Ok(Packaged { folder: out.to_path_buf(), zip: zip_path, functions, glibc })
+}
+
+#[cfg(unix)]
+/// Runs `binary check` (see `azfn::cli`) with the app root in `FUNCTIONS_APP_ROOT_PATH`: the
+/// handler compares its registered functions with the function.json files, as it would at start-up
+/// in Azure. A binary this machine cannot run (built for another system) is not checked.
+pub fn check_handler(binary: &Path, root: &Path) -> Result<(), String> {
+    let output = std::process::Command::new(binary)
+        .arg("check")
+        .current_dir(root)
+        .env("FUNCTIONS_APP_ROOT_PATH", root)
+        .env_remove("FUNCTIONS_CUSTOMHANDLER_PORT")
+        .stdin(std::process::Stdio::null())
+        .output();
+    match output {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stderr).trim().to_owned();
+            Err(if text.is_empty() {
+                format!(
+                    "{} check ended with {}: is it a handler built with azfn::cli::main?",
+                    binary.display(),
+                    o.status
+                )
+            } else {
+                format!("the handler does not fit the app: {text}")
+            })
+        }
+        // ENOEXEC (8): a binary for another system, which the deployment target runs instead.
+        Err(e) if e.raw_os_error() == Some(8) => Ok(()),
+        Err(e) => Err(format!("cannot run {}: {e}", binary.display())),
+    }
+}
+
+fn set_executable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("cannot chmod {}: {e}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn set_executable(_path: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// Zips `folder` into `<folder>.zip`, keeping each file's Unix mode.
+fn write_zip(folder: &Path) -> Result<PathBuf, String> {
+    let zip_path = folder.with_extension("zip");
+    let file = fs::File::create(&zip_path).map_err(|e| format!("cannot create {}: {e}", zip_path.display()))?;
+    let mut writer = zip::ZipWriter::new(file);
+    let mut files = Vec::new();
+    collect(folder, folder, &mut files)?;
+    files.sort();
+    for rel in files {
+        let full = folder.join(&rel);
+        let mode = file_mode(&full);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(mode);
+        let name = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+        writer.start_file(name, options).map_err(|e| format!("zip: {e}"))?;
+        let bytes = fs::read(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+        writer.write_all(&bytes).map_err(|e| format!("zip: {e}"))?;
+    }
+    writer.finish().map_err(|e| format!("zip: {e}"))?;
+    Ok(zip_path)
+}
+
+fn collect(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    for entry in fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.is_dir() {
+            collect(base, &path, out)?;
+        } else {
+            out.push(path.strip_prefix(base).expect("below base").to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o644)
+}
+
+#[cfg(not(unix))]
+fn file_mode(_path: &Path) -> u32 {
+    0o644
+}

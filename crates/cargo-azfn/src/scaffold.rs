@@ -1,0 +1,539 @@
+//! `cargo azfn new`: adds a function to an app laid out like `cargo azfn init` makes them (and like
+//! the orders app): its function.json under `functions/<Name>/`, a handler module with a test under
+//! `src/functions/`, and its registration in `src/functions/mod.rs`, so that the app builds at once.
+//!
+//! The durable kinds add an orchestrator or an activity to `src/functions/orchestrations/` and its
+//! `registry()`; the first one also adds the durable functions (`Orchestrators`, `DurableControl`,
+//! `DurableWork`) and `.durable(orchestrations::registry())`.
+//!
+//! Everything is checked before anything is written, and the Rust files written are passed through
+//! `rustfmt`, so that `cargo fmt --check` stays clean for any name.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::json;
+
+/// The kinds of function `new` can add.
+pub const KINDS: &[&str] = &["http", "timer", "queue", "blob", "servicebus", "eventgrid", "orchestrator", "activity"];
+
+/// Options of `new`, by name (`route`, `methods`, `auth`, `schedule`, `queue`, `path`, `connection`).
+pub type Options = std::collections::BTreeMap<String, String>;
+
+/// Checks a function name as the Functions host does: a letter, then letters, digits, `_` or `-`,
+/// at most 127 characters.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.len() <= 127;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a valid function name: start with a letter, then letters, digits, _ or -"))
+    }
+}
+
+/// `ProcessOrder` -> `process_order`.
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 && !out.ends_with('_') {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c == '-' {
+            out.push('_');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Adds the function `name` of `kind` to the app in `root`; returns the files written or changed.
+pub fn new_function(root: &Path, kind: &str, name: &str, opts: &Options) -> Result<Vec<String>, String> {
+    check_name(name)?;
+    if !KINDS.contains(&kind) {
+        return Err(format!("unknown kind {kind:?}; choose one of: {}", KINDS.join(", ")));
+    }
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) || is_keyword(&snake(name)) {
+        return Err(format!("{name:?} is taken: choose another name"));
+    }
+    if kind == "orchestrator" || kind == "activity" {
+        return new_durable(root, kind, name);
+    }
+    let mod_rs = root.join("src/functions/mod.rs");
+    let registry = fs::read_to_string(&mod_rs)
+        .map_err(|e| format!("cannot read {}: {e} (run `new` from the app's root)", mod_rs.display()))?;
+    let dir = root.join("functions").join(name);
+    let existing = fs::read_dir(root.join("functions"))
+        .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(name)))
+        .unwrap_or(false);
+    let module = snake(name);
+    let module_file = root.join("src/functions").join(format!("{module}.rs"));
+    if existing || module_file.exists() {
+        return Err(format!("a function named {name:?} (or its module src/functions/{module}.rs) already exists"));
+    }
+    let get = |k: &str, default: &str| opts.get(k).cloned().unwrap_or_else(|| default.to_owned());
+    let connection =
+        get("connection", if kind == "servicebus" { "ServiceBusConnection" } else { "AzureWebJobsStorage" });
+    let lower = name.to_ascii_lowercase();
+    let (bindings, handler) = match kind {
+        "http" => {
+            let methods: Vec<String> =
+                get("methods", "get,post").split(',').map(|m| m.trim().to_ascii_lowercase()).collect();
+            let route = get("route", &lower);
+            (
+                json!([
+                    {"type": "httpTrigger", "direction": "in", "name": "req", "authLevel": get("auth", "function"), "methods": methods, "route": route},
+                    {"type": "http", "direction": "out", "name": "res"}
+                ]),
+                http_handler(name, &module, &route),
+            )
+        }
+        "timer" => (
+            json!([{"type": "timerTrigger", "direction": "in", "name": "timer", "schedule": get("schedule", "0 */5 * * * *")}]),
+            timer_handler(name, &module),
+        ),
+        "queue" => (
+            json!([{"type": "queueTrigger", "direction": "in", "name": "message", "queueName": get("queue", &lower), "connection": connection}]),
+            message_handler(name, &module, "QueueMessage", "a storage queue message"),
+        ),
+        "blob" => (
+            json!([{"type": "blobTrigger", "direction": "in", "name": "blob", "path": get("path", &format!("{lower}/{{name}}")), "connection": connection}]),
+            blob_handler(name, &module),
+        ),
+        "servicebus" => (
+            json!([{"type": "serviceBusTrigger", "direction": "in", "name": "message", "queueName": get("queue", &lower), "connection": connection}]),
+            message_handler(name, &module, "ServiceBusMessage", "a Service Bus message"),
+        ),
+        _ => (
+            json!([{"type": "eventGridTrigger", "direction": "in", "name": "event"}]),
+            event_grid_handler(name, &module),
+        ),
+    };
+
+    // Register first: if that fails, nothing is written.
+    let registry = register(&registry, name, &module)?;
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let text = serde_json::to_string_pretty(&json!({"bindings": bindings})).expect("a Value serializes") + "\n";
+    fs::write(dir.join("function.json"), text).map_err(|e| e.to_string())?;
+    fs::write(&module_file, handler).map_err(|e| e.to_string())?;
+    fs::write(&mod_rs, registry).map_err(|e| e.to_string())?;
+    format_files(&[&module_file, &mod_rs]);
+    Ok(vec![
+        format!("functions/{name}/function.json"),
+        format!("src/functions/{module}.rs"),
+        "src/functions/mod.rs".to_owned(),
+    ])
+}
+
+/// Adds `mod <module>;` among the `mod` lines, in the order rustfmt keeps them, and
+/// `.function("<Name>", <module>::<module>)` after the last `.function(` line.
+fn register(registry: &str, name: &str, module: &str) -> Result<String, String> {
+    let call = format!(".function(\"{name}\", {module}::{module})");
+    let lines = insert_mod(registry, module, "mod ")
+        .ok_or("src/functions/mod.rs has no `mod …;` lines and `.function(…)` chain to extend")?;
+    extend_chain(&lines, &[".function("], &call)
+        .ok_or_else(|| "src/functions/mod.rs has no `mod …;` lines and `.function(…)` chain to extend".to_owned())
+}
+
+/// `text` with `<prefix><module>;` inserted among its `<prefix>…;` lines (which rustfmt sorts),
+/// or `None` when it has none.
+fn insert_mod(text: &str, module: &str, prefix: &str) -> Option<Vec<String>> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let is_mod = |l: &str| l.starts_with(prefix) && l.ends_with(';');
+    let first = lines.iter().position(|l| is_mod(l))?;
+    let mut at = first;
+    while at < lines.len() && is_mod(&lines[at]) && lines[at][prefix.len()..lines[at].len() - 1] < *module {
+        at += 1;
+    }
+    lines.insert(at, format!("{prefix}{module};"));
+    Some(lines)
+}
+
+/// The lines joined, with `call` as a new link after the last line of the chain that starts with
+/// one of `links` (a call rustfmt may have spread over several lines ends at its `)`).
+fn extend_chain(lines: &[String], links: &[&str], call: &str) -> Option<String> {
+    let mut lines = lines.to_vec();
+    let mut start = lines.iter().rposition(|l| links.iter().any(|p| l.contains(p)))?;
+    let indent: String = lines[start].chars().take_while(|c| c.is_whitespace()).collect();
+    // rustfmt may have joined a short chain into one line (`App::new().function(…)`): split it
+    // before its first link.
+    let line = lines[start].clone();
+    if let Some(at) = links.iter().filter_map(|p| line.find(&format!(".{}", p.trim_start_matches('.')))).min()
+        && !line[..at].trim().is_empty()
+    {
+        lines[start] = line[..at].to_owned();
+        lines.insert(start + 1, format!("{indent}    {}", &line[at..]));
+        start += 1;
+    }
+    let indent: String = lines[start].chars().take_while(|c| c.is_whitespace()).collect();
+    let mut end = start;
+    let mut depth = 0i32;
+    for (i, l) in lines.iter().enumerate().skip(start) {
+        depth += l.matches('(').count() as i32 - l.matches(')').count() as i32;
+        end = i;
+        if depth <= 0 {
+            break;
+        }
+    }
+    lines.insert(end + 1, format!("{indent}{call}"));
+    Some(lines.join("\n") + "\n")
+}
+
+/// Names the app already uses for the durable functions and the app's own modules.
+const RESERVED: &[&str] = &["Orchestrators", "DurableControl", "DurableWork", "Orchestrations", "Model", "TestSupport"];
+
+fn is_keyword(word: &str) -> bool {
+    [
+        "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
+        "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self",
+        "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract", "become",
+        "box", "do", "final", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+    ]
+    .contains(&word)
+}
+
+/// Formats the written files with rustfmt (with the app's rustfmt.toml, if any); a missing
+/// rustfmt only costs the formatting.
+fn format_files(files: &[&Path]) {
+    let status = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .args(files)
+        .stdout(std::process::Stdio::null())
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        eprintln!("warning: rustfmt did not format the new files; run `cargo fmt`");
+    }
+}
+
+/// Adds an orchestrator or an activity (`kind`) to `src/functions/orchestrations/`, setting up the
+/// durable functions the first time.
+fn new_durable(root: &Path, kind: &str, name: &str) -> Result<Vec<String>, String> {
+    let module = snake(name);
+    let dir = root.join("src/functions/orchestrations");
+    let durable_mod = dir.join("mod.rs");
+    let module_file = dir.join(format!("{module}.rs"));
+    let functions_mod = root.join("src/functions/mod.rs");
+    let app_registry = fs::read_to_string(&functions_mod)
+        .map_err(|e| format!("cannot read {}: {e} (run `new` from the app's root)", functions_mod.display()))?;
+    if module_file.exists() {
+        return Err(format!("src/functions/orchestrations/{module}.rs already exists"));
+    }
+    let first = !durable_mod.exists();
+    let existing =
+        if first { DURABLE_MOD.to_owned() } else { fs::read_to_string(&durable_mod).map_err(|e| e.to_string())? };
+    if existing.contains(&format!("(\"{name}\",")) {
+        return Err(format!("an orchestrator or activity named {name:?} is already registered"));
+    }
+    let call = if kind == "orchestrator" {
+        format!(".orchestrator(\"{name}\", {module}::{module})")
+    } else {
+        format!(".activity(\"{name}\", {module}::{module})")
+    };
+    let lines =
+        insert_mod(&existing, &module, "pub mod ").unwrap_or_else(|| existing.lines().map(str::to_owned).collect());
+    let lines = if lines.iter().any(|l| l.starts_with("pub mod ")) {
+        lines
+    } else {
+        // The first module: before the `use` line.
+        let mut lines = lines;
+        let at = lines.iter().position(|l| l.starts_with("use ")).unwrap_or(lines.len());
+        lines.insert(at, String::new());
+        lines.insert(at, format!("pub mod {module};"));
+        lines
+    };
+    let registry = extend_chain(&lines, &["Registry::new()", ".orchestrator(", ".activity("], &call)
+        .ok_or("src/functions/orchestrations/mod.rs has no `Registry::new()` chain to extend")?;
+    // The app itself, the first time: the module and the durable functions.
+    let app = if first {
+        let lines = insert_mod(&app_registry, "orchestrations", "mod ")
+            .ok_or("src/functions/mod.rs has no `mod …;` lines to extend")?;
+        Some(
+            extend_chain(&lines, &[".function("], ".durable(orchestrations::registry())")
+                .ok_or("src/functions/mod.rs has no `.function(…)` chain to extend")?,
+        )
+    } else {
+        None
+    };
+    let code = if kind == "orchestrator" { orchestrator_module(name, &module) } else { activity_module(name, &module) };
+
+    let mut written = Vec::new();
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if let Some(app) = app {
+        for (function, json) in durable_functions() {
+            let fdir = root.join("functions").join(function);
+            fs::create_dir_all(&fdir).map_err(|e| format!("cannot create {}: {e}", fdir.display()))?;
+            let text = serde_json::to_string_pretty(&json).expect("a Value serializes") + "\n";
+            fs::write(fdir.join("function.json"), text).map_err(|e| e.to_string())?;
+            written.push(format!("functions/{function}/function.json"));
+        }
+        fs::write(&functions_mod, app).map_err(|e| e.to_string())?;
+        written.push("src/functions/mod.rs".to_owned());
+    }
+    fs::write(&module_file, code).map_err(|e| e.to_string())?;
+    fs::write(&durable_mod, registry).map_err(|e| e.to_string())?;
+    format_files(&[&module_file, &durable_mod, &functions_mod]);
+    written.push(format!("src/functions/orchestrations/{module}.rs"));
+    written.push("src/functions/orchestrations/mod.rs".to_owned());
+    Ok(written)
+}
+
+/// The function.json of the durable functions `App::durable` serves.
+fn durable_functions() -> [(&'static str, serde_json::Value); 3] {
+    let queue = |q: &str| json!({"bindings": [{"type": "queueTrigger", "direction": "in", "name": "message", "queueName": q, "connection": "AzureWebJobsStorage"}]});
+    [
+        (
+            "Orchestrators",
+            json!({"bindings": [
+                {"type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "function", "methods": ["get", "post", "delete"], "route": "orchestrators/{*path}"},
+                {"type": "http", "direction": "out", "name": "res"}
+            ]}),
+        ),
+        ("DurableControl", queue("azfn-control")),
+        ("DurableWork", queue("azfn-work")),
+    ]
+}
+
+const DURABLE_MOD: &str = "//! The app's orchestrations and activities, served by `App::durable`: started with
+//! `POST /api/orchestrators/{name}`, watched with `GET /api/orchestrators/instances/{id}`.
+
+use azfn::durable::Registry;
+
+/// Every orchestrator and activity of the app.
+pub fn registry() -> Registry {
+    Registry::new()
+}
+";
+
+fn orchestrator_module(name: &str, module: &str) -> String {
+    format!(
+        r#"//! `{name}`: an orchestration. Start it with
+//! `curl -X POST http://127.0.0.1:7071/api/orchestrators/{name} -d '"world"'`.
+
+use azfn::durable::{{OrchestrationContext, TaskError}};
+
+/// Replayed from its history after every step: only deterministic code here; do the work in
+/// activities (`ctx.call_activity`).
+pub async fn {module}(ctx: OrchestrationContext, name: Option<String>) -> Result<String, TaskError> {{
+    let name = name.unwrap_or_else(|| "world".to_owned());
+    ctx.log(format_args!("{name} started for {{name}}"));
+    Ok(format!("{name} done for {{name}}"))
+}}
+
+#[cfg(test)]
+mod tests {{
+    #[test]
+    fn is_registered() {{
+        let names = super::super::registry().orchestrator_names();
+        assert!(names.iter().any(|n| n == "{name}"), "{{names:?}}");
+    }}
+}}
+"#
+    )
+}
+
+fn activity_module(name: &str, module: &str) -> String {
+    format!(
+        r#"//! `{name}`: an activity, the unit of work an orchestration calls with
+//! `ctx.call_activity("{name}", &input)`. It may run more than once for one call (delivery is at
+//! least once), so make it idempotent.
+
+use azfn::durable::ActivityContext;
+
+/// Does the work; an `Err` fails the call in the orchestration (which may retry it).
+pub async fn {module}(_ctx: ActivityContext, input: String) -> Result<String, String> {{
+    if input.is_empty() {{
+        return Err("{name} needs a non-empty input".to_owned());
+    }}
+    Ok(format!("{name}: {{input}}"))
+}}
+"#
+    )
+}
+
+fn http_handler(name: &str, module: &str, route: &str) -> String {
+    format!(
+        r#"//! `{name}`: an HTTP function at `/api/{route}`.
+
+use azfn::{{Context, HttpRequest, HttpResponse}};
+
+/// Answers the request.
+pub async fn {module}(req: HttpRequest, _ctx: Context) -> Result<HttpResponse, azfn::Error> {{
+    Ok(HttpResponse::ok().text(format!("{name}: {{}} {{}}", req.method, req.path())))
+}}
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn answers() {{
+        let req: HttpRequest = azfn::testing::trigger(
+            "{name}",
+            json!({{"Url": "http://localhost:7071/api/{route}", "Method": "GET", "Query": {{}}, "Headers": {{}}}}),
+            json!({{}}),
+        );
+        let res = {module}(req, azfn::testing::context("{name}")).await.unwrap();
+        assert_eq!(res.status, 200);
+    }}
+}}
+"#
+    )
+}
+
+fn timer_handler(name: &str, module: &str) -> String {
+    format!(
+        r#"//! `{name}`: a timer function.
+
+use azfn::{{Context, TimerInfo}};
+
+/// Runs on the schedule in functions/{name}/function.json.
+pub async fn {module}(timer: TimerInfo, _ctx: Context) -> Result<(), azfn::Error> {{
+    tracing::info!(past_due = timer.is_past_due, "{name} ran");
+    Ok(())
+}}
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn runs() {{
+        let timer: TimerInfo = azfn::testing::trigger("{name}", json!({{"Schedule": {{"AdjustForDST": true}}, "IsPastDue": false}}), json!({{}}));
+        {module}(timer, azfn::testing::context("{name}")).await.unwrap();
+    }}
+}}
+"#
+    )
+}
+
+fn message_handler(name: &str, module: &str, ty: &str, what: &str) -> String {
+    format!(
+        r#"//! `{name}`: handles {what}.
+
+use azfn::{{Context, {ty}}};
+
+/// Handles one message; an error makes the host retry it, then give up on it.
+pub async fn {module}(message: {ty}<serde_json::Value>, _ctx: Context) -> Result<(), azfn::Error> {{
+    tracing::info!(body = %message.body, "{name} received a message");
+    Ok(())
+}}
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn handles_a_json_message() {{
+        // The host sends the message text JSON-encoded once more.
+        let message: {ty}<serde_json::Value> = azfn::testing::trigger("{name}", json!("{{\"id\":1}}"), json!({{}}));
+        assert_eq!(message.body["id"], 1);
+        {module}(message, azfn::testing::context("{name}")).await.unwrap();
+    }}
+}}
+"#
+    )
+}
+
+fn blob_handler(name: &str, module: &str) -> String {
+    format!(
+        r#"//! `{name}`: handles new or changed blobs.
+
+use azfn::{{BlobInput, Context}};
+
+/// Handles one blob; an error makes the host retry it, then report it on `webjobs-blobtrigger-poison`.
+pub async fn {module}(blob: BlobInput, _ctx: Context) -> Result<(), azfn::Error> {{
+    tracing::info!(name = blob.param("name").unwrap_or_default(), bytes = blob.content.len(), "{name} received a blob");
+    Ok(())
+}}
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn handles_a_blob() {{
+        // Blob content arrives base64-encoded; `aGk=` is "hi".
+        let blob: BlobInput = azfn::testing::trigger("{name}", json!("aGk="), json!({{"name": "\"a.txt\""}}));
+        assert_eq!(blob.text().unwrap(), "hi");
+        {module}(blob, azfn::testing::context("{name}")).await.unwrap();
+    }}
+}}
+"#
+    )
+}
+
+fn event_grid_handler(name: &str, module: &str) -> String {
+    format!(
+        r#"//! `{name}`: handles Event Grid events (Event Grid schema or CloudEvents).
+
+use azfn::{{Context, EventGridEvent}};
+
+/// Handles one event.
+pub async fn {module}(event: EventGridEvent, _ctx: Context) -> Result<(), azfn::Error> {{
+    tracing::info!(kind = %event.event_type, subject = event.subject.as_deref().unwrap_or("-"), "{name} received an event");
+    Ok(())
+}}
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn handles_an_event() {{
+        let event: EventGridEvent = azfn::testing::trigger(
+            "{name}",
+            json!({{"id": "1", "eventType": "Demo.Happened", "subject": "s", "eventTime": "2024-05-01T10:00:00Z", "data": {{}}, "dataVersion": "1"}}),
+            json!({{}}),
+        );
+        {module}(event, azfn::testing::context("{name}")).await.unwrap();
+    }}
+}}
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("ProcessOrder").is_ok());
+        assert!(check_name("order-2_b").is_ok());
+        assert!(check_name("2fast").is_err());
+        assert!(check_name("has space").is_err());
+        assert!(check_name("").is_err());
+        assert_eq!(snake("ProcessOrder"), "process_order");
+        assert_eq!(snake("order-events"), "order_events");
+    }
+
+    #[test]
+    fn registration_extends_mod_lines_and_the_chain() {
+        let src = "mod a;\nmod b;\n\npub fn app() -> App {\n    App::new()\n        .function(\"A\", a::a)\n        .function(\"B\", b::b)\n}\n";
+        let out = register(src, "New", "new").unwrap();
+        assert!(out.contains("mod b;\nmod new;\n"));
+        assert!(out.contains("        .function(\"B\", b::b)\n        .function(\"New\", new::new)\n}"));
+        let sorted = register(src, "Aa", "aa").unwrap();
+        assert!(sorted.starts_with("mod a;\nmod aa;\nmod b;\n"), "{sorted}");
+        // A chain rustfmt joined into one line is split before its first link.
+        let joined = "mod hello;\n\npub fn app() -> App {\n    App::new().function(\"Hello\", hello::hello)\n}\n";
+        let grown = register(joined, "Ping", "ping").unwrap();
+        assert!(
+            grown.contains(
+                "    App::new()\n        .function(\"Hello\", hello::hello)\n        .function(\"Ping\", ping::ping)\n}"
+            ),
+            "{grown}"
+        );
+        assert!(register("fn main() {}", "X", "x").is_err());
+    }
+}

@@ -1,8 +1,0 @@
-//! HTTP triggers and responses, in both of the host's protocols.
-
-pub(crate) mod forward;
-pub(crate) mod request;
-pub(crate) mod response;
-
-pub use request::{BodyError, HttpRequest, Identities};
-pub use response::HttpResponse;
