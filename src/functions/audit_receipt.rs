@@ -5,7 +5,7 @@
 //! subscription in `infra/main.bicep`). The handler reads the blob the event names, with the app's
 //! own storage connection. This works the same on every hosting plan and needs no key: Flex
 //! Consumption has no polling blob trigger, and the Event Grid blob trigger would need the
-//! `blobs_extension` key in its subscription (docs/adr/0004-blob-events.md). Under `azfn start`
+//! `blobs_extension` key in its subscription (docs/adr/0004-blob-events.md). Under `cargo azfn start`
 //! the built-in host raises the same events for Azurite (`AZFN_BLOB_EVENTS` in local.settings.json).
 //!
 //! The handler also takes the polling blob trigger (`"type": "blobTrigger", "path": "receipts/{name}"`

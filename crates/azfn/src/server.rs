@@ -567,7 +567,7 @@ fn port_from_env() -> Result<u16, StartupError> {
     }
 }
 
-/// Set by `azfn start` on the handler it starts: its own pid. The handler stops (as on SIGTERM) when
+/// Set by `cargo azfn start` on the handler it starts: its own pid. The handler stops (as on SIGTERM) when
 /// its parent is no longer that process, so a host killed with SIGKILL leaves no handler behind.
 pub const HOST_PID_VAR: &str = "AZFN_HOST_PID";
 

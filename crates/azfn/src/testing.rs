@@ -48,6 +48,35 @@ pub fn trigger<T: FromTrigger>(name: &str, data: Value, metadata: Value) -> T {
     T::from_trigger(&TriggerInput::new(spec.trigger(), Some(&raw), &metadata)).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A binding as function.json declares it: type `ty`, name `name`, direction `in`, with the extra
+/// properties of `extra` (an object).
+///
+/// ```
+/// let b = azfn::testing::binding("queueTrigger", "msg", serde_json::json!({"queueName": "orders"}));
+/// assert_eq!(b.property("queueName"), Some("orders"));
+/// ```
+pub fn binding(ty: &str, name: &str, extra: Value) -> crate::function_json::Binding {
+    let mut v = serde_json::json!({"type": ty, "name": name, "direction": "in"});
+    if let (Some(target), Value::Object(more)) = (v.as_object_mut(), extra) {
+        target.extend(more);
+    }
+    serde_json::from_value(v).unwrap_or_else(|e| panic!("binding {name:?} of type {ty:?}: {e}"))
+}
+
+/// The trigger `T` for `binding`, from a whole invocation body as the host sends it
+/// (`{"Data": {<binding name>: ...}, "Metadata": {...}}`, e.g. a fixture); the binding error when
+/// it does not fit.
+pub fn trigger_from_invocation<T: FromTrigger>(
+    invocation: &Value,
+    binding: &crate::function_json::Binding,
+) -> Result<T, crate::BindError> {
+    let empty = Map::new();
+    let raw =
+        invocation["Data"].get(&binding.name).map(|v| serde_json::value::to_raw_value(v).expect("a Value serializes"));
+    let metadata = invocation["Metadata"].as_object().unwrap_or(&empty);
+    T::from_trigger(&TriggerInput::new(binding, raw.as_deref(), metadata))
+}
+
 /// What a handler wrote to its output bindings, decoded back from the form sent to the host:
 /// messages as their text, blobs as their bytes, table rows as objects, the HTTP response as it
 /// was built. Get it with [`Context::outputs`] or [`outputs_of`].

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::cargo_build::BuildOptions;
 use crate::glibc::{AZURE_GLIBC_FLOOR, GlibcNeed, GlibcVersion};
@@ -56,7 +56,8 @@ pub enum Command {
     /// Build the handler for release and lay the app out for deployment (a folder, and a zip).
     #[command(after_help = PACKAGE_HELP)]
     Package(PackageArgs),
-    /// Print a shell completion script: `cargo azfn completions bash > ~/.local/share/bash-completion/completions/cargo-azfn`.
+    /// Print a shell completion script for `cargo-azfn <command>` (the tool run directly).
+    #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
 }
 
@@ -92,6 +93,13 @@ Examples:
   cargo azfn invoke ProcessOrder --data '{\"orderId\": \"o-1\", \"customerId\": \"c-1\", \"currency\": \"EUR\", \"items\": []}'
   cargo azfn invoke CatalogEvents --file event.json
   cargo azfn invoke OrderSummary";
+
+const COMPLETIONS_HELP: &str = "\
+Shells complete `cargo`'s own arguments with cargo's script, which does not reach into external
+subcommands; so the script completes the tool run directly, `cargo-azfn <command>`, which takes the
+same arguments as `cargo azfn <command>`. For bash:
+  cargo azfn completions bash > ~/.local/share/bash-completion/completions/cargo-azfn
+For zsh: cargo azfn completions zsh > \"${fpath[1]}/_cargo-azfn\"";
 
 const PACKAGE_HELP: &str = "\
 The handler must start on Azure's Linux workers, whose glibc (2.31) is older than a current build
@@ -164,7 +172,7 @@ pub struct StartArgs {
     #[arg(long)]
     pub watch: bool,
     /// Build with --release.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "handler")]
     pub release: bool,
     /// Run this prebuilt handler binary instead of building the app (no --watch).
     #[arg(long, value_name = "BINARY", conflicts_with = "watch")]
@@ -202,9 +210,9 @@ pub struct InvokeArgs {
 /// `package`'s options.
 #[derive(Debug, Args)]
 pub struct PackageArgs {
-    /// The folder to write.
-    #[arg(long, default_value = "dist/azfn-app")]
-    pub out: PathBuf,
+    /// The folder to write (default: dist/azfn-app in the app's root).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Also write <OUT>.zip, ready for `az functionapp deploy`.
     #[arg(long)]
     pub zip: bool,
@@ -262,11 +270,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     "this cargo-azfn was not built from an azfn checkout: pass --azfn-git URL or --azfn-path DIR",
                 )?,
             };
-            std::fs::create_dir_all(&a.dir).map_err(|e| format!("cannot create {}: {e}", a.dir.display()))?;
             let name = match a.name {
                 Some(n) => n,
                 None => crate::init::package_name(&a.dir)?,
             };
+            crate::init::check_package_name(&name)?;
+            std::fs::create_dir_all(&a.dir).map_err(|e| format!("cannot create {}: {e}", a.dir.display()))?;
             for f in crate::init::init(&a.dir, &name, &source)? {
                 println!("wrote {}", a.dir.join(f).display());
             }
@@ -339,8 +348,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Package(a) => package(a).map(|()| ExitCode::SUCCESS),
         Command::Completions(a) => {
-            let mut cmd = Cargo::command();
-            clap_complete::generate(a.shell, &mut cmd, "cargo", &mut std::io::stdout());
+            let mut cmd = Azfn::augment_args(clap::Command::new("cargo-azfn"));
+            clap_complete::generate(a.shell, &mut cmd, "cargo-azfn", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -356,13 +365,17 @@ fn package(a: PackageArgs) -> Result<(), String> {
     };
     let root = std::path::absolute(current_dir(a.root)?).map_err(|e| e.to_string())?;
     let binary = match a.handler {
-        Some(h) => h,
+        Some(h) => std::path::absolute(h).map_err(|e| e.to_string())?,
         None => {
             let bin = azfn::function_json::AppMetadata::load(&root).ok().and_then(|m| m.host.executable);
             crate::cargo_build::build(&root, &BuildOptions { release: true, target: a.target, bin })?
         }
     };
-    let out = if a.out.is_absolute() { a.out } else { root.join(a.out) };
+    // Relative to the current folder, as every path on the command line (the default, to the app's).
+    let out = match a.out {
+        Some(out) => std::path::absolute(out).map_err(|e| e.to_string())?,
+        None => root.join("dist/azfn-app"),
+    };
     let done = crate::package::package(&root, &binary, &out, a.zip, max_glibc)?;
     println!(
         "packaged {} functions ({}) into {}",
@@ -390,6 +403,8 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
         Cargo::command().debug_assert();
+        Azfn::augment_args(clap::Command::new("cargo-azfn")).debug_assert();
     }
 }

@@ -4,7 +4,7 @@
 //! needs (`GLIBC_2.34` for `__libc_start_main` when built against glibc 2.34 or later). The dynamic
 //! loader refuses to start a binary that needs a newer version than the system has. Azure Functions'
 //! Linux workers for Elastic Premium and Consumption run Debian 11 images with glibc 2.31
-//! (docs/deploy.md), so `azfn package` checks the handler against [`AZURE_GLIBC_FLOOR`] before it
+//! (docs/deploy.md), so `cargo azfn package` checks the handler against [`AZURE_GLIBC_FLOOR`] before it
 //! ships it.
 
 use std::fmt;

@@ -60,14 +60,17 @@ pub fn package_name(dir: &Path) -> Result<String, String> {
     }
 }
 
+/// Checks a package (and handler) name: a letter, then letters, digits, `-` or `_`.
+pub fn check_package_name(name: &str) -> Result<(), String> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid { Ok(()) } else { Err(format!("{name:?} is not a package name: a letter, then letters, digits, - or _")) }
+}
+
 /// Writes a new app into `dir` (created if needed; it must be empty), named `name` (also the
 /// handler binary's name). Returns the files written.
 pub fn init(dir: &Path, name: &str, azfn: &AzfnSource) -> Result<Vec<String>, String> {
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid {
-        return Err(format!("{name:?} is not a package name: a letter, then letters, digits, - or _"));
-    }
+    check_package_name(name)?;
     if let Ok(mut entries) = fs::read_dir(dir)
         && entries.next().is_some()
     {

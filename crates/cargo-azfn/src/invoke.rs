@@ -63,6 +63,13 @@ pub async fn invoke(root: &Path, opts: &InvokeOptions) -> Result<Invoked, String
     let input = admin_input(&trigger.binding_type, data)?;
     let url = format!("{}/admin/functions/{name}?wait=true", opts.url.trim_end_matches('/'));
     let res = client.post(&url).json(&json!({"input": input})).send().await.map_err(|e| unreachable(opts, &e))?;
+    if res.status() == reqwest::StatusCode::ACCEPTED {
+        // Core Tools' host (or another that ignores `wait`): it runs the function in the background.
+        return Ok(Invoked {
+            text: format!("{name}: accepted; the host runs it in the background (its console shows the outcome)"),
+            ok: true,
+        });
+    }
     let ok = res.status().is_success();
     let body: Value = res.json().await.map_err(|e| format!("the host's answer is not JSON: {e}"))?;
     let text = if ok {

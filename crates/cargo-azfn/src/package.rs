@@ -45,11 +45,23 @@ pub fn package(
     zip: bool,
     max_glibc: Option<GlibcVersion>,
 ) -> Result<Packaged, String> {
-    let metadata = AppMetadata::load(root).map_err(|e| e.to_string())?;
     if !root.join("host.json").is_file() {
         return Err(format!("{} has no host.json: run `cargo azfn package` from the app's root", root.display()));
     }
     check_handler(binary, root).map_err(|e| format!("refusing to package: {e}"))?;
+    lay_out(root, binary, out, zip, max_glibc)
+}
+
+/// [`package`] without running the handler's check: for a caller that has just run
+/// [`check_handler`] itself (`cargo azfn start`).
+pub fn lay_out(
+    root: &Path,
+    binary: &Path,
+    out: &Path,
+    zip: bool,
+    max_glibc: Option<GlibcVersion>,
+) -> Result<Packaged, String> {
+    let metadata = AppMetadata::load(root).map_err(|e| e.to_string())?;
     let exe = metadata.host.executable.clone().ok_or_else(|| {
         "host.json has no customHandler.description.defaultExecutablePath: the host would not know what to start"
             .to_owned()
@@ -96,7 +108,6 @@ pub fn package(
     Ok(Packaged { folder: out.to_path_buf(), zip: zip_path, functions, glibc })
 }
 
-#[cfg(unix)]
 /// Runs `binary check` (see `azfn::cli`) with the app root in `FUNCTIONS_APP_ROOT_PATH`: the
 /// handler compares its registered functions with the function.json files, as it would at start-up
 /// in Azure. A binary this machine cannot run (built for another system) is not checked.
@@ -128,6 +139,7 @@ pub fn check_handler(binary: &Path, root: &Path) -> Result<(), String> {
     }
 }
 
+#[cfg(unix)]
 fn set_executable(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt as _;
     fs::set_permissions(path, fs::Permissions::from_mode(0o755))

@@ -58,9 +58,14 @@ pub fn new_function(root: &Path, kind: &str, name: &str, opts: &Options) -> Resu
     if !KINDS.contains(&kind) {
         return Err(format!("unknown kind {kind:?}; choose one of: {}", KINDS.join(", ")));
     }
-    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) || is_keyword(&snake(name)) {
-        return Err(format!("{name:?} is taken: choose another name"));
+    let module = snake(name);
+    if DURABLE_FUNCTIONS.iter().any(|r| r.eq_ignore_ascii_case(name))
+        || RESERVED_MODULES.contains(&module.as_str())
+        || is_keyword(&module)
+    {
+        return Err(format!("{name:?} is taken (its module would be `{module}`): choose another name"));
     }
+    check_options(kind, opts)?;
     if kind == "orchestrator" || kind == "activity" {
         return new_durable(root, kind, name);
     }
@@ -71,9 +76,8 @@ pub fn new_function(root: &Path, kind: &str, name: &str, opts: &Options) -> Resu
     let existing = fs::read_dir(root.join("functions"))
         .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(name)))
         .unwrap_or(false);
-    let module = snake(name);
     let module_file = root.join("src/functions").join(format!("{module}.rs"));
-    if existing || module_file.exists() {
+    if existing || module_file.exists() || registry.lines().any(|l| is_mod_line(l, &module)) {
         return Err(format!("a function named {name:?} (or its module src/functions/{module}.rs) already exists"));
     }
     let get = |k: &str, default: &str| opts.get(k).cloned().unwrap_or_else(|| default.to_owned());
@@ -116,13 +120,13 @@ pub fn new_function(root: &Path, kind: &str, name: &str, opts: &Options) -> Resu
     };
 
     // Register first: if that fails, nothing is written.
-    let registry = register(&registry, name, &module)?;
+    let registry = rustfmt(root, &register(&registry, name, &module)?);
+    let handler = rustfmt(root, &handler);
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let text = serde_json::to_string_pretty(&json!({"bindings": bindings})).expect("a Value serializes") + "\n";
     fs::write(dir.join("function.json"), text).map_err(|e| e.to_string())?;
     fs::write(&module_file, handler).map_err(|e| e.to_string())?;
     fs::write(&mod_rs, registry).map_err(|e| e.to_string())?;
-    format_files(&[&module_file, &mod_rs]);
     Ok(vec![
         format!("functions/{name}/function.json"),
         format!("src/functions/{module}.rs"),
@@ -180,12 +184,90 @@ fn extend_chain(lines: &[String], links: &[&str], call: &str) -> Option<String> 
             break;
         }
     }
+    // A chain ending a statement keeps its `;` at the end.
+    let call = match lines[end].trim_end().strip_suffix(';') {
+        Some(before) => {
+            lines[end] = before.to_owned();
+            format!("{call};")
+        }
+        None => call.to_owned(),
+    };
     lines.insert(end + 1, format!("{indent}{call}"));
     Some(lines.join("\n") + "\n")
 }
 
-/// Names the app already uses for the durable functions and the app's own modules.
-const RESERVED: &[&str] = &["Orchestrators", "DurableControl", "DurableWork", "Orchestrations", "Model", "TestSupport"];
+/// Module names that would clash with the crates a function module uses, or with the modules of
+/// the app's layout.
+const RESERVED_MODULES: &[&str] = &[
+    "azfn",
+    "std",
+    "core",
+    "alloc",
+    "serde",
+    "serde_json",
+    "tokio",
+    "tracing",
+    "orchestrations",
+    "model",
+    "test_support",
+    "tests",
+    "functions",
+    "main",
+];
+
+/// Whether `line` declares the module `module` (`mod x;`, `pub mod x {`, ...).
+fn is_mod_line(line: &str, module: &str) -> bool {
+    let l = line.trim_start();
+    let l = l.strip_prefix("pub(crate) ").or_else(|| l.strip_prefix("pub ")).unwrap_or(l);
+    l.strip_prefix("mod ").is_some_and(|rest| {
+        let rest = rest.trim_start();
+        rest.strip_prefix(module).is_some_and(|after| after.starts_with([';', ' ', '{']))
+    })
+}
+
+/// Checks the options of `kind` before anything is written: values that go into Rust code or that
+/// the host would refuse are refused here.
+fn check_options(kind: &str, opts: &Options) -> Result<(), String> {
+    for (k, v) in opts {
+        if v.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+            return Err(format!("--{k} {v:?}: quotes, backslashes and control characters are not allowed"));
+        }
+    }
+    let setting = |v: &str| v.len() > 2 && v.starts_with('%') && v.ends_with('%');
+    if let Some(m) = opts.get("methods") {
+        const METHODS: &[&str] = &["get", "post", "put", "delete", "patch", "head", "options", "trace"];
+        for one in m.split(',').map(|x| x.trim().to_ascii_lowercase()) {
+            if !METHODS.contains(&one.as_str()) {
+                return Err(format!("--methods: {one:?} is not one of {}", METHODS.join(", ")));
+            }
+        }
+    }
+    if let Some(q) = opts.get("queue").filter(|q| !setting(q)) {
+        // Storage queue names; Service Bus allows more, but these are safe for both.
+        let ok = (3..=63).contains(&q.len())
+            && q.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !q.starts_with('-')
+            && !q.ends_with('-')
+            && !q.contains("--");
+        if !ok {
+            return Err(format!(
+                "--queue {q:?} is not a queue name: 3 to 63 lowercase letters, digits and single dashes, or %SETTING%"
+            ));
+        }
+    }
+    if kind == "timer"
+        && let Some(text) = opts.get("schedule").filter(|t| !setting(t))
+    {
+        crate::host::schedule::Schedule::parse(text).map_err(|e| format!("--schedule {text:?}: {e}"))?;
+    }
+    if kind == "blob"
+        && let Some(p) = opts.get("path")
+        && !p.contains('/')
+    {
+        return Err(format!("--path {p:?} should be container/pattern, such as invoices/{{name}}"));
+    }
+    Ok(())
+}
 
 fn is_keyword(word: &str) -> bool {
     [
@@ -197,16 +279,38 @@ fn is_keyword(word: &str) -> bool {
     .contains(&word)
 }
 
-/// Formats the written files with rustfmt (with the app's rustfmt.toml, if any); a missing
-/// rustfmt only costs the formatting.
-fn format_files(files: &[&Path]) {
-    let status = std::process::Command::new("rustfmt")
-        .args(["--edition", "2024"])
-        .args(files)
-        .stdout(std::process::Stdio::null())
-        .status();
-    if !status.is_ok_and(|s| s.success()) {
-        eprintln!("warning: rustfmt did not format the new files; run `cargo fmt`");
+/// `code` as rustfmt formats it in the app in `root` (its rustfmt.toml and its edition), through
+/// stdin, so that no other file is touched; `code` as it is when rustfmt is missing or fails.
+fn rustfmt(root: &Path, code: &str) -> String {
+    use std::io::Write as _;
+    let edition = fs::read_to_string(root.join("Cargo.toml"))
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == "edition").then(|| v.trim().trim_matches('"').to_owned())
+            })
+        })
+        .unwrap_or_else(|| "2021".to_owned());
+    let child = std::process::Command::new("rustfmt")
+        .args(["--edition", &edition, "--emit", "stdout"])
+        .current_dir(root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("warning: rustfmt was not found; run `cargo fmt` after `new`");
+        return code.to_owned();
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(code.as_bytes());
+    }
+    match child.wait_with_output() {
+        Ok(out) if out.status.success() && !out.stdout.is_empty() => {
+            String::from_utf8(out.stdout).unwrap_or_else(|_| code.to_owned())
+        }
+        _ => code.to_owned(),
     }
 }
 
@@ -223,7 +327,26 @@ fn new_durable(root: &Path, kind: &str, name: &str) -> Result<Vec<String>, Strin
     if module_file.exists() {
         return Err(format!("src/functions/orchestrations/{module}.rs already exists"));
     }
+    if app_registry.lines().any(|l| is_mod_line(l, &module)) {
+        return Err(format!("src/functions/mod.rs already has a module `{module}`: choose another name"));
+    }
     let first = !durable_mod.exists();
+    if first {
+        // Set up by hand, or elsewhere: not ours to rewrite.
+        let taken = DURABLE_FUNCTIONS.iter().find(|f| root.join("functions").join(f).exists());
+        if app_registry.lines().any(|l| is_mod_line(l, "orchestrations")) || app_registry.contains(".durable(") {
+            return Err(
+                "src/functions/mod.rs already has durable functions, but not in src/functions/orchestrations/mod.rs: \
+                        add the orchestrator or activity to its registry by hand"
+                    .to_owned(),
+            );
+        }
+        if let Some(f) = taken {
+            return Err(format!(
+                "functions/{f} already exists: add the orchestrator or activity to the app's registry by hand"
+            ));
+        }
+    }
     let existing =
         if first { DURABLE_MOD.to_owned() } else { fs::read_to_string(&durable_mod).map_err(|e| e.to_string())? };
     if existing.contains(&format!("(\"{name}\",")) {
@@ -248,6 +371,7 @@ fn new_durable(root: &Path, kind: &str, name: &str) -> Result<Vec<String>, Strin
     };
     let registry = extend_chain(&lines, &["Registry::new()", ".orchestrator(", ".activity("], &call)
         .ok_or("src/functions/orchestrations/mod.rs has no `Registry::new()` chain to extend")?;
+    let registry = rustfmt(root, &registry);
     // The app itself, the first time: the module and the durable functions.
     let app = if first {
         let lines = insert_mod(&app_registry, "orchestrations", "mod ")
@@ -259,7 +383,9 @@ fn new_durable(root: &Path, kind: &str, name: &str) -> Result<Vec<String>, Strin
     } else {
         None
     };
+    let app = app.map(|a| rustfmt(root, &a));
     let code = if kind == "orchestrator" { orchestrator_module(name, &module) } else { activity_module(name, &module) };
+    let code = rustfmt(root, &code);
 
     let mut written = Vec::new();
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -276,11 +402,13 @@ fn new_durable(root: &Path, kind: &str, name: &str) -> Result<Vec<String>, Strin
     }
     fs::write(&module_file, code).map_err(|e| e.to_string())?;
     fs::write(&durable_mod, registry).map_err(|e| e.to_string())?;
-    format_files(&[&module_file, &durable_mod, &functions_mod]);
     written.push(format!("src/functions/orchestrations/{module}.rs"));
     written.push("src/functions/orchestrations/mod.rs".to_owned());
     Ok(written)
 }
+
+/// The durable functions `App::durable` serves.
+const DURABLE_FUNCTIONS: [&str; 3] = ["Orchestrators", "DurableControl", "DurableWork"];
 
 /// The function.json of the durable functions `App::durable` serves.
 fn durable_functions() -> [(&'static str, serde_json::Value); 3] {
@@ -535,5 +663,37 @@ mod tests {
             "{grown}"
         );
         assert!(register("fn main() {}", "X", "x").is_err());
+    }
+
+    #[test]
+    fn a_chain_that_ends_a_statement_keeps_its_semicolon() {
+        let src = "mod a;\n\nfn app() -> App {\n    let app = App::new().function(\"A\", a::a);\n    app\n}\n";
+        let out = register(src, "B", "b").unwrap();
+        assert!(out.contains("        .function(\"A\", a::a)\n        .function(\"B\", b::b);\n    app\n"), "{out}");
+    }
+
+    #[test]
+    fn names_and_options_that_would_not_build_are_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("src/functions")).unwrap();
+        let registry = "mod hello;\n\npub fn app() -> App {\n    App::new().function(\"Hello\", hello::hello)\n}\n";
+        fs::write(root.join("src/functions/mod.rs"), registry).unwrap();
+        let opts =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Options>();
+        for (kind, name, o, expect) in [
+            ("http", "Azfn", opts(&[]), "taken"),
+            ("queue", "Test_support", opts(&[]), "taken"),
+            ("http", "Quote", opts(&[("route", "a\"b")]), "quotes"),
+            ("http", "Verbs", opts(&[("methods", "get,fetch")]), "--methods"),
+            ("queue", "Bad", opts(&[("queue", "Has_Upper")]), "not a queue name"),
+            ("timer", "Tick", opts(&[("schedule", "every minute")]), "--schedule"),
+            ("blob", "Files", opts(&[("path", "nocontainer")]), "container/pattern"),
+        ] {
+            let err = new_function(root, kind, name, &o).unwrap_err();
+            assert!(err.contains(expect), "{kind} {name}: {err}");
+        }
+        assert_eq!(fs::read_to_string(root.join("src/functions/mod.rs")).unwrap(), registry);
+        assert!(!root.join("functions").exists());
     }
 }

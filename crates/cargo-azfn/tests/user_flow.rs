@@ -101,8 +101,11 @@ impl Started {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let res = reqwest::get(&url).await.unwrap();
-            (res.status().as_u16(), res.text().await.unwrap())
+            // 0 while nothing answers (the host restarting).
+            match reqwest::get(&url).await {
+                Ok(res) => (res.status().as_u16(), res.text().await.unwrap_or_default()),
+                Err(e) => (0, e.to_string()),
+            }
         })
     }
 }
@@ -257,4 +260,14 @@ fn a_new_app_builds_tests_runs_grows_and_reloads() {
     // The swap waited for it: it finished on the old handler, before the new one served.
     let done = console.find("Executed 'ShipNotice'").unwrap();
     assert!(done < console.find("the new handler is serving").unwrap(), "{console}");
+
+    // A new function (a new function.json) restarts the host on the same port, Azurite kept.
+    ok(&azfn(&app, &["new", "http", "Ping", "--route", "ping", "--methods", "get", "--auth", "anonymous"]), "new Ping");
+    host.wait_for("restarting the host", Duration::from_secs(300));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while host.get("/api/ping").0 != 200 {
+        assert!(Instant::now() < deadline, "Ping never answered:\n{}", host.console());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(host.console().matches("storage: started Azurite").count(), 0, "the test's own Azurite is used");
 }

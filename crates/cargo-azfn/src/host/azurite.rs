@@ -1,5 +1,5 @@
 //! Azurite for local runs: when `AzureWebJobsStorage` is the development storage and nothing
-//! answers on its ports, `azfn start` starts the pinned Azurite that `npm ci --prefix tools`
+//! answers on its ports, `cargo azfn start` starts the pinned Azurite that `npm ci --prefix tools`
 //! installed (or one on PATH), in memory, and stops it on exit.
 
 use std::path::{Path, PathBuf};

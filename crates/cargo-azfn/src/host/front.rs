@@ -166,7 +166,7 @@ async fn admin(front: Arc<Front>, name: &str, req: Request, wait: bool) -> Respo
         Ok(applied) => axum::Json(summary(&applied)).into_response(),
         Err((StatusCode::BAD_REQUEST, e)) => error(StatusCode::BAD_REQUEST, e),
         Err((_, e)) => {
-            let body = azfn::error::error_json("FunctionInvocationFailed", &e);
+            let body = azfn::error::error_json("function_failed", &e);
             (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
         }
     }
@@ -374,14 +374,7 @@ async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
     if has_length {
         out = out.body(body);
     }
-    let answer = async {
-        let res = invoker.worker.send(out).await?;
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.bytes().await.map_err(|e| format!("the handler's answer broke off: {e}"))?;
-        Ok::<_, String>((status, headers, bytes))
-    };
-    match answer.await {
+    match invoker.worker.send(out).await {
         Ok((status, headers, bytes)) => {
             invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Ok(()));
             let mut res = Response::new(Body::from(bytes));
@@ -406,7 +399,7 @@ fn failed_invocation(function: &str, error: &str) -> Response {
     let message = format!(
         "function {function} failed: {error}; it may have done part of its work, so retry with the same Idempotency-Key"
     );
-    let body = azfn::error::error_json("FunctionInvocationFailed", message);
+    let body = azfn::error::error_json("function_failed", message);
     (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 

@@ -26,6 +26,8 @@ pub struct Invoker {
     pub console: Console,
     /// Each function's `retry` policy (its own, else host.json's), read once at start-up.
     policies: std::collections::BTreeMap<String, RetryPolicy>,
+    /// Invocations under way (retries and their waits included).
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Invoker {
@@ -45,7 +47,23 @@ impl Invoker {
                 Err(e) => console.warn(&format!("{e}; no retries")),
             }
         }
-        Self { meta, bindings, worker, console, policies }
+        Self { meta, bindings, worker, console, policies, in_flight: Default::default() }
+    }
+
+    /// Waits until no invocation has been under way for `quiet` (a trigger that has just received
+    /// work gets to start it), or `limit` has passed.
+    pub async fn idle(&self, quiet: Duration, limit: Duration) {
+        use std::sync::atomic::Ordering;
+        let deadline = Instant::now() + limit;
+        let mut idle_since = Instant::now();
+        while Instant::now() < deadline {
+            if self.in_flight.load(Ordering::SeqCst) > 0 {
+                idle_since = Instant::now();
+            } else if idle_since.elapsed() >= quiet {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The function's metadata, or an error naming the known functions.
@@ -62,6 +80,7 @@ impl Invoker {
     /// does: each attempt is cut at `functionTimeout`, and a failed one runs again as the
     /// function's (or host.json's) `retry` policy says, with `Metadata.RetryContext`.
     pub async fn invoke(&self, function: &str, trigger: &str, inv: Invocation) -> Result<Applied, String> {
+        let _counted = InFlight::enter(&self.in_flight);
         let spec = match self.spec(function) {
             Ok(spec) => spec,
             Err(e) => {
@@ -188,6 +207,22 @@ pub fn function_timeout(configured: Option<&serde_json::Value>, sku: Option<&str
 fn timespan(d: Duration) -> String {
     let s = d.as_secs();
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Counts an invocation in [`Invoker::idle`]'s counter while it lives.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The durable engine's queue functions, whose successes the console tallies.

@@ -101,17 +101,56 @@ pub fn start(opts: StartOptions) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mut opts = opts;
+    if opts.watch && !opts.builtin && find_on_path("func").is_some() {
+        console.info("--watch runs the app under azfn's built-in host (Core Tools cannot swap a handler)");
+        opts.builtin = true;
+    }
     // Azurite outlives a restart of the host under --watch: its queues hold the work in flight.
-    let mut azurite = None;
+    let mut session = Session { azurite: None, port: opts.port };
+    let mut reloaded = false;
     loop {
-        match runtime.block_on(run(&opts, console, &mut azurite)) {
+        match runtime.block_on(run(&opts, console, &mut session)) {
             Ok(Ended::Stopped) => return ExitCode::SUCCESS,
-            Ok(Ended::Reload) => console.info("function.json or host.json changed: restarting the host"),
+            Ok(Ended::Reload) => {
+                console.info("function.json or host.json changed: restarting the host");
+                reloaded = true;
+            }
+            // A reload that cannot start (a bad schedule, a route conflict...) waits for the next
+            // change instead of ending the session and the Azurite that holds its queues.
+            Err(e) if reloaded => {
+                console.error(&format!("{e}; fix it and save: the host starts again on the next change"));
+                match runtime.block_on(next_change(&opts.root)) {
+                    Ok(true) => {}
+                    Ok(false) => return ExitCode::SUCCESS,
+                    Err(e) => {
+                        console.error(&e);
+                        return ExitCode::from(1);
+                    }
+                }
+            }
             Err(e) => {
                 console.error(&e);
                 return ExitCode::from(1);
             }
         }
+    }
+}
+
+/// What lasts across restarts of the host under `--watch`.
+struct Session {
+    /// The Azurite this session started, if any.
+    azurite: Option<super::azurite::LocalAzurite>,
+    /// The port: the one asked for, then the one bound (so that `--port 0` keeps its port).
+    port: u16,
+}
+
+/// Waits for a change to the app (`true`) or Ctrl-C (`false`).
+async fn next_change(root: &Path) -> Result<bool, String> {
+    let mut changes = super::watch::watch(root)?;
+    tokio::select! {
+        c = changes.recv() => Ok(c.is_some()),
+        _ = shutdown_signal() => Ok(false),
     }
 }
 
@@ -133,7 +172,7 @@ fn stage(opts: &StartOptions, binary: &Path) -> Result<(Scratch, PathBuf), Strin
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let _ = std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string());
     let app_dir = dir.join("app");
-    crate::package::package(&opts.root, binary, &app_dir, false, None)?;
+    crate::package::lay_out(&opts.root, binary, &app_dir, false, None)?;
     Ok((scratch, app_dir))
 }
 
@@ -153,18 +192,17 @@ async fn handler_binary(opts: &StartOptions, meta: &AppMetadata, console: Consol
     }
 }
 
-async fn run(
-    opts: &StartOptions,
-    console: Console,
-    azurite: &mut Option<super::azurite::LocalAzurite>,
-) -> Result<Ended, String> {
+async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Result<Ended, String> {
+    // One signal listener for the whole run: a Ctrl-C during a build or a swap is not lost.
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     let meta = AppMetadata::load(&opts.root).map_err(|e| e.to_string())?;
     if !opts.root.join("host.json").is_file() {
         return Err(format!("{} has no host.json: run `cargo azfn start` in the app's root", opts.root.display()));
     }
     // The port first: a second `cargo azfn start` on a taken port stops here, before it builds or
     // stages anything.
-    let listener = bind(opts.port).await?;
+    let listener = bind(session.port).await?;
     if !opts.builtin
         && let Some(func) = find_on_path("func")
     {
@@ -174,6 +212,7 @@ async fn run(
         return run_func(opts, &binary, &func, console).await.map(|()| Ended::Stopped);
     }
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    session.port = port;
     let settings = Settings::load(&opts.root)?;
     let host_doc: Value = std::fs::read_to_string(opts.root.join("host.json"))
         .ok()
@@ -191,7 +230,7 @@ async fn run(
     match (uses_storage, bindings.clients("AzureWebJobsStorage")) {
         (false, _) => {}
         (true, Err(e)) => console.warn(&format!("storage triggers and bindings will fail: {e}")),
-        (true, Ok(c)) if azurite.is_some() => console
+        (true, Ok(c)) if session.azurite.is_some() => console
             .info(&format!("storage: the Azurite started before ({})", c.account.queue.clone().unwrap_or_default())),
         (true, Ok(c)) => {
             let started = super::azurite::ensure(&opts.root, &c.account).await?;
@@ -209,7 +248,7 @@ async fn run(
                 )),
                 (None, false) => console.info(&format!("storage: {endpoint}")),
             }
-            *azurite = started;
+            session.azurite = started;
         }
     }
 
@@ -392,15 +431,18 @@ async fn run(
             }
         };
         tokio::select! {
-            _ = shutdown_signal() => break Ok(Ended::Stopped),
+            _ = &mut shutdown => break Ok(Ended::Stopped),
             r = fatal.wait_for(|f| f.is_some()) => {
                 break Err(r.ok().and_then(|f| f.clone()).unwrap_or_else(|| "the handler stopped".to_owned()));
             }
             Some(change) = change => {
                 console.info(&format!("{} changed: rebuilding", change.what));
-                let built = handler_binary(opts, &meta, console)
-                    .await
-                    .and_then(|b| super::super::package::check_handler(&b, &opts.root).map(|()| b));
+                let built = tokio::select! {
+                    b = handler_binary(opts, &meta, console) => {
+                        b.and_then(|b| super::super::package::check_handler(&b, &opts.root).map(|()| b))
+                    }
+                    _ = &mut shutdown => break Ok(Ended::Stopped),
+                };
                 let binary = match built {
                     Ok(b) => b,
                     Err(e) => {
@@ -412,7 +454,10 @@ async fn run(
                     break Ok(Ended::Reload);
                 }
                 let target = app_dir.join(&exe);
-                let swapped = worker.swap(|| replace_binary(&binary, &target)).await;
+                let swapped = tokio::select! {
+                    r = worker.swap(|| replace_binary(&binary, &target)) => r,
+                    _ = &mut shutdown => break Ok(Ended::Stopped),
+                };
                 match swapped {
                     Ok(()) => console.info("the new handler is serving"),
                     Err(e) => console.error(&format!("the new handler did not start: {e}")),
@@ -423,8 +468,8 @@ async fn run(
     console.info("stopping");
     let _ = stop_tx.send(true);
     if matches!(ended, Ok(Ended::Reload)) {
-        // Let the invocations in flight finish before the handler goes.
-        worker.drain(Duration::from_secs(60)).await;
+        // The triggers have stopped taking work; let what they took finish before the handler goes.
+        invoker.idle(Duration::from_millis(500), Duration::from_secs(60)).await;
     }
     worker.stop().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;

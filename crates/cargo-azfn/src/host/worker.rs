@@ -70,9 +70,10 @@ pub struct Worker {
     state: watch::Receiver<WorkerState>,
     stop: watch::Sender<bool>,
     client: reqwest::Client,
-    restart: Arc<tokio::sync::Notify>,
-    /// Why the next restart was asked for, for the console.
-    restart_reason: Arc<std::sync::Mutex<String>>,
+    /// Restart requests: a generation number, raised by each, and the reason for the console.
+    restart: watch::Sender<(u64, String)>,
+    /// The generation of the running handler: the last request it was started after.
+    served: watch::Receiver<u64>,
     /// Held shared by every request to the handler, and exclusively by [`Worker::swap`], which so
     /// waits for the requests in flight and holds new ones until the new handler is ready.
     gate: tokio::sync::RwLock<()>,
@@ -97,18 +98,13 @@ impl Worker {
             .no_proxy()
             .build()
             .map_err(|e| e.to_string())?;
-        let restart = Arc::new(tokio::sync::Notify::new());
-        let restart_reason = Arc::new(std::sync::Mutex::new(String::new()));
-        let control = Control {
-            state: state_tx,
-            stop: stop_rx,
-            fatal: fatal_tx,
-            restart: restart.clone(),
-            restart_reason: restart_reason.clone(),
-        };
+        let (restart, restart_rx) = watch::channel((0, String::new()));
+        let (served_tx, served) = watch::channel(0);
+        let control =
+            Control { state: state_tx, stop: stop_rx, fatal: fatal_tx, restart: restart_rx, served: served_tx };
         tokio::spawn(supervise(config, port, console, control, client.clone()));
         let gate = tokio::sync::RwLock::new(());
-        let worker = Arc::new(Worker { port, state, stop, client, restart, restart_reason, gate, fatal });
+        let worker = Arc::new(Worker { port, state, stop, client, restart, served, gate, fatal });
         let mut rx = worker.state.clone();
         let state = rx
             .wait_for(|s| !matches!(s, WorkerState::Starting))
@@ -180,9 +176,19 @@ impl Worker {
     /// connection was refused because the handler just died, fails the invocation and is not sent
     /// again, as in the real host (`DefaultHttpWorkerService`); the trigger's own retries (a queue
     /// message's next delivery, a retry policy) take it from there.
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+    ///
+    /// Gives the status, the headers and the whole body: the body is read before a
+    /// [`swap`](Self::swap) may replace the handler.
+    pub async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), String> {
         let _shared = self.gate.read().await;
-        self.send_ungated(req).await
+        let res = self.send_ungated(req).await?;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.bytes().await.map_err(|e| format!("the handler's answer broke off: {e}"))?;
+        Ok((status, headers, body))
     }
 
     async fn send_ungated(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
@@ -197,37 +203,44 @@ impl Worker {
     pub async fn swap(&self, replace: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
         let _exclusive = self.gate.write().await;
         replace()?;
-        self.set_restart_reason("with the rebuilt binary");
-        let old = match self.state() {
-            WorkerState::Ready(pid) => Some(pid),
-            _ => None,
+        let wanted = self.request_restart("with the rebuilt binary");
+        // Ready from a handler started after this request (so from the new binary), or stopped.
+        let mut served = self.served.clone();
+        let mut state = self.state.clone();
+        let fresh = async {
+            loop {
+                let current = *served.borrow_and_update() >= wanted;
+                match &*state.borrow_and_update() {
+                    WorkerState::Ready(_) if current => return,
+                    WorkerState::Stopped(_) => return,
+                    _ => {}
+                }
+                tokio::select! {
+                    r = served.changed() => if r.is_err() { return },
+                    r = state.changed() => if r.is_err() { return },
+                }
+            }
         };
-        self.restart.notify_one();
-        let mut rx = self.state.clone();
-        let fresh = |s: &WorkerState| match s {
-            WorkerState::Ready(pid) => Some(*pid) != old,
-            WorkerState::Stopped(_) => true,
-            WorkerState::Starting => false,
-        };
-        let _ = tokio::time::timeout(START_TIMEOUT + Duration::from_secs(5), rx.wait_for(fresh)).await;
-        drop(rx);
+        let _ = tokio::time::timeout(START_TIMEOUT + Duration::from_secs(5), fresh).await;
         self.ready().await
-    }
-
-    /// Waits (up to `limit`) until no request to the handler is in flight.
-    pub async fn drain(&self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, self.gate.write()).await;
     }
 
     /// Kills and restarts the handler process, as the host does after a function timeout
     /// (`RestartWorkerWithInvocationIdAsync`); not counted as one of its errors.
     pub fn restart(&self) {
-        self.set_restart_reason("after a function timeout");
-        self.restart.notify_one();
+        self.request_restart("after a function timeout");
     }
 
-    fn set_restart_reason(&self, why: &str) {
-        *self.restart_reason.lock().unwrap_or_else(|p| p.into_inner()) = why.to_owned();
+    /// Asks the supervisor for a restart; gives the generation a handler started for it will have.
+    /// A request made while a handler is starting restarts the one that then becomes ready.
+    fn request_restart(&self, why: &str) -> u64 {
+        let mut wanted = 0;
+        self.restart.send_modify(|(generation, reason)| {
+            *generation += 1;
+            *reason = why.to_owned();
+            wanted = *generation;
+        });
+        wanted
     }
 
     /// Stops the handler (killed, as the host does on shutdown) and waits for it to be gone.
@@ -320,16 +333,18 @@ struct Control {
     state: watch::Sender<WorkerState>,
     stop: watch::Receiver<bool>,
     fatal: watch::Sender<Option<String>>,
-    restart: Arc<tokio::sync::Notify>,
-    restart_reason: Arc<std::sync::Mutex<String>>,
+    restart: watch::Receiver<(u64, String)>,
+    served: watch::Sender<u64>,
 }
 
 async fn supervise(config: WorkerConfig, port: u16, console: Console, control: Control, client: reqwest::Client) {
-    let Control { state, mut stop, fatal, restart, restart_reason } = control;
+    let Control { state, mut stop, fatal, mut restart, served } = control;
     let mut errors: Vec<Instant> = Vec::new();
     let program = config.program.display().to_string();
     loop {
         let _ = state.send(WorkerState::Starting);
+        // The restart requests made so far are answered by this start.
+        let generation = restart.borrow_and_update().0;
         let mut child = match spawn(&config, port, console) {
             Ok(c) => c,
             Err(e) => {
@@ -352,6 +367,7 @@ async fn supervise(config: WorkerConfig, port: u16, console: Console, control: C
         let error = match outcome {
             Ok(()) => {
                 console.info(&format!("handler ready on 127.0.0.1:{port} (pid {pid})"));
+                let _ = served.send(generation);
                 let _ = state.send(WorkerState::Ready(pid));
                 tokio::select! {
                     status = child.wait() => {
@@ -379,10 +395,10 @@ async fn supervise(config: WorkerConfig, port: u16, console: Console, control: C
                         let _ = state.send(WorkerState::Stopped("the host is shutting down".to_owned()));
                         return;
                     }
-                    _ = restart.notified() => {
+                    _ = restart.changed() => {
                         let _ = state.send(WorkerState::Starting);
                         let _ = child.kill().await;
-                        let why = restart_reason.lock().map(|r| r.clone()).unwrap_or_default();
+                        let why = restart.borrow().1.clone();
                         console.warn(&format!("restarting the handler {why}"));
                         continue;
                     }
