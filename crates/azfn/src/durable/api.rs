@@ -10,6 +10,8 @@
 //! | `POST instances/{id}/terminate?reason=` | terminate |
 //! | `POST instances/{id}/suspend`, `.../resume` | suspend, resume |
 //! | `DELETE instances/{id}` | purge a finished instance |
+//! | `DELETE instances?createdTimeFrom=&createdTimeTo=&runtimeStatus=` | purge the finished instances created in the range (`createdTimeFrom` required; by default Completed, Failed and Terminated); `{"instancesDeleted": n}` |
+//! | `POST instances/{id}/restart?restartWithNewInstanceId=` | start a finished instance again with its original input, under a new id (the default) or its own; 202 and the management URIs |
 //! | `GET poison`, `POST poison/redrive` | parked messages of the hub's queues, and sending them back |
 //!
 //! Errors: 400 bad id or input, 404 unknown instance or orchestrator, 409 conflicting state, 410 an
@@ -72,6 +74,40 @@ async fn route(
             };
             Ok(res.json(&body))
         }
+        ("DELETE", ["instances"]) => {
+            let mut filter = filter_from(req)?;
+            if filter.created_from.is_none() {
+                return Err(DurableError::BadRequest(
+                    "purging many instances needs createdTimeFrom (and optionally createdTimeTo, runtimeStatus)"
+                        .to_owned(),
+                ));
+            }
+            if filter.statuses.is_empty() {
+                filter.statuses = vec![RuntimeStatus::Completed, RuntimeStatus::Failed, RuntimeStatus::Terminated];
+            }
+            if let Some(s) = filter.statuses.iter().find(|s| !s.is_terminal()) {
+                return Err(DurableError::BadRequest(format!(
+                    "runtimeStatus {s:?} is not finished; only Completed, Failed and Terminated instances are purged"
+                )));
+            }
+            let deleted = client.purge_many(&filter).await?;
+            Ok(HttpResponse::ok().json(&json!({ "instancesDeleted": deleted })))
+        }
+        ("POST", ["instances", id, "restart"]) => {
+            let new_id = match req.query("restartWithNewInstanceId") {
+                None => true,
+                Some(v) if v.eq_ignore_ascii_case("true") => true,
+                Some(v) if v.eq_ignore_ascii_case("false") => false,
+                Some(v) => {
+                    return Err(DurableError::BadRequest(format!(
+                        "restartWithNewInstanceId {v:?} is not true or false"
+                    )));
+                }
+            };
+            let id = client.restart(id, new_id).await?;
+            let body = links.start_body(&id);
+            Ok(HttpResponse::accepted().header("location", &links.status(&id)).json(&body))
+        }
         ("DELETE", ["instances", id]) => {
             client.purge(id).await?;
             Ok(HttpResponse::ok().json(&json!({ "instancesDeleted": 1 })))
@@ -123,6 +159,29 @@ fn body_json(req: &HttpRequest) -> Result<Value, DurableError> {
 }
 
 async fn list(client: &DurableClient, req: &HttpRequest) -> Result<HttpResponse, DurableError> {
+    let filter = filter_from(req)?;
+    let top = match req.query("top") {
+        None => None,
+        Some(t) => Some(
+            t.parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| DurableError::BadRequest(format!("top {t:?} is not a positive whole number")))?,
+        ),
+    };
+    let token = req.header(CONTINUATION_HEADER).or(req.query("continuationToken"));
+    let (items, next) = client.list(&filter, top, token).await?;
+    let body: Vec<Value> = items.iter().map(status_json).collect();
+    let mut res = HttpResponse::ok().json(&body);
+    if let Some(next) = next {
+        res = res.header(CONTINUATION_HEADER, &next);
+    }
+    Ok(res)
+}
+
+/// The instance filter of the query: `runtimeStatus` (comma-separated), `createdTimeFrom`,
+/// `createdTimeTo` (RFC 3339), `namePrefix`.
+fn filter_from(req: &HttpRequest) -> Result<ListFilter, DurableError> {
     let mut filter = ListFilter::default();
     if let Some(list) = req.query("runtimeStatus").filter(|s| !s.is_empty()) {
         for s in list.split(',').map(str::trim) {
@@ -145,23 +204,7 @@ async fn list(client: &DurableClient, req: &HttpRequest) -> Result<HttpResponse,
     filter.created_from = time("createdTimeFrom")?;
     filter.created_to = time("createdTimeTo")?;
     filter.name_prefix = req.query("namePrefix").map(str::to_owned);
-    let top = match req.query("top") {
-        None => None,
-        Some(t) => Some(
-            t.parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| DurableError::BadRequest(format!("top {t:?} is not a positive whole number")))?,
-        ),
-    };
-    let token = req.header(CONTINUATION_HEADER).or(req.query("continuationToken"));
-    let (items, next) = client.list(&filter, top, token).await?;
-    let body: Vec<Value> = items.iter().map(status_json).collect();
-    let mut res = HttpResponse::ok().json(&body);
-    if let Some(next) = next {
-        res = res.header(CONTINUATION_HEADER, &next);
-    }
-    Ok(res)
+    Ok(filter)
 }
 
 /// A status as Durable Functions shows it.
@@ -217,6 +260,7 @@ impl Links {
             "purgeHistoryDeleteUri": self.status(id),
             "suspendPostUri": self.uri(id, "/suspend", &["reason={text}"]),
             "resumePostUri": self.uri(id, "/resume", &["reason={text}"]),
+            "restartPostUri": self.uri(id, "/restart", &["restartWithNewInstanceId={bool}"]),
         })
     }
 }

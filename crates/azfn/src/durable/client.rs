@@ -206,6 +206,54 @@ impl DurableClient {
         self.hub.delete_large(instance_id).await
     }
 
+    /// Purges every finished instance matching `filter` (its status, history and blob-offloaded
+    /// values); gives how many were deleted. Instances that have not finished are left alone.
+    pub async fn purge_many(&self, filter: &ListFilter) -> Result<usize, DurableError> {
+        // The ids first, then the deletes: deleting while paging would move the pages.
+        let mut ids = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (items, next) = self.list(filter, Some(500), token.as_deref()).await?;
+            ids.extend(items.into_iter().filter(|s| s.runtime_status.is_terminal()).map(|s| s.instance_id));
+            match next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        let mut deleted = 0;
+        for id in ids {
+            match self.hub.store().delete(&id).await {
+                // Purged by someone else meanwhile.
+                Ok(0) => {}
+                Ok(_) => {
+                    self.hub.delete_large(&id).await?;
+                    deleted += 1;
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Starts a finished instance again with its original input: under the same id, or (with
+    /// `new_instance_id`) under a new one, which may also copy one that is still running. Gives
+    /// the id that runs.
+    pub async fn restart(&self, instance_id: &str, new_instance_id: bool) -> Result<String, DurableError> {
+        let status = self.existing(instance_id).await?;
+        if !new_instance_id && !status.runtime_status.is_terminal() {
+            return Err(DurableError::Conflict(format!(
+                "instance `{instance_id}` is {:?}: only a finished instance restarts under its own id \
+                 (restartWithNewInstanceId=true starts a copy)",
+                status.runtime_status
+            )));
+        }
+        let mut input = status.input.clone();
+        self.hub.resolve(&mut input).await?;
+        let id = (!new_instance_id).then_some(instance_id);
+        self.start(&status.name, id, input).await
+    }
+
     /// One page of instances matching `filter` (at most `top`), and the token of the next page.
     pub async fn list(
         &self,

@@ -62,6 +62,8 @@ pub(crate) struct State {
     /// Scheduling events the code produced that history does not have yet.
     pub new_actions: Vec<Event>,
     pub nondeterminism: Option<String>,
+    /// The first step where the code differs from history: (step, recorded, the code's).
+    pub divergence: Option<(u64, Event, Option<Event>)>,
     pub custom_status: Option<Value>,
     pub continue_as_new: Option<Value>,
     pub guid_counter: u64,
@@ -84,6 +86,9 @@ impl State {
                     ) => a == b,
                     _ => false,
                 };
+                if !same && self.divergence.is_none() {
+                    self.divergence = Some((id, previous.clone(), Some(action.clone())));
+                }
                 if !same && self.nondeterminism.is_none() {
                     self.nondeterminism = Some(format!(
                         "non-deterministic orchestration: step {id} was {} in the recorded history, but the code now \

@@ -12,6 +12,8 @@
 //! - [`App::durable`](crate::App::durable) ([`functions`]): the app functions that run all this from
 //!   the task hub's queues ([`dispatch`]) and serve the management API ([`api`], [`DurableClient`]).
 //! - [`TaskHub`]: the hub's table, queues and blob container; [`InstanceStore`]: the instance table.
+//! - [`testing`]: orchestrations run in process without storage, and the replay check of recorded
+//!   histories against the current code.
 
 pub mod api;
 pub mod client;
@@ -26,6 +28,7 @@ pub mod registry;
 pub mod replay;
 pub mod saga;
 pub mod store;
+pub mod testing;
 
 pub use client::{DurableClient, InstanceView};
 pub use context::{DurableFuture, Either, EventFuture, OrchestrationContext, RetryPolicy, TaskError, join_all, race};

@@ -81,10 +81,16 @@ impl Execution {
             let mut s = exec.ctx.lock();
             s.replaying = false;
             s.new_actions.clear();
-            let unreached: Vec<u64> = s.expected.keys().copied().filter(|id| *id >= s.next_id).collect();
+            let unreached = s.expected.keys().copied().filter(|id| *id >= s.next_id).min();
+            // Recorded for the replay check even when the code ended before the step.
+            if let Some(id) = unreached
+                && s.divergence.is_none()
+            {
+                s.divergence = Some((id, s.expected[&id].clone(), None));
+            }
             if exec.outcome.is_none()
                 && exec.run.is_some()
-                && let Some(id) = unreached.into_iter().min()
+                && let Some(id) = unreached
             {
                 let what = s.expected[&id].describe();
                 s.nondeterminism = Some(format!(
@@ -105,6 +111,16 @@ impl Execution {
     /// The whole history of this execution.
     pub fn history(&self) -> &[Event] {
         &self.history
+    }
+
+    /// The first step where the code did not do what the recorded history says, if any.
+    pub fn divergence(&self) -> Option<super::testing::Divergence> {
+        let s = self.ctx.lock();
+        s.divergence.as_ref().map(|(step, expected, found)| super::testing::Divergence {
+            step: *step,
+            expected: expected.describe(),
+            found: found.as_ref().map(Event::describe),
+        })
     }
 
     /// The terminal event, once the execution has ended.

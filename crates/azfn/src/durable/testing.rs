@@ -1,0 +1,669 @@
+//! Orchestrations tested without storage: the same replay engine the task hub runs, driven in
+//! process, with a clock of the test's own.
+//!
+//! [`OrchestrationTest`] starts an orchestrator and runs it until it has nothing to do:
+//! activities run for real (their registered code) or as stubs, each result in its own episode as
+//! in the hub; sub-orchestrations run the same way; timers fire at once (the clock jumps to them)
+//! or when the test [advances](TestRun::advance) the clock; events are raised by the test. The
+//! [`TestRun`] then gives the outcome, the custom status, the history and the activity calls.
+//!
+//! ```
+//! use azfn::durable::{ActivityContext, OrchestrationContext, Registry, TaskError};
+//! use azfn::durable::testing::{OrchestrationTest, Status};
+//!
+//! async fn greet(ctx: OrchestrationContext, name: String) -> Result<String, TaskError> {
+//!     ctx.call_activity("Hello", &name).await
+//! }
+//! async fn hello(_ctx: ActivityContext, name: String) -> Result<String, String> {
+//!     Ok(format!("Hello {name}"))
+//! }
+//!
+//! # tokio_test_block_on(async {
+//! let registry = Registry::new().orchestrator("Greet", greet).activity("Hello", hello);
+//! // The real activity...
+//! let run = OrchestrationTest::new(registry.clone()).run("Greet", "Ada").await;
+//! assert_eq!(run.status(), Status::Completed);
+//! assert_eq!(run.output(), Some(&serde_json::json!("Hello Ada")));
+//! // ...or a stub.
+//! let run = OrchestrationTest::new(registry)
+//!     .stub_activity("Hello", |_input| Err("down".to_owned()))
+//!     .run("Greet", "Ada")
+//!     .await;
+//! assert_eq!(run.status(), Status::Failed);
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+//!
+//! [`replay_check`] replays a recorded history (as `GET .../instances/{id}?showHistory=true`
+//! returns it) against the current code and reports the first step where the code no longer does
+//! what the history recorded.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::history::{Event, Parent};
+use super::registry::{ActivityContext, Registry};
+use super::replay::Execution;
+
+/// An activity stub: the input in, the result or the error out.
+type Stub = Arc<dyn Fn(Value) -> Result<Value, String> + Send + Sync>;
+
+/// How many `continue_as_new` in a row a test run follows before it stops with a failure.
+pub const MAX_CONTINUES: usize = 1000;
+
+/// When durable timers fire in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Timers {
+    /// As soon as nothing else can run: the clock jumps to the earliest timer.
+    #[default]
+    AtOnce,
+    /// Only when the test moves the clock past them with [`TestRun::advance`].
+    OnDemand,
+}
+
+/// Where an orchestration in a test stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Waiting: for an event, or for a timer under [`Timers::OnDemand`].
+    Running,
+    /// Returned a value.
+    Completed,
+    /// Returned an error, panicked, or was non-deterministic.
+    Failed,
+    /// Terminated (by the test).
+    Terminated,
+}
+
+/// A test of one orchestration, configured, not yet started.
+pub struct OrchestrationTest {
+    registry: Arc<Registry>,
+    stubs: HashMap<String, Stub>,
+    start: DateTime<Utc>,
+    timers: Timers,
+    instance_id: String,
+}
+
+impl std::fmt::Debug for OrchestrationTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrchestrationTest")
+            .field("stubs", &self.stubs.keys().collect::<Vec<_>>())
+            .field("start", &self.start)
+            .field("timers", &self.timers)
+            .field("instance_id", &self.instance_id)
+            .finish()
+    }
+}
+
+impl OrchestrationTest {
+    /// A test of the orchestrators of `registry`, with real activities, timers firing at once,
+    /// the clock starting at 2026-01-01T00:00:00Z and the instance id `test`.
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            registry: Arc::new(registry),
+            stubs: HashMap::new(),
+            start: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("a valid date"),
+            timers: Timers::AtOnce,
+            instance_id: "test".to_owned(),
+        }
+    }
+
+    /// Replaces the activity `name` with `stub` (input in, result or error out).
+    pub fn stub_activity(
+        mut self,
+        name: &str,
+        stub: impl Fn(Value) -> Result<Value, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.stubs.insert(name.to_owned(), Arc::new(stub));
+        self
+    }
+
+    /// Starts the clock at `time`.
+    pub fn start_time(mut self, time: DateTime<Utc>) -> Self {
+        self.start = time;
+        self
+    }
+
+    /// When timers fire.
+    pub fn timers(mut self, timers: Timers) -> Self {
+        self.timers = timers;
+        self
+    }
+
+    /// The instance id the orchestration sees.
+    pub fn instance_id(mut self, id: &str) -> Self {
+        self.instance_id = id.to_owned();
+        self
+    }
+
+    /// Starts the orchestrator `name` with `input` and runs it until it has nothing to do.
+    pub async fn start(self, name: &str, input: impl Serialize) -> TestRun {
+        let input = serde_json::to_value(input).unwrap_or_else(|e| panic!("the input does not serialize: {e}"));
+        let mut run = TestRun {
+            registry: self.registry,
+            stubs: self.stubs,
+            now: self.start,
+            timers: self.timers,
+            instances: Vec::new(),
+            calls: Vec::new(),
+            event_count: 0,
+        };
+        run.begin(&self.instance_id, name, input, None);
+        run.run_until_idle().await;
+        run
+    }
+
+    /// [`start`](Self::start), for an orchestration that needs nothing more from the test.
+    pub async fn run(self, name: &str, input: impl Serialize) -> TestRun {
+        self.start(name, input).await
+    }
+}
+
+/// One orchestration instance in a test run (the root, or a sub-orchestration).
+struct Instance {
+    id: String,
+    name: String,
+    exec: Execution,
+    parent: Option<(usize, u64)>,
+    /// Activities scheduled and not yet run: (task id, name, input).
+    tasks: VecDeque<(u64, String, Value)>,
+    /// Timers created and not yet fired: (fire at, task id).
+    timers: Vec<(DateTime<Utc>, u64)>,
+    custom_status: Value,
+    continues: usize,
+}
+
+/// A started orchestration in a test: drive it, then read its outcome.
+pub struct TestRun {
+    registry: Arc<Registry>,
+    stubs: HashMap<String, Stub>,
+    now: DateTime<Utc>,
+    timers: Timers,
+    instances: Vec<Instance>,
+    calls: Vec<(String, Value)>,
+    event_count: u64,
+}
+
+impl std::fmt::Debug for TestRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestRun")
+            .field("now", &self.now)
+            .field("status", &self.status())
+            .field("output", &self.output())
+            .field("error", &self.error())
+            .finish()
+    }
+}
+
+impl TestRun {
+    fn begin(&mut self, id: &str, name: &str, input: Value, parent: Option<(usize, u64)>) -> usize {
+        let exec = Execution::replay(self.registry.clone(), id, "0", Vec::new());
+        let index = self.instances.len();
+        self.instances.push(Instance {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            exec,
+            parent,
+            tasks: VecDeque::new(),
+            timers: Vec::new(),
+            custom_status: Value::Null,
+            continues: 0,
+        });
+        let parent = parent.map(|(p, task_id)| Parent { instance_id: self.instances[p].id.clone(), task_id });
+        self.episode(index, vec![Event::ExecutionStarted { name: name.to_owned(), input, parent }]);
+        index
+    }
+
+    /// Applies `events` to instance `index` in one episode at the test's time, and takes in what
+    /// the code did: activities, timers and sub-orchestrations to run, the outcome.
+    fn episode(&mut self, index: usize, events: Vec<Event>) {
+        let episode = self.instances[index].exec.run_episode(self.now, events);
+        if let Some(status) = episode.custom_status.clone() {
+            self.instances[index].custom_status = status;
+        }
+        let mut children = Vec::new();
+        for e in &episode.events {
+            match e {
+                Event::TaskScheduled { id, name, input } => {
+                    self.instances[index].tasks.push_back((*id, name.clone(), input.clone()))
+                }
+                Event::TimerCreated { id, fire_at } => self.instances[index].timers.push((*fire_at, *id)),
+                Event::SubOrchestrationCreated { id, name, instance_id, input } => {
+                    children.push((*id, name.clone(), instance_id.clone(), input.clone()))
+                }
+                _ => {}
+            }
+        }
+        for (task_id, name, child_id, input) in children {
+            self.begin(&child_id, &name, input, Some((index, task_id)));
+        }
+        match episode.outcome().cloned() {
+            Some(Event::ContinuedAsNew { input }) => {
+                let instance = &mut self.instances[index];
+                instance.continues += 1;
+                if instance.continues > MAX_CONTINUES {
+                    let error = format!("continue_as_new {MAX_CONTINUES} times in a row in a test");
+                    instance.exec = Execution::replay(self.registry.clone(), &instance.id, "0", Vec::new());
+                    let _ = instance.exec.run_episode(self.now, vec![Event::ExecutionFailed { error }]);
+                    return;
+                }
+                let name = instance.name.clone();
+                let execution = instance.continues.to_string();
+                instance.exec = Execution::replay(self.registry.clone(), &instance.id, &execution, Vec::new());
+                instance.tasks.clear();
+                instance.timers.clear();
+                let parent =
+                    instance.parent.map(|(p, task_id)| Parent { instance_id: self.instances[p].id.clone(), task_id });
+                self.episode(index, vec![Event::ExecutionStarted { name, input, parent }]);
+            }
+            Some(outcome) => {
+                if let Some((parent, task_id)) = self.instances[index].parent {
+                    let reply = match outcome {
+                        Event::ExecutionCompleted { result } => {
+                            Event::SubOrchestrationCompleted { id: task_id, result }
+                        }
+                        Event::ExecutionFailed { error } | Event::ExecutionTerminated { reason: error } => {
+                            Event::SubOrchestrationFailed {
+                                id: task_id,
+                                error: format!("sub-orchestration {} failed: {error}", self.instances[index].id),
+                            }
+                        }
+                        _ => return,
+                    };
+                    self.episode(parent, vec![reply]);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Runs activities and sub-orchestrations (and, under [`Timers::AtOnce`], timers) until the
+    /// orchestration finishes or waits for the test.
+    pub async fn run_until_idle(&mut self) {
+        loop {
+            if let Some((index, (task_id, name, input))) =
+                self.instances.iter_mut().enumerate().find_map(|(i, inst)| inst.tasks.pop_front().map(|t| (i, t)))
+            {
+                if self.instances[index].exec.outcome().is_some() {
+                    continue;
+                }
+                self.calls.push((name.clone(), input.clone()));
+                let result = match self.stubs.get(&name) {
+                    Some(stub) => stub(input),
+                    None => {
+                        let ctx = ActivityContext {
+                            instance_id: self.instances[index].id.clone(),
+                            name: name.clone(),
+                            task_id,
+                        };
+                        self.registry.run_activity(ctx, input).await
+                    }
+                };
+                let event = match result {
+                    Ok(result) => Event::TaskCompleted { id: task_id, result },
+                    Err(error) => Event::TaskFailed { id: task_id, error },
+                };
+                self.episode(index, vec![event]);
+                continue;
+            }
+            if self.timers == Timers::AtOnce
+                && let Some((index, at)) = self.earliest_timer()
+            {
+                self.now = self.now.max(at);
+                self.fire_due(Some(index));
+                continue;
+            }
+            return;
+        }
+    }
+
+    fn earliest_timer(&self) -> Option<(usize, DateTime<Utc>)> {
+        self.instances
+            .iter()
+            .enumerate()
+            .filter(|(_, inst)| inst.exec.outcome().is_none())
+            .flat_map(|(i, inst)| inst.timers.iter().map(move |(at, _)| (i, *at)))
+            .min_by_key(|(_, at)| *at)
+    }
+
+    /// Fires the timers due at the test's time (of one instance, or of all), earliest first.
+    fn fire_due(&mut self, only: Option<usize>) {
+        loop {
+            let due = self
+                .instances
+                .iter()
+                .enumerate()
+                .filter(|(i, inst)| only.is_none_or(|o| o == *i) && inst.exec.outcome().is_none())
+                .flat_map(|(i, inst)| inst.timers.iter().map(move |(at, id)| (*at, i, *id)))
+                .filter(|(at, _, _)| *at <= self.now)
+                .min();
+            let Some((_, index, id)) = due else { return };
+            self.instances[index].timers.retain(|(_, t)| *t != id);
+            self.episode(index, vec![Event::TimerFired { id }]);
+        }
+    }
+
+    /// Raises the event `name` with `value` on the orchestration, then runs it until idle.
+    pub async fn raise_event(&mut self, name: &str, value: impl Serialize) {
+        let input = serde_json::to_value(value).unwrap_or_else(|e| panic!("the event does not serialize: {e}"));
+        self.event_count += 1;
+        let key = format!("test-event-{}", self.event_count);
+        self.episode(0, vec![Event::EventRaised { name: name.to_owned(), input, key }]);
+        self.run_until_idle().await;
+    }
+
+    /// Moves the clock forward by `by`, fires the timers now due, and runs until idle.
+    pub async fn advance(&mut self, by: Duration) {
+        self.now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        self.fire_due(None);
+        self.run_until_idle().await;
+    }
+
+    /// Terminates the orchestration with `reason`.
+    pub fn terminate(&mut self, reason: &str) {
+        self.episode(0, vec![Event::ExecutionTerminated { reason: reason.to_owned() }]);
+    }
+
+    /// The test's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Where the orchestration stands.
+    pub fn status(&self) -> Status {
+        match self.instances[0].exec.outcome() {
+            None | Some(Event::ContinuedAsNew { .. }) => Status::Running,
+            Some(Event::ExecutionCompleted { .. }) => Status::Completed,
+            Some(Event::ExecutionTerminated { .. }) => Status::Terminated,
+            Some(_) => Status::Failed,
+        }
+    }
+
+    /// Its output, once it completed.
+    pub fn output(&self) -> Option<&Value> {
+        match self.instances[0].exec.outcome() {
+            Some(Event::ExecutionCompleted { result }) => Some(result),
+            _ => None,
+        }
+    }
+
+    /// Its output as `T`, once it completed; panics with the reason otherwise.
+    pub fn output_as<T: serde::de::DeserializeOwned>(&self) -> T {
+        let value = self.output().unwrap_or_else(|| panic!("the orchestration did not complete: {self:?}"));
+        serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("the output {value} is not the type: {e}"))
+    }
+
+    /// Why it failed or was terminated.
+    pub fn error(&self) -> Option<&str> {
+        match self.instances[0].exec.outcome() {
+            Some(Event::ExecutionFailed { error }) => Some(error),
+            Some(Event::ExecutionTerminated { reason }) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The custom status it last set.
+    pub fn custom_status(&self) -> &Value {
+        &self.instances[0].custom_status
+    }
+
+    /// The history of its current execution, as `showHistory=true` gives it.
+    pub fn history(&self) -> &[Event] {
+        self.instances[0].exec.history()
+    }
+
+    /// The history of the sub-orchestration `instance_id` (`<parent id>:<step>`).
+    pub fn child_history(&self, instance_id: &str) -> Option<&[Event]> {
+        self.instances.iter().find(|i| i.id == instance_id).map(|i| i.exec.history())
+    }
+
+    /// Every activity call, of the orchestration and its sub-orchestrations, in the order they ran.
+    pub fn activity_calls(&self) -> &[(String, Value)] {
+        &self.calls
+    }
+
+    /// The timers waiting to fire, of the orchestration and its sub-orchestrations.
+    pub fn pending_timers(&self) -> Vec<DateTime<Utc>> {
+        let mut all: Vec<_> = self
+            .instances
+            .iter()
+            .filter(|i| i.exec.outcome().is_none())
+            .flat_map(|i| i.timers.iter().map(|(at, _)| *at))
+            .collect();
+        all.sort();
+        all
+    }
+}
+
+/// Where replaying a recorded history with the current code went differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Divergence {
+    /// The step (the sequence id of the call, timer or sub-orchestration).
+    pub step: u64,
+    /// What the history recorded at that step.
+    pub expected: String,
+    /// What the code does there now; `None` when it no longer gets that far.
+    pub found: Option<String>,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.found {
+            Some(found) => {
+                write!(f, "step {}: the history has {}, the code now makes {found}", self.step, self.expected)
+            }
+            None => {
+                write!(f, "step {}: the history has {}, which the code no longer reaches", self.step, self.expected)
+            }
+        }
+    }
+}
+
+/// Replays a recorded history against the orchestrators of `registry` and reports the first step
+/// where the code no longer does what the history recorded.
+///
+/// `recorded` is what `GET /api/orchestrators/instances/{id}?showHistory=true` answers (its
+/// `historyEvents`, and `instanceId` when present), or just the array of events. A history
+/// recorded by an older version of the code that the current code replays identically passes;
+/// a changed call, a changed order, or a step that is gone is reported. The outcome recorded in
+/// the history is not compared: a changed return value is not a replay problem.
+pub fn replay_check(registry: &Registry, recorded: &Value) -> Result<(), ReplayCheckError> {
+    let (instance_id, events) = match recorded {
+        Value::Array(events) => ("replay-check".to_owned(), events.clone()),
+        Value::Object(o) => {
+            let events = o.get("historyEvents").and_then(Value::as_array).cloned().ok_or_else(|| {
+                ReplayCheckError::Unreadable("no `historyEvents`: save the status with ?showHistory=true".to_owned())
+            })?;
+            let id = o.get("instanceId").and_then(Value::as_str).unwrap_or("replay-check").to_owned();
+            (id, events)
+        }
+        _ => return Err(ReplayCheckError::Unreadable("not a status object or an array of events".to_owned())),
+    };
+    let mut history = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        let event: Event =
+            serde_json::from_value(e).map_err(|err| ReplayCheckError::Unreadable(format!("event {i}: {err}")))?;
+        // The recorded end is not replayed: the code's own end is what is being checked.
+        if !event.is_terminal() {
+            history.push(event);
+        }
+    }
+    if !history.iter().any(|e| matches!(e, Event::ExecutionStarted { .. })) {
+        return Err(ReplayCheckError::Unreadable("the history has no ExecutionStarted event".to_owned()));
+    }
+    let exec = Execution::replay(Arc::new(registry.clone()), &instance_id, "replay-check", history);
+    if let Some(Event::ExecutionFailed { error }) = exec.outcome()
+        && error.starts_with("no orchestrator named")
+    {
+        return Err(ReplayCheckError::Unreadable(error.clone()));
+    }
+    match exec.divergence() {
+        Some(d) => Err(ReplayCheckError::Diverged(d)),
+        None => Ok(()),
+    }
+}
+
+/// Why [`replay_check`] did not pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayCheckError {
+    /// The code no longer replays the history.
+    #[error("non-deterministic: {0}")]
+    Diverged(Divergence),
+    /// The input is not a history this code can replay.
+    #[error("cannot replay: {0}")]
+    Unreadable(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::durable::{ActivityContext, OrchestrationContext, TaskError};
+    use serde_json::json;
+
+    async fn sequence(ctx: OrchestrationContext, names: Vec<String>) -> Result<Vec<String>, TaskError> {
+        let mut out = Vec::new();
+        for n in names {
+            out.push(ctx.call_activity("Greet", &n).await?);
+        }
+        ctx.set_custom_status(out.len());
+        Ok(out)
+    }
+
+    async fn greet(_ctx: ActivityContext, name: String) -> Result<String, String> {
+        if name.is_empty() { Err("no name".into()) } else { Ok(format!("hi {name}")) }
+    }
+
+    async fn approval(ctx: OrchestrationContext, _: Value) -> Result<String, TaskError> {
+        match ctx.wait_for_event_with_timeout::<bool>("Approval", Duration::from_secs(3600)).await? {
+            Some(true) => Ok("approved".into()),
+            Some(false) => Ok("rejected".into()),
+            None => Ok("timed out".into()),
+        }
+    }
+
+    async fn parent(ctx: OrchestrationContext, n: u64) -> Result<u64, TaskError> {
+        let a: Vec<String> = ctx.call_sub_orchestrator("Sequence", vec!["a".to_owned(); n as usize]).await?;
+        ctx.sleep(Duration::from_secs(60)).await;
+        Ok(a.len() as u64)
+    }
+
+    async fn countdown(ctx: OrchestrationContext, n: u64) -> Result<String, TaskError> {
+        if n == 0 {
+            return Ok("liftoff".into());
+        }
+        ctx.sleep(Duration::from_secs(1)).await;
+        ctx.continue_as_new(n - 1);
+        Ok(String::new())
+    }
+
+    fn registry() -> Registry {
+        Registry::new()
+            .orchestrator("Sequence", sequence)
+            .activity("Greet", greet)
+            .orchestrator("Approval", approval)
+            .orchestrator("Parent", parent)
+            .orchestrator("Countdown", countdown)
+    }
+
+    #[tokio::test]
+    async fn real_and_stubbed_activities() {
+        let run = OrchestrationTest::new(registry()).run("Sequence", ["a", "b"]).await;
+        assert_eq!(run.status(), Status::Completed);
+        assert_eq!(run.output_as::<Vec<String>>(), ["hi a", "hi b"]);
+        assert_eq!(run.custom_status(), &json!(2));
+        assert_eq!(run.activity_calls().len(), 2);
+        assert_eq!(run.history().iter().filter(|e| matches!(e, Event::TaskCompleted { .. })).count(), 2);
+
+        let run = OrchestrationTest::new(registry())
+            .stub_activity("Greet", |input| if input == "b" { Err("b is down".into()) } else { Ok(json!("stub")) })
+            .run("Sequence", ["a", "b", "c"])
+            .await;
+        assert_eq!(run.status(), Status::Failed);
+        assert!(run.error().unwrap().contains("b is down"), "{run:?}");
+        assert_eq!(run.activity_calls().len(), 2, "c is never called");
+    }
+
+    #[tokio::test]
+    async fn events_and_timers_at_once_or_on_demand() {
+        // Timers at once: the timeout fires, the clock jumps an hour.
+        let run = OrchestrationTest::new(registry()).run("Approval", json!(null)).await;
+        assert_eq!(run.output(), Some(&json!("timed out")));
+        assert_eq!((run.now() - OrchestrationTest::new(registry()).start).num_seconds(), 3600);
+
+        // On demand: it waits; an event decides.
+        let mut run = OrchestrationTest::new(registry()).timers(Timers::OnDemand).start("Approval", json!(null)).await;
+        assert_eq!(run.status(), Status::Running);
+        assert_eq!(run.pending_timers().len(), 1);
+        run.advance(Duration::from_secs(1800)).await;
+        assert_eq!(run.status(), Status::Running, "half the timeout");
+        run.raise_event("Approval", true).await;
+        assert_eq!(run.output(), Some(&json!("approved")));
+
+        let mut run = OrchestrationTest::new(registry()).timers(Timers::OnDemand).start("Approval", json!(null)).await;
+        run.advance(Duration::from_secs(3600)).await;
+        assert_eq!(run.output(), Some(&json!("timed out")));
+    }
+
+    #[tokio::test]
+    async fn sub_orchestrations_and_continue_as_new() {
+        let run = OrchestrationTest::new(registry()).run("Parent", 3).await;
+        assert_eq!(run.output(), Some(&json!(3)));
+        assert!(run.child_history("test:0000").is_some_and(|h| h.len() > 3));
+
+        let run = OrchestrationTest::new(registry()).run("Countdown", 5).await;
+        assert_eq!(run.output(), Some(&json!("liftoff")));
+        assert_eq!((run.now() - OrchestrationTest::new(registry()).start).num_seconds(), 5);
+
+        let mut run = OrchestrationTest::new(registry()).timers(Timers::OnDemand).start("Countdown", 5).await;
+        run.terminate("enough");
+        assert_eq!((run.status(), run.error()), (Status::Terminated, Some("enough")));
+    }
+
+    #[tokio::test]
+    async fn the_replay_check_passes_the_same_code_and_names_the_first_changed_step() {
+        let run = OrchestrationTest::new(registry()).run("Sequence", ["a", "b", "c"]).await;
+        let recorded = json!({"instanceId": "i-1", "historyEvents": run.history()});
+        replay_check(&registry(), &recorded).unwrap();
+        replay_check(&registry(), &recorded["historyEvents"]).unwrap();
+
+        // The second call now goes to another activity.
+        async fn changed(ctx: OrchestrationContext, names: Vec<String>) -> Result<Vec<String>, TaskError> {
+            let mut out = Vec::new();
+            for (i, n) in names.into_iter().enumerate() {
+                let activity = if i == 1 { "Welcome" } else { "Greet" };
+                out.push(ctx.call_activity(activity, &n).await?);
+            }
+            Ok(out)
+        }
+        let edited = Registry::new().orchestrator("Sequence", changed).activity("Greet", greet);
+        let err = replay_check(&edited, &recorded).unwrap_err();
+        let ReplayCheckError::Diverged(d) = &err else { panic!("{err}") };
+        assert_eq!(d.step, 1);
+        assert_eq!(d.expected, "a call to activity `Greet`");
+        assert_eq!(d.found.as_deref(), Some("a call to activity `Welcome`"));
+        assert!(err.to_string().contains("step 1"), "{err}");
+
+        // The code stops before the recorded calls end.
+        async fn shorter(ctx: OrchestrationContext, names: Vec<String>) -> Result<Vec<String>, TaskError> {
+            let first: String = ctx.call_activity("Greet", &names[0]).await?;
+            Ok(vec![first])
+        }
+        let edited = Registry::new().orchestrator("Sequence", shorter).activity("Greet", greet);
+        let ReplayCheckError::Diverged(d) = replay_check(&edited, &recorded).unwrap_err() else { panic!() };
+        assert_eq!((d.step, d.found), (1, None));
+
+        // Not a history.
+        assert!(matches!(
+            replay_check(&registry(), &json!({"runtimeStatus": "Completed"})),
+            Err(ReplayCheckError::Unreadable(_))
+        ));
+        let unknown = Registry::new();
+        assert!(matches!(replay_check(&unknown, &recorded), Err(ReplayCheckError::Unreadable(_))));
+    }
+}
