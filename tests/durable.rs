@@ -451,3 +451,93 @@ async fn restart_and_purge_by_time_range() {
         assert!(blobs.list("azfn-large", &format!("{id}/")).await.unwrap().is_empty(), "{id}'s blobs are purged");
     }
 }
+
+#[tokio::test]
+async fn entities_take_concurrent_and_scheduled_signals_through_the_api() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let api = Api::new(&host);
+    let entity_url = |key: &str| format!("{}/entities/Counter/{key}", api.base);
+
+    // 500 concurrent `add 1` signals to one counter end at exactly 500.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..500 {
+        let (http, url) = (api.http.clone(), format!("{}?op=add", entity_url("hits")));
+        tasks.spawn(async move { http.post(url).json(&json!(1)).send().await.unwrap().status().as_u16() });
+    }
+    while let Some(code) = tasks.join_next().await {
+        assert_eq!(code.unwrap(), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let count = loop {
+        let res = api.http.get(entity_url("hits")).send().await.unwrap();
+        let count = if res.status() == 200 { res.json::<Value>().await.unwrap() } else { json!(0) };
+        if count == 500 || Instant::now() > deadline {
+            break count;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(count, 500);
+    // Nothing more arrives later (no operation applied twice).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(api.http.get(entity_url("hits")).send().await.unwrap().json::<Value>().await.unwrap(), 500);
+
+    // A scheduled signal is applied no earlier than asked.
+    let at = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let url = format!(
+        "{}?op=add&scheduledTime={}",
+        entity_url("hits"),
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+    assert_eq!(api.http.post(url).json(&json!(10)).send().await.unwrap().status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let count: Value = api.http.get(entity_url("hits")).send().await.unwrap().json().await.unwrap();
+        if count == 510 {
+            assert!(chrono::Utc::now() >= at, "applied before its time");
+            break;
+        }
+        assert_eq!(count, 500);
+        assert!(Instant::now() < deadline, "the scheduled signal never arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // An orchestration's signals apply before its later call on the same entity.
+    let id = api.start("CountTo", json!({"key": "ordered", "adds": 25})).await;
+    assert_eq!(api.finished(&id, WAIT).await["output"], 25);
+    let kinds: Vec<Value> = api.history(&id).await.iter().map(|e| e["eventType"].clone()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "EntitySignaled").count(), 25, "{kinds:?}");
+
+    // Listing, not found, bad requests, delete.
+    let res = api.http.get(format!("{}/entities?name=Counter&top=10", api.base)).send().await.unwrap();
+    let listed: Value = res.json().await.unwrap();
+    let hits = listed.as_array().unwrap().iter().find(|e| e["entityId"]["key"] == "hits").unwrap();
+    assert_eq!((&hits["entityId"]["name"], &hits["state"]), (&json!("Counter"), &json!(510)), "{listed}");
+    assert!(hits["lastOperationTime"].is_string(), "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 2, "hits and ordered: {listed}");
+    let res = api.http.get(format!("{}/entities?name=Counter&top=1", api.base)).send().await.unwrap();
+    let next = res.headers().get("x-ms-continuation-token").cloned();
+    assert_eq!(res.json::<Value>().await.unwrap().as_array().unwrap().len(), 1);
+    let res = api
+        .http
+        .get(format!("{}/entities?name=Counter&top=1", api.base))
+        .header("x-ms-continuation-token", next.expect("a next page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()[0]["entityId"]["key"], "ordered", "the second page");
+    let res = api.http.get(entity_url("never")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["kind"], "not_found");
+    let res = api.http.post(format!("{}/entities/Nope/k?op=add", api.base)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = api.http.post(format!("{}?op=add&scheduledTime=soon", entity_url("hits"))).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let res = api.http.post(format!("{}?op=delete", entity_url("hits"))).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.http.get(entity_url("hits")).send().await.unwrap().status() != 404 {
+        assert!(Instant::now() < deadline, "the counter was not deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

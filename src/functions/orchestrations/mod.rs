@@ -7,9 +7,11 @@
 //! - [`approval_workflow`]: `ApprovalWorkflow`, an event or a timeout.
 //! - [`place_orders`]: `PlaceOrders`, a `PlaceOrderSaga` sub-orchestration per order.
 //! - [`countdown`]: `Countdown`, timers and `continue_as_new`.
+//! - [`counter`]: the `Counter` entity, and `CountTo`, which signals and calls it.
 
 pub mod approval_workflow;
 pub mod countdown;
+pub mod counter;
 pub mod fan_out_fan_in;
 pub mod hello_sequence;
 pub mod place_order_saga;
@@ -32,6 +34,8 @@ pub fn registry() -> Registry {
         .orchestrator("ApprovalWorkflow", approval_workflow::approval_workflow)
         .orchestrator("PlaceOrders", place_orders::place_orders)
         .orchestrator("Countdown", countdown::countdown)
+        .entity("Counter", counter::counter)
+        .orchestrator("CountTo", counter::count_to)
 }
 
 /// The orchestrations run in process with `azfn::durable::testing`: no storage, a clock of the
@@ -95,6 +99,28 @@ mod tests {
         let run = start.run("Countdown", json!({"remaining": 3, "intervalMs": 60_000})).await;
         assert_eq!(run.output(), Some(&json!("liftoff")));
         assert_eq!(run.now().to_rfc3339(), "2026-03-01T00:03:00+00:00", "three timers of a minute");
+    }
+
+    #[tokio::test]
+    async fn the_counter_adds_resets_and_refuses_what_it_does_not_know() {
+        use azfn::durable::EntityId;
+        let counter = EntityId::new("Counter", "c");
+        let mut run = OrchestrationTest::new(registry()).run("HelloSequence", ["Oslo"]).await;
+        assert_eq!(run.entity_state(&counter), None);
+        for _ in 0..3 {
+            run.signal_entity(&counter, "add", 2).await;
+        }
+        assert_eq!(run.entity_state(&counter), Some(&json!(6)));
+        run.signal_entity(&counter, "add", "two").await;
+        run.signal_entity(&counter, "fly", json!(null)).await;
+        assert_eq!(run.entity_state(&counter), Some(&json!(6)), "failed operations change nothing");
+        run.signal_entity(&counter, "reset", json!(null)).await;
+        assert_eq!(run.entity_state(&counter), Some(&json!(0)));
+        run.signal_entity(&counter, "delete", json!(null)).await;
+        assert_eq!(run.entity_state(&counter), None);
+
+        let run = OrchestrationTest::new(registry()).run("CountTo", json!({"key": "c", "adds": 7})).await;
+        assert_eq!(run.output(), Some(&json!(7)));
     }
 
     /// Histories recorded from real runs under `cargo azfn start` (`GET

@@ -13,6 +13,9 @@
 //! | `DELETE instances?createdTimeFrom=&createdTimeTo=&runtimeStatus=` | purge the finished instances created in the range (`createdTimeFrom` required; by default Completed, Failed and Terminated); `{"instancesDeleted": n}` |
 //! | `POST instances/{id}/restart?restartWithNewInstanceId=` | start a finished instance again with its original input, under a new id (the default) or its own; 202 and the management URIs |
 //! | `GET poison`, `POST poison/redrive` | parked messages of the hub's queues, and sending them back |
+//! | `POST entities/{name}/{key}?op={operation}[&scheduledTime=]` | signal an entity (the body is the input); 202 |
+//! | `GET entities/{name}/{key}` | the entity's state as the body; 404 when it does not exist |
+//! | `GET entities?name=&top=` | existing entities with their state; paging by `x-ms-continuation-token` |
 //!
 //! Errors: 400 bad id or input, 404 unknown instance or orchestrator, 409 conflicting state, 410 an
 //! operation on a finished instance; each with `{"error": {"kind", "message"}}`.
@@ -128,12 +131,52 @@ async fn route(
             client.resume(id).await?;
             Ok(HttpResponse::accepted())
         }
+        ("POST", ["entities", name, key]) => {
+            let entity = super::entity::EntityId::new(*name, *key);
+            let op = req.query("op").unwrap_or_default();
+            let at = match req.query("scheduledTime").filter(|t| !t.is_empty()) {
+                None => None,
+                Some(t) => Some(chrono::DateTime::parse_from_rfc3339(t).map(|t| t.to_utc()).map_err(|e| {
+                    DurableError::BadRequest(format!("scheduledTime {t:?} is not an RFC 3339 time: {e}"))
+                })?),
+            };
+            client.signal_entity(&entity, op, body_json(req)?, at).await?;
+            Ok(HttpResponse::accepted())
+        }
+        ("GET", ["entities", name, key]) => {
+            let entity = super::entity::EntityId::new(*name, *key);
+            match client.entity_state(&entity).await? {
+                Some(view) => Ok(HttpResponse::ok().json(&view.state)),
+                None => Err(DurableError::NotFound(format!("entity {entity} does not exist"))),
+            }
+        }
+        ("GET", ["entities"]) => {
+            let top = top_from(req)?;
+            let token = req.header(CONTINUATION_HEADER).or(req.query("continuationToken"));
+            let name = req.query("name").filter(|n| !n.is_empty());
+            let (items, next) = client.list_entities(name, top, token).await?;
+            let body: Vec<Value> = items
+                .iter()
+                .map(|v| {
+                    json!({
+                        "entityId": {"name": v.entity.name, "key": v.entity.key},
+                        "state": v.state,
+                        "lastOperationTime": v.last_modified.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                    })
+                })
+                .collect();
+            let mut res = HttpResponse::ok().json(&body);
+            if let Some(next) = next {
+                res = res.header(CONTINUATION_HEADER, &next);
+            }
+            Ok(res)
+        }
         ("GET", ["poison"]) => poison(hub).await,
         ("POST", ["poison", "redrive"]) => {
             let moved = redrive(hub).await?;
             Ok(HttpResponse::ok().json(&json!({ "redriven": moved })))
         }
-        ("POST", [name]) | ("POST", [name, _]) if *name != "instances" && *name != "poison" => {
+        ("POST", [name]) | ("POST", [name, _]) if !["instances", "poison", "entities"].contains(name) => {
             // With an Idempotency-Key and no instance id, the id is derived from the key: a retried
             // start is then the same start, answered with the same instance (DurableClient::start).
             let keyed = req.header("Idempotency-Key").map(|key| idempotent_instance_id(name, key));
@@ -160,15 +203,7 @@ fn body_json(req: &HttpRequest) -> Result<Value, DurableError> {
 
 async fn list(client: &DurableClient, req: &HttpRequest) -> Result<HttpResponse, DurableError> {
     let filter = filter_from(req)?;
-    let top = match req.query("top") {
-        None => None,
-        Some(t) => Some(
-            t.parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| DurableError::BadRequest(format!("top {t:?} is not a positive whole number")))?,
-        ),
-    };
+    let top = top_from(req)?;
     let token = req.header(CONTINUATION_HEADER).or(req.query("continuationToken"));
     let (items, next) = client.list(&filter, top, token).await?;
     let body: Vec<Value> = items.iter().map(status_json).collect();
@@ -177,6 +212,19 @@ async fn list(client: &DurableClient, req: &HttpRequest) -> Result<HttpResponse,
         res = res.header(CONTINUATION_HEADER, &next);
     }
     Ok(res)
+}
+
+/// The page size the query asks for (`top`), if any.
+fn top_from(req: &HttpRequest) -> Result<Option<u32>, DurableError> {
+    match req.query("top") {
+        None => Ok(None),
+        Some(t) => t
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| DurableError::BadRequest(format!("top {t:?} is not a positive whole number"))),
+    }
 }
 
 /// The instance filter of the query: `runtimeStatus` (comma-separated), `createdTimeFrom`,

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::dispatch::Dispatcher;
+use super::entity::{EntityId, EntityRequest};
 use super::error::{DurableError, validate_instance_id};
 use super::history::Event;
 use super::hub::TaskHub;
@@ -17,6 +18,17 @@ use crate::storage::Continuation;
 
 /// How long after a start its guard message shows up (see [`DurableClient::start`]).
 pub const START_GUARD_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An entity and its state, as the management API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityView {
+    /// The entity.
+    pub entity: EntityId,
+    /// Its state.
+    pub state: Value,
+    /// When the state last changed.
+    pub last_modified: Option<DateTime<Utc>>,
+}
 
 /// A client of a task hub.
 #[derive(Debug, Clone)]
@@ -204,6 +216,76 @@ impl DurableClient {
         }
         self.hub.store().delete(instance_id).await?;
         self.hub.delete_large(instance_id).await
+    }
+
+    /// Signals `entity` to apply `operation` with `input` (one-way), no earlier than `at` when given.
+    pub async fn signal_entity(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: Value,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(), DurableError> {
+        entity.validate()?;
+        self.registry.entity_code(&entity.name).map_err(DurableError::NotFound)?;
+        if operation.is_empty() {
+            return Err(DurableError::BadRequest("an entity operation needs a name (?op=...)".to_owned()));
+        }
+        self.hub.ensure_created().await?;
+        let request = EntityRequest {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            operation: operation.to_owned(),
+            input,
+            caller: None,
+            sender: None,
+        };
+        let mut msg = ControlMessage::entity(&entity.instance_id(), request);
+        msg.fire_at = at;
+        self.hub.send_control(&msg, Utc::now()).await
+    }
+
+    /// The state of `entity`, or `None` when it does not exist (never used, or deleted).
+    pub async fn entity_state(&self, entity: &EntityId) -> Result<Option<EntityView>, DurableError> {
+        entity.validate()?;
+        match self.hub.store().load_entity(&entity.instance_id()).await {
+            Ok(Some((row, _))) => Ok(row.state.map(|state| EntityView {
+                entity: entity.clone(),
+                state,
+                last_modified: row.last_modified,
+            })),
+            Ok(None) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One page of existing entities (of `name`, or all), at most `top`, and the next page's token.
+    pub async fn list_entities(
+        &self,
+        name: Option<&str>,
+        top: Option<u32>,
+        continuation: Option<&str>,
+    ) -> Result<(Vec<EntityView>, Option<String>), DurableError> {
+        let continuation = match continuation.filter(|t| !t.is_empty()) {
+            Some(t) => Some(
+                Continuation::from_token(t)
+                    .ok_or_else(|| DurableError::BadRequest(format!("{t:?} is not a continuation token")))?,
+            ),
+            None => None,
+        };
+        match self.hub.store().list_entities(name, top, continuation.as_ref()).await {
+            Ok((items, next)) => Ok((
+                items
+                    .into_iter()
+                    .filter_map(|(entity, row)| {
+                        row.state.map(|state| EntityView { entity, state, last_modified: row.last_modified })
+                    })
+                    .collect(),
+                next.map(|c| c.to_token()),
+            )),
+            Err(e) if e.is_not_found() => Ok((Vec::new(), None)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Purges every finished instance matching `filter` (its status, history and blob-offloaded

@@ -67,9 +67,18 @@ pub(crate) struct State {
     pub custom_status: Option<Value>,
     pub continue_as_new: Option<Value>,
     pub guid_counter: u64,
+    /// Per entity (instance id), the sequence number of this execution's last operation on it.
+    pub entity_seq: HashMap<String, u64>,
 }
 
 impl State {
+    /// The next sequence number of this execution's operations on the entity `target`.
+    fn next_entity_seq(&mut self, target: &str) -> u64 {
+        let seq = self.entity_seq.entry(target.to_owned()).or_insert(0);
+        *seq += 1;
+        *seq
+    }
+
     /// Takes the next sequence id for `action`, checking it against history.
     fn schedule(&mut self, make: impl FnOnce(u64) -> Event) -> u64 {
         let id = self.next_id;
@@ -84,6 +93,14 @@ impl State {
                         Event::SubOrchestrationCreated { name: a, .. },
                         Event::SubOrchestrationCreated { name: b, .. },
                     ) => a == b,
+                    (
+                        Event::EntityCalled { entity: a, operation: x, .. },
+                        Event::EntityCalled { entity: b, operation: y, .. },
+                    )
+                    | (
+                        Event::EntitySignaled { entity: a, operation: x, .. },
+                        Event::EntitySignaled { entity: b, operation: y, .. },
+                    ) => a == b && x == y,
                     _ => false,
                 };
                 if !same && self.divergence.is_none() {
@@ -348,6 +365,52 @@ impl OrchestrationContext {
         let v = DurableFuture { state: self.state.clone(), id }.await;
         let v = v.map_err(|e| TaskError::new(format!("sub-orchestration {child} failed: {e}")))?;
         from_value(v, &format!("sub-orchestrator `{name}`"))
+    }
+
+    /// Signals `entity` to apply `operation` with `input`, one-way. The operations this
+    /// orchestration signals or calls on one entity are applied in the order it makes them.
+    pub fn signal_entity(&self, entity: &super::entity::EntityId, operation: &str, input: impl Serialize) {
+        self.signal(entity, operation, to_value(input), None);
+    }
+
+    /// Like [`signal_entity`](Self::signal_entity), applied no earlier than `at` (and not ordered
+    /// with this orchestration's other operations on the entity).
+    pub fn signal_entity_at(
+        &self,
+        entity: &super::entity::EntityId,
+        operation: &str,
+        input: impl Serialize,
+        at: DateTime<Utc>,
+    ) {
+        self.signal(entity, operation, to_value(input), Some(at));
+    }
+
+    fn signal(&self, entity: &super::entity::EntityId, operation: &str, input: Value, at: Option<DateTime<Utc>>) {
+        let mut s = self.lock();
+        let target = entity.instance_id();
+        // A scheduled signal is applied at its time, outside this orchestration's order (0): the
+        // operations after it do not wait for it.
+        let seq = if at.is_some() { 0 } else { s.next_entity_seq(&target) };
+        s.schedule(|id| Event::EntitySignaled { id, entity: target, operation: operation.to_owned(), input, seq, at });
+    }
+
+    /// Calls `operation` on `entity` with `input` and reads its result as `O`; an operation that
+    /// fails fails the call with its error.
+    pub async fn call_entity<O: DeserializeOwned>(
+        &self,
+        entity: &super::entity::EntityId,
+        operation: &str,
+        input: impl Serialize,
+    ) -> Result<O, TaskError> {
+        let input = to_value(input);
+        let id = {
+            let mut s = self.lock();
+            let target = entity.instance_id();
+            let seq = s.next_entity_seq(&target);
+            s.schedule(|id| Event::EntityCalled { id, entity: target, operation: operation.to_owned(), input, seq })
+        };
+        let v = DurableFuture { state: self.state.clone(), id }.await?;
+        from_value(v, &format!("the result of `{operation}` on {entity}"))
     }
 
     /// A durable timer that fires at `fire_at` (any distance in the future).

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 use serde_json::Value;
 
+use super::entity::{Caller, EntityId, EntityRequest, EntityRow, Reply};
 use super::error::DurableError;
 use super::history::{Event, Parent};
 use super::hub::TaskHub;
@@ -192,12 +193,81 @@ impl Dispatcher {
         super::error::validate_instance_id(&msg.instance_id)?;
         let now = Utc::now();
         if let Some(at) = msg.fire_at
-            && at > now + chrono::Duration::milliseconds(500)
+            && at > now
         {
-            // A timer further away than a queue delay allows: send it on for the rest of the time.
-            return self.hub.send_control(&msg, now).await;
+            let early = (at - now).to_std().unwrap_or_default();
+            if msg.entity.is_some() && early <= std::time::Duration::from_secs(2) {
+                // A scheduled signal is never applied before its time: the queue's delay counts
+                // whole seconds, so the rest is waited here.
+                tokio::time::sleep(early).await;
+            } else if early > std::time::Duration::from_millis(500) {
+                // A timer further away than a queue delay allows: send it on for the rest of the time.
+                return self.hub.send_control(&msg, now).await;
+            }
+        }
+        if let Some(request) = msg.entity.clone() {
+            return self.entity_message(&msg.instance_id, request).await;
         }
         self.apply_message(&msg, dequeue_count > 1 || msg.recover).await
+    }
+
+    /// Applies an operation to an entity under the entity's ETag (reloading after a lost race),
+    /// then answers its caller. A redelivered operation is answered again and changes nothing.
+    async fn entity_message(&self, instance_id: &str, mut request: EntityRequest) -> Result<(), DurableError> {
+        let entity = EntityId::from_instance_id(instance_id)
+            .ok_or_else(|| DurableError::BadRequest(format!("{instance_id:?} is not an entity id (@name@key)")))?;
+        self.hub.resolve(&mut request.input).await?;
+        let code = match self.registry.entity_code(&entity.name) {
+            Ok(code) => code.clone(),
+            Err(e) => {
+                match request.caller {
+                    Some(caller) => self.reply(Reply { caller, result: Err(e) }).await?,
+                    None => tracing::warn!(entity = %entity, "a signal `{}` was dropped: {e}", request.operation),
+                }
+                return Ok(());
+            }
+        };
+        // One operation at a time per entity in this process; the ETag covers other processes.
+        let slot = self.cache.lock().expect("cache lock").slot(instance_id);
+        let _held = slot.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            let (mut row, etag) = match self.hub.store().load_entity(instance_id).await? {
+                Some((row, etag)) => (row, Some(etag)),
+                None => (EntityRow::default(), None),
+            };
+            let out = row.apply(&code, &entity, request.clone(), Utc::now());
+            if out.changed {
+                match self.hub.store().save_entity(instance_id, &row, etag.as_deref()).await {
+                    Ok(_) => {}
+                    // Someone else wrote first, or this write's answer was lost and a retry met
+                    // it: read again (the operation then shows as applied, and is answered).
+                    Err(e) if e.is_conflict() || e.is_precondition_failed() => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            for failed in out.failed_signals {
+                tracing::warn!(entity = %entity, "{failed}");
+            }
+            for reply in out.replies {
+                self.reply(reply).await?;
+            }
+            return Ok(());
+        }
+        Err(DurableError::Conflict(format!(
+            "entity {entity}: other workers kept writing first; the operation will be retried"
+        )))
+    }
+
+    /// Gives an entity operation's result to the orchestration that called it (in place when it
+    /// can, else through the control queue).
+    async fn reply(&self, reply: Reply) -> Result<(), DurableError> {
+        let Reply { caller, result } = reply;
+        let event = match result {
+            Ok(result) => Event::TaskCompleted { id: caller.task_id, result },
+            Err(error) => Event::TaskFailed { id: caller.task_id, error },
+        };
+        let msg = ControlMessage::event(&caller.instance_id, Some(&caller.execution_id), event);
+        self.apply_or_send(msg, false).await
     }
 
     /// Applies a control message to its instance under the instance's lock, retrying lost ETag
@@ -553,6 +623,27 @@ impl Dispatcher {
                 let parent = Parent { instance_id: id.clone(), task_id: *task_id };
                 let start = Event::ExecutionStarted { name: name.clone(), input: input.clone(), parent: Some(parent) };
                 out.control.push((Some(*task_id), ControlMessage::event(instance_id, None, start)));
+            }
+            Event::EntityCalled { id: task_id, entity, operation, input, seq }
+            | Event::EntitySignaled { id: task_id, entity, operation, input, seq, .. } => {
+                let caller = matches!(e, Event::EntityCalled { .. }).then(|| Caller {
+                    instance_id: id.clone(),
+                    execution_id: status.execution_id.clone(),
+                    task_id: *task_id,
+                });
+                let request = EntityRequest {
+                    // The same for every copy of this action: the entity applies it once.
+                    id: format!("{id}|{}|{task_id}", status.execution_id),
+                    operation: operation.clone(),
+                    input: input.clone(),
+                    caller,
+                    sender: (*seq > 0).then(|| (format!("{id}|{}", status.execution_id), *seq)),
+                };
+                let mut msg = ControlMessage::entity(entity, request);
+                if let Event::EntitySignaled { at: Some(at), .. } = e {
+                    msg.fire_at = Some(*at);
+                }
+                out.control.push((Some(*task_id), msg));
             }
             _ => {}
         }

@@ -106,6 +106,36 @@ pub enum Event {
         /// A unique key per raise, so a redelivered message is applied once.
         key: String,
     },
+    /// The code called an operation on an entity and waits for its result (a `TaskCompleted` or
+    /// `TaskFailed` with this id).
+    EntityCalled {
+        /// The call's sequence id.
+        id: u64,
+        /// The entity's instance id, `@{name}@{key}`.
+        entity: String,
+        /// The operation.
+        operation: String,
+        /// Its input.
+        input: Value,
+        /// This orchestration's sequence number for the entity (operations apply in this order).
+        seq: u64,
+    },
+    /// The code signalled an entity (one-way).
+    EntitySignaled {
+        /// The signal's sequence id.
+        id: u64,
+        /// The entity's instance id, `@{name}@{key}`.
+        entity: String,
+        /// The operation.
+        operation: String,
+        /// Its input.
+        input: Value,
+        /// This orchestration's sequence number for the entity (0 for a scheduled signal).
+        seq: u64,
+        /// Not applied before this time, when set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
+    },
     /// The orchestrator returned a value.
     ExecutionCompleted {
         /// The output.
@@ -147,6 +177,8 @@ impl Event {
             Event::ExecutionFailed { .. } => "ExecutionFailed",
             Event::ExecutionTerminated { .. } => "ExecutionTerminated",
             Event::ContinuedAsNew { .. } => "ContinuedAsNew",
+            Event::EntityCalled { .. } => "EntityOperationCalled",
+            Event::EntitySignaled { .. } => "EntityOperationSignaled",
         }
     }
 
@@ -155,7 +187,9 @@ impl Event {
         match self {
             Event::TaskScheduled { id, .. }
             | Event::TimerCreated { id, .. }
-            | Event::SubOrchestrationCreated { id, .. } => Some(*id),
+            | Event::SubOrchestrationCreated { id, .. }
+            | Event::EntityCalled { id, .. }
+            | Event::EntitySignaled { id, .. } => Some(*id),
             _ => None,
         }
     }
@@ -189,6 +223,8 @@ impl Event {
             Event::ExecutionStarted { input, .. }
             | Event::TaskScheduled { input, .. }
             | Event::SubOrchestrationCreated { input, .. }
+            | Event::EntityCalled { input, .. }
+            | Event::EntitySignaled { input, .. }
             | Event::EventRaised { input, .. }
             | Event::ContinuedAsNew { input } => vec![input],
             Event::TaskCompleted { result, .. }
@@ -204,6 +240,8 @@ impl Event {
             Event::TaskScheduled { name, .. } => format!("a call to activity `{name}`"),
             Event::TimerCreated { .. } => "a timer".to_owned(),
             Event::SubOrchestrationCreated { name, .. } => format!("a call to sub-orchestrator `{name}`"),
+            Event::EntityCalled { entity, operation, .. } => format!("a call of `{operation}` on entity {entity}"),
+            Event::EntitySignaled { entity, operation, .. } => format!("a signal `{operation}` to entity {entity}"),
             other => other.kind().to_owned(),
         }
     }

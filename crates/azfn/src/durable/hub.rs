@@ -122,6 +122,9 @@ impl TaskHub {
         if let Some(e) = msg.event.as_mut() {
             self.offload_event(&msg.instance_id, e).await?;
         }
+        if let Some(r) = msg.entity.as_mut() {
+            self.offload(&msg.instance_id, &mut r.input).await?;
+        }
         let delay = msg.fire_at.map(|at| delay_until(at, now)).unwrap_or_default();
         let body = serde_json::to_vec(&msg).map_err(|e| DurableError::BadRequest(e.to_string()))?;
         self.queues.send(&self.control_queue(), &body, delay).await?;

@@ -46,6 +46,9 @@ pub struct ControlMessage {
     /// exist (the start failed) or has moved on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub guard: bool,
+    /// An operation for an entity (the instance id is the entity's, `@{name}@{key}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<super::entity::EntityRequest>,
 }
 
 impl ControlMessage {
@@ -60,6 +63,22 @@ impl ControlMessage {
             fire_at: None,
             recover: false,
             guard: false,
+            entity: None,
+        }
+    }
+
+    /// A message carrying an operation for the entity `instance_id`.
+    pub fn entity(instance_id: &str, request: super::entity::EntityRequest) -> Self {
+        Self {
+            instance_id: instance_id.to_owned(),
+            execution_id: None,
+            id: request.id.clone(),
+            event: None,
+            command: None,
+            fire_at: None,
+            recover: false,
+            guard: false,
+            entity: Some(request),
         }
     }
 
@@ -74,6 +93,7 @@ impl ControlMessage {
             fire_at: None,
             recover: false,
             guard: false,
+            entity: None,
         }
     }
 }

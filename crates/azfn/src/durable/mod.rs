@@ -7,6 +7,8 @@
 //!   `continue_as_new`, custom status, deterministic `now()` and `new_guid()`.
 //! - [`race`], [`join_all`]: racing a timer against an event; fan-out/fan-in.
 //! - [`Saga`]: compensations run in reverse order on failure.
+//! - [`entity`]: durable entities ([`Registry::entity`], [`EntityId`], [`EntityOp`]): named state
+//!   that handles operations one at a time, signalled or called from orchestrations and clients.
 //! - [`Execution`]: the replay of one execution's history and its live episodes.
 //! - [`history`]: the events.
 //! - [`App::durable`](crate::App::durable) ([`functions`]): the app functions that run all this from
@@ -19,6 +21,7 @@ pub mod api;
 pub mod client;
 pub mod context;
 pub mod dispatch;
+pub mod entity;
 pub mod error;
 pub mod functions;
 pub mod history;
@@ -30,9 +33,10 @@ pub mod saga;
 pub mod store;
 pub mod testing;
 
-pub use client::{DurableClient, InstanceView};
+pub use client::{DurableClient, EntityView, InstanceView};
 pub use context::{DurableFuture, Either, EventFuture, OrchestrationContext, RetryPolicy, TaskError, join_all, race};
 pub use dispatch::Dispatcher;
+pub use entity::{EntityId, EntityOp};
 pub use error::{DurableError, validate_instance_id};
 pub use functions::{API_FUNCTION, CONTROL_FUNCTION, DurableApp, WORK_FUNCTION};
 pub use history::{Event, Parent};

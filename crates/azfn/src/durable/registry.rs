@@ -30,12 +30,13 @@ pub struct ActivityContext {
     pub task_id: u64,
 }
 
-/// The orchestrators and activities of an app.
+/// The orchestrators, activities and entities of an app.
 #[derive(Clone, Default)]
 pub struct Registry {
     orchestrators: BTreeMap<String, OrchestratorFn>,
     inputs: BTreeMap<String, InputCheck>,
     activities: BTreeMap<String, ActivityFn>,
+    entities: BTreeMap<String, super::entity::EntityFn>,
 }
 
 impl fmt::Debug for Registry {
@@ -43,6 +44,7 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("orchestrators", &self.orchestrators.keys().collect::<Vec<_>>())
             .field("activities", &self.activities.keys().collect::<Vec<_>>())
+            .field("entities", &self.entities.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -135,6 +137,34 @@ impl Registry {
         let run: ActivityFn = Arc::new(erase(format!("activity `{name}`"), f));
         self.activities.insert(name.to_owned(), run);
         self
+    }
+
+    /// Registers the entity `name`: `f(&mut state, &op)` applies one operation to the state (which
+    /// starts as `S::default()`) and gives its result; an error leaves the state as it was. The
+    /// operation `delete` is built in. See [`entity`](super::entity).
+    pub fn entity<S, F>(mut self, name: &str, f: F) -> Self
+    where
+        S: Default + Serialize + DeserializeOwned + 'static,
+        F: Fn(&mut S, &super::entity::EntityOp) -> Result<Value, String> + Send + Sync + 'static,
+    {
+        self.entities.insert(name.to_owned(), super::entity::entity_fn(f));
+        self
+    }
+
+    /// The code of the entity `name`, or why there is none.
+    pub(crate) fn entity_code(&self, name: &str) -> Result<&super::entity::EntityFn, String> {
+        self.entities.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.entities.keys().map(String::as_str).collect();
+            format!(
+                "there is no entity `{name}` (known: {})",
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            )
+        })
+    }
+
+    /// The registered entity names.
+    pub fn entity_names(&self) -> Vec<String> {
+        self.entities.keys().cloned().collect()
     }
 
     /// Whether an orchestrator is registered under `name`.

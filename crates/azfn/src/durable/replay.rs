@@ -209,7 +209,11 @@ impl Execution {
                 self.outcome = Some(e.clone());
                 return;
             }
-            Event::TaskScheduled { .. } | Event::TimerCreated { .. } | Event::SubOrchestrationCreated { .. } => return,
+            Event::TaskScheduled { .. }
+            | Event::TimerCreated { .. }
+            | Event::SubOrchestrationCreated { .. }
+            | Event::EntityCalled { .. }
+            | Event::EntitySignaled { .. } => return,
         }
         self.poll();
     }

@@ -11,6 +11,25 @@ use crate::storage::{Continuation, Entity, StorageError, TableClient, TableOp, o
 
 /// The status row's RowKey.
 pub const STATUS_ROW: &str = "status";
+
+/// The row key of an entity's row (in the entity's partition, `@{name}@{key}`).
+pub const ENTITY_ROW: &str = "entity";
+
+/// How many characters of an entity row's JSON go in one table property.
+const ENTITY_CHUNK: usize = 30_000;
+
+/// An entity's row from its table entity (`Row0`, `Row1`, ... joined).
+fn entity_row(entity: &Entity) -> Result<super::entity::EntityRow, StorageError> {
+    let mut text = String::new();
+    for i in 0.. {
+        match entity.properties.get(&format!("Row{i}")).and_then(Value::as_str) {
+            Some(part) => text.push_str(part),
+            None => break,
+        }
+    }
+    serde_json::from_str(&text)
+        .map_err(|e| StorageError::other(format!("the row of entity {} is not readable: {e}", entity.partition_key)))
+}
 /// Characters per string property (Table strings are limited to 64 KiB of UTF-16).
 const PROPERTY_CHARS: usize = 30_000;
 /// String properties per chunk row (rows are limited to 1 MiB).
@@ -357,6 +376,75 @@ impl InstanceStore {
             self.tables.transact(&self.table, &ops).await?;
         }
         Ok(rows.len())
+    }
+
+    /// The stored row of the entity `instance_id` (`@{name}@{key}`) and its ETag, if it was ever used.
+    pub async fn load_entity(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<(super::entity::EntityRow, String)>, StorageError> {
+        let found = match self.tables.get(&self.table, instance_id, ENTITY_ROW).await {
+            Ok(found) => found,
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        let Some(entity) = found else { return Ok(None) };
+        let etag = entity.etag.clone().unwrap_or_default();
+        Ok(Some((entity_row(&entity)?, etag)))
+    }
+
+    /// Writes an entity's row: inserted when `etag` is `None` (409 if someone else did first),
+    /// replaced only if it still has `etag` otherwise (412). Gives the new ETag.
+    pub async fn save_entity(
+        &self,
+        instance_id: &str,
+        row: &super::entity::EntityRow,
+        etag: Option<&str>,
+    ) -> Result<String, StorageError> {
+        let mut entity = Entity::new(instance_id, ENTITY_ROW);
+        let text = serde_json::to_string(row).unwrap_or_default();
+        // A string property holds at most 32K UTF-16 units: the JSON is split over `Row0`, `Row1`, ...
+        let chars: Vec<char> = text.chars().collect();
+        for (i, chunk) in chars.chunks(ENTITY_CHUNK).enumerate() {
+            entity.properties.insert(format!("Row{i}"), Value::String(chunk.iter().collect()));
+        }
+        entity.properties.insert("Exists".into(), Value::Bool(row.state.is_some()));
+        match etag {
+            None => self.tables.insert(&self.table, &entity).await,
+            Some(etag) => self.tables.upsert(&self.table, &entity, Some(etag)).await,
+        }
+    }
+
+    /// One page of entities (of the entity `name`, or all), at most `top`, and the next page's token.
+    pub async fn list_entities(
+        &self,
+        name: Option<&str>,
+        top: Option<u32>,
+        continuation: Option<&Continuation>,
+    ) -> Result<(Vec<(super::entity::EntityId, super::entity::EntityRow)>, Option<Continuation>), StorageError> {
+        let prefix = match name {
+            Some(n) => format!("@{n}@"),
+            None => "@".to_owned(),
+        };
+        // Every id with the prefix sorts at or above it and below the prefix with its last character plus one.
+        let mut upper: Vec<char> = prefix.chars().collect();
+        let last = upper.pop().expect("not empty");
+        upper.push(char::from_u32(last as u32 + 1).unwrap_or(char::MAX));
+        let upper: String = upper.into_iter().collect();
+        let filter = format!(
+            "RowKey eq {} and Exists eq true and PartitionKey ge {} and PartitionKey lt {}",
+            odata_string(ENTITY_ROW),
+            odata_string(&prefix),
+            odata_string(&upper)
+        );
+        let (rows, next) = self.tables.query_page(&self.table, &filter, top, continuation).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(id) = super::entity::EntityId::from_instance_id(&row.partition_key) {
+                out.push((id, entity_row(row)?));
+            }
+        }
+        Ok((out, next))
     }
 
     /// Adds an event to an instance's inbox under `key`; `false` when that key is already there.

@@ -4,8 +4,9 @@
 //! [`OrchestrationTest`] starts an orchestrator and runs it until it has nothing to do:
 //! activities run for real (their registered code) or as stubs, each result in its own episode as
 //! in the hub; sub-orchestrations run the same way; timers fire at once (the clock jumps to them)
-//! or when the test [advances](TestRun::advance) the clock; events are raised by the test. The
-//! [`TestRun`] then gives the outcome, the custom status, the history and the activity calls.
+//! or when the test [advances](TestRun::advance) the clock; events are raised by the test; entity
+//! operations apply to entities kept in memory, with the same code as in the hub. The [`TestRun`]
+//! then gives the outcome, the custom status, the history, the activity calls and entity states.
 //!
 //! ```
 //! use azfn::durable::{ActivityContext, OrchestrationContext, Registry, TaskError};
@@ -48,6 +49,7 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::entity::{Caller, EntityId, EntityRequest, EntityRow};
 use super::history::{Event, Parent};
 use super::registry::{ActivityContext, Registry};
 use super::replay::Execution;
@@ -153,6 +155,9 @@ impl OrchestrationTest {
             instances: Vec::new(),
             calls: Vec::new(),
             event_count: 0,
+            entities: HashMap::new(),
+            entity_ops: VecDeque::new(),
+            scheduled: Vec::new(),
         };
         run.begin(&self.instance_id, name, input, None);
         run.run_until_idle().await;
@@ -188,6 +193,12 @@ pub struct TestRun {
     instances: Vec<Instance>,
     calls: Vec<(String, Value)>,
     event_count: u64,
+    /// Entities, by instance id, kept in memory.
+    entities: HashMap<String, EntityRow>,
+    /// Entity operations waiting to be applied: (the entity's instance id, the request).
+    entity_ops: VecDeque<(String, EntityRequest)>,
+    /// Signals scheduled for later: (when, the entity's instance id, the request).
+    scheduled: Vec<(DateTime<Utc>, String, EntityRequest)>,
 }
 
 impl std::fmt::Debug for TestRun {
@@ -236,6 +247,29 @@ impl TestRun {
                 Event::TimerCreated { id, fire_at } => self.instances[index].timers.push((*fire_at, *id)),
                 Event::SubOrchestrationCreated { id, name, instance_id, input } => {
                     children.push((*id, name.clone(), instance_id.clone(), input.clone()))
+                }
+                Event::EntityCalled { id, entity, operation, input, seq }
+                | Event::EntitySignaled { id, entity, operation, input, seq, .. } => {
+                    let inst = &self.instances[index];
+                    let sender = format!("{}|{}", inst.id, inst.continues);
+                    let caller = matches!(e, Event::EntityCalled { .. }).then(|| Caller {
+                        instance_id: inst.id.clone(),
+                        execution_id: inst.continues.to_string(),
+                        task_id: *id,
+                    });
+                    let request = EntityRequest {
+                        id: format!("{sender}|{id}"),
+                        operation: operation.clone(),
+                        input: input.clone(),
+                        caller,
+                        sender: (*seq > 0).then_some((sender, *seq)),
+                    };
+                    match e {
+                        Event::EntitySignaled { at: Some(at), .. } if *at > self.now => {
+                            self.scheduled.push((*at, entity.clone(), request))
+                        }
+                        _ => self.entity_ops.push_back((entity.clone(), request)),
+                    }
                 }
                 _ => {}
             }
@@ -287,6 +321,10 @@ impl TestRun {
     /// orchestration finishes or waits for the test.
     pub async fn run_until_idle(&mut self) {
         loop {
+            if let Some((entity, request)) = self.entity_ops.pop_front() {
+                self.apply_entity(&entity, request);
+                continue;
+            }
             if let Some((index, (task_id, name, input))) =
                 self.instances.iter_mut().enumerate().find_map(|(i, inst)| inst.tasks.pop_front().map(|t| (i, t)))
             {
@@ -312,15 +350,87 @@ impl TestRun {
                 self.episode(index, vec![event]);
                 continue;
             }
-            if self.timers == Timers::AtOnce
-                && let Some((index, at)) = self.earliest_timer()
-            {
-                self.now = self.now.max(at);
-                self.fire_due(Some(index));
+            if self.timers == Timers::AtOnce {
+                // The clock jumps to the next timer or scheduled signal, whichever is first.
+                let signal = self.scheduled.iter().map(|(at, _, _)| *at).min();
+                match (self.earliest_timer(), signal) {
+                    (None, None) => return,
+                    (Some((index, at)), next) if next.is_none_or(|s| at < s) => {
+                        self.now = self.now.max(at);
+                        self.fire_due(Some(index));
+                    }
+                    (_, Some(at)) => {
+                        self.now = self.now.max(at);
+                        self.release_scheduled();
+                    }
+                    (Some(_), None) => unreachable!("covered by the arm above"),
+                }
                 continue;
             }
             return;
         }
+    }
+
+    /// Moves the scheduled signals now due to the operations to apply; whether there were any.
+    fn release_scheduled(&mut self) -> bool {
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.scheduled).into_iter().partition(|(at, _, _)| *at <= now);
+        self.scheduled = later;
+        let any = !due.is_empty();
+        for (_, entity, request) in due {
+            self.entity_ops.push_back((entity, request));
+        }
+        any
+    }
+
+    /// Applies an operation to an in-memory entity with the entity's registered code, and gives a
+    /// call's result to its orchestration.
+    fn apply_entity(&mut self, instance_id: &str, request: EntityRequest) {
+        let Some(entity) = EntityId::from_instance_id(instance_id) else { return };
+        let code = match self.registry.entity_code(&entity.name) {
+            Ok(code) => code.clone(),
+            Err(e) => {
+                if let Some(caller) = request.caller {
+                    self.answer(&caller, Err(e));
+                }
+                return;
+            }
+        };
+        let row = self.entities.entry(instance_id.to_owned()).or_default();
+        let out = row.apply(&code, &entity, request, self.now);
+        for reply in out.replies {
+            self.answer(&reply.caller, reply.result);
+        }
+    }
+
+    fn answer(&mut self, caller: &Caller, result: Result<Value, String>) {
+        let Some(index) = self.instances.iter().position(|i| i.id == caller.instance_id) else { return };
+        let event = match result {
+            Ok(result) => Event::TaskCompleted { id: caller.task_id, result },
+            Err(error) => Event::TaskFailed { id: caller.task_id, error },
+        };
+        self.episode(index, vec![event]);
+    }
+
+    /// Signals `entity` from the test (as a client would), then runs until idle.
+    pub async fn signal_entity(&mut self, entity: &EntityId, operation: &str, input: impl Serialize) {
+        let input = serde_json::to_value(input).unwrap_or_else(|e| panic!("the input does not serialize: {e}"));
+        self.event_count += 1;
+        let request = EntityRequest {
+            id: format!("test-signal-{}", self.event_count),
+            operation: operation.to_owned(),
+            input,
+            caller: None,
+            sender: None,
+        };
+        self.entity_ops.push_back((entity.instance_id(), request));
+        self.run_until_idle().await;
+    }
+
+    /// The state of `entity`, or `None` when it does not exist.
+    pub fn entity_state(&self, entity: &EntityId) -> Option<&Value> {
+        self.entities.get(&entity.instance_id()).and_then(|row| row.state.as_ref())
     }
 
     fn earliest_timer(&self) -> Option<(usize, DateTime<Utc>)> {
@@ -362,6 +472,7 @@ impl TestRun {
     pub async fn advance(&mut self, by: Duration) {
         self.now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
         self.fire_due(None);
+        self.release_scheduled();
         self.run_until_idle().await;
     }
 
@@ -562,8 +673,36 @@ mod tests {
         Ok(String::new())
     }
 
+    async fn tally(ctx: OrchestrationContext, n: u64) -> Result<i64, TaskError> {
+        let counter = EntityId::new("Counter", "t");
+        ctx.signal_entity_at(&counter, "add", 100, ctx.now() + chrono::Duration::hours(1));
+        for _ in 0..n {
+            ctx.signal_entity(&counter, "add", 1);
+        }
+        let before: i64 = ctx.call_entity(&counter, "get", ()).await?;
+        ctx.sleep(Duration::from_secs(7200)).await;
+        let after: i64 = ctx.call_entity(&counter, "get", ()).await?;
+        if ctx.call_entity::<i64>(&counter, "add", -1).await.is_ok() {
+            return Err(TaskError::new("a negative amount was accepted"));
+        }
+        Ok(before * 1000 + after)
+    }
+
     fn registry() -> Registry {
         Registry::new()
+            .orchestrator("Tally", tally)
+            .entity("Counter", |n: &mut i64, op: &crate::durable::EntityOp| match op.name.as_str() {
+                "add" => {
+                    let by: i64 = op.input()?;
+                    if by < 0 {
+                        return Err("only positive amounts".into());
+                    }
+                    *n += by;
+                    Ok(Value::Null)
+                }
+                "get" => Ok(json!(*n)),
+                other => Err(format!("no operation {other}")),
+            })
             .orchestrator("Sequence", sequence)
             .activity("Greet", greet)
             .orchestrator("Approval", approval)
@@ -623,6 +762,16 @@ mod tests {
         let mut run = OrchestrationTest::new(registry()).timers(Timers::OnDemand).start("Countdown", 5).await;
         run.terminate("enough");
         assert_eq!((run.status(), run.error()), (Status::Terminated, Some("enough")));
+    }
+
+    #[tokio::test]
+    async fn entities_are_signalled_called_and_scheduled() {
+        let run = OrchestrationTest::new(registry()).run("Tally", 5).await;
+        // The five signals come before the call (one sender's order); the scheduled one an hour later.
+        assert_eq!(run.output(), Some(&json!(5 * 1000 + 105)), "{run:?}");
+        assert_eq!(run.entity_state(&EntityId::new("Counter", "t")), Some(&json!(105)));
+        let replayed = json!({"historyEvents": run.history()});
+        replay_check(&registry(), &replayed).unwrap();
     }
 
     #[tokio::test]
