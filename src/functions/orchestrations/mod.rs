@@ -8,8 +8,10 @@
 //! - [`place_orders`]: `PlaceOrders`, a `PlaceOrderSaga` sub-orchestration per order.
 //! - [`countdown`]: `Countdown`, timers and `continue_as_new`.
 //! - [`counter`]: the `Counter` entity, and `CountTo`, which signals and calls it.
+//! - [`circuit_breaker`]: the `CircuitBreaker` entity that guards `ChargePayment`.
 
 pub mod approval_workflow;
+pub mod circuit_breaker;
 pub mod countdown;
 pub mod counter;
 pub mod fan_out_fan_in;
@@ -36,6 +38,7 @@ pub fn registry() -> Registry {
         .orchestrator("Countdown", countdown::countdown)
         .entity("Counter", counter::counter)
         .orchestrator("CountTo", counter::count_to)
+        .entity("CircuitBreaker", circuit_breaker::circuit_breaker)
 }
 
 /// The orchestrations run in process with `azfn::durable::testing`: no storage, a clock of the
@@ -121,6 +124,56 @@ mod tests {
 
         let run = OrchestrationTest::new(registry()).run("CountTo", json!({"key": "c", "adds": 7})).await;
         assert_eq!(run.output(), Some(&json!(7)));
+    }
+
+    #[tokio::test]
+    async fn the_payment_circuit_breaker_opens_fails_fast_and_closes_again() {
+        use azfn::durable::EntityId;
+        let breaker = EntityId::new("CircuitBreaker", "payments");
+        let order = |id: &str, card: &str| json!({"orderId": id, "card": card, "breaker": {"threshold": 3, "coolDownSeconds": 30}});
+        let mut run = OrchestrationTest::new(registry()).run("PlaceOrderSaga", order("o-0", "4111")).await;
+        assert_eq!(run.output().unwrap()["status"], "shipped");
+        // Three failures of the payment service open it (a declined card does not count).
+        run.start_another("d-1", "PlaceOrderSaga", order("d-1", "declined")).await;
+        for i in 1..=3 {
+            let id = format!("o-{i}");
+            run.start_another(&id, "PlaceOrderSaga", order(&id, "unavailable")).await;
+            assert_eq!(run.output_of(&id).unwrap()["status"], "cancelled");
+        }
+        assert_eq!(run.entity_state(&breaker).unwrap()["failures"], 3);
+        // Open: the next order is cancelled without trying the service.
+        let charges = |run: &azfn::durable::testing::TestRun| {
+            run.activity_calls().iter().filter(|(n, _)| n == "ChargePayment").count()
+        };
+        let before = charges(&run);
+        run.start_another("o-4", "PlaceOrderSaga", order("o-4", "4111")).await;
+        assert_eq!(run.output_of("o-4").unwrap()["status"], "cancelled");
+        assert!(run.output_of("o-4").unwrap()["reason"].as_str().unwrap().contains("circuit open"));
+        assert_eq!(charges(&run), before, "failed fast");
+        // After the cool-down one trial goes through; its success closes the breaker.
+        run.advance(Duration::from_secs(30)).await;
+        run.start_another("o-5", "PlaceOrderSaga", order("o-5", "4111")).await;
+        assert_eq!(run.output_of("o-5").unwrap()["status"], "shipped");
+        run.start_another("o-6", "PlaceOrderSaga", order("o-6", "4111")).await;
+        assert_eq!(run.output_of("o-6").unwrap()["status"], "shipped");
+        assert_eq!(run.entity_state(&breaker).unwrap()["failures"], 0);
+        assert_eq!(run.entity_state(&breaker).unwrap()["openedAt"], Value::Null);
+    }
+
+    /// The circuit breaker changed `PlaceOrderSaga`: it now asks the breaker before charging. The
+    /// replay check catches that against histories recorded before the change (kept in
+    /// `tests/fixtures/histories-before-circuit-breaker/`), naming the step: instances in flight
+    /// during such a deployment would fail, so a change like this needs a new orchestrator name.
+    #[test]
+    fn a_breaking_change_is_caught_against_histories_recorded_before_it() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/histories-before-circuit-breaker/place_order_saga_declined.json");
+        let recorded: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let err = replay_check(&registry(), &recorded).unwrap_err();
+        let azfn::durable::testing::ReplayCheckError::Diverged(d) = &err else { panic!("{err}") };
+        assert_eq!(d.step, 1);
+        assert_eq!(d.expected, "a call to activity `ChargePayment`");
+        assert_eq!(d.found.as_deref(), Some("a call of `allow` on entity @CircuitBreaker@payments"));
     }
 
     /// Histories recorded from real runs under `cargo azfn start` (`GET

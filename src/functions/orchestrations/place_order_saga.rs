@@ -1,7 +1,9 @@
 //! `PlaceOrderSaga`: reserve inventory, charge the card, ship; when a step fails, the steps done so
-//! far are compensated in reverse order.
+//! far are compensated in reverse order. The payment service is guarded by the `CircuitBreaker`
+//! entity `payments`: while it is open, orders are cancelled at once instead of waiting on a
+//! service that keeps failing.
 
-use azfn::durable::{ActivityContext, OrchestrationContext, Saga, TaskError};
+use azfn::durable::{ActivityContext, EntityId, OrchestrationContext, Saga, TaskError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -17,8 +19,12 @@ pub struct PlaceOrder {
     /// How many.
     #[serde(default = "one")]
     pub quantity: u32,
-    /// The card to charge; `"declined"` makes the charge fail.
+    /// The card to charge; `"declined"` makes the charge fail (a refusal), `"unavailable"` as if the
+    /// payment service were down (a failure the circuit breaker counts).
     pub card: String,
+    /// The payment circuit breaker's settings (default: opens after 3 failures, for 30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<super::circuit_breaker::Settings>,
 }
 
 fn one() -> u32 {
@@ -31,7 +37,23 @@ pub async fn place_order_saga(ctx: OrchestrationContext, order: PlaceOrder) -> R
     let steps = async {
         let reservation: String = ctx.call_activity("ReserveInventory", &order).await?;
         saga.add_compensation("ReleaseInventory", &reservation);
-        let payment: String = ctx.call_activity("ChargePayment", &order).await?;
+        let breaker = EntityId::new("CircuitBreaker", "payments");
+        let settings = order.breaker.unwrap_or_default();
+        if !ctx.call_entity::<bool>(&breaker, "allow", settings).await? {
+            return Err(TaskError::new("the payment service is failing (circuit open); not tried"));
+        }
+        let payment: String = match ctx.call_activity("ChargePayment", &order).await {
+            Ok(p) => {
+                ctx.signal_entity(&breaker, "success", ());
+                p
+            }
+            Err(e) => {
+                // A refused card is an answer; anything else counts against the service.
+                let outcome = if e.message.contains("declined") { "success" } else { "failure" };
+                ctx.signal_entity(&breaker, outcome, ());
+                return Err(e);
+            }
+        };
         let tracking: String = ctx.call_activity("ShipOrder", &order).await?;
         Ok::<_, TaskError>(json!({
             "status": "shipped", "orderId": order.order_id, "reservation": reservation, "payment": payment,
@@ -43,7 +65,7 @@ pub async fn place_order_saga(ctx: OrchestrationContext, order: PlaceOrder) -> R
         Err(failure) => {
             ctx.log(format_args!("order {} failed: {failure}; compensating", order.order_id));
             let compensated = saga.compensate(&ctx).await?;
-            Ok(json!({ "status": "cancelled", "compensated": compensated }))
+            Ok(json!({ "status": "cancelled", "reason": failure.message, "compensated": compensated }))
         }
     }
 }
@@ -55,8 +77,10 @@ pub async fn reserve_inventory(_ctx: ActivityContext, order: PlaceOrder) -> Resu
 
 /// Charges the card; a card `"declined"` is refused.
 pub async fn charge_payment(_ctx: ActivityContext, order: PlaceOrder) -> Result<String, String> {
-    if order.card == "declined" {
-        return Err(format!("the card for order {} was declined", order.order_id));
+    match order.card.as_str() {
+        "declined" => return Err(format!("the card for order {} was declined", order.order_id)),
+        "unavailable" => return Err("the payment service did not answer".to_owned()),
+        _ => {}
     }
     Ok(format!("pay-{}", order.order_id))
 }

@@ -413,6 +413,34 @@ impl TestRun {
         self.episode(index, vec![event]);
     }
 
+    /// Starts another orchestration `name` as instance `id` in the same run (sharing its clock and
+    /// entities), and runs until idle; read it with [`status_of`](Self::status_of) and
+    /// [`output_of`](Self::output_of).
+    pub async fn start_another(&mut self, id: &str, name: &str, input: impl Serialize) {
+        assert!(self.instances.iter().all(|i| i.id != id), "instance {id} already exists in this run");
+        let input = serde_json::to_value(input).unwrap_or_else(|e| panic!("the input does not serialize: {e}"));
+        self.begin(id, name, input, None);
+        self.run_until_idle().await;
+    }
+
+    /// Where the orchestration `id` of this run stands (`None` if there is none).
+    pub fn status_of(&self, id: &str) -> Option<Status> {
+        self.instances.iter().find(|i| i.id == id).map(|i| match i.exec.outcome() {
+            None | Some(Event::ContinuedAsNew { .. }) => Status::Running,
+            Some(Event::ExecutionCompleted { .. }) => Status::Completed,
+            Some(Event::ExecutionTerminated { .. }) => Status::Terminated,
+            Some(_) => Status::Failed,
+        })
+    }
+
+    /// The output of the orchestration `id` of this run, once it completed.
+    pub fn output_of(&self, id: &str) -> Option<&Value> {
+        match self.instances.iter().find(|i| i.id == id)?.exec.outcome() {
+            Some(Event::ExecutionCompleted { result }) => Some(result),
+            _ => None,
+        }
+    }
+
     /// Signals `entity` from the test (as a client would), then runs until idle.
     pub async fn signal_entity(&mut self, entity: &EntityId, operation: &str, input: impl Serialize) {
         let input = serde_json::to_value(input).unwrap_or_else(|e| panic!("the input does not serialize: {e}"));
@@ -488,20 +516,12 @@ impl TestRun {
 
     /// Where the orchestration stands.
     pub fn status(&self) -> Status {
-        match self.instances[0].exec.outcome() {
-            None | Some(Event::ContinuedAsNew { .. }) => Status::Running,
-            Some(Event::ExecutionCompleted { .. }) => Status::Completed,
-            Some(Event::ExecutionTerminated { .. }) => Status::Terminated,
-            Some(_) => Status::Failed,
-        }
+        self.status_of(&self.instances[0].id).expect("the first instance exists")
     }
 
     /// Its output, once it completed.
     pub fn output(&self) -> Option<&Value> {
-        match self.instances[0].exec.outcome() {
-            Some(Event::ExecutionCompleted { result }) => Some(result),
-            _ => None,
-        }
+        self.output_of(&self.instances[0].id)
     }
 
     /// Its output as `T`, once it completed; panics with the reason otherwise.
