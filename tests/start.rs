@@ -132,18 +132,25 @@ async fn blob_events_reach_the_queue_trigger_as_event_grid_delivers_them() {
     assert!(!host.console().contains("blob=old.json"), "{}", host.console());
 }
 
-/// The polling blob trigger (Elastic Premium and Consumption): the same handler, with
-/// `AuditReceipt`'s function.json switched to `blobTrigger` on `receipts/{name}`.
-#[tokio::test]
-async fn a_blob_triggers_once_and_a_bad_one_is_poisoned() {
-    let azurite = Azurite::start();
+/// A copy of the app with `AuditReceipt` switched to the polling `blobTrigger` on `receipts/{name}`
+/// (and the local Event Grid blob events off), started on `azurite`.
+async fn with_polling_blob_trigger(azurite: &Azurite) -> (tempfile::TempDir, LocalHost) {
     let app = common::app_copy();
     std::fs::write(
         app.path().join("functions/AuditReceipt/function.json"),
         r#"{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "receipt", "path": "receipts/{name}", "connection": "AzureWebJobsStorage"}]}"#,
     )
     .unwrap();
-    let host = LocalHost::start(app.path(), &azurite, &[("AZFN_BLOB_EVENTS", "")]).await;
+    let host = LocalHost::start(app.path(), azurite, &[("AZFN_BLOB_EVENTS", "")]).await;
+    (app, host)
+}
+
+/// The polling blob trigger (Elastic Premium and Consumption): the same handler, with
+/// `AuditReceipt`'s function.json switched to `blobTrigger` on `receipts/{name}`.
+#[tokio::test]
+async fn a_blob_triggers_once_and_a_bad_one_is_poisoned() {
+    let azurite = Azurite::start();
+    let (_app, host) = with_polling_blob_trigger(&azurite).await;
     let account = azurite.account();
     let blobs = BlobClient::new(&account).unwrap();
     blobs.create_container("receipts").await.unwrap();
@@ -266,13 +273,7 @@ async fn the_host_restarts_a_killed_handler_and_carries_on() {
 #[tokio::test]
 async fn cargo_azfn_invoke_runs_every_trigger_kind() {
     let azurite = Azurite::start();
-    let app = common::app_copy();
-    std::fs::write(
-        app.path().join("functions/AuditReceipt/function.json"),
-        r#"{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "receipt", "path": "receipts/{name}", "connection": "AzureWebJobsStorage"}]}"#,
-    )
-    .unwrap();
-    let host = LocalHost::start(app.path(), &azurite, &[("AZFN_BLOB_EVENTS", "")]).await;
+    let (app, host) = with_polling_blob_trigger(&azurite).await;
     let port = host.port.to_string();
     let invoke = |args: &[&str]| {
         std::process::Command::new(common::cargo_azfn())

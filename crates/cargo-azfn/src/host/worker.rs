@@ -164,12 +164,9 @@ impl Worker {
             .header("x-azure-functions-invocationid", invocation_id)
             .header("user-agent", format!("Azure-Functions-Host/{HOST_VERSION}"))
             .body(body);
-        let _shared = self.gate.read().await;
-        let res = self.send_ungated(req).await?;
-        let status = res.status().as_u16();
-        let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = res.bytes().await.map_err(|e| format!("the handler's answer broke off: {e}"))?;
-        Ok((status, ct, body))
+        let (status, headers, body) = self.send(req).await?;
+        let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok((status.as_u16(), ct, body))
     }
 
     /// Sends a request to the handler once it is ready. A request that then fails, even one whose
@@ -184,16 +181,12 @@ impl Worker {
         req: reqwest::RequestBuilder,
     ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), String> {
         let _shared = self.gate.read().await;
-        let res = self.send_ungated(req).await?;
+        self.ready().await?;
+        let res = req.send().await.map_err(|e| format!("the handler did not answer: {}", error_chain(&e)))?;
         let status = res.status();
         let headers = res.headers().clone();
         let body = res.bytes().await.map_err(|e| format!("the handler's answer broke off: {e}"))?;
         Ok((status, headers, body))
-    }
-
-    async fn send_ungated(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
-        self.ready().await?;
-        req.send().await.map_err(|e| format!("the handler did not answer: {}", error_chain(&e)))
     }
 
     /// Replaces the handler (`cargo azfn start --watch`): waits for the requests in flight to be
