@@ -594,3 +594,126 @@ async fn the_payment_circuit_breaker_opens_fails_fast_and_closes_again() {
     let id = api.start("PlaceOrderSaga", order("after", "4111")).await;
     assert_eq!(api.finished(&id, WAIT).await["output"]["status"], "shipped");
 }
+
+/// The balances of the `Account` entities `keys` (0 for one that does not exist yet).
+async fn balances(api: &Api, keys: &[String]) -> Vec<i64> {
+    let mut out = Vec::new();
+    for key in keys {
+        let res = api.http.get(format!("{}/entities/Account/{key}", api.base)).send().await.unwrap();
+        out.push(if res.status() == 200 { res.json::<i64>().await.unwrap() } else { 0 });
+    }
+    out
+}
+
+/// Signals `op` with `amount` to each account, and waits until every balance is `want`.
+async fn signal_accounts(api: &Api, keys: &[String], op: &str, amount: i64, want: i64) {
+    for key in keys {
+        let url = format!("{}/entities/Account/{key}?op={op}", api.base);
+        assert_eq!(api.http.post(url).json(&amount).send().await.unwrap().status(), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while balances(api, keys).await.iter().any(|b| *b != want) {
+        assert!(Instant::now() < deadline, "balances {:?}, not all {want}", balances(api, keys).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Starts 100 transfers among `keys` at once (pseudo-random pairs and amounts, the same every run).
+async fn start_transfers(api: &Api, keys: &[String]) -> Vec<String> {
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let from = next(keys.len() as u64) as usize;
+        let to = (from + 1 + next(keys.len() as u64 - 1) as usize) % keys.len();
+        let input = json!({"from": keys[from], "to": keys[to], "amount": 1 + next(70)});
+        let (http, url) = (api.http.clone(), format!("{}/TransferFunds", api.base));
+        tasks.spawn(async move {
+            let res = http.post(url).json(&input).send().await.unwrap();
+            assert_eq!(res.status(), 202);
+            res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+        });
+    }
+    tasks.join_all().await
+}
+
+/// Waits for the transfers to finish while checking that no balance goes below zero; then checks
+/// that each finished with a verdict, that the total is what it was, and that no lock is left (a
+/// deposit to every account goes through).
+async fn settle_transfers(api: &Api, keys: &[String], ids: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut transferred = 0;
+    for id in ids {
+        loop {
+            assert!(balances(api, keys).await.iter().all(|b| *b >= 0), "a balance went negative");
+            let (code, body) = api.status(id).await;
+            if code == 200 {
+                assert_eq!(body["runtimeStatus"], "Completed", "{body}");
+                let verdict = body["output"]["status"].as_str().unwrap_or_default().to_owned();
+                assert!(verdict == "transferred" || verdict == "refused", "{body}");
+                transferred += usize::from(verdict == "transferred");
+                assert_no_double_completion(id, &api.history(id).await);
+                break;
+            }
+            assert!(Instant::now() < deadline, "transfer {id} did not finish: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!("{transferred} of 100 transferred");
+    assert!(transferred >= 20, "only {transferred} of 100 transfers went through");
+    let after = balances(api, keys).await;
+    assert_eq!(after.iter().sum::<i64>(), 100 * keys.len() as i64, "{after:?}");
+    assert!(after.iter().all(|b| *b >= 0), "{after:?}");
+    // No lock is left behind: every account takes a client's deposit.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for key in keys {
+        let url = format!("{}/entities/Account/{key}?op=deposit", api.base);
+        assert_eq!(api.http.post(url).json(&1).send().await.unwrap().status(), 202);
+    }
+    while balances(api, keys).await.iter().sum::<i64>() != 100 * keys.len() as i64 + keys.len() as i64 {
+        assert!(Instant::now() < deadline, "an account is still locked: {:?}", balances(api, keys).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_transfers_keep_the_total_also_across_a_killed_host() {
+    let azurite = Azurite::start();
+    let root = common::repo_root();
+    let host = LocalHost::start(&root, &azurite, &[]).await;
+    let api = Api::new(&host);
+
+    // 100 transfers among 5 accounts of 100 each, all at once.
+    let keys: Vec<String> = (0..5).map(|i| format!("calm-{i}")).collect();
+    signal_accounts(&api, &keys, "deposit", 100, 100).await;
+    let ids = start_transfers(&api, &keys).await;
+    settle_transfers(&api, &keys, &ids).await;
+
+    // Again, with the host and its handler killed (kill -9) while transfers hold locks.
+    let keys: Vec<String> = (0..5).map(|i| format!("killed-{i}")).collect();
+    signal_accounts(&api, &keys, "deposit", 100, 100).await;
+    let ids = start_transfers(&api, &keys).await;
+    let done = |body: &Value| body["runtimeStatus"] == "Completed";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut finished = 0;
+        for id in &ids[..40] {
+            finished += usize::from(done(&api.status(id).await.1));
+        }
+        if finished >= 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the transfers do not move");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for pid in [host.pid(), host.handler_pid()] {
+        std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    }
+    drop(host);
+    let host = LocalHost::start(&root, &azurite, &[]).await;
+    let api = Api { base: host.url("/api/orchestrators"), http: api.http };
+    settle_transfers(&api, &keys, &ids).await;
+}

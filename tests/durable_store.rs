@@ -23,6 +23,7 @@ fn status(id: &str) -> InstanceStatus {
         chunks: 0,
         parent: None,
         unsent: Vec::new(),
+        carried: Vec::new(),
     }
 }
 

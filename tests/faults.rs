@@ -44,6 +44,15 @@ async fn post_retrying(http: &reqwest::Client, url: &str, body: &Value, key: Opt
     panic!("{url} kept failing: {last}");
 }
 
+/// The state of an entity, when it can be read (`None` while storage fails or it does not exist).
+async fn entity_state(http: &reqwest::Client, base: &str, name: &str, key: &str) -> Option<Value> {
+    let res = http.get(format!("{base}/api/orchestrators/entities/{name}/{key}")).send().await.ok()?;
+    if res.status() != 200 {
+        return None;
+    }
+    res.json().await.ok()
+}
+
 async fn status(http: &reqwest::Client, base: &str, id: &str) -> Value {
     match http.get(format!("{base}/api/orchestrators/instances/{id}?showHistory=true")).send().await {
         Ok(res) => res.json().await.unwrap_or(Value::Null),
@@ -113,6 +122,43 @@ async fn orchestrations_and_orders_survive_storage_faults() {
     assert_eq!(code, 422, "{body}");
     assert_eq!(body["error"]["kind"], "idempotency", "{body}");
 
+    // Entities: deposits to three accounts and 30 counter signals, each sent through both hosts
+    // with one Idempotency-Key (a client whose first answer was lost): each applies once.
+    let accounts: Vec<String> = (0..3).map(|i| format!("fault-acct-{i}")).collect();
+    for (i, account) in accounts.iter().enumerate() {
+        for base in &bases {
+            let url = format!("{base}/api/orchestrators/entities/Account/{account}?op=deposit");
+            let (code, body) = post_retrying(&http, &url, &json!(100), Some(&format!("deposit-{i}"))).await;
+            assert_eq!(code, 202, "deposit to {account}: {body}");
+        }
+    }
+    for k in 0..30 {
+        for base in &bases {
+            let url = format!("{base}/api/orchestrators/entities/Counter/fault-hits?op=add");
+            let (code, body) = post_retrying(&http, &url, &json!(1), Some(&format!("hit-{k}"))).await;
+            assert_eq!(code, 202, "hit {k}: {body}");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(within as u64);
+    for account in &accounts {
+        while entity_state(&http, &bases[0], "Account", account).await != Some(json!(100)) {
+            assert!(Instant::now() < deadline, "the deposit to {account} was not applied ({})", proxy.summary());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    // 6 transfers among them, started with fixed ids (a retried start is the same instance). Each
+    // locks two of the three accounts, so they run nearly one at a time: they get their own time.
+    let mut transfers = Vec::new();
+    let transfers_deadline = Instant::now() + Duration::from_secs(within as u64 + 60);
+    for k in 0..6 {
+        let id = format!("transfer-{k}");
+        let input = json!({"from": accounts[k % 3], "to": accounts[(k + 1) % 3], "amount": 10 + (k * 7) % 50});
+        let url = format!("{}/api/orchestrators/TransferFunds/{id}", bases[k % 2]);
+        let (code, body) = post_retrying(&http, &url, &input, None).await;
+        assert_eq!(code, 202, "start {id}: {body}");
+        transfers.push(id);
+    }
+
     // Every instance completes while the faults go on.
     let deadline = Instant::now() + Duration::from_secs(within as u64);
     let mut pending: Vec<String> = expected.keys().cloned().collect();
@@ -137,7 +183,46 @@ async fn orchestrations_and_orders_survive_storage_faults() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    for id in &transfers {
+        loop {
+            let s = status(&http, &bases[0], id).await;
+            if s["runtimeStatus"] == "Completed" {
+                assert!(["transferred", "refused"].contains(&s["output"]["status"].as_str().unwrap_or("")), "{id}: {s}");
+                assert_no_double_completion(id, s["historyEvents"].as_array().map(Vec::as_slice).unwrap_or_default());
+                break;
+            }
+            assert!(!matches!(s["runtimeStatus"].as_str(), Some("Failed" | "Terminated")), "{id}: {s}");
+            if Instant::now() > transfers_deadline {
+                let tables = azfn::storage::TableClient::new(&azurite.account()).unwrap();
+                let mut rows = String::new();
+                for account in &accounts {
+                    let found = tables.query("azfnInstances", &format!("PartitionKey eq '@Account@{account}'")).await;
+                    rows.push_str(&format!("\n{account}: {found:?}"));
+                }
+                panic!("transfer {id} not completed under faults ({}): {s}\nrows:{rows}", proxy.summary());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
     proxy.set_faults(false);
+
+    // The transfers kept the total and no balance went below zero; every counter signal applied once.
+    let mut total = 0;
+    for account in &accounts {
+        let balance = entity_state(&http, &bases[0], "Account", account).await.and_then(|v| v.as_i64()).unwrap();
+        assert!(balance >= 0, "{account}: {balance}");
+        total += balance;
+    }
+    assert_eq!(total, 300);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut hits = None;
+    while hits != Some(json!(30)) {
+        assert!(Instant::now() < deadline, "the counter reads {hits:?}, not 30");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        hits = entity_state(&http, &bases[0], "Counter", "fault-hits").await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(entity_state(&http, &bases[0], "Counter", "fault-hits").await, Some(json!(30)), "a signal applied twice");
 
     // Activities ran at most 1.3x as often as needed.
     let ran = a.count("DEBUG running activity") + b.count("DEBUG running activity");

@@ -9,6 +9,7 @@
 //! - [`countdown`]: `Countdown`, timers and `continue_as_new`.
 //! - [`counter`]: the `Counter` entity, and `CountTo`, which signals and calls it.
 //! - [`circuit_breaker`]: the `CircuitBreaker` entity that guards `ChargePayment`.
+//! - [`transfer_funds`]: `Account` entities, and `TransferFunds`, which locks two of them.
 
 pub mod approval_workflow;
 pub mod circuit_breaker;
@@ -18,6 +19,7 @@ pub mod fan_out_fan_in;
 pub mod hello_sequence;
 pub mod place_order_saga;
 pub mod place_orders;
+pub mod transfer_funds;
 
 use azfn::durable::Registry;
 
@@ -39,6 +41,8 @@ pub fn registry() -> Registry {
         .entity("Counter", counter::counter)
         .orchestrator("CountTo", counter::count_to)
         .entity("CircuitBreaker", circuit_breaker::circuit_breaker)
+        .entity("Account", transfer_funds::account)
+        .orchestrator("TransferFunds", transfer_funds::transfer_funds)
 }
 
 /// The orchestrations run in process with `azfn::durable::testing`: no storage, a clock of the
@@ -158,6 +162,29 @@ mod tests {
         assert_eq!(run.output_of("o-6").unwrap()["status"], "shipped");
         assert_eq!(run.entity_state(&breaker).unwrap()["failures"], 0);
         assert_eq!(run.entity_state(&breaker).unwrap()["openedAt"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn transfers_move_money_under_locks_and_refuse_overdrafts() {
+        use azfn::durable::EntityId;
+        let (alice, bob) = (EntityId::new("Account", "alice"), EntityId::new("Account", "bob"));
+        let mut run = OrchestrationTest::new(registry()).run("HelloSequence", ["Oslo"]).await;
+        run.signal_entity(&alice, "deposit", 100).await;
+        run.signal_entity(&alice, "withdraw", 500).await;
+        run.signal_entity(&alice, "deposit", -5).await;
+        assert_eq!(run.entity_state(&alice), Some(&json!(100)), "an overdraft and a negative deposit are refused");
+
+        let transfer = |amount: i64| json!({"from": "alice", "to": "bob", "amount": amount});
+        run.start_another("t-1", "TransferFunds", transfer(30)).await;
+        assert_eq!(run.output_of("t-1"), Some(&json!({"status": "transferred", "from": 70, "to": 30})));
+        run.start_another("t-2", "TransferFunds", transfer(71)).await;
+        assert_eq!(run.output_of("t-2").unwrap()["status"], "refused");
+        assert_eq!((run.entity_state(&alice), run.entity_state(&bob)), (Some(&json!(70)), Some(&json!(30))));
+        assert_eq!((run.entity_locked_by(&alice), run.entity_locked_by(&bob)), (None, None), "both released");
+        run.start_another("t-3", "TransferFunds", json!({"from": "bob", "to": "bob", "amount": 1})).await;
+        assert_eq!(run.status_of("t-3"), Some(Status::Failed));
+        run.start_another("t-4", "TransferFunds", transfer(0)).await;
+        assert_eq!(run.status_of("t-4"), Some(Status::Failed));
     }
 
     /// The circuit breaker changed `PlaceOrderSaga`: it now asks the breaker before charging. The

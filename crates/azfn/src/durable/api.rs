@@ -140,7 +140,11 @@ async fn route(
                     DurableError::BadRequest(format!("scheduledTime {t:?} is not an RFC 3339 time: {e}"))
                 })?),
             };
-            client.signal_entity(&entity, op, body_json(req)?, at).await?;
+            // With an Idempotency-Key, a retried signal (its first answer lost) is applied once.
+            match req.header("Idempotency-Key") {
+                Some(key) => client.signal_entity_once(&entity, op, body_json(req)?, at, key).await?,
+                None => client.signal_entity(&entity, op, body_json(req)?, at).await?,
+            }
             Ok(HttpResponse::accepted())
         }
         ("GET", ["entities", name, key]) => {

@@ -226,19 +226,42 @@ impl DurableClient {
         input: Value,
         at: Option<DateTime<Utc>>,
     ) -> Result<(), DurableError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.send_signal(entity, operation, input, at, id).await
+    }
+
+    /// Like [`signal_entity`](Self::signal_entity), safe to retry: signals sent with the same
+    /// `key` to one entity are applied once (while the entity remembers the key: 30 minutes, or its
+    /// last 1,500 operations). Use one key per operation, e.g. the client's request id.
+    pub async fn signal_entity_once(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: Value,
+        at: Option<DateTime<Utc>>,
+        key: &str,
+    ) -> Result<(), DurableError> {
+        if key.is_empty() || key.len() > 200 {
+            return Err(DurableError::BadRequest("an idempotency key has 1 to 200 characters".to_owned()));
+        }
+        self.send_signal(entity, operation, input, at, format!("key|{key}")).await
+    }
+
+    async fn send_signal(
+        &self,
+        entity: &EntityId,
+        operation: &str,
+        input: Value,
+        at: Option<DateTime<Utc>>,
+        id: String,
+    ) -> Result<(), DurableError> {
         entity.validate()?;
         self.registry.entity_code(&entity.name).map_err(DurableError::NotFound)?;
         if operation.is_empty() {
             return Err(DurableError::BadRequest("an entity operation needs a name (?op=...)".to_owned()));
         }
         self.hub.ensure_created().await?;
-        let request = EntityRequest {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            operation: operation.to_owned(),
-            input,
-            caller: None,
-            sender: None,
-        };
+        let request = EntityRequest { id, operation: operation.to_owned(), input, ..EntityRequest::default() };
         let mut msg = ControlMessage::entity(&entity.instance_id(), request);
         msg.fire_at = at;
         self.hub.send_control(&msg, Utc::now()).await

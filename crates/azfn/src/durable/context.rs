@@ -69,6 +69,11 @@ pub(crate) struct State {
     pub guid_counter: u64,
     /// Per entity (instance id), the sequence number of this execution's last operation on it.
     pub entity_seq: HashMap<String, u64>,
+    /// The entities of the open critical section (asked for or held), in lock order.
+    pub locks: Option<Vec<String>>,
+    /// Whether the orchestrator's code is being polled (a section dropped outside a poll is the
+    /// execution being thrown away, not the code ending the section).
+    pub polling: bool,
 }
 
 impl State {
@@ -77,6 +82,15 @@ impl State {
         let seq = self.entity_seq.entry(target.to_owned()).or_insert(0);
         *seq += 1;
         *seq
+    }
+
+    /// Releases the open critical section's locks, one `EntityUnlockSent` per entity; `at_end`
+    /// when the engine does it because the execution ended.
+    pub fn release_locks(&mut self, at_end: bool) {
+        for entity in self.locks.take().unwrap_or_default() {
+            let seq = self.next_entity_seq(&entity);
+            self.schedule(|id| Event::EntityUnlockSent { id, entity, seq, at_end });
+        }
     }
 
     /// Takes the next sequence id for `action`, checking it against history.
@@ -101,6 +115,10 @@ impl State {
                         Event::EntitySignaled { entity: a, operation: x, .. },
                         Event::EntitySignaled { entity: b, operation: y, .. },
                     ) => a == b && x == y,
+                    (Event::EntityLockRequested { locks: a, .. }, Event::EntityLockRequested { locks: b, .. }) => {
+                        a.iter().map(|l| &l.entity).eq(b.iter().map(|l| &l.entity))
+                    }
+                    (Event::EntityUnlockSent { entity: a, .. }, Event::EntityUnlockSent { entity: b, .. }) => a == b,
                     _ => false,
                 };
                 if !same && self.divergence.is_none() {
@@ -406,11 +424,74 @@ impl OrchestrationContext {
         let id = {
             let mut s = self.lock();
             let target = entity.instance_id();
+            if let Some(held) = &s.locks
+                && !held.contains(&target)
+            {
+                return Err(TaskError::new(format!(
+                    "inside a critical section only its locked entities can be called, not {entity} (waiting on \
+                     another entity while holding locks could deadlock); signal it, or lock it with the others"
+                )));
+            }
             let seq = s.next_entity_seq(&target);
             s.schedule(|id| Event::EntityCalled { id, entity: target, operation: operation.to_owned(), input, seq })
         };
         let v = DurableFuture { state: self.state.clone(), id }.await?;
         from_value(v, &format!("the result of `{operation}` on {entity}"))
+    }
+
+    /// Opens a critical section on `entities`: waits until this orchestration holds all of them,
+    /// then answers with the section. While it is held, other callers' operations on those
+    /// entities wait; this orchestration calls them as usual (and may call no other entity).
+    ///
+    /// The locks are taken one entity after another in a fixed order (by name, then key), so two
+    /// sections never deadlock. They are released when the section is dropped or
+    /// [released](CriticalSection::release), and by the engine when the orchestration ends in
+    /// any way (completed, failed, terminated, continued as new). Sections do not nest: asking for
+    /// a second one while one is open is an error.
+    ///
+    /// ```
+    /// use azfn::durable::{EntityId, OrchestrationContext, TaskError};
+    ///
+    /// async fn transfer(ctx: OrchestrationContext, (from, to, amount): (String, String, i64)) -> Result<bool, TaskError> {
+    ///     let (from, to) = (EntityId::new("Account", from), EntityId::new("Account", to));
+    ///     let _section = ctx.lock_entities(&[from.clone(), to.clone()]).await?;
+    ///     let balance: i64 = ctx.call_entity(&from, "balance", ()).await?;
+    ///     if balance < amount {
+    ///         return Ok(false); // the section ends here: both accounts are released
+    ///     }
+    ///     ctx.call_entity::<()>(&from, "withdraw", amount).await?;
+    ///     ctx.call_entity::<()>(&to, "deposit", amount).await?;
+    ///     Ok(true)
+    /// }
+    /// ```
+    pub async fn lock_entities(&self, entities: &[super::entity::EntityId]) -> Result<CriticalSection, TaskError> {
+        let (id, held) = {
+            let mut s = self.lock();
+            if s.locks.is_some() {
+                return Err(TaskError::new(
+                    "this orchestration already has a critical section open; sections do not nest (release it first)",
+                ));
+            }
+            let mut held: Vec<String> = entities.iter().map(super::entity::EntityId::instance_id).collect();
+            held.sort();
+            held.dedup();
+            if held.is_empty() {
+                return Err(TaskError::new("a critical section needs at least one entity to lock"));
+            }
+            let locks: Vec<super::entity::LockTarget> = held
+                .iter()
+                .map(|e| super::entity::LockTarget { entity: e.clone(), seq: s.next_entity_seq(e) })
+                .collect();
+            s.locks = Some(held.clone());
+            (s.schedule(|id| Event::EntityLockRequested { id, locks }), held)
+        };
+        DurableFuture { state: self.state.clone(), id }.await?;
+        Ok(CriticalSection { ctx: self.clone(), entities: held, released: false })
+    }
+
+    /// Whether a critical section is open (asked for or held).
+    pub fn in_critical_section(&self) -> bool {
+        self.lock().locks.is_some()
     }
 
     /// A durable timer that fires at `fire_at` (any distance in the future).
@@ -451,6 +532,49 @@ impl OrchestrationContext {
         match race(event, timer).await {
             Either::Left(v) => from_value(v, &format!("event `{name}`")).map(Some),
             Either::Right(()) => Ok(None),
+        }
+    }
+}
+
+/// An open critical section: the locks [`lock_entities`](OrchestrationContext::lock_entities)
+/// took. Dropping it (or calling [`release`](Self::release)) releases them.
+#[must_use = "the locks are released when the section is dropped"]
+pub struct CriticalSection {
+    ctx: OrchestrationContext,
+    entities: Vec<String>,
+    released: bool,
+}
+
+impl fmt::Debug for CriticalSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CriticalSection").field("entities", &self.entities).finish()
+    }
+}
+
+impl CriticalSection {
+    /// The locked entities, in lock order.
+    pub fn entities(&self) -> Vec<super::entity::EntityId> {
+        self.entities.iter().filter_map(|e| super::entity::EntityId::from_instance_id(e)).collect()
+    }
+
+    /// Releases the locks now (the same as dropping the section).
+    pub fn release(mut self) {
+        self.release_now();
+    }
+
+    fn release_now(&mut self) {
+        if !std::mem::replace(&mut self.released, true) {
+            self.ctx.lock().release_locks(false);
+        }
+    }
+}
+
+impl Drop for CriticalSection {
+    fn drop(&mut self) {
+        // Dropped by the code: its release is a step of the orchestration. Dropped because the
+        // execution is thrown away (terminated, evicted): the engine releases at the end instead.
+        if !self.released && self.ctx.lock().polling {
+            self.release_now();
         }
     }
 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 use serde_json::Value;
 
-use super::entity::{Caller, EntityId, EntityRequest, EntityRow, Reply};
+use super::entity::{EntityId, EntityRequest, EntityRow, Outgoing, Reply, RequestKind};
 use super::error::DurableError;
 use super::history::{Event, Parent};
 use super::hub::TaskHub;
@@ -52,6 +52,8 @@ struct Live {
 struct Held {
     live: Option<Live>,
     sent: Sent,
+    /// For an entity: the messages of its row's outbox that this process has sent.
+    entity_sent: HashSet<String>,
 }
 
 /// Actions of one execution whose messages were sent.
@@ -59,6 +61,8 @@ struct Held {
 struct Sent {
     execution_id: String,
     ids: HashSet<u64>,
+    /// Whether the messages carried over from the execution before it (continue-as-new) were sent.
+    carried: bool,
 }
 
 impl Sent {
@@ -67,6 +71,7 @@ impl Sent {
         if self.execution_id != execution_id {
             self.execution_id = execution_id.to_owned();
             self.ids.clear();
+            self.carried = false;
         }
         &mut self.ids
     }
@@ -124,6 +129,8 @@ struct Outbox {
     execution_id: String,
     control: Vec<(Option<u64>, ControlMessage)>,
     work: Vec<WorkMessage>,
+    /// Whether `control` holds the messages carried over from an earlier execution.
+    carried: bool,
 }
 
 /// What applying a message came to (a short-lived return value, so its size does not matter).
@@ -212,13 +219,17 @@ impl Dispatcher {
     }
 
     /// Applies an operation to an entity under the entity's ETag (reloading after a lost race),
-    /// then answers its caller. A redelivered operation is answered again and changes nothing.
+    /// then sends what it produced (replies, signals, a lock passed on). The messages are stored in
+    /// the row with the write, and a process that finds them there unsent sends them before its own
+    /// write: a crash after a write loses nothing. A redelivered operation changes nothing.
     async fn entity_message(&self, instance_id: &str, mut request: EntityRequest) -> Result<(), DurableError> {
         let entity = EntityId::from_instance_id(instance_id)
             .ok_or_else(|| DurableError::BadRequest(format!("{instance_id:?} is not an entity id (@name@key)")))?;
         self.hub.resolve(&mut request.input).await?;
         let code = match self.registry.entity_code(&entity.name) {
-            Ok(code) => code.clone(),
+            Ok(code) => Some(code.clone()),
+            // Locks need no code; an operation on an unknown entity is answered without a row.
+            Err(_) if request.kind != RequestKind::Operation => None,
             Err(e) => {
                 match request.caller {
                     Some(caller) => self.reply(Reply { caller, result: Err(e) }).await?,
@@ -229,16 +240,31 @@ impl Dispatcher {
         };
         // One operation at a time per entity in this process; the ETag covers other processes.
         let slot = self.cache.lock().expect("cache lock").slot(instance_id);
-        let _held = slot.lock().await;
+        let mut held = slot.lock().await;
         for _ in 0..MAX_ATTEMPTS {
             let (mut row, etag) = match self.hub.store().load_entity(instance_id).await? {
                 Some((row, etag)) => (row, Some(etag)),
                 None => (EntityRow::default(), None),
             };
-            let out = row.apply(&code, &entity, request.clone(), Utc::now());
+            // What the last write left to send and this process has not sent: sent before this
+            // write drops it from the row.
+            let leftover: Vec<Outgoing> =
+                std::mem::take(&mut row.outbox).into_iter().filter(|m| !held.entity_sent.contains(&m.key())).collect();
+            if !leftover.is_empty() {
+                let (sent, result) = self.send_outgoing(leftover).await;
+                held.entity_sent.extend(sent);
+                result?;
+            }
+            let mut out = row.apply(code.as_ref(), &entity, request.clone(), Utc::now());
             if out.changed {
+                for m in out.outgoing.iter_mut() {
+                    if let Outgoing::Entity { entity, request, .. } = m {
+                        self.hub.offload(entity, &mut request.input).await?;
+                    }
+                }
+                row.outbox = out.outgoing.clone();
                 match self.hub.store().save_entity(instance_id, &row, etag.as_deref()).await {
-                    Ok(_) => {}
+                    Ok(_) => held.entity_sent.clear(),
                     // Someone else wrote first, or this write's answer was lost and a retry met
                     // it: read again (the operation then shows as applied, and is answered).
                     Err(e) if e.is_conflict() || e.is_precondition_failed() => continue,
@@ -248,14 +274,39 @@ impl Dispatcher {
             for failed in out.failed_signals {
                 tracing::warn!(entity = %entity, "{failed}");
             }
-            for reply in out.replies {
-                self.reply(reply).await?;
-            }
-            return Ok(());
+            let (sent, result) = self.send_outgoing(out.outgoing).await;
+            held.entity_sent.extend(sent);
+            return result;
         }
         Err(DurableError::Conflict(format!(
             "entity {entity}: other workers kept writing first; the operation will be retried"
         )))
+    }
+
+    /// Sends an entity's messages: results to orchestrations (applied in place when possible),
+    /// requests to entities through the control queue. Gives the keys of those sent, and the
+    /// first error.
+    async fn send_outgoing(&self, messages: Vec<Outgoing>) -> (Vec<String>, Result<(), DurableError>) {
+        let mut sent = Vec::new();
+        let mut first_error = None;
+        for m in messages {
+            let key = m.key();
+            let result = match m {
+                Outgoing::Orchestration(reply) => self.reply(reply).await,
+                Outgoing::Entity { entity, request, fire_at } => {
+                    let mut msg = ControlMessage::entity(&entity, request);
+                    msg.fire_at = fire_at;
+                    self.hub.send_control(&msg, Utc::now()).await
+                }
+            };
+            match result {
+                Ok(()) => sent.push(key),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        (sent, first_error.map_or(Ok(()), Err))
     }
 
     /// Gives an entity operation's result to the orchestration that called it (in place when it
@@ -297,13 +348,21 @@ impl Dispatcher {
                     },
                 },
             };
+            let carried_sent = {
+                held.sent.of(&live.status.execution_id);
+                held.sent.carried
+            };
             let sent = held.sent.of(&live.status.execution_id);
-            match self.apply(live, msg, retry, sent, Utc::now()).await? {
+            match self.apply(live, msg, retry, sent, carried_sent, Utc::now()).await? {
                 Applied::Done(keep, outbox) => {
                     held.live = keep;
                     // Sent under the instance's lock, so that the next episode here knows what went out.
+                    let carried = outbox.carried;
                     let (sent_ids, result) = self.send(outbox.work, outbox.control).await;
                     held.sent.of(&outbox.execution_id).extend(sent_ids);
+                    if carried && result.is_ok() {
+                        held.sent.carried = true;
+                    }
                     return result;
                 }
                 Applied::Stale { ambiguous } => retry |= ambiguous,
@@ -413,6 +472,7 @@ impl Dispatcher {
         msg: &ControlMessage,
         retry: bool,
         sent: &HashSet<u64>,
+        carried_sent: bool,
         now: DateTime<Utc>,
     ) -> Result<Applied, DurableError> {
         let status = live.status.runtime_status;
@@ -480,6 +540,14 @@ impl Dispatcher {
 
         let Live { mut exec, status: mut next, etag, .. } = live;
         let live_execution = next.execution_id.clone();
+        // Messages carried over from the execution before (continue-as-new): sent before this
+        // commit drops them, unless this process sent them already.
+        let previous_carried = std::mem::take(&mut next.carried);
+        if !carried_sent && !previous_carried.is_empty() {
+            let control = previous_carried.into_iter().map(|m| (None, m)).collect();
+            self.send(Vec::new(), control).await.1?;
+        }
+        let mut carried = Vec::new();
         let mut episode = exec.run_episode(now, fresh);
         next.last_updated_time = now;
         let mut continues = 0;
@@ -503,7 +571,19 @@ impl Dispatcher {
                 }
                 Some(Event::ContinuedAsNew { input }) if continues < MAX_CONTINUES => {
                     // A new execution replaces this one in the same commit; the old history rows
-                    // are left behind (they carry the old execution id) and overwritten later.
+                    // are left behind (they carry the old execution id) and overwritten later. The
+                    // ending execution's messages to entities (signals, releases of its locks) are
+                    // carried in the status row until sent.
+                    for e in &episode.events {
+                        if let Some((entity, mut request, at)) =
+                            super::entity::request_for(e, &next.instance_id, &next.execution_id)
+                        {
+                            self.hub.offload(&entity, &mut request.input).await?;
+                            let mut msg = ControlMessage::entity(&entity, request);
+                            msg.fire_at = at;
+                            carried.push(msg);
+                        }
+                    }
                     continues += 1;
                     next.execution_id = uuid::Uuid::new_v4().simple().to_string();
                     next.chunks = 0;
@@ -544,6 +624,7 @@ impl Dispatcher {
         if !next.runtime_status.is_terminal() {
             next.unsent.extend(events.iter().filter_map(Event::scheduled_id));
         }
+        next.carried = carried;
         match self.hub.store().commit(&mut next, etag.as_deref(), &events, &consumed).await {
             Ok(etag) => {
                 if next.runtime_status == RuntimeStatus::Failed {
@@ -551,7 +632,11 @@ impl Dispatcher {
                     let reason = next.output.as_str().map_or_else(|| next.output.to_string(), str::to_owned);
                     tracing::warn!(instance = %next.instance_id, "orchestration {} failed: {reason}", next.name);
                 }
-                let outbox = self.outbox(&next, &events);
+                let mut outbox = self.outbox(&next, &events);
+                if !next.carried.is_empty() {
+                    outbox.carried = true;
+                    outbox.control.extend(next.carried.iter().cloned().map(|m| (None, m)));
+                }
                 let keep = (!next.runtime_status.is_terminal()).then(|| Live {
                     exec,
                     status: next,
@@ -598,6 +683,20 @@ impl Dispatcher {
                     self.action_message(&live.status, e, &mut out);
                 }
             }
+        } else {
+            // An ended execution lists nothing as unsent; what its last episode sent to entities
+            // (signals, the releases of its locks) is sent again (entities apply each once).
+            let history = live.exec.history();
+            let last = history.iter().rposition(|e| matches!(e, Event::OrchestratorStarted { .. })).unwrap_or(0);
+            for e in &history[last..] {
+                if matches!(e, Event::EntitySignaled { .. } | Event::EntityUnlockSent { .. }) {
+                    self.action_message(&live.status, e, &mut out);
+                }
+            }
+        }
+        if !live.status.carried.is_empty() {
+            out.carried = true;
+            out.control.extend(live.status.carried.iter().cloned().map(|m| (None, m)));
         }
         self.parent_reply(&live.status, &mut out);
         out
@@ -624,28 +723,13 @@ impl Dispatcher {
                 let start = Event::ExecutionStarted { name: name.clone(), input: input.clone(), parent: Some(parent) };
                 out.control.push((Some(*task_id), ControlMessage::event(instance_id, None, start)));
             }
-            Event::EntityCalled { id: task_id, entity, operation, input, seq }
-            | Event::EntitySignaled { id: task_id, entity, operation, input, seq, .. } => {
-                let caller = matches!(e, Event::EntityCalled { .. }).then(|| Caller {
-                    instance_id: id.clone(),
-                    execution_id: status.execution_id.clone(),
-                    task_id: *task_id,
-                });
-                let request = EntityRequest {
-                    // The same for every copy of this action: the entity applies it once.
-                    id: format!("{id}|{}|{task_id}", status.execution_id),
-                    operation: operation.clone(),
-                    input: input.clone(),
-                    caller,
-                    sender: (*seq > 0).then(|| (format!("{id}|{}", status.execution_id), *seq)),
-                };
-                let mut msg = ControlMessage::entity(entity, request);
-                if let Event::EntitySignaled { at: Some(at), .. } = e {
-                    msg.fire_at = Some(*at);
+            _ => {
+                if let Some((entity, request, at)) = super::entity::request_for(e, id, &status.execution_id) {
+                    let mut msg = ControlMessage::entity(&entity, request);
+                    msg.fire_at = at;
+                    out.control.push((e.scheduled_id(), msg));
                 }
-                out.control.push((Some(*task_id), msg));
             }
-            _ => {}
         }
     }
 

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::DurableError;
+use super::history::Event;
 
 /// The prefix of an entity's instance id: `@{name}@{key}`, as in Durable Functions.
 pub const ENTITY_PREFIX: char = '@';
@@ -94,8 +95,11 @@ impl fmt::Display for EntityId {
     }
 }
 
+/// A signal an operation sends: the entity, the operation, its input, and when it is due.
+type SentSignal = (EntityId, String, Value, Option<DateTime<Utc>>);
+
 /// One operation, as the entity's function sees it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct EntityOp {
     /// The operation's name, e.g. `add`.
     pub name: String,
@@ -105,9 +109,48 @@ pub struct EntityOp {
     pub now: DateTime<Utc>,
     /// The entity.
     pub entity: EntityId,
+    /// Signals the operation sends, sent once its new state is stored (dropped if it fails).
+    signals: std::sync::Mutex<Vec<SentSignal>>,
 }
 
 impl EntityOp {
+    /// The operation `name` with `value` on `entity` at `now` (as the engine and the harness build it).
+    pub(crate) fn new(name: &str, value: Value, now: DateTime<Utc>, entity: EntityId) -> Self {
+        Self { name: name.to_owned(), value, now, entity, signals: std::sync::Mutex::default() }
+    }
+
+    /// Signals another entity (or this one) once this operation has succeeded and its new state is
+    /// stored; the signals one entity sends to another are applied in the order it sent them.
+    ///
+    /// ```
+    /// use azfn::durable::{EntityId, EntityOp, Registry};
+    ///
+    /// // A counter that tells an `Alarm` entity when it passes 100.
+    /// let registry = Registry::new().entity("Counter", |n: &mut i64, op: &EntityOp| {
+    ///     let before = *n;
+    ///     *n += op.input::<i64>()?;
+    ///     if before < 100 && *n >= 100 {
+    ///         op.signal_entity(&EntityId::new("Alarm", &op.entity.key), "ring", *n);
+    ///     }
+    ///     Ok(serde_json::Value::Null)
+    /// });
+    /// ```
+    pub fn signal_entity(&self, entity: &EntityId, operation: &str, input: impl Serialize) {
+        self.push_signal(entity, operation, input, None);
+    }
+
+    /// Like [`signal_entity`](Self::signal_entity), applied no earlier than `at` (and not ordered
+    /// with this entity's other signals).
+    pub fn signal_entity_at(&self, entity: &EntityId, operation: &str, input: impl Serialize, at: DateTime<Utc>) {
+        self.push_signal(entity, operation, input, Some(at));
+    }
+
+    fn push_signal(&self, entity: &EntityId, operation: &str, input: impl Serialize, at: Option<DateTime<Utc>>) {
+        let input = serde_json::to_value(input).unwrap_or(Value::Null);
+        let mut signals = self.signals.lock().unwrap_or_else(|e| e.into_inner());
+        signals.push((entity.clone(), operation.to_owned(), input, at));
+    }
+
     /// The input read as `T`, or an error that names the operation.
     pub fn input<T: DeserializeOwned>(&self) -> Result<T, String> {
         serde_json::from_value(self.value.clone())
@@ -157,8 +200,41 @@ pub struct Caller {
     pub task_id: u64,
 }
 
+/// One entity of a critical section, with the locking orchestration's sequence number for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockTarget {
+    /// The entity's instance id, `@{name}@{key}`.
+    pub entity: String,
+    /// The orchestration's sequence number for its operations on the entity.
+    pub seq: u64,
+}
+
+/// What a request asks of an entity.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum RequestKind {
+    /// Run the named operation.
+    #[default]
+    Operation,
+    /// Lock the entity for the sender's critical section, then pass the request on to the next
+    /// entity of `then`; the last one answers the caller (the locks are then all held).
+    Lock {
+        /// The entities still to lock, in lock order.
+        then: Vec<LockTarget>,
+    },
+    /// End the sender's lock on the entity.
+    Release,
+}
+
+impl RequestKind {
+    fn is_operation(&self) -> bool {
+        *self == RequestKind::Operation
+    }
+}
+
 /// An operation on its way to an entity (part of a control message).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EntityRequest {
     /// Unique per operation; a redelivered copy has the same id.
@@ -171,10 +247,97 @@ pub struct EntityRequest {
     /// The orchestration waiting for the result (a call); `None` for a signal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<Caller>,
-    /// For operations from an orchestration: the sender (`instance|execution`) and its sequence
-    /// number for this entity, so that they are applied in the order they were made.
+    /// For operations from an orchestration (or an entity): the sender (`instance|execution`, or the
+    /// entity's id) and its sequence number for this entity, so that they apply in sent order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<(String, u64)>,
+    /// An operation (the default), a lock or a release.
+    #[serde(default, skip_serializing_if = "RequestKind::is_operation")]
+    pub kind: RequestKind,
+}
+
+/// A message an entity sends once its row is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "to")]
+pub enum Outgoing {
+    /// A result (of a call, or of a lock) for the orchestration waiting for it.
+    Orchestration(Reply),
+    /// A request for an entity: a signal, or a lock passed on.
+    #[serde(rename_all = "camelCase")]
+    Entity {
+        /// The entity's instance id, `@{name}@{key}`.
+        entity: String,
+        /// The request.
+        request: EntityRequest,
+        /// Not applied before this time, when set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fire_at: Option<DateTime<Utc>>,
+    },
+}
+
+impl Outgoing {
+    /// What identifies the message among its copies (for not sending it twice from one process).
+    pub fn key(&self) -> String {
+        match self {
+            Outgoing::Orchestration(r) => {
+                format!("reply|{}|{}|{}", r.caller.instance_id, r.caller.execution_id, r.caller.task_id)
+            }
+            Outgoing::Entity { request, .. } => request.id.clone(),
+        }
+    }
+}
+
+/// The entity message an orchestration's history event sends, if it sends one: the entity's
+/// instance id, the request, and the time it is due (for a scheduled signal). The request's id is
+/// the same for every copy, so the entity applies it once.
+pub(crate) fn request_for(
+    event: &Event,
+    instance_id: &str,
+    execution_id: &str,
+) -> Option<(String, EntityRequest, Option<DateTime<Utc>>)> {
+    let owner = format!("{instance_id}|{execution_id}");
+    let caller =
+        |task_id: u64| Caller { instance_id: instance_id.to_owned(), execution_id: execution_id.to_owned(), task_id };
+    let base = |task_id: u64, operation: &str| EntityRequest {
+        id: format!("{owner}|{task_id}"),
+        operation: operation.to_owned(),
+        ..EntityRequest::default()
+    };
+    Some(match event {
+        Event::EntityCalled { id, entity, operation, input, seq } => {
+            let request = EntityRequest {
+                input: input.clone(),
+                caller: Some(caller(*id)),
+                sender: Some((owner.clone(), *seq)),
+                ..base(*id, operation)
+            };
+            (entity.clone(), request, None)
+        }
+        Event::EntitySignaled { id, entity, operation, input, seq, at } => {
+            // A scheduled signal (seq 0) is outside the sender's order.
+            let sender = (*seq > 0).then(|| (owner.clone(), *seq));
+            (entity.clone(), EntityRequest { input: input.clone(), sender, ..base(*id, operation) }, *at)
+        }
+        Event::EntityLockRequested { id, locks } => {
+            let (first, then) = locks.split_first()?;
+            let request = EntityRequest {
+                caller: Some(caller(*id)),
+                sender: Some((owner.clone(), first.seq)),
+                kind: RequestKind::Lock { then: then.to_vec() },
+                ..base(*id, "lock")
+            };
+            (first.entity.clone(), request, None)
+        }
+        Event::EntityUnlockSent { id, entity, seq, .. } => {
+            let request = EntityRequest {
+                sender: Some((owner.clone(), *seq)),
+                kind: RequestKind::Release,
+                ..base(*id, "unlock")
+            };
+            (entity.clone(), request, None)
+        }
+        _ => return None,
+    })
 }
 
 /// An entity's stored row: its state and what it remembers to apply each operation once, in order.
@@ -188,15 +351,25 @@ pub struct EntityRow {
     /// redelivered call again).
     #[serde(default)]
     pub applied: Vec<Applied>,
-    /// Per orchestration sender, the last sequence number applied.
+    /// Per sender, the last sequence number applied.
     #[serde(default)]
     pub senders: BTreeMap<String, u64>,
-    /// Operations that arrived ahead of an earlier one from the same sender.
+    /// Operations that wait: behind an earlier one from the same sender, or for a lock to end.
     #[serde(default)]
     pub waiting: Vec<EntityRequest>,
     /// When the state last changed.
     #[serde(default)]
     pub last_modified: Option<DateTime<Utc>>,
+    /// The orchestration (`instance|execution`) whose critical section holds the entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    /// Per entity this one signalled, the last sequence number used.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signalled: BTreeMap<String, u64>,
+    /// The messages of the last write, kept until the next one: a process that finds them here
+    /// (after a crash, or a lost send) sends them again before it writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<Outgoing>,
 }
 
 /// An operation remembered as applied.
@@ -212,8 +385,9 @@ pub struct Applied {
     pub result: Option<Result<Value, String>>,
 }
 
-/// A reply owed to a caller after a commit.
-#[derive(Debug, Clone, PartialEq)]
+/// A result owed to an orchestration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Reply {
     /// Who waits.
     pub caller: Caller,
@@ -222,67 +396,142 @@ pub struct Reply {
 }
 
 impl EntityRow {
-    /// Applies `request` (and then whatever it unblocks) to the row at `now`; gives the replies owed
-    /// to callers. A request already applied gives its reply again (if it was a call) and changes
-    /// nothing; `changed` says whether the row must be written.
-    pub fn apply(&mut self, f: &EntityFn, entity: &EntityId, request: EntityRequest, now: DateTime<Utc>) -> Outcome {
+    /// Takes in `request` and applies every waiting request that can now run (in order per
+    /// sender, and only the lock holder's while the entity is locked) at `now`, with the entity's
+    /// code `f` (`None`: not registered, so operations fail). A request already applied gives its
+    /// reply again (if it was a call) and changes nothing; `changed` says whether the row must be
+    /// written, `outgoing` what to send once it is.
+    pub fn apply(
+        &mut self,
+        f: Option<&EntityFn>,
+        entity: &EntityId,
+        request: EntityRequest,
+        now: DateTime<Utc>,
+    ) -> Outcome {
         let mut out = Outcome::default();
         if let Some(done) = self.applied.iter().find(|a| a.id == request.id) {
             if let (Some(caller), Some(result)) = (request.caller.clone(), done.result.clone()) {
-                out.replies.push(Reply { caller, result });
+                out.outgoing.push(Outgoing::Orchestration(Reply { caller, result }));
             }
             return out;
         }
-        if let Some((sender, seq)) = &request.sender {
-            let last = self.senders.get(sender).copied().unwrap_or(0);
-            if *seq <= last {
-                // Applied before and forgotten since: nothing to do (a call's reply went out then).
-                return out;
-            }
-            if *seq > last + 1 {
-                if !self.waiting.iter().any(|w| w.id == request.id) {
-                    self.waiting.push(request);
-                    out.changed = true;
-                }
-                return out;
-            }
+        let already = |seq: u64, sender: &str| seq <= self.senders.get(sender).copied().unwrap_or(0);
+        if request.sender.as_ref().is_some_and(|(s, seq)| already(*seq, s)) {
+            // Applied before and forgotten since: nothing to do (a call's reply went out then).
+            return out;
         }
-        self.run(f, entity, request, now, &mut out);
-        // Whatever waited for this one, in order.
-        loop {
-            let next = self.waiting.iter().position(|w| {
-                w.sender.as_ref().is_some_and(|(s, seq)| self.senders.get(s).copied().unwrap_or(0) + 1 == *seq)
-            });
-            let Some(i) = next else { break };
-            let request = self.waiting.remove(i);
-            self.run(f, entity, request, now, &mut out);
+        if self.waiting.iter().any(|w| w.id == request.id) {
+            return out;
+        }
+        self.waiting.push(request);
+        out.changed = true;
+        while let Some(i) = self.waiting.iter().position(|w| self.can_run(w)) {
+            let next = self.waiting.remove(i);
+            self.run(f, entity, next, now, &mut out);
         }
         self.forget(now);
         out
     }
 
-    fn run(&mut self, f: &EntityFn, entity: &EntityId, request: EntityRequest, now: DateTime<Utc>, out: &mut Outcome) {
-        let op =
-            EntityOp { name: request.operation.clone(), value: request.input.clone(), now, entity: entity.clone() };
-        let result = match f(self.state.clone(), &op) {
-            Ok((state, result)) => {
-                self.state = state;
-                self.last_modified = Some(now);
-                Ok(result)
-            }
-            Err(e) => Err(e),
-        };
+    /// Whether `request` can run now: it is its sender's next, and the entity is not locked by
+    /// another orchestration.
+    fn can_run(&self, request: &EntityRequest) -> bool {
+        let sender = request.sender.as_ref();
+        let next = sender.is_none_or(|(s, seq)| self.senders.get(s).copied().unwrap_or(0) + 1 == *seq);
+        let free = self.lock.as_ref().is_none_or(|owner| sender.is_some_and(|(s, _)| s == owner));
+        next && free
+    }
+
+    fn run(
+        &mut self,
+        f: Option<&EntityFn>,
+        entity: &EntityId,
+        request: EntityRequest,
+        now: DateTime<Utc>,
+        out: &mut Outcome,
+    ) {
         if let Some((sender, seq)) = &request.sender {
             self.senders.insert(sender.clone(), *seq);
         }
-        let remembered = request.caller.as_ref().map(|_| result.clone());
+        let owner = request.sender.as_ref().map(|(s, _)| s.clone());
+        // Whether the caller gets its answer here (a lock passed on is answered by the last entity).
+        let mut answer = true;
+        let result = match &request.kind {
+            RequestKind::Operation => self.operate(f, entity, &request, now, out),
+            RequestKind::Lock { then } => match owner {
+                None => Err(format!("a lock on {entity} came without the orchestration that asks for it")),
+                Some(owner) => {
+                    self.lock = Some(owner.clone());
+                    if let Some((next, rest)) = then.split_first() {
+                        answer = false;
+                        let request = EntityRequest {
+                            id: format!("{}>{}", request.id, next.entity),
+                            operation: request.operation.clone(),
+                            caller: request.caller.clone(),
+                            sender: Some((owner, next.seq)),
+                            kind: RequestKind::Lock { then: rest.to_vec() },
+                            ..EntityRequest::default()
+                        };
+                        out.outgoing.push(Outgoing::Entity { entity: next.entity.clone(), request, fire_at: None });
+                    }
+                    Ok(Value::Null)
+                }
+            },
+            RequestKind::Release => {
+                if self.lock.is_some() && self.lock == owner {
+                    self.lock = None;
+                }
+                Ok(Value::Null)
+            }
+        };
+        let caller = request.caller.filter(|_| answer);
+        let remembered = caller.as_ref().map(|_| result.clone());
         self.applied.push(Applied { id: request.id.clone(), at: now, result: remembered });
-        if let Some(caller) = request.caller {
-            out.replies.push(Reply { caller, result });
+        if let Some(caller) = caller {
+            out.outgoing.push(Outgoing::Orchestration(Reply { caller, result }));
         } else if let Err(e) = &result {
             out.failed_signals.push(format!("signal `{}` on {entity} failed: {e}", request.operation));
         }
-        out.changed = true;
+    }
+
+    /// Runs an operation with the entity's code; on success keeps the new state and queues the
+    /// signals it sent.
+    fn operate(
+        &mut self,
+        f: Option<&EntityFn>,
+        entity: &EntityId,
+        request: &EntityRequest,
+        now: DateTime<Utc>,
+        out: &mut Outcome,
+    ) -> Result<Value, String> {
+        let Some(f) = f else {
+            return Err(format!("no entity named `{}` is registered", entity.name));
+        };
+        let op = EntityOp::new(&request.operation, request.input.clone(), now, entity.clone());
+        let (state, result) = f(self.state.clone(), &op)?;
+        self.state = state;
+        self.last_modified = Some(now);
+        let signals = op.signals.into_inner().unwrap_or_else(|e| e.into_inner());
+        for (n, (target, operation, input, at)) in signals.into_iter().enumerate() {
+            let target = target.instance_id();
+            let sender = match at {
+                Some(_) => None,
+                None => {
+                    let seq = self.signalled.entry(target.clone()).or_insert(0);
+                    *seq += 1;
+                    Some((entity.instance_id(), *seq))
+                }
+            };
+            let request = EntityRequest {
+                id: format!("{}>{n}", request.id),
+                operation,
+                input,
+                sender,
+                ..EntityRequest::default()
+            };
+            out.outgoing.push(Outgoing::Entity { entity: target, request, fire_at: at });
+        }
+        Ok(result)
     }
 
     /// Forgets applied ids older than [`REMEMBER_FOR`], and the oldest beyond [`REMEMBER_AT_MOST`].
@@ -298,8 +547,8 @@ impl EntityRow {
 pub struct Outcome {
     /// The row changed and must be written.
     pub changed: bool,
-    /// Replies owed to callers (sent after the write).
-    pub replies: Vec<Reply>,
+    /// Messages to send once the row is written: replies to callers, requests to entities.
+    pub outgoing: Vec<Outgoing>,
     /// Signals whose operation failed (nobody waits for them: logged).
     pub failed_signals: Vec<String>,
 }
@@ -329,7 +578,7 @@ mod tests {
     }
 
     fn signal(id: &str, op: &str, input: Value) -> EntityRequest {
-        EntityRequest { id: id.into(), operation: op.into(), input, caller: None, sender: None }
+        EntityRequest { id: id.into(), operation: op.into(), input, ..EntityRequest::default() }
     }
 
     #[test]
@@ -347,22 +596,22 @@ mod tests {
         let f = counter();
         let e = EntityId::new("Counter", "k");
         let mut row = EntityRow::default();
-        assert!(row.apply(&f, &e, signal("1", "add", json!(5)), now()).changed);
-        assert!(!row.apply(&f, &e, signal("1", "add", json!(5)), now()).changed, "a redelivery");
+        assert!(row.apply(Some(&f), &e, signal("1", "add", json!(5)), now()).changed);
+        assert!(!row.apply(Some(&f), &e, signal("1", "add", json!(5)), now()).changed, "a redelivery");
         assert_eq!(row.state, Some(json!(5)));
-        let out = row.apply(&f, &e, signal("2", "add", json!(-1)), now());
+        let out = row.apply(Some(&f), &e, signal("2", "add", json!(-1)), now());
         assert_eq!(row.state, Some(json!(5)));
         assert_eq!(out.failed_signals.len(), 1);
 
         let caller = Caller { instance_id: "o".into(), execution_id: "x".into(), task_id: 3 };
         let call = EntityRequest { caller: Some(caller.clone()), ..signal("3", "get", Value::Null) };
-        let out = row.apply(&f, &e, call.clone(), now());
-        assert_eq!(out.replies, [Reply { caller: caller.clone(), result: Ok(json!(5)) }]);
+        let out = row.apply(Some(&f), &e, call.clone(), now());
+        assert_eq!(out.outgoing, [Outgoing::Orchestration(Reply { caller: caller.clone(), result: Ok(json!(5)) })]);
         // A redelivered call is answered again, with the same result.
-        let again = row.apply(&f, &e, call, now());
-        assert_eq!((again.changed, again.replies.len()), (false, 1));
+        let again = row.apply(Some(&f), &e, call, now());
+        assert_eq!((again.changed, again.outgoing.len()), (false, 1));
 
-        row.apply(&f, &e, signal("4", "delete", Value::Null), now());
+        row.apply(Some(&f), &e, signal("4", "delete", Value::Null), now());
         assert_eq!(row.state, None);
     }
 
@@ -378,13 +627,13 @@ mod tests {
             sender: Some(("o|x".into(), seq)),
             ..signal(&format!("s{seq}"), "push", json!(v))
         };
-        row.apply(&f, &e, from(2, "b"), now());
-        row.apply(&f, &e, from(3, "c"), now());
+        row.apply(Some(&f), &e, from(2, "b"), now());
+        row.apply(Some(&f), &e, from(3, "c"), now());
         assert_eq!(row.state, None, "waiting for 1");
-        row.apply(&f, &e, from(1, "a"), now());
+        row.apply(Some(&f), &e, from(1, "a"), now());
         assert_eq!(row.state, Some(json!(["a", "b", "c"])));
         assert!(row.waiting.is_empty());
-        assert!(!row.apply(&f, &e, from(2, "b"), now()).changed, "an old one again");
+        assert!(!row.apply(Some(&f), &e, from(2, "b"), now()).changed, "an old one again");
     }
 
     #[test]
@@ -393,10 +642,132 @@ mod tests {
         let e = EntityId::new("Counter", "k");
         let mut row = EntityRow::default();
         for i in 0..(REMEMBER_AT_MOST + 10) {
-            row.apply(&f, &e, signal(&i.to_string(), "add", json!(1)), now());
+            row.apply(Some(&f), &e, signal(&i.to_string(), "add", json!(1)), now());
         }
         assert_eq!(row.applied.len(), REMEMBER_AT_MOST);
-        row.apply(&f, &e, signal("late", "add", json!(1)), now() + REMEMBER_FOR + chrono::Duration::seconds(1));
+        row.apply(Some(&f), &e, signal("late", "add", json!(1)), now() + REMEMBER_FOR + chrono::Duration::seconds(1));
         assert_eq!(row.applied.len(), 1);
+    }
+
+    fn from(owner: &str, seq: u64, id: &str, kind: RequestKind, op: &str, input: Value) -> EntityRequest {
+        EntityRequest {
+            id: id.into(),
+            operation: op.into(),
+            input,
+            sender: Some((owner.into(), seq)),
+            kind,
+            ..EntityRequest::default()
+        }
+    }
+
+    #[test]
+    fn a_lock_holds_others_back_until_released_and_is_passed_on() {
+        let f = counter();
+        let a = EntityId::new("Counter", "a");
+        let mut row = EntityRow::default();
+        let caller = Caller { instance_id: "o".into(), execution_id: "x".into(), task_id: 1 };
+        let then = vec![LockTarget { entity: "@Counter@b".into(), seq: 1 }];
+        let lock = EntityRequest {
+            caller: Some(caller.clone()),
+            ..from("o|x", 1, "o|x|1", RequestKind::Lock { then }, "lock", Value::Null)
+        };
+        let out = row.apply(Some(&f), &a, lock, now());
+        assert_eq!(row.lock.as_deref(), Some("o|x"));
+        // Passed on to b, which answers the caller; a does not.
+        match out.outgoing.as_slice() {
+            [Outgoing::Entity { entity, request, .. }] => {
+                assert_eq!(entity, "@Counter@b");
+                assert_eq!(request.sender, Some(("o|x".into(), 1)));
+                assert_eq!(request.caller, Some(caller.clone()));
+                assert_eq!(request.kind, RequestKind::Lock { then: vec![] });
+            }
+            other => panic!("expected the lock passed on, got {other:?}"),
+        }
+        // Another orchestration's call and a client's signal wait.
+        let other = Caller { instance_id: "p".into(), execution_id: "y".into(), task_id: 4 };
+        let call = EntityRequest {
+            caller: Some(other.clone()),
+            ..from("p|y", 1, "p|y|4", RequestKind::Operation, "get", Value::Null)
+        };
+        assert!(row.apply(Some(&f), &a, call, now()).outgoing.is_empty());
+        row.apply(Some(&f), &a, signal("s1", "add", json!(10)), now());
+        assert_eq!((row.state.clone(), row.waiting.len()), (None, 2));
+        // The holder's own operations run.
+        row.apply(Some(&f), &a, from("o|x", 2, "o|x|2", RequestKind::Operation, "add", json!(1)), now());
+        assert_eq!(row.state, Some(json!(1)));
+        // Its release lets the others run, in the order they came.
+        let out = row.apply(Some(&f), &a, from("o|x", 3, "o|x|3", RequestKind::Release, "unlock", Value::Null), now());
+        assert_eq!(row.lock, None);
+        assert_eq!(out.outgoing, [Outgoing::Orchestration(Reply { caller: other, result: Ok(json!(1)) })]);
+        assert_eq!(row.state, Some(json!(11)));
+        assert!(row.waiting.is_empty());
+    }
+
+    #[test]
+    fn a_release_that_overtakes_its_lock_waits_for_it() {
+        let f = counter();
+        let b = EntityId::new("Counter", "b");
+        let mut row = EntityRow::default();
+        let caller = Caller { instance_id: "o".into(), execution_id: "x".into(), task_id: 1 };
+        row.apply(Some(&f), &b, from("o|x", 2, "o|x|9", RequestKind::Release, "unlock", Value::Null), now());
+        assert_eq!(row.lock, None);
+        let lock = EntityRequest {
+            caller: Some(caller.clone()),
+            ..from("o|x", 1, "o|x|1>@Counter@b", RequestKind::Lock { then: vec![] }, "lock", Value::Null)
+        };
+        let out = row.apply(Some(&f), &b, lock, now());
+        // The last entity answers the caller; the release that waited then ends the lock at once.
+        assert_eq!(out.outgoing, [Outgoing::Orchestration(Reply { caller, result: Ok(Value::Null) })]);
+        assert_eq!(row.lock, None);
+    }
+
+    #[test]
+    fn signals_from_an_operation_go_out_only_when_it_succeeds() {
+        let f = entity_fn(|n: &mut i64, op: &EntityOp| {
+            let by: i64 = op.input()?;
+            op.signal_entity(&EntityId::new("Log", "k"), "note", by);
+            if by < 0 {
+                return Err("no".into());
+            }
+            *n += by;
+            Ok(Value::Null)
+        });
+        let e = EntityId::new("Counter", "k");
+        let mut row = EntityRow::default();
+        let out = row.apply(Some(&f), &e, signal("1", "add", json!(2)), now());
+        let out2 = row.apply(Some(&f), &e, signal("2", "add", json!(3)), now());
+        let sent: Vec<_> = out
+            .outgoing
+            .iter()
+            .chain(&out2.outgoing)
+            .map(|m| match m {
+                Outgoing::Entity { entity, request, .. } => {
+                    (entity.clone(), request.sender.clone(), request.input.clone())
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("@Log@k".to_owned(), Some(("@Counter@k".to_owned(), 1)), json!(2)),
+                ("@Log@k".to_owned(), Some(("@Counter@k".to_owned(), 2)), json!(3)),
+            ]
+        );
+        assert!(row.apply(Some(&f), &e, signal("3", "add", json!(-1)), now()).outgoing.is_empty());
+    }
+
+    #[test]
+    fn an_unregistered_entity_can_be_locked_but_not_operated() {
+        let e = EntityId::new("Nobody", "k");
+        let mut row = EntityRow::default();
+        let caller = Caller { instance_id: "o".into(), execution_id: "x".into(), task_id: 2 };
+        let call = EntityRequest { caller: Some(caller.clone()), ..signal("1", "get", Value::Null) };
+        match row.apply(None, &e, call, now()).outgoing.as_slice() {
+            [Outgoing::Orchestration(Reply { result: Err(e), .. })] => assert!(e.contains("`Nobody`"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        row.apply(None, &e, from("o|x", 1, "l", RequestKind::Lock { then: vec![] }, "lock", Value::Null), now());
+        assert_eq!(row.lock.as_deref(), Some("o|x"));
     }
 }

@@ -136,6 +136,27 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<DateTime<Utc>>,
     },
+    /// The code asked to lock entities for a critical section; the result (a `TaskCompleted` with
+    /// this id) says that all are held.
+    EntityLockRequested {
+        /// The request's sequence id.
+        id: u64,
+        /// The entities, in lock order, with this orchestration's sequence number for each.
+        locks: Vec<super::entity::LockTarget>,
+    },
+    /// The lock on one entity was released: by the code, or by the engine when the execution
+    /// ended (`at_end`) with the section still open.
+    EntityUnlockSent {
+        /// The release's sequence id.
+        id: u64,
+        /// The entity's instance id, `@{name}@{key}`.
+        entity: String,
+        /// This orchestration's sequence number for the entity.
+        seq: u64,
+        /// Sent by the engine as the execution ended, not by the code (replay does not expect it).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        at_end: bool,
+    },
     /// The orchestrator returned a value.
     ExecutionCompleted {
         /// The output.
@@ -179,6 +200,8 @@ impl Event {
             Event::ContinuedAsNew { .. } => "ContinuedAsNew",
             Event::EntityCalled { .. } => "EntityOperationCalled",
             Event::EntitySignaled { .. } => "EntityOperationSignaled",
+            Event::EntityLockRequested { .. } => "EntityLockRequested",
+            Event::EntityUnlockSent { .. } => "EntityUnlockSent",
         }
     }
 
@@ -189,7 +212,9 @@ impl Event {
             | Event::TimerCreated { id, .. }
             | Event::SubOrchestrationCreated { id, .. }
             | Event::EntityCalled { id, .. }
-            | Event::EntitySignaled { id, .. } => Some(*id),
+            | Event::EntitySignaled { id, .. }
+            | Event::EntityLockRequested { id, .. }
+            | Event::EntityUnlockSent { id, .. } => Some(*id),
             _ => None,
         }
     }
@@ -242,6 +267,11 @@ impl Event {
             Event::SubOrchestrationCreated { name, .. } => format!("a call to sub-orchestrator `{name}`"),
             Event::EntityCalled { entity, operation, .. } => format!("a call of `{operation}` on entity {entity}"),
             Event::EntitySignaled { entity, operation, .. } => format!("a signal `{operation}` to entity {entity}"),
+            Event::EntityLockRequested { locks, .. } => {
+                let names: Vec<&str> = locks.iter().map(|l| l.entity.as_str()).collect();
+                format!("a lock on entities {}", names.join(", "))
+            }
+            Event::EntityUnlockSent { entity, .. } => format!("the release of entity {entity}"),
             other => other.kind().to_owned(),
         }
     }

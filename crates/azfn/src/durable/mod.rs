@@ -8,7 +8,8 @@
 //! - [`race`], [`join_all`]: racing a timer against an event; fan-out/fan-in.
 //! - [`Saga`]: compensations run in reverse order on failure.
 //! - [`entity`]: durable entities ([`Registry::entity`], [`EntityId`], [`EntityOp`]): named state
-//!   that handles operations one at a time, signalled or called from orchestrations and clients.
+//!   that handles operations one at a time, signalled or called from orchestrations, clients and
+//!   other entities; critical sections ([`OrchestrationContext::lock_entities`]) lock several.
 //! - [`Execution`]: the replay of one execution's history and its live episodes.
 //! - [`history`]: the events.
 //! - [`App::durable`](crate::App::durable) ([`functions`]): the app functions that run all this from
@@ -34,7 +35,9 @@ pub mod store;
 pub mod testing;
 
 pub use client::{DurableClient, EntityView, InstanceView};
-pub use context::{DurableFuture, Either, EventFuture, OrchestrationContext, RetryPolicy, TaskError, join_all, race};
+pub use context::{
+    CriticalSection, DurableFuture, Either, EventFuture, OrchestrationContext, RetryPolicy, TaskError, join_all, race,
+};
 pub use dispatch::Dispatcher;
 pub use entity::{EntityId, EntityOp};
 pub use error::{DurableError, validate_instance_id};

@@ -55,6 +55,10 @@ impl Execution {
     pub fn replay(registry: Arc<Registry>, instance_id: &str, execution_id: &str, history: Vec<Event>) -> Self {
         let mut expected = std::collections::HashMap::new();
         for e in &history {
+            if matches!(e, Event::EntityUnlockSent { at_end: true, .. }) {
+                // The engine's, not the code's: replay does not make it again.
+                continue;
+            }
             if let Some(id) = e.scheduled_id() {
                 expected.insert(id, e.clone());
             }
@@ -165,12 +169,16 @@ impl Execution {
         }
         let (actions, custom_status) = {
             let mut s = self.ctx.lock();
+            if self.outcome.is_some() {
+                // The execution ended with a critical section open: its locks are released now.
+                s.release_locks(true);
+            }
             (std::mem::take(&mut s.new_actions), s.custom_status.clone())
         };
         events.extend(actions);
-        if let Some(outcome) = &self.outcome
-            && !events.iter().any(Event::is_terminal)
-        {
+        if let Some(outcome) = &self.outcome {
+            // The terminal event goes last (a termination applied above comes after the releases).
+            events.retain(|e| !e.is_terminal());
             events.push(outcome.clone());
         }
         self.history.extend(events.iter().cloned());
@@ -213,7 +221,9 @@ impl Execution {
             | Event::TimerCreated { .. }
             | Event::SubOrchestrationCreated { .. }
             | Event::EntityCalled { .. }
-            | Event::EntitySignaled { .. } => return,
+            | Event::EntitySignaled { .. }
+            | Event::EntityLockRequested { .. }
+            | Event::EntityUnlockSent { .. } => return,
         }
         self.poll();
     }
@@ -221,7 +231,9 @@ impl Execution {
     fn poll(&mut self) {
         let Some(run) = self.run.as_mut() else { return };
         let mut cx = TaskCx::from_waker(Waker::noop());
+        self.ctx.lock().polling = true;
         let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.as_mut().poll(&mut cx)));
+        self.ctx.lock().polling = false;
         match polled {
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(result)) => {

@@ -91,6 +91,10 @@ pub struct InstanceStatus {
     /// a redelivered message re-sends these and nothing else (`docs/reliability.md`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unsent: Vec<u64>,
+    /// Messages to entities from the execution that continued as new into this one, kept until
+    /// sent (a redelivered message re-sends them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried: Vec<super::messages::ControlMessage>,
 }
 
 impl InstanceStatus {
@@ -109,6 +113,7 @@ impl InstanceStatus {
             chunks: 0,
             parent,
             unsent: Vec::new(),
+            carried: Vec::new(),
         }
     }
 }

@@ -49,7 +49,7 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::entity::{Caller, EntityId, EntityRequest, EntityRow};
+use super::entity::{Caller, EntityId, EntityRequest, EntityRow, Outgoing};
 use super::history::{Event, Parent};
 use super::registry::{ActivityContext, Registry};
 use super::replay::Execution;
@@ -248,30 +248,14 @@ impl TestRun {
                 Event::SubOrchestrationCreated { id, name, instance_id, input } => {
                     children.push((*id, name.clone(), instance_id.clone(), input.clone()))
                 }
-                Event::EntityCalled { id, entity, operation, input, seq }
-                | Event::EntitySignaled { id, entity, operation, input, seq, .. } => {
+                _ => {
                     let inst = &self.instances[index];
-                    let sender = format!("{}|{}", inst.id, inst.continues);
-                    let caller = matches!(e, Event::EntityCalled { .. }).then(|| Caller {
-                        instance_id: inst.id.clone(),
-                        execution_id: inst.continues.to_string(),
-                        task_id: *id,
-                    });
-                    let request = EntityRequest {
-                        id: format!("{sender}|{id}"),
-                        operation: operation.clone(),
-                        input: input.clone(),
-                        caller,
-                        sender: (*seq > 0).then_some((sender, *seq)),
-                    };
-                    match e {
-                        Event::EntitySignaled { at: Some(at), .. } if *at > self.now => {
-                            self.scheduled.push((*at, entity.clone(), request))
-                        }
-                        _ => self.entity_ops.push_back((entity.clone(), request)),
+                    if let Some((entity, request, at)) =
+                        super::entity::request_for(e, &inst.id, &inst.continues.to_string())
+                    {
+                        self.send_to_entity(entity, request, at);
                     }
                 }
-                _ => {}
             }
         }
         for (task_id, name, child_id, input) in children {
@@ -384,12 +368,21 @@ impl TestRun {
         any
     }
 
-    /// Applies an operation to an in-memory entity with the entity's registered code, and gives a
-    /// call's result to its orchestration.
+    /// Queues a request for an entity: now, or at its time when it is scheduled for later.
+    fn send_to_entity(&mut self, entity: String, request: EntityRequest, at: Option<DateTime<Utc>>) {
+        match at {
+            Some(at) if at > self.now => self.scheduled.push((at, entity, request)),
+            _ => self.entity_ops.push_back((entity, request)),
+        }
+    }
+
+    /// Applies a request to an in-memory entity with the entity's registered code, and delivers
+    /// what it sends: results to orchestrations, requests to entities.
     fn apply_entity(&mut self, instance_id: &str, request: EntityRequest) {
         let Some(entity) = EntityId::from_instance_id(instance_id) else { return };
         let code = match self.registry.entity_code(&entity.name) {
-            Ok(code) => code.clone(),
+            Ok(code) => Some(code.clone()),
+            Err(_) if request.kind != super::entity::RequestKind::Operation => None,
             Err(e) => {
                 if let Some(caller) = request.caller {
                     self.answer(&caller, Err(e));
@@ -398,9 +391,12 @@ impl TestRun {
             }
         };
         let row = self.entities.entry(instance_id.to_owned()).or_default();
-        let out = row.apply(&code, &entity, request, self.now);
-        for reply in out.replies {
-            self.answer(&reply.caller, reply.result);
+        let out = row.apply(code.as_ref(), &entity, request, self.now);
+        for m in out.outgoing {
+            match m {
+                Outgoing::Orchestration(reply) => self.answer(&reply.caller, reply.result),
+                Outgoing::Entity { entity, request, fire_at } => self.send_to_entity(entity, request, fire_at),
+            }
         }
     }
 
@@ -449,11 +445,15 @@ impl TestRun {
             id: format!("test-signal-{}", self.event_count),
             operation: operation.to_owned(),
             input,
-            caller: None,
-            sender: None,
+            ..EntityRequest::default()
         };
         self.entity_ops.push_back((entity.instance_id(), request));
         self.run_until_idle().await;
+    }
+
+    /// The orchestration (`instance|execution`) whose critical section holds `entity`, if one does.
+    pub fn entity_locked_by(&self, entity: &EntityId) -> Option<&str> {
+        self.entities.get(&entity.instance_id()).and_then(|row| row.lock.as_deref())
     }
 
     /// The state of `entity`, or `None` when it does not exist.
@@ -504,9 +504,11 @@ impl TestRun {
         self.run_until_idle().await;
     }
 
-    /// Terminates the orchestration with `reason`.
-    pub fn terminate(&mut self, reason: &str) {
+    /// Terminates the orchestration with `reason` (releasing the locks it holds), then runs until
+    /// idle.
+    pub async fn terminate(&mut self, reason: &str) {
         self.episode(0, vec![Event::ExecutionTerminated { reason: reason.to_owned() }]);
+        self.run_until_idle().await;
     }
 
     /// The test's clock.
@@ -708,8 +710,26 @@ mod tests {
         Ok(before * 1000 + after)
     }
 
+    /// Locks two counters, tries what a section forbids, waits for `go`, then adds and reads.
+    async fn holder(ctx: OrchestrationContext, forget: bool) -> Result<i64, TaskError> {
+        let (t, u) = (EntityId::new("Counter", "t"), EntityId::new("Counter", "u"));
+        let section = ctx.lock_entities(&[u.clone(), t.clone(), t.clone()]).await?;
+        let nested = ctx.lock_entities(&[EntityId::new("Counter", "v")]).await.unwrap_err();
+        let outside = ctx.call_entity::<i64>(&EntityId::new("Counter", "v"), "get", ()).await.unwrap_err();
+        ctx.set_custom_status(json!([nested.message, outside.message]));
+        let go: i64 = ctx.wait_for_event("go").await?;
+        ctx.call_entity::<Value>(&t, "add", go).await?;
+        let n: i64 = ctx.call_entity(&t, "get", ()).await?;
+        if forget {
+            // Never released by the code: the engine releases it as the orchestration ends.
+            std::mem::forget(section);
+        }
+        Ok(n)
+    }
+
     fn registry() -> Registry {
         Registry::new()
+            .orchestrator("Holder", holder)
             .orchestrator("Tally", tally)
             .entity("Counter", |n: &mut i64, op: &crate::durable::EntityOp| match op.name.as_str() {
                 "add" => {
@@ -780,7 +800,7 @@ mod tests {
         assert_eq!((run.now() - OrchestrationTest::new(registry()).start).num_seconds(), 5);
 
         let mut run = OrchestrationTest::new(registry()).timers(Timers::OnDemand).start("Countdown", 5).await;
-        run.terminate("enough");
+        run.terminate("enough").await;
         assert_eq!((run.status(), run.error()), (Status::Terminated, Some("enough")));
     }
 
@@ -834,5 +854,46 @@ mod tests {
         ));
         let unknown = Registry::new();
         assert!(matches!(replay_check(&unknown, &recorded), Err(ReplayCheckError::Unreadable(_))));
+    }
+
+    #[tokio::test]
+    async fn a_critical_section_holds_others_back_until_it_ends() {
+        let (t, u) = (EntityId::new("Counter", "t"), EntityId::new("Counter", "u"));
+        for forget in [false, true] {
+            let mut run = OrchestrationTest::new(registry()).timers(Timers::OnDemand).start("Holder", forget).await;
+            assert_eq!(run.status(), Status::Running);
+            assert_eq!((run.entity_locked_by(&t), run.entity_locked_by(&u)), (Some("test|0"), Some("test|0")));
+            let refusals = run.custom_status().to_string();
+            assert!(refusals.contains("do not nest") && refusals.contains("only its locked entities"), "{refusals}");
+            // A client's signal waits while the section holds the counter.
+            run.signal_entity(&t, "add", 100).await;
+            assert_eq!(run.entity_state(&t), None);
+            run.raise_event("go", 5).await;
+            assert_eq!(run.output(), Some(&json!(5)), "the held-back signal came after the section's operations");
+            assert_eq!(run.entity_state(&t), Some(&json!(105)), "and was applied once it ended");
+            assert_eq!((run.entity_locked_by(&t), run.entity_locked_by(&u)), (None, None));
+            let at_end =
+                run.history().iter().filter(|e| matches!(e, Event::EntityUnlockSent { at_end: true, .. })).count();
+            assert_eq!(at_end, if forget { 2 } else { 0 });
+            // The engine's releases are not the code's steps: the history replays cleanly.
+            let recorded = serde_json::to_value(run.history()).unwrap();
+            replay_check(&registry(), &recorded).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_terminated_orchestration_releases_its_locks() {
+        let t = EntityId::new("Counter", "t");
+        let mut run = OrchestrationTest::new(registry()).timers(Timers::OnDemand).start("Holder", false).await;
+        run.signal_entity(&t, "add", 1).await;
+        assert_eq!(run.entity_state(&t), None);
+        run.terminate("enough").await;
+        assert_eq!(run.status(), Status::Terminated);
+        assert_eq!(run.entity_locked_by(&t), None);
+        assert_eq!(run.entity_state(&t), Some(&json!(1)));
+        assert!(
+            run.history().last().is_some_and(|e| matches!(e, Event::ExecutionTerminated { .. })),
+            "the end is last"
+        );
     }
 }
