@@ -77,6 +77,20 @@ impl Api {
         }
     }
 
+    /// Waits until the entity's state is `want`.
+    async fn entity_reaches(&self, name: &str, key: &str, want: Value) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let res = self.http.get(format!("{}/entities/{name}/{key}", self.base)).send().await.unwrap();
+            let state = if res.status() == 200 { res.json().await.unwrap() } else { Value::Null };
+            if state == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "entity {name}/{key} is {state}, not {want}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn history(&self, id: &str) -> Vec<Value> {
         let res = self.http.get(format!("{}/instances/{id}?showHistory=true", self.base)).send().await.unwrap();
         let body: Value = res.json().await.unwrap();
@@ -127,7 +141,7 @@ async fn the_example_orchestrations_run_through_the_queue_triggers() {
     let batch = api
         .start("PlaceOrders", json!([{"orderId": "b-1", "card": "4111"}, {"orderId": "b-2", "card": "declined"}]))
         .await;
-    let countdown = api.start("Countdown", json!({"remaining": 3, "intervalMs": 200})).await;
+    let countdown = api.start("Countdown", json!({"remaining": 3, "intervalMs": 200, "counter": "ticks"})).await;
 
     let fan = api.finished(&fan, WAIT).await;
     assert_eq!(fan["output"], 20_100);
@@ -148,6 +162,8 @@ async fn the_example_orchestrations_run_through_the_queue_triggers() {
     // continue_as_new keeps only the last execution's history.
     let history = api.history(countdown["instanceId"].as_str().unwrap()).await;
     assert!(history.len() < 6, "{history:?}");
+    // What an execution sent as it continued as new went out (carried in the status row until sent).
+    api.entity_reaches("Counter", "ticks", json!(3)).await;
 
     // A failed activity and a failed orchestration each get one console line with the reason;
     // the durable functions' successes are tallied, not one line per message.

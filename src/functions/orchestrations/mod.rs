@@ -103,8 +103,9 @@ mod tests {
         assert_eq!((run.output(), run.custom_status()), (Some(&json!(5050)), &json!("summed 100 results")));
 
         let start = OrchestrationTest::new(registry()).start_time("2026-03-01T00:00:00Z".parse().unwrap());
-        let run = start.run("Countdown", json!({"remaining": 3, "intervalMs": 60_000})).await;
+        let run = start.run("Countdown", json!({"remaining": 3, "intervalMs": 60_000, "counter": "ticks"})).await;
         assert_eq!(run.output(), Some(&json!("liftoff")));
+        assert_eq!(run.entity_state(&azfn::durable::EntityId::new("Counter", "ticks")), Some(&json!(3)));
         assert_eq!(run.now().to_rfc3339(), "2026-03-01T00:03:00+00:00", "three timers of a minute");
     }
 
