@@ -187,7 +187,10 @@ async fn orchestrations_and_orders_survive_storage_faults() {
         loop {
             let s = status(&http, &bases[0], id).await;
             if s["runtimeStatus"] == "Completed" {
-                assert!(["transferred", "refused"].contains(&s["output"]["status"].as_str().unwrap_or("")), "{id}: {s}");
+                assert!(
+                    ["transferred", "refused"].contains(&s["output"]["status"].as_str().unwrap_or("")),
+                    "{id}: {s}"
+                );
                 assert_no_double_completion(id, s["historyEvents"].as_array().map(Vec::as_slice).unwrap_or_default());
                 break;
             }
@@ -222,7 +225,11 @@ async fn orchestrations_and_orders_survive_storage_faults() {
         hits = entity_state(&http, &bases[0], "Counter", "fault-hits").await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(entity_state(&http, &bases[0], "Counter", "fault-hits").await, Some(json!(30)), "a signal applied twice");
+    assert_eq!(
+        entity_state(&http, &bases[0], "Counter", "fault-hits").await,
+        Some(json!(30)),
+        "a signal applied twice"
+    );
 
     // Activities ran at most 1.3x as often as needed.
     let ran = a.count("DEBUG running activity") + b.count("DEBUG running activity");

@@ -554,12 +554,13 @@ pub struct Outcome {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn counter() -> EntityFn {
-        entity_fn(|n: &mut i64, op: &EntityOp| match op.name.as_str() {
+    /// A counter for tests (here and in `testing`): `add` a positive amount, `get`.
+    pub(crate) fn add_only_counter(n: &mut i64, op: &EntityOp) -> Result<Value, String> {
+        match op.name.as_str() {
             "add" => {
                 let by: i64 = op.input()?;
                 if by < 0 {
@@ -570,7 +571,11 @@ mod tests {
             }
             "get" => Ok(json!(*n)),
             other => Err(format!("no operation {other}")),
-        })
+        }
+    }
+
+    fn counter() -> EntityFn {
+        entity_fn(add_only_counter)
     }
 
     fn now() -> DateTime<Utc> {

@@ -731,18 +731,7 @@ mod tests {
         Registry::new()
             .orchestrator("Holder", holder)
             .orchestrator("Tally", tally)
-            .entity("Counter", |n: &mut i64, op: &crate::durable::EntityOp| match op.name.as_str() {
-                "add" => {
-                    let by: i64 = op.input()?;
-                    if by < 0 {
-                        return Err("only positive amounts".into());
-                    }
-                    *n += by;
-                    Ok(Value::Null)
-                }
-                "get" => Ok(json!(*n)),
-                other => Err(format!("no operation {other}")),
-            })
+            .entity("Counter", crate::durable::entity::tests::add_only_counter)
             .orchestrator("Sequence", sequence)
             .activity("Greet", greet)
             .orchestrator("Approval", approval)
