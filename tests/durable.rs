@@ -552,6 +552,9 @@ async fn entities_take_concurrent_and_scheduled_signals_through_the_api() {
     assert_eq!(res.status(), 404);
     let res = api.http.post(format!("{}?op=add&scheduledTime=soon", entity_url("hits"))).send().await.unwrap();
     assert_eq!(res.status(), 400);
+    // Orchestration ids cannot look like entity ids.
+    let res = api.http.post(format!("{}/HelloSequence/@Counter@hits", api.base)).send().await.unwrap();
+    assert_eq!(res.status(), 400);
     let res = api.http.post(format!("{}?op=delete", entity_url("hits"))).send().await.unwrap();
     assert_eq!(res.status(), 202);
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -83,6 +83,11 @@ impl DurableClient {
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
         validate_instance_id(&id)?;
+        if id.starts_with(super::entity::ENTITY_PREFIX) {
+            return Err(DurableError::BadRequest(format!(
+                "instance id {id:?} starts with `@`, which is kept for entities (`@name@key`)"
+            )));
+        }
         self.hub.ensure_created().await?;
         let store = self.hub.store();
         let now = Utc::now();

@@ -84,12 +84,12 @@ impl State {
         *seq
     }
 
-    /// Releases the open critical section's locks, one `EntityUnlockSent` per entity; `at_end`
-    /// when the engine does it because the execution ended.
-    pub fn release_locks(&mut self, at_end: bool) {
+    /// Releases the open critical section's locks: one `EntityUnlockSent` per entity, a step of
+    /// the code. (When the execution ends with a section open, the engine releases it instead.)
+    pub fn release_locks(&mut self) {
         for entity in self.locks.take().unwrap_or_default() {
             let seq = self.next_entity_seq(&entity);
-            self.schedule(|id| Event::EntityUnlockSent { id, entity, seq, at_end });
+            self.schedule(|id| Event::EntityUnlockSent { id, entity, seq, at_end: false });
         }
     }
 
@@ -375,6 +375,12 @@ impl OrchestrationContext {
         let input = to_value(input);
         let (id, child) = {
             let mut s = self.lock();
+            if s.locks.is_some() {
+                // The child could call an entity the section holds, and wait on its parent.
+                return Err(TaskError::new(
+                    "a critical section cannot start sub-orchestrations (one could wait on an entity the section holds)",
+                ));
+            }
             let child = format!("{}:{:04}", s.instance_id, s.next_id);
             let instance_id = child.clone();
             let id = s.schedule(|id| Event::SubOrchestrationCreated { id, name: name.to_owned(), instance_id, input });
@@ -447,7 +453,8 @@ impl OrchestrationContext {
     /// sections never deadlock. They are released when the section is dropped or
     /// [released](CriticalSection::release), and by the engine when the orchestration ends in
     /// any way (completed, failed, terminated, continued as new). Sections do not nest: asking for
-    /// a second one while one is open is an error.
+    /// a second one while one is open is an error, and so is starting a sub-orchestration inside
+    /// one.
     ///
     /// ```
     /// use azfn::durable::{EntityId, OrchestrationContext, TaskError};
@@ -485,8 +492,11 @@ impl OrchestrationContext {
             s.locks = Some(held.clone());
             (s.schedule(|id| Event::EntityLockRequested { id, locks }), held)
         };
+        // The section exists from the request on: if the code stops waiting for the locks (a race
+        // lost to a timer), dropping it releases them, after they are taken.
+        let section = CriticalSection { ctx: self.clone(), entities: held, released: false };
         DurableFuture { state: self.state.clone(), id }.await?;
-        Ok(CriticalSection { ctx: self.clone(), entities: held, released: false })
+        Ok(section)
     }
 
     /// Whether a critical section is open (asked for or held).
@@ -564,7 +574,7 @@ impl CriticalSection {
 
     fn release_now(&mut self) {
         if !std::mem::replace(&mut self.released, true) {
-            self.ctx.lock().release_locks(false);
+            self.ctx.lock().release_locks();
         }
     }
 }

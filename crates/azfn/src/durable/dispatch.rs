@@ -228,8 +228,10 @@ impl Dispatcher {
         self.hub.resolve(&mut request.input).await?;
         let code = match self.registry.entity_code(&entity.name) {
             Ok(code) => Some(code.clone()),
-            // Locks need no code; an operation on an unknown entity is answered without a row.
-            Err(_) if request.kind != RequestKind::Operation => None,
+            // Locks need no code, and an orchestration's operation goes through the row (which
+            // answers it with the error) so that its sequence number is used up; a client's
+            // signal to an unknown entity is dropped without a row.
+            Err(_) if request.kind != RequestKind::Operation || request.sender.is_some() => None,
             Err(e) => {
                 match request.caller {
                     Some(caller) => self.reply(Reply { caller, result: Err(e) }).await?,
@@ -318,7 +320,9 @@ impl Dispatcher {
             Err(error) => Event::TaskFailed { id: caller.task_id, error },
         };
         let msg = ControlMessage::event(&caller.instance_id, Some(&caller.execution_id), event);
-        self.apply_or_send(msg, false).await
+        // As a possible redelivery: a reply sent again (after a crash, or a lost send) may find the
+        // orchestration already past it, with its own messages from then still to send.
+        self.apply_or_send(msg, true).await
     }
 
     /// Applies a control message to its instance under the instance's lock, retrying lost ETag
@@ -572,9 +576,18 @@ impl Dispatcher {
                 Some(Event::ContinuedAsNew { input }) if continues < MAX_CONTINUES => {
                     // A new execution replaces this one in the same commit; the old history rows
                     // are left behind (they carry the old execution id) and overwritten later. The
-                    // ending execution's messages to entities (signals, releases of its locks) are
-                    // carried in the status row until sent.
-                    for e in &episode.events {
+                    // ending execution's messages to entities (signals, releases of its locks),
+                    // those of this episode and those still unsent from before, are carried in the
+                    // status row until sent.
+                    let done: HashSet<u64> = episode.events.iter().filter_map(Event::completed_id).collect();
+                    let pending: HashSet<u64> =
+                        next.unsent.iter().copied().filter(|id| !sent.contains(id) && !done.contains(id)).collect();
+                    let history = exec.history();
+                    let this_episode = history.len() - episode.events.len();
+                    for (i, e) in history.iter().enumerate() {
+                        if i < this_episode && !e.scheduled_id().is_some_and(|id| pending.contains(&id)) {
+                            continue;
+                        }
                         if let Some((entity, mut request, at)) =
                             super::entity::request_for(e, &next.instance_id, &next.execution_id)
                         {
@@ -584,6 +597,7 @@ impl Dispatcher {
                             carried.push(msg);
                         }
                     }
+                    next.unsent.clear();
                     continues += 1;
                     next.execution_id = uuid::Uuid::new_v4().simple().to_string();
                     next.chunks = 0;
@@ -613,16 +627,20 @@ impl Dispatcher {
             self.hub.offload(&next.instance_id, v).await?;
         }
         // The actions still unsent after this commit: those listed before (none for a new
-        // execution or a finished one), less what this process has sent and what got its result
-        // in this episode, plus this episode's own. No listed action had a result before: each
-        // commit drops the ones its episode completed.
-        if next.runtime_status.is_terminal() || next.execution_id != live_execution {
+        // execution), less what this process has sent and what got its result in this episode,
+        // plus this episode's own. No listed action had a result before: each commit drops the
+        // ones its episode completed. An ended execution keeps only its messages to entities (a
+        // release must reach its entity even if the instance ended before it was sent).
+        if next.execution_id != live_execution {
             next.unsent.clear();
         }
         let done: HashSet<u64> = events.iter().filter_map(Event::completed_id).collect();
         next.unsent.retain(|id| !sent.contains(id) && !done.contains(id));
-        if !next.runtime_status.is_terminal() {
-            next.unsent.extend(events.iter().filter_map(Event::scheduled_id));
+        next.unsent.extend(events.iter().filter_map(Event::scheduled_id));
+        if next.runtime_status.is_terminal() {
+            let to_entities: HashSet<u64> =
+                exec.history().iter().filter(|e| e.is_entity_message()).filter_map(Event::scheduled_id).collect();
+            next.unsent.retain(|id| to_entities.contains(id));
         }
         next.carried = carried;
         match self.hub.store().commit(&mut next, etag.as_deref(), &events, &consumed).await {
@@ -676,22 +694,10 @@ impl Dispatcher {
         let done: HashSet<u64> = live.exec.history().iter().filter_map(Event::completed_id).collect();
         let unsent: HashSet<u64> = live.status.unsent.iter().copied().collect();
         let mut out = Outbox { execution_id: live.status.execution_id.clone(), ..Outbox::default() };
-        if !live.status.runtime_status.is_terminal() {
-            for e in live.exec.history() {
-                if e.scheduled_id().is_some_and(|id| unsent.contains(&id) && !done.contains(&id) && !sent.contains(&id))
-                {
-                    self.action_message(&live.status, e, &mut out);
-                }
-            }
-        } else {
-            // An ended execution lists nothing as unsent; what its last episode sent to entities
-            // (signals, the releases of its locks) is sent again (entities apply each once).
-            let history = live.exec.history();
-            let last = history.iter().rposition(|e| matches!(e, Event::OrchestratorStarted { .. })).unwrap_or(0);
-            for e in &history[last..] {
-                if matches!(e, Event::EntitySignaled { .. } | Event::EntityUnlockSent { .. }) {
-                    self.action_message(&live.status, e, &mut out);
-                }
+        // (An ended execution lists only its messages to entities.)
+        for e in live.exec.history() {
+            if e.scheduled_id().is_some_and(|id| unsent.contains(&id) && !done.contains(&id) && !sent.contains(&id)) {
+                self.action_message(&live.status, e, &mut out);
             }
         }
         if !live.status.carried.is_empty() {

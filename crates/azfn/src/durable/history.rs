@@ -231,6 +231,17 @@ impl Event {
         }
     }
 
+    /// Whether this event sends a message to an entity (a call, a signal, a lock, a release).
+    pub fn is_entity_message(&self) -> bool {
+        matches!(
+            self,
+            Event::EntityCalled { .. }
+                | Event::EntitySignaled { .. }
+                | Event::EntityLockRequested { .. }
+                | Event::EntityUnlockSent { .. }
+        )
+    }
+
     /// Whether this event ends the execution.
     pub fn is_terminal(&self) -> bool {
         matches!(

@@ -151,9 +151,11 @@ impl Execution {
 
     /// Applies new events in a live episode at time `now`; duplicates are dropped.
     pub fn run_episode(&mut self, now: DateTime<Utc>, new_events: Vec<Event>) -> Episode {
-        if self.outcome.is_some() {
+        if self.history.iter().any(Event::is_terminal) {
             return Episode::default();
         }
+        // An outcome not in history yet (the replay found the code changed): this episode records
+        // it, with the releases of the locks the code held.
         let start = Event::OrchestratorStarted { time: now };
         self.apply(&start);
         let mut events = vec![start];
@@ -169,11 +171,22 @@ impl Execution {
         }
         let (actions, custom_status) = {
             let mut s = self.ctx.lock();
+            let mut actions = std::mem::take(&mut s.new_actions);
             if self.outcome.is_some() {
                 // The execution ended with a critical section open: its locks are released now.
-                s.release_locks(true);
+                // What is open, and the sequence numbers, come from what was recorded and sent (the
+                // code may have changed: then it is not what the code asked for).
+                let sent: Vec<&Event> = self.history.iter().chain(&actions).collect();
+                let mut next_id = sent.iter().filter_map(|e| e.scheduled_id()).map(|id| id + 1).max().unwrap_or(0);
+                next_id = next_id.max(s.next_id);
+                for (entity, seq) in open_locks(sent) {
+                    actions.push(Event::EntityUnlockSent { id: next_id, entity, seq, at_end: true });
+                    next_id += 1;
+                }
+                s.next_id = next_id;
+                s.locks = None;
             }
-            (std::mem::take(&mut s.new_actions), s.custom_status.clone())
+            (actions, s.custom_status.clone())
         };
         events.extend(actions);
         if let Some(outcome) = &self.outcome {
@@ -258,9 +271,40 @@ impl Execution {
         if self.outcome.is_some() {
             return;
         }
-        if let Some(error) = self.ctx.lock().nondeterminism.clone() {
+        // The state's lock is let go first: dropping the code can run a `CriticalSection`'s drop,
+        // which takes it.
+        let error = self.ctx.lock().nondeterminism.clone();
+        if let Some(error) = error {
             self.run = None;
             self.outcome = Some(Event::ExecutionFailed { error });
         }
     }
+}
+
+/// The entities a critical section still holds after `events` (the last lock asked for, less the
+/// releases after it), each with the next sequence number for it.
+fn open_locks<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<(String, u64)> {
+    let mut last_seq: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    let mut held: Vec<&str> = Vec::new();
+    for e in events {
+        let mut used = |entity: &'a str, seq: u64| {
+            let n = last_seq.entry(entity).or_insert(0);
+            *n = (*n).max(seq);
+        };
+        match e {
+            Event::EntityCalled { entity, seq, .. } | Event::EntitySignaled { entity, seq, .. } => used(entity, *seq),
+            Event::EntityUnlockSent { entity, seq, .. } => {
+                used(entity, *seq);
+                held.retain(|h| h != entity);
+            }
+            Event::EntityLockRequested { locks, .. } => {
+                for l in locks {
+                    used(&l.entity, l.seq);
+                }
+                held = locks.iter().map(|l| l.entity.as_str()).collect();
+            }
+            _ => {}
+        }
+    }
+    held.into_iter().map(|e| (e.to_owned(), last_seq.get(e).copied().unwrap_or(0) + 1)).collect()
 }

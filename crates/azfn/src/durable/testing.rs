@@ -382,7 +382,7 @@ impl TestRun {
         let Some(entity) = EntityId::from_instance_id(instance_id) else { return };
         let code = match self.registry.entity_code(&entity.name) {
             Ok(code) => Some(code.clone()),
-            Err(_) if request.kind != super::entity::RequestKind::Operation => None,
+            Err(_) if request.kind != super::entity::RequestKind::Operation || request.sender.is_some() => None,
             Err(e) => {
                 if let Some(caller) = request.caller {
                     self.answer(&caller, Err(e));
@@ -402,6 +402,10 @@ impl TestRun {
 
     fn answer(&mut self, caller: &Caller, result: Result<Value, String>) {
         let Some(index) = self.instances.iter().position(|i| i.id == caller.instance_id) else { return };
+        if self.instances[index].continues.to_string() != caller.execution_id {
+            // For an execution that has since continued as new: dropped, as the engine does.
+            return;
+        }
         let event = match result {
             Ok(result) => Event::TaskCompleted { id: caller.task_id, result },
             Err(error) => Event::TaskFailed { id: caller.task_id, error },
@@ -656,7 +660,7 @@ pub enum ReplayCheckError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::durable::{ActivityContext, OrchestrationContext, TaskError};
+    use crate::durable::{ActivityContext, Either, OrchestrationContext, TaskError, race};
     use serde_json::json;
 
     async fn sequence(ctx: OrchestrationContext, names: Vec<String>) -> Result<Vec<String>, TaskError> {
@@ -716,7 +720,8 @@ mod tests {
         let section = ctx.lock_entities(&[u.clone(), t.clone(), t.clone()]).await?;
         let nested = ctx.lock_entities(&[EntityId::new("Counter", "v")]).await.unwrap_err();
         let outside = ctx.call_entity::<i64>(&EntityId::new("Counter", "v"), "get", ()).await.unwrap_err();
-        ctx.set_custom_status(json!([nested.message, outside.message]));
+        let child = ctx.call_sub_orchestrator::<Value>("Sequence", ["x"]).await.unwrap_err();
+        ctx.set_custom_status(json!([nested.message, outside.message, child.message]));
         let go: i64 = ctx.wait_for_event("go").await?;
         ctx.call_entity::<Value>(&t, "add", go).await?;
         let n: i64 = ctx.call_entity(&t, "get", ()).await?;
@@ -727,9 +732,40 @@ mod tests {
         Ok(n)
     }
 
+    /// Races a lock on `t` against a minute; then locks `u` (nothing leaked from the lost race).
+    async fn racer(ctx: OrchestrationContext, _: Value) -> Result<String, TaskError> {
+        let t = EntityId::new("Counter", "t");
+        let verdict = match race(ctx.lock_entities(&[t]), ctx.sleep(Duration::from_secs(60))).await {
+            Either::Left(section) => {
+                drop(section?);
+                "locked"
+            }
+            Either::Right(()) => "gave up",
+        };
+        let _u = ctx.lock_entities(&[EntityId::new("Counter", "u")]).await?;
+        Ok(verdict.to_owned())
+    }
+
+    /// Locks a counter and an entity nobody registered, and calls the latter.
+    async fn typo(ctx: OrchestrationContext, _: Value) -> Result<(), TaskError> {
+        let nobody = EntityId::new("Nobody", "x");
+        let _section = ctx.lock_entities(&[EntityId::new("Counter", "t"), nobody.clone()]).await?;
+        ctx.call_entity::<Value>(&nobody, "get", ()).await?;
+        Ok(())
+    }
+
+    /// `Holder` as it might be changed: after the lock, an activity instead of the entity calls.
+    async fn changed_holder(ctx: OrchestrationContext, _: bool) -> Result<i64, TaskError> {
+        let _section = ctx.lock_entities(&[EntityId::new("Counter", "t"), EntityId::new("Counter", "u")]).await?;
+        ctx.call_activity::<String>("Greet", "x").await?;
+        Ok(0)
+    }
+
     fn registry() -> Registry {
         Registry::new()
             .orchestrator("Holder", holder)
+            .orchestrator("Racer", racer)
+            .orchestrator("Typo", typo)
             .orchestrator("Tally", tally)
             .entity("Counter", crate::durable::entity::tests::add_only_counter)
             .orchestrator("Sequence", sequence)
@@ -854,6 +890,7 @@ mod tests {
             assert_eq!((run.entity_locked_by(&t), run.entity_locked_by(&u)), (Some("test|0"), Some("test|0")));
             let refusals = run.custom_status().to_string();
             assert!(refusals.contains("do not nest") && refusals.contains("only its locked entities"), "{refusals}");
+            assert!(refusals.contains("cannot start sub-orchestrations"), "{refusals}");
             // A client's signal waits while the section holds the counter.
             run.signal_entity(&t, "add", 100).await;
             assert_eq!(run.entity_state(&t), None);
@@ -884,5 +921,47 @@ mod tests {
             run.history().last().is_some_and(|e| matches!(e, Event::ExecutionTerminated { .. })),
             "the end is last"
         );
+    }
+
+    #[tokio::test]
+    async fn a_lock_given_up_on_is_released_once_taken_and_locks_never_leak() {
+        let (t, u) = (EntityId::new("Counter", "t"), EntityId::new("Counter", "u"));
+        let mut run = OrchestrationTest::new(registry()).timers(Timers::OnDemand).start("Holder", false).await;
+        run.start_another("racer", "Racer", Value::Null).await;
+        assert_eq!(run.status_of("racer"), Some(Status::Running), "waiting for t");
+        run.advance(Duration::from_secs(60)).await;
+        // It gave up on t and waits for u, which Holder still holds.
+        assert_eq!(run.status_of("racer"), Some(Status::Running));
+        run.raise_event("go", 1).await;
+        assert_eq!(run.output_of("racer"), Some(&json!("gave up")));
+        assert_eq!((run.entity_locked_by(&t), run.entity_locked_by(&u)), (None, None));
+
+        // An operation on an entity nobody registered fails, and its lock is released all the same.
+        run.start_another("typo", "Typo", Value::Null).await;
+        assert_eq!(run.status_of("typo"), Some(Status::Failed));
+        assert_eq!(run.entity_locked_by(&EntityId::new("Nobody", "x")), None);
+        assert_eq!(run.entity_locked_by(&t), None);
+    }
+
+    /// A code change found while replaying inside a critical section fails the instance (it does not
+    /// hang), and the engine releases the locks as it records the failure.
+    #[tokio::test]
+    async fn a_change_found_inside_a_section_fails_the_instance_and_releases() {
+        let mut run = OrchestrationTest::new(registry()).timers(Timers::OnDemand).start("Holder", false).await;
+        run.raise_event("go", 1).await;
+        let recorded: Vec<Event> = run.history().to_vec();
+        let changed = Arc::new(registry().orchestrator("Holder", changed_holder));
+        // Everything up to the first entity call after the lock.
+        let cut = recorded.iter().position(|e| matches!(e, Event::EntityCalled { .. })).unwrap() + 1;
+        let mut exec = Execution::replay(changed.clone(), "test", "0", recorded[..cut].to_vec());
+        let episode = exec.run_episode(run.now(), Vec::new());
+        let released = episode.events.iter().filter(|e| matches!(e, Event::EntityUnlockSent { at_end: true, .. }));
+        assert_eq!(released.count(), 2, "{:?}", episode.events);
+        match episode.outcome() {
+            Some(Event::ExecutionFailed { error }) => assert!(error.contains("non-deterministic"), "{error}"),
+            other => panic!("{other:?}"),
+        }
+        let divergence = replay_check(&changed, &serde_json::to_value(&recorded).unwrap()).unwrap_err();
+        assert!(divergence.to_string().contains("Greet"), "{divergence}");
     }
 }
