@@ -736,3 +736,36 @@ async fn concurrent_transfers_keep_the_total_also_across_a_killed_host() {
     let api = Api { base: host.url("/api/orchestrators"), http: api.http };
     settle_transfers(&api, &keys, &ids).await;
 }
+
+/// The dashboard page and its assets come from the app itself, under a strict policy; the history
+/// the page draws its timeline from carries each event's time.
+#[tokio::test]
+async fn the_dashboard_is_served_with_its_assets_and_the_history_has_times() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    let http = reqwest::Client::new();
+    let page = http.get(host.url("/api/dashboard")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"src="/api/dashboard/dashboard.js""#), "{html}");
+    assert!(html.contains(r#"data-api="/api/orchestrators""#), "{html}");
+    for (asset, kind) in [("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")] {
+        let res = http.get(host.url(&format!("/api/dashboard/{asset}"))).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{asset}");
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with(kind), "{asset}");
+    }
+    assert_eq!(http.get(host.url("/api/dashboard/nothing.png")).send().await.unwrap().status(), 404);
+
+    let api = Api::new(&host);
+    let id = api.start("HelloSequence", Value::Null).await;
+    api.finished(&id, WAIT).await;
+    let history = api.history(&id).await;
+    assert!(history.iter().all(|e| e["timestamp"].is_string()), "{history:?}");
+    // Still a history the replay check reads.
+    let recorded = json!({"instanceId": id, "historyEvents": history});
+    let registry = azfn::durable::Registry::new();
+    let err = azfn::durable::testing::replay_check(&registry, &recorded).unwrap_err();
+    assert!(err.to_string().contains("HelloSequence"), "read, and the orchestrator named: {err}");
+}

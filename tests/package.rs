@@ -18,7 +18,7 @@ async fn packages_a_folder_and_zip_that_the_host_can_load() {
         .output()
         .unwrap();
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    assert!(String::from_utf8_lossy(&res.stdout).contains("packaged 11 functions"));
+    assert!(String::from_utf8_lossy(&res.stdout).contains("packaged 12 functions"));
 
     // Layout: host.json, one folder per function, the binary named by defaultExecutablePath.
     assert!(out.join("host.json").is_file());
@@ -35,6 +35,7 @@ async fn packages_a_folder_and_zip_that_the_host_can_load() {
         "DurableControl",
         "DurableWork",
         "Orchestrators",
+        "Dashboard",
     ] {
         assert!(out.join(f).join("function.json").is_file(), "{f}");
     }

@@ -48,7 +48,7 @@ fn every_function_json_is_valid() {
         check("function.json", &entry.unwrap().path().join("function.json"));
         n += 1;
     }
-    assert_eq!(n, 11);
+    assert_eq!(n, 12);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //!
 //! The durable kinds add an orchestrator or an activity to `src/functions/orchestrations/` and its
 //! `registry()`; the first one also adds the durable functions (`Orchestrators`, `DurableControl`,
-//! `DurableWork`) and `.durable(orchestrations::registry())`.
+//! `DurableWork`, `Dashboard`) and `.durable(orchestrations::registry())`.
 //!
 //! Everything is checked before anything is written, and the Rust files written are passed through
 //! `rustfmt`, so that `cargo fmt --check` stays clean for any name.
@@ -408,10 +408,10 @@ fn new_durable(root: &Path, kind: &str, name: &str) -> Result<Vec<String>, Strin
 }
 
 /// The durable functions `App::durable` serves.
-const DURABLE_FUNCTIONS: [&str; 3] = ["Orchestrators", "DurableControl", "DurableWork"];
+const DURABLE_FUNCTIONS: [&str; 4] = ["Orchestrators", "DurableControl", "DurableWork", "Dashboard"];
 
 /// The function.json of the durable functions `App::durable` serves.
-fn durable_functions() -> [(&'static str, serde_json::Value); 3] {
+fn durable_functions() -> [(&'static str, serde_json::Value); 4] {
     let queue = |q: &str| json!({"bindings": [{"type": "queueTrigger", "direction": "in", "name": "message", "queueName": q, "connection": "AzureWebJobsStorage"}]});
     [
         (
@@ -423,6 +423,13 @@ fn durable_functions() -> [(&'static str, serde_json::Value); 3] {
         ),
         ("DurableControl", queue("azfn-control")),
         ("DurableWork", queue("azfn-work")),
+        (
+            "Dashboard",
+            json!({"bindings": [
+                {"type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "function", "methods": ["get"], "route": "dashboard/{*path}"},
+                {"type": "http", "direction": "out", "name": "res"}
+            ]}),
+        ),
     ]
 }
 

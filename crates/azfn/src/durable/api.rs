@@ -68,7 +68,7 @@ async fn route(
             let view = client.status(id, show_history).await?;
             let mut body = status_json(&view.status);
             if let Some(history) = view.history {
-                body["historyEvents"] = serde_json::to_value(history).unwrap_or_default();
+                body["historyEvents"] = history_json(&history);
             }
             let res = if view.status.runtime_status.is_terminal() {
                 HttpResponse::ok()
@@ -260,6 +260,23 @@ fn filter_from(req: &HttpRequest) -> Result<ListFilter, DurableError> {
 }
 
 /// A status as Durable Functions shows it.
+/// History events as `showHistory=true` gives them: each with the `timestamp` of the episode that
+/// recorded it (Durable Functions gives each event a `Timestamp` too).
+fn history_json(history: &[super::history::Event]) -> Value {
+    let mut at: Option<chrono::DateTime<chrono::Utc>> = None;
+    let events = history.iter().map(|e| {
+        if let super::history::Event::OrchestratorStarted { time } = e {
+            at = Some(*time);
+        }
+        let mut v = serde_json::to_value(e).unwrap_or_default();
+        if let (Some(t), Some(o)) = (at, v.as_object_mut()) {
+            o.insert("timestamp".into(), Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+        }
+        v
+    });
+    Value::Array(events.collect())
+}
+
 fn status_json(s: &InstanceStatus) -> Value {
     let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     json!({

@@ -5,6 +5,7 @@
 //! | `DurableControl` | queue `{hub}-control` | one orchestration episode per message |
 //! | `DurableWork` | queue `{hub}-work` | one activity call per message |
 //! | `Orchestrators` | HTTP `orchestrators/{*path}` | the management API ([`api`](super::api)) |
+//! | `Dashboard` | HTTP `dashboard/{*path}` | the dashboard page ([`dashboard`](super::dashboard)) |
 //!
 //! Each needs its `functions/<Name>/function.json`, like any function (see the orders app).
 
@@ -63,8 +64,9 @@ impl DurableApp {
 
 impl App {
     /// Serves the orchestrators and activities of `registry` on the task hub `azfn`: registers the
-    /// functions `DurableControl` (queue `azfn-control`), `DurableWork` (queue `azfn-work`) and
-    /// `Orchestrators` (the management API on `orchestrators/{*path}`).
+    /// functions `DurableControl` (queue `azfn-control`), `DurableWork` (queue `azfn-work`),
+    /// `Orchestrators` (the management API on `orchestrators/{*path}`) and `Dashboard` (the
+    /// dashboard page on `dashboard/{*path}`).
     ///
     /// ```
     /// use azfn::durable::{ActivityContext, OrchestrationContext, Registry, TaskError};
@@ -108,6 +110,10 @@ impl App {
                 let hub = rt.dispatcher().await?.hub().clone();
                 Ok(super::api::handle(&client, &hub, &req, &path).await)
             }
+        })
+        .function(super::dashboard::DASHBOARD_FUNCTION, |req: HttpRequest, _ctx: Context| async move {
+            let path = req.param("path").unwrap_or_default().to_owned();
+            Ok::<_, DurableError>(super::dashboard::serve(&req, &path))
         })
     }
 }

@@ -15,12 +15,14 @@
 //! - [`App::durable`](crate::App::durable) ([`functions`]): the app functions that run all this from
 //!   the task hub's queues ([`dispatch`]) and serve the management API ([`api`], [`DurableClient`]).
 //! - [`TaskHub`]: the hub's table, queues and blob container; [`InstanceStore`]: the instance table.
+//! - [`dashboard`]: the app's own page over the management API (`GET /api/dashboard`).
 //! - [`testing`]: orchestrations run in process without storage, and the replay check of recorded
 //!   histories against the current code.
 
 pub mod api;
 pub mod client;
 pub mod context;
+pub mod dashboard;
 pub mod dispatch;
 pub mod entity;
 pub mod error;

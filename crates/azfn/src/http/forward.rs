@@ -17,7 +17,8 @@ use super::{HttpRequest, HttpResponse};
 /// The axum paths that serve a function.json `route` under `prefix`.
 ///
 /// Route templates follow ASP.NET Core: `{id}`, `{id:int}` (constraints are the host's business, so
-/// they are dropped here), optional `{id?}` at the end (two paths), catch-all `{*rest}`.
+/// they are dropped here), optional `{id?}` at the end (two paths), catch-all `{*rest}` (two
+/// paths: it also matches nothing).
 /// A segment that mixes text and parameters (`{name}.{ext}`) cannot be mounted: that is an `Err`.
 pub(crate) fn route_paths(prefix: &str, route: &str) -> Result<Vec<String>, String> {
     let mut base = String::new();
@@ -52,7 +53,9 @@ pub(crate) fn route_paths(prefix: &str, route: &str) -> Result<Vec<String>, Stri
             return Err(format!("route segment `{seg}` has no parameter name"));
         }
         let piece = if catch_all { format!("/{{*{name}}}") } else { format!("/{{{name}}}") };
-        if optional && last {
+        // An optional parameter, and a catch-all (which ASP.NET matches to nothing too), at the end
+        // also serve the path without it.
+        if (optional || catch_all) && last {
             let without = paths.clone();
             paths.iter_mut().for_each(|p| p.push_str(&piece));
             paths.extend(without);
@@ -164,7 +167,7 @@ mod tests {
         assert_eq!(route_paths("api", "orders/{id}").unwrap(), ["/api/orders/{id}"]);
         assert_eq!(route_paths("api", "orders/{id:int}").unwrap(), ["/api/orders/{id}"]);
         assert_eq!(route_paths("api", "items/{id:int?}").unwrap(), ["/api/items/{id}", "/api/items"]);
-        assert_eq!(route_paths("", "files/{*path}").unwrap(), ["/files/{*path}"]);
+        assert_eq!(route_paths("", "files/{*path}").unwrap(), ["/files/{*path}", "/files"]);
         assert_eq!(route_paths("", "").unwrap(), ["/"]);
         assert_eq!(route_paths("/v1/", "x").unwrap(), ["/v1/x"]);
         assert!(route_paths("api", "f/{name}.{ext}").is_err());

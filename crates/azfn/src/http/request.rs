@@ -50,6 +50,26 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
+    /// A request with no headers, parameters or body (for tests): `method` (e.g. `"GET"`; an
+    /// unknown one is taken as GET) on `url`, whose query string fills [`query`](Self::query).
+    ///
+    /// ```
+    /// let req = azfn::HttpRequest::new("GET", "http://localhost:7071/api/hello?name=Ada");
+    /// assert_eq!((req.path(), req.query("name")), ("/api/hello", Some("Ada")));
+    /// ```
+    pub fn new(method: &str, url: &str) -> Self {
+        let query = url.split('#').next().unwrap_or_default().split_once('?').map(|(_, q)| q);
+        Self {
+            method: Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET),
+            url: url.to_owned(),
+            query: super::forward::parse_query(query),
+            headers: HeaderMap::new(),
+            params: BTreeMap::new(),
+            identities: Identities::default(),
+            body: Bytes::new(),
+        }
+    }
+
     /// A query parameter.
     pub fn query(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str)

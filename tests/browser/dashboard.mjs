@@ -1,0 +1,80 @@
+// Drives the dashboard in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core
+// from tools/), as tests/dashboard.rs sets it up. Exits non-zero with the reason on any failure.
+//
+// Environment: PLAYWRIGHT_CORE (path of playwright-core's index.mjs), DASHBOARD_URL
+// (http://127.0.0.1:PORT/api/dashboard), SEQUENCE_ID (a finished HelloSequence), WAITING_ID (a
+// running ApprovalWorkflow),
+// SCREENSHOT (where to save the instance view).
+import assert from "node:assert/strict";
+
+const { chromium } = await import(process.env.PLAYWRIGHT_CORE);
+const base = process.env.DASHBOARD_URL;
+const { SEQUENCE_ID: sequence, WAITING_ID: waiting, SCREENSHOT: screenshot } = process.env;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+});
+const problems = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // Script errors, and anything the Content-Security-Policy refused, fail the test.
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+  page.on("response", (r) => { if (r.status() >= 400 && !r.url().includes("/api/orchestrators/")) problems.push(`${r.status()} for ${r.url()}`); });
+  page.setDefaultTimeout(15000);
+
+  // The list: both instances, each id a link.
+  await page.goto(base);
+  const list = page.getByRole("table", { name: "Instances" });
+  await list.getByRole("link", { name: sequence }).waitFor();
+  await list.getByRole("link", { name: waiting }).waitFor();
+
+  // Filters: by status, then by name prefix.
+  await page.getByLabel("Status").selectOption("Completed");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  // (The list is drawn again: the running instance goes, the completed one stays.)
+  await list.getByRole("link", { name: waiting }).waitFor({ state: "detached" });
+  await list.getByRole("link", { name: sequence }).waitFor();
+  await page.getByLabel("Status").selectOption("");
+  await page.getByLabel("Name starts with").fill("Approval");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await list.getByRole("link", { name: sequence }).waitFor({ state: "detached" });
+  await list.getByRole("link", { name: waiting }).waitFor();
+  // Paging: one per page.
+  await page.getByLabel("Name starts with").fill("");
+  await page.getByLabel("Per page").fill("1");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await page.getByText("Page 1").waitFor();
+  await page.getByRole("button", { name: "Next page" }).click();
+  await page.getByText("Page 2").waitFor();
+  assert.equal(await list.getByRole("link").count(), 1, "one instance per page");
+
+  // The instance view of the 5-activity sequence: its timeline has a bar per activity, labelled.
+  await page.goto(`${base}#/instance/${encodeURIComponent(sequence)}`);
+  const timeline = page.getByRole("img", { name: /Timeline of 5 steps/ });
+  await timeline.waitFor();
+  assert.equal(await timeline.locator('g[data-kind="activity"]').count(), 5);
+  assert.equal(await timeline.getByText("SayHello", { exact: true }).count(), 5, "each bar labelled");
+  const history = page.getByRole("table", { name: "History" });
+  assert.ok((await history.getByRole("row").count()) > 10, "the history table has the events");
+  await page.getByText("Completed", { exact: true }).first().waitFor();
+  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+
+  // Terminate through the UI (with its confirmation), answered by the API.
+  await page.goto(`${base}#/instance/${encodeURIComponent(waiting)}`);
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Terminate" }).click();
+  await page.getByRole("status").getByText(/Terminate: HTTP 202/).waitFor();
+
+  // Poison: the parked message is listed, and Redrive sends it back.
+  await page.goto(`${base}#/poison`);
+  const parked = page.getByRole("table", { name: "Parked messages" });
+  await parked.getByText("azfn-control-poison").waitFor();
+  await page.getByRole("button", { name: "Redrive" }).click();
+  await page.getByRole("status").getByText(/Redrive: HTTP 200 \{"redriven":1\}/).waitFor();
+} finally {
+  await browser.close();
+}
+assert.deepEqual(problems, [], "the page reported problems");
+console.log("dashboard: list, filters, paging, timeline, terminate and redrive all passed");

@@ -1,0 +1,95 @@
+//! The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven by
+//! `playwright-core` (from `tools/`, installed by `scripts/test`) runs `tests/browser/dashboard.mjs`
+//! against the orders app under `cargo azfn start --builtin` on Azurite: the list, its filters and
+//! paging, the timeline of a 5-activity HelloSequence, a Terminate through the page checked with
+//! the API, and a Redrive of a parked message checked by its effect.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use azfn::durable::{ControlMessage, Event};
+use azfn::storage::QueueClient;
+use common::azurite::Azurite;
+use common::local_host::LocalHost;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn status(http: &reqwest::Client, host: &LocalHost, id: &str) -> Value {
+    let url = host.url(&format!("/api/orchestrators/instances/{id}"));
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+async fn start(http: &reqwest::Client, host: &LocalHost, name: &str, input: Value) -> String {
+    let res = http.post(host.url(&format!("/api/orchestrators/{name}"))).json(&input).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+async fn reaches(http: &reqwest::Client, host: &LocalHost, id: &str, want: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = status(http, host, id).await;
+        if s["runtimeStatus"] == want {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{id} is not {want}: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_filters_draws_the_timeline_terminates_and_redrives_in_a_browser() {
+    let root = common::repo_root();
+    let playwright = root.join("tools/node_modules/playwright-core/index.mjs");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    assert!(
+        playwright.exists() && Path::new(&chromium).exists(),
+        "this test needs Debian's chromium ({chromium}) and playwright-core (tools/node_modules): scripts/test installs both"
+    );
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&root, &azurite, &[]).await;
+    let http = reqwest::Client::new();
+
+    let sequence = start(&http, &host, "HelloSequence", Value::Null).await;
+    let waiting = start(&http, &host, "ApprovalWorkflow", json!({"timeoutSeconds": 3600})).await;
+    let approval = start(&http, &host, "ApprovalWorkflow", json!({"timeoutSeconds": 3600})).await;
+    reaches(&http, &host, &sequence, "Completed").await;
+    reaches(&http, &host, &waiting, "Running").await;
+    reaches(&http, &host, &approval, "Running").await;
+    // A message parked during an outage (put there directly): the approval of `approval`.
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    let event = Event::EventRaised { name: "Approval".into(), input: json!(true), key: "dashboard-1".into() };
+    let parked = ControlMessage::event(&approval, None, event);
+    queues.create_queue("azfn-control-poison").await.unwrap();
+    queues.send("azfn-control-poison", &serde_json::to_vec(&parked).unwrap(), Duration::ZERO).await.unwrap();
+
+    // The screenshot goes to target/ (AZFN_SCREENSHOT names another place, e.g. docs/).
+    let shot = std::env::var("AZFN_SCREENSHOT")
+        .unwrap_or_else(|_| root.join("target/dashboard-instance.png").display().to_string());
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/dashboard.mjs"))
+        .env("PLAYWRIGHT_CORE", &playwright)
+        .env("CHROMIUM", &chromium)
+        .env("DASHBOARD_URL", host.url("/api/dashboard"))
+        .env("SEQUENCE_ID", &sequence)
+        .env("WAITING_ID", &waiting)
+        .env("SCREENSHOT", &shot)
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{}\n{}\nhost console:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        host.console()
+    );
+    // What the page did, seen through the API.
+    assert_eq!(reaches(&http, &host, &waiting, "Terminated").await["output"], "terminated from the dashboard");
+    let approved = reaches(&http, &host, &approval, "Completed").await;
+    assert_eq!(approved["output"]["status"], "approved", "{approved}");
+    assert!(Path::new(&shot).exists(), "no screenshot at {shot}");
+}
