@@ -172,6 +172,9 @@ async fn the_example_orchestrations_run_through_the_queue_triggers() {
     host.wait_for("activity SayHello failed: SayHello needs a city", 1, WAIT).await;
     host.wait_for("orchestration HelloSequence failed: ", 1, WAIT).await;
     assert!(host.console().contains(&format!("instance={failing}")), "{}", host.console());
+    // ... with the link to the instance in the dashboard.
+    let link = format!("(dashboard: {}#/instance/{failing})", host.url("/api/dashboard"));
+    assert!(host.console().contains(&link), "{}", host.console());
     // (The tally of the last second is printed up to a second later.)
     host.wait_for_executed("DurableWork", 200, WAIT).await;
     assert!(host.count(" times (queueTrigger, last 1 s) Succeeded") > 0, "{}", host.console());

@@ -187,7 +187,7 @@ async fn bad_envelopes_and_unknown_functions_get_clear_errors() {
     let (status, _, body) = h.invoke("NoSuchFunction", &json!({"Data": {}, "Metadata": {}})).await;
     assert_eq!(status, 404);
     assert!(body["error"]["message"].as_str().unwrap().contains("no function named `NoSuchFunction`"));
-    assert_eq!(body["functions"].as_array().unwrap().len(), 11);
+    assert_eq!(body["functions"].as_array().unwrap().len(), 12);
 
     // Missing trigger entry.
     let (status, _, body) = h.invoke("OrderEvents", &json!({"Data": {}, "Metadata": {}})).await;

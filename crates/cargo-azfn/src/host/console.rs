@@ -5,11 +5,12 @@
 //! every orchestration: their successes are tallied into one line per function and second
 //! ([`Console::tally`]), while their failures get a line each. Their log lines are printed as
 //! any function's: the orchestrations' own (`ctx.log`), and the engine's `WARN` line for each
-//! activity and orchestration that failed, with the reason and the instance id.
+//! activity and orchestration that failed, with the reason and the instance id, followed by the
+//! link to the instance in the app's dashboard.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// How often the tallied successes are printed.
@@ -18,6 +19,35 @@ pub const TALLY_PERIOD: Duration = Duration::from_secs(1);
 /// Successes not yet printed, by function: (trigger, count).
 static TALLIES: Mutex<BTreeMap<String, (String, u64)>> = Mutex::new(BTreeMap::new());
 static FLUSHER: std::sync::Once = std::sync::Once::new();
+/// The app's dashboard, once the host knows its port.
+static DASHBOARD: OnceLock<String> = OnceLock::new();
+
+/// Sets the address of the app's dashboard (`http://127.0.0.1:7071/api/dashboard`), which the
+/// lines of failed activities and orchestrations link to. The first address set stays (a reload
+/// keeps its port).
+pub fn set_dashboard_url(url: String) {
+    let _ = DASHBOARD.set(url);
+}
+
+/// `line` followed by the dashboard link to its instance, when it is the engine's line for a failed
+/// activity or orchestration (`... failed: <reason> instance=<id>`).
+fn with_dashboard_link(line: &str) -> String {
+    let (Some(base), true) = (DASHBOARD.get(), line.contains(" failed: ")) else { return line.to_owned() };
+    let Some((_, rest)) = line.rsplit_once("instance=") else { return line.to_owned() };
+    let id: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != ',' && *c != '}').collect();
+    if id.is_empty() {
+        return line.to_owned();
+    }
+    let mut encoded = String::new();
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{line} (dashboard: {base}#/instance/{encoded})")
+}
 
 /// Writes the local host's console lines.
 #[derive(Debug, Clone, Copy)]
@@ -125,14 +155,36 @@ impl Console {
     /// The `Logs` lines an invocation returned.
     pub fn logs(&self, function: &str, lines: &[String]) {
         for l in lines {
+            let l = with_dashboard_link(l);
             self.line(&format!("{} {} {l}", self.stamp(), self.paint(DIM, &format!("{function}:"))));
         }
     }
 
     /// A line the handler process wrote to stdout or stderr.
     pub fn worker_output(&self, line: &str, stderr: bool) {
+        let line = with_dashboard_link(line);
         let text =
-            if stderr && !line.to_ascii_lowercase().contains("warn") { self.paint(RED, line) } else { line.to_owned() };
+            if stderr && !line.to_ascii_lowercase().contains("warn") { self.paint(RED, &line) } else { line.clone() };
         self.line(&format!("{} {} {text}", self.stamp(), self.paint(DIM, "handler:")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_lines_link_to_their_instance_in_the_dashboard() {
+        set_dashboard_url("http://127.0.0.1:7071/api/dashboard".to_owned());
+        let line = "WARN azfn::durable::dispatch: orchestration HelloSequence failed: boom instance=order 1:0001";
+        // (An id ends at white space; `instance=order` is what the line carries here.)
+        assert_eq!(
+            with_dashboard_link(line),
+            format!("{line} (dashboard: http://127.0.0.1:7071/api/dashboard#/instance/order)")
+        );
+        let line = "WARN activity SayHello failed: no city instance=a/b%c";
+        assert!(with_dashboard_link(line).ends_with("#/instance/a%2Fb%25c)"));
+        let plain = "INFO HelloSequence: started instance=abc";
+        assert_eq!(with_dashboard_link(plain), plain, "only failures get a link");
     }
 }

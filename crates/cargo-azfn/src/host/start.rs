@@ -213,6 +213,7 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
     }
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     session.port = port;
+    super::console::set_dashboard_url(format!("http://127.0.0.1:{port}/api/dashboard"));
     let settings = Settings::load(&opts.root)?;
     let host_doc: Value = std::fs::read_to_string(opts.root.join("host.json"))
         .ok()
