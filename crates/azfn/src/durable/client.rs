@@ -267,8 +267,7 @@ impl DurableClient {
         }
         self.hub.ensure_created().await?;
         let request = EntityRequest { id, operation: operation.to_owned(), input, ..EntityRequest::default() };
-        let mut msg = ControlMessage::entity(&entity.instance_id(), request);
-        msg.fire_at = at;
+        let msg = ControlMessage::entity(&entity.instance_id(), request, at);
         self.hub.send_control(&msg, Utc::now()).await
     }
 

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 use serde_json::Value;
 
-use super::entity::{EntityId, EntityRequest, EntityRow, Outgoing, Reply, RequestKind};
+use super::entity::{EntityId, EntityRequest, EntityRow, Outgoing, Reply};
 use super::error::DurableError;
 use super::history::{Event, Parent};
 use super::hub::TaskHub;
@@ -231,7 +231,7 @@ impl Dispatcher {
             // Locks need no code, and an orchestration's operation goes through the row (which
             // answers it with the error) so that its sequence number is used up; a client's
             // signal to an unknown entity is dropped without a row.
-            Err(_) if request.kind != RequestKind::Operation || request.sender.is_some() => None,
+            Err(_) if request.runs_without_code() => None,
             Err(e) => {
                 match request.caller {
                     Some(caller) => self.reply(Reply { caller, result: Err(e) }).await?,
@@ -296,9 +296,7 @@ impl Dispatcher {
             let result = match m {
                 Outgoing::Orchestration(reply) => self.reply(reply).await,
                 Outgoing::Entity { entity, request, fire_at } => {
-                    let mut msg = ControlMessage::entity(&entity, request);
-                    msg.fire_at = fire_at;
-                    self.hub.send_control(&msg, Utc::now()).await
+                    self.hub.send_control(&ControlMessage::entity(&entity, request, fire_at), Utc::now()).await
                 }
             };
             match result {
@@ -592,9 +590,7 @@ impl Dispatcher {
                             super::entity::request_for(e, &next.instance_id, &next.execution_id)
                         {
                             self.hub.offload(&entity, &mut request.input).await?;
-                            let mut msg = ControlMessage::entity(&entity, request);
-                            msg.fire_at = at;
-                            carried.push(msg);
+                            carried.push(ControlMessage::entity(&entity, request, at));
                         }
                     }
                     next.unsent.clear();
@@ -731,9 +727,7 @@ impl Dispatcher {
             }
             _ => {
                 if let Some((entity, request, at)) = super::entity::request_for(e, id, &status.execution_id) {
-                    let mut msg = ControlMessage::entity(&entity, request);
-                    msg.fire_at = at;
-                    out.control.push((e.scheduled_id(), msg));
+                    out.control.push((e.scheduled_id(), ControlMessage::entity(&entity, request, at)));
                 }
             }
         }

@@ -233,6 +233,16 @@ impl RequestKind {
     }
 }
 
+impl EntityRequest {
+    /// Whether the request goes through the entity's row even when no entity of its name is
+    /// registered: locks and releases need no code, and an orchestration's operation must use up
+    /// its sequence number (the row answers it with the error). Only a client's signal to an
+    /// unknown entity is dropped without a row.
+    pub(crate) fn runs_without_code(&self) -> bool {
+        self.kind != RequestKind::Operation || self.sender.is_some()
+    }
+}
+
 /// An operation on its way to an entity (part of a control message).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

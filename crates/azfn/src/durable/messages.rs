@@ -67,15 +67,16 @@ impl ControlMessage {
         }
     }
 
-    /// A message carrying an operation for the entity `instance_id`.
-    pub fn entity(instance_id: &str, request: super::entity::EntityRequest) -> Self {
+    /// A message carrying an operation for the entity `instance_id`, applied no earlier than
+    /// `fire_at` when given.
+    pub fn entity(instance_id: &str, request: super::entity::EntityRequest, fire_at: Option<DateTime<Utc>>) -> Self {
         Self {
             instance_id: instance_id.to_owned(),
             execution_id: None,
             id: request.id.clone(),
             event: None,
             command: None,
-            fire_at: None,
+            fire_at,
             recover: false,
             guard: false,
             entity: Some(request),

@@ -382,7 +382,7 @@ impl TestRun {
         let Some(entity) = EntityId::from_instance_id(instance_id) else { return };
         let code = match self.registry.entity_code(&entity.name) {
             Ok(code) => Some(code.clone()),
-            Err(_) if request.kind != super::entity::RequestKind::Operation || request.sender.is_some() => None,
+            Err(_) if request.runs_without_code() => None,
             Err(e) => {
                 if let Some(caller) = request.caller {
                     self.answer(&caller, Err(e));
