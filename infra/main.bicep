@@ -48,6 +48,10 @@ param healthCheckPath string = '/api/hello'
 @description('RUST_LOG filter for the handler.')
 param rustLog string = 'info'
 
+@description('Where the handler exports its OpenTelemetry traces: azuremonitor (the Application Insights resource below, keyless through the app identity, which holds Monitoring Metrics Publisher on it) or none.')
+@allowed(['azuremonitor', 'none'])
+param traceExporter string = 'azuremonitor'
+
 @description('Elastic Premium / Consumption: URL of the package zip in the deployment container (see docs/deploy.md); empty until the first deployment.')
 param packageUri string = ''
 
@@ -390,6 +394,9 @@ var commonSettings = [
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
   { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identity.properties.clientId};Authorization=AAD' }
   { name: 'RUST_LOG', value: rustLog }
+  // The handler's spans (invocations, episodes, activities, entity operations) to the same
+  // Application Insights, with the identity above (docs/telemetry.md).
+  { name: 'OTEL_TRACES_EXPORTER', value: traceExporter }
   // glibc malloc: allocations of 128 KiB and more are mapped and returned to the system when freed,
   // so a large orchestration value does not stay resident after it is done (docs/reliability.md).
   { name: 'MALLOC_MMAP_THRESHOLD_', value: '131072' }

@@ -13,6 +13,9 @@ param deployServiceBus = false
 
 param rustLog = 'info'
 
+// The handler's traces: azuremonitor (to the deployment's Application Insights, keyless) or none.
+param traceExporter = 'azuremonitor'
+
 // Elastic Premium / Consumption only (docs/deploy.md): the package blob the app runs from, and who
 // may upload it. Listed here so that `-p name=value` on the command line can override them.
 param packageUri = ''

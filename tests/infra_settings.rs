@@ -28,7 +28,16 @@ const LOCAL_ONLY: &[&str] = &["NO_COLOR", "PATH", "WEBSITE_SKU"];
 /// Variables App Service sets in every app with a managed identity ("How to use managed identities
 /// for App Service and Azure Functions", REST endpoint reference); the storage client reads them to
 /// get Entra ID tokens.
-const PLATFORM_PROVIDED: &[&str] = &["IDENTITY_ENDPOINT", "IDENTITY_HEADER"];
+/// `WEBSITE_SITE_NAME` and `WEBSITE_INSTANCE_ID` are App Service's environment variables (its
+/// "Environment variables and app settings" reference); telemetry names the resource after them.
+const PLATFORM_PROVIDED: &[&str] =
+    &["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "WEBSITE_SITE_NAME", "WEBSITE_INSTANCE_ID"];
+
+/// The standard OpenTelemetry variables (`OTEL_*`) are optional tuning with defaults, except the one
+/// that chooses the exporter, which the Bicep sets.
+fn optional(name: &str) -> bool {
+    name.starts_with("OTEL_") && name != "OTEL_TRACES_EXPORTER"
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -74,7 +83,7 @@ fn connections() -> BTreeSet<(String, String)> {
     out
 }
 
-/// String literals passed to `env::var`/`var_os` in src/.
+/// String literals passed to `env::var`/`var_os` in src/, and to `telemetry.rs`'s `var` helper.
 fn env_reads(dir: &Path, out: &mut BTreeSet<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -82,7 +91,7 @@ fn env_reads(dir: &Path, out: &mut BTreeSet<String>) {
             env_reads(&path, out);
         } else if path.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&path).unwrap();
-            for pat in ["env::var(\"", "env::var_os(\""] {
+            for pat in ["env::var(\"", "env::var_os(\"", " var(\"", "(var(\""] {
                 for (i, _) in text.match_indices(pat) {
                     let rest = &text[i + pat.len()..];
                     out.insert(rest[..rest.find('"').unwrap()].to_owned());
@@ -131,11 +140,15 @@ fn the_bicep_sets_every_setting_the_code_reads() {
     env_reads(&root().join("src"), &mut reads);
     env_reads(&root().join("crates/azfn/src"), &mut reads);
     assert!(reads.contains("FUNCTIONS_CUSTOMHANDLER_PORT"), "the scan of the handler's sources found {reads:?}");
+    assert!(
+        reads.contains("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
+        "the scan found the telemetry settings: {reads:?}"
+    );
     // RUST_LOG is read through tracing_subscriber's EnvFilter, not a literal call.
     reads.insert("RUST_LOG".to_owned());
     for name in reads.iter().filter(|n| {
         let n = n.as_str();
-        !HOST_PROVIDED.contains(&n) && !LOCAL_ONLY.contains(&n) && !PLATFORM_PROVIDED.contains(&n)
+        !HOST_PROVIDED.contains(&n) && !LOCAL_ONLY.contains(&n) && !PLATFORM_PROVIDED.contains(&n) && !optional(n)
     }) {
         assert!(settings.contains(name), "the code reads `{name}` but infra/main.bicep does not set it");
     }

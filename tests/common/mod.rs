@@ -66,10 +66,16 @@ pub struct Handler {
 impl Handler {
     /// Starts the binary for the app in `app_root` and waits until it answers `GET /`.
     pub async fn start(app_root: &Path) -> Handler {
+        Self::start_with_env(app_root, &[]).await
+    }
+
+    /// [`start`](Self::start) with more environment variables.
+    pub async fn start_with_env(app_root: &Path, env: &[(&str, &str)]) -> Handler {
         let port = free_port();
         let logs = tempfile::tempdir().unwrap();
         let (stdout, stderr) = (logs.path().join("stdout"), logs.path().join("stderr"));
         let child = command(app_root, Some(port))
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()

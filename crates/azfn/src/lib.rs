@@ -75,6 +75,7 @@ pub mod outputs;
 mod serve;
 mod server;
 pub mod storage;
+pub mod telemetry;
 pub mod testing;
 pub mod triggers;
 

@@ -9,15 +9,19 @@
 //! Events outside an invocation go to stdout (`INFO` and below) or stderr (`WARN`, `ERROR`; the host
 //! logs stderr lines containing "warn" as warnings and the others as errors).
 //!
+//! While traces are exported (see [`telemetry`](crate::telemetry)), a line written inside a trace
+//! ends with its id: `[invocation 3f2a…, trace 4bf92f…]`, or `[trace 4bf92f…]` outside an invocation.
+//!
 //! [`run`](crate::run) installs this layer with an `EnvFilter` read from `RUST_LOG` (default
-//! `info`). To compose your own subscriber, add [`layer()`] to it.
+//! `info`), and the OpenTelemetry layer when exporting. To compose your own subscriber, add
+//! [`layer()`] and [`telemetry::layer()`](crate::telemetry::layer) to it.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
 
 use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
@@ -61,14 +65,42 @@ pub fn layer() -> CaptureLayer {
     CaptureLayer::default()
 }
 
-/// Installs the azfn subscriber: [`layer()`] with `RUST_LOG` filtering (default `info`).
+/// Installs the azfn subscriber: [`layer()`] with `RUST_LOG` filtering (default `info`), and the
+/// OpenTelemetry layer when the environment asks for exporting (call it inside the Tokio runtime).
 /// Does nothing when a global subscriber is already set.
 pub fn init() {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
+    if tracing::dispatcher::has_been_set() {
+        return;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::registry().with(filter).with(layer()).try_init();
+    // Without export, no OpenTelemetry layer at all (not even an empty one in the stack).
+    let _ = match crate::telemetry::layer() {
+        Some(telemetry) => tracing_subscriber::registry().with(telemetry).with(filter).with(layer()).try_init(),
+        None => tracing_subscriber::registry().with(filter).with(layer()).try_init(),
+    };
+}
+
+/// A span's trace id, kept by the layer once the span records its `trace_id` field.
+struct TraceTag(String);
+
+/// Reads the `trace_id` field of a span record.
+#[derive(Default)]
+struct TraceIdVisitor(Option<String>);
+
+impl Visit for TraceIdVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "trace_id" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "trace_id" {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
 }
 
 /// Renders an event as `message key=value ...`.
@@ -119,21 +151,45 @@ where
         }
     }
 
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let mut visitor = TraceIdVisitor::default();
+        values.record(&mut visitor);
+        if let (Some(trace), Some(span)) = (visitor.0, ctx.span(id)) {
+            span.extensions_mut().insert(TraceTag(trace));
+        }
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let mut line = LineVisitor::default();
         event.record(&mut line);
         let level = level_name(meta.level());
-        let invocation = ctx
-            .event_scope(event)
-            .and_then(|scope| scope.into_iter().find_map(|span| span.extensions().get::<crate::Context>().cloned()));
+        let mut invocation = None;
+        let mut trace = String::new();
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                let extensions = span.extensions();
+                if invocation.is_none() {
+                    invocation = extensions.get::<crate::Context>().cloned();
+                }
+                if trace.is_empty()
+                    && let Some(TraceTag(id)) = extensions.get::<TraceTag>()
+                {
+                    trace = id.clone();
+                }
+                if invocation.is_some() && !trace.is_empty() {
+                    break;
+                }
+            }
+        }
         match invocation {
             Some(inv) => {
-                let text = format!("{level} {}{} [invocation {}]", line.message, line.fields, inv.invocation_id());
+                let tag = if trace.is_empty() { String::new() } else { format!(", trace {trace}") };
+                let text = format!("{level} {}{} [invocation {}{tag}]", line.message, line.fields, inv.invocation_id());
                 if *meta.level() == Level::ERROR {
                     let _ = writeln!(
                         std::io::stderr().lock(),
-                        "{level} {}: {}{} [invocation {}]",
+                        "{level} {}: {}{} [invocation {}{tag}]",
                         inv.function_name(),
                         line.message,
                         line.fields,
@@ -143,7 +199,8 @@ where
                 inv.push_log(text);
             }
             None => {
-                let text = format!("{level} {}: {}{}", meta.target(), line.message, line.fields);
+                let tag = if trace.is_empty() { String::new() } else { format!(" [trace {trace}]") };
+                let text = format!("{level} {}: {}{}{tag}", meta.target(), line.message, line.fields);
                 if *meta.level() <= Level::WARN {
                     let _ = writeln!(std::io::stderr().lock(), "{text}");
                 } else {
@@ -181,6 +238,33 @@ mod tests {
             tracing::info!("outside");
             let lines = invocation.take_logs();
             assert_eq!(lines, ["INFO greeting name=Ada [invocation inv-1]", "WARN careful [invocation inv-1]"]);
+        });
+    }
+
+    #[test]
+    fn a_span_that_records_its_trace_id_tags_the_lines_inside_it() {
+        let subscriber = tracing_subscriber::registry().with(layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let spec = crate::FunctionSpec::parse(
+                "Hello",
+                "Hello/function.json".as_ref(),
+                r#"{"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req"}]}"#,
+            )
+            .unwrap();
+            let invocation = crate::Context::new(spec, "inv-2");
+            let capture = Capture::begin(&invocation);
+            let span = tracing::error_span!(SPAN_NAME, trace_id = tracing::field::Empty);
+            capture.opened();
+            // What `telemetry::continue_trace` records when exporting.
+            span.record("trace_id", tracing::field::display("4bf92f3577b34da6a3ce929d0e0e4736"));
+            span.in_scope(|| {
+                let _episode = tracing::error_span!("azfn.orchestration").entered();
+                tracing::info!("inside");
+            });
+            assert_eq!(
+                invocation.take_logs(),
+                ["INFO inside [invocation inv-2, trace 4bf92f3577b34da6a3ce929d0e0e4736]"]
+            );
         });
     }
 }

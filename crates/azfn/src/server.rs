@@ -27,6 +27,7 @@ use crate::function_json::{AppMetadata, FunctionSpec};
 use crate::http::{HttpRequest, forward};
 use crate::logs::{Capture, SPAN_NAME};
 use crate::outputs::Answer;
+use crate::telemetry::Carrier;
 
 /// The header in which the host sends the invocation id.
 const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
@@ -386,9 +387,10 @@ async fn invoke(function: &Function, req: Request) -> Response {
         envelope.data.into_iter().map(|(k, raw)| (k.into_owned(), body.slice_ref(raw.get().as_bytes()))).collect();
     let metadata = envelope.metadata.map(|raw| body.slice_ref(raw.get().as_bytes()));
     let ctx = Context::from_raw(function.spec.clone(), id, metadata, data);
+    let carrier = if crate::telemetry::enabled() { carrier(&trigger) } else { Carrier::default() };
 
     let (result, logs) = match &function.kind {
-        Kind::Typed(handler) => run_logged(&ctx, handler(trigger, ctx.clone())).await,
+        Kind::Typed(handler) => run_logged(&ctx, &carrier, handler(trigger, ctx.clone())).await,
         Kind::Axum(router) => {
             let router = router.clone();
             let c = ctx.clone();
@@ -399,7 +401,7 @@ async fn invoke(function: &Function, req: Request) -> Response {
                 let res = forward::from_response(res).await.map_err(|e| InvocationError::Handler(e.into()))?;
                 c.with_outputs(|o, spec| o.set_http(spec, res)).map_err(InvocationError::Output)
             };
-            run_logged(&ctx, Box::pin(fut)).await
+            run_logged(&ctx, &carrier, Box::pin(fut)).await
         }
     };
     let outputs = ctx.take_outputs();
@@ -417,19 +419,64 @@ async fn invoke(function: &Function, req: Request) -> Response {
     }
 }
 
+/// The trace context an invocation continues: an HTTP request's headers, or a message's
+/// `traceparent` property (see [`telemetry`](crate::telemetry)).
+fn carrier(trigger: &TriggerArg) -> Carrier {
+    match trigger {
+        TriggerArg::Request(req) => Carrier {
+            traceparent: req.header("traceparent").map(str::to_owned),
+            tracestate: req.header("tracestate").map(str::to_owned),
+        },
+        TriggerArg::Wire(Some(raw)) => Carrier::from_json(raw.get()),
+        _ => Carrier::default(),
+    }
+}
+
+/// OpenTelemetry's `faas.trigger` and span kind for a trigger type.
+fn trigger_kind(binding_type: &str) -> (&'static str, &'static str) {
+    match binding_type {
+        "httpTrigger" => ("http", "server"),
+        "queueTrigger" | "serviceBusTrigger" | "eventHubTrigger" | "eventGridTrigger" => ("pubsub", "consumer"),
+        "timerTrigger" => ("timer", "internal"),
+        "blobTrigger" | "cosmosDBTrigger" => ("datasource", "internal"),
+        _ => ("other", "internal"),
+    }
+}
+
 /// Runs a handler future inside the invocation span, catching panics, and returns its captured logs.
 async fn run_logged(
     ctx: &Context,
+    carrier: &Carrier,
     fut: futures_util::future::BoxFuture<'static, Result<(), InvocationError>>,
 ) -> (Result<(), InvocationError>, Vec<String>) {
     let capture = Capture::begin(ctx);
     // ERROR level so that the span exists whatever RUST_LOG allows; the layer needs it to capture.
-    let span = tracing::error_span!(SPAN_NAME, invocation_id = ctx.invocation_id(), function = ctx.function_name());
+    let span = if crate::telemetry::enabled() {
+        let (trigger, kind) = trigger_kind(&ctx.function().trigger().binding_type);
+        tracing::error_span!(
+            SPAN_NAME,
+            invocation_id = ctx.invocation_id(),
+            function = ctx.function_name(),
+            otel.name = ctx.function_name(),
+            otel.kind = kind,
+            faas.trigger = trigger,
+            trace_id = tracing::field::Empty,
+        )
+    } else {
+        tracing::error_span!(SPAN_NAME, invocation_id = ctx.invocation_id(), function = ctx.function_name())
+    };
     capture.opened();
+    crate::telemetry::continue_trace(&span, carrier);
+    // A second handle on the span only while exporting, to mark a failure (cloning a span is a
+    // registry call each way).
+    let exported = crate::telemetry::enabled().then(|| span.clone());
     let result = match AssertUnwindSafe(fut).catch_unwind().instrument(span).await {
         Ok(r) => r,
         Err(panic) => Err(InvocationError::Panic(panic_text(&*panic))),
     };
+    if let (Err(e), Some(span)) = (&result, &exported) {
+        crate::telemetry::fail(span, &e.to_string());
+    }
     (result, ctx.take_logs())
 }
 
@@ -482,7 +529,9 @@ async fn serve_forwarded(
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     let ctx = Context::from_raw(spec.clone(), id.clone(), None, HashMap::new());
-    let (result, logs) = run_logged(&ctx, handler(TriggerArg::Request(Box::new(request)), ctx.clone())).await;
+    let trigger = TriggerArg::Request(Box::new(request));
+    let carrier = if crate::telemetry::enabled() { carrier(&trigger) } else { Carrier::default() };
+    let (result, logs) = run_logged(&ctx, &carrier, handler(trigger, ctx.clone())).await;
     // Forwarded responses carry no Logs: print them so the host logs them.
     {
         use std::io::Write as _;
@@ -548,6 +597,7 @@ async fn start(app: App) -> Result<ExitCode, StartupError> {
         async move { stop.store(wait_for_signal().await, Ordering::SeqCst) }
     };
     crate::serve::serve(listener, handler, signal).await;
+    crate::telemetry::shutdown().await;
     Ok(match stop.load(Ordering::SeqCst) {
         STOP_INT => ExitCode::from(130),
         _ => ExitCode::from(143),

@@ -22,5 +22,6 @@ pub async fn say_hello(_ctx: ActivityContext, city: String) -> Result<String, St
     if city.is_empty() {
         return Err("SayHello needs a city".into());
     }
+    tracing::info!(%city, "saying hello");
     Ok(format!("Hello {city}!"))
 }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use super::entity::{EntityId, EntityRequest, EntityRow, Outgoing, Reply};
 use super::error::DurableError;
@@ -22,6 +23,7 @@ use super::messages::{Command, ControlMessage, WorkMessage};
 use super::registry::{ActivityContext, Registry};
 use super::replay::Execution;
 use super::store::{InstanceStatus, RuntimeStatus};
+use crate::telemetry;
 
 /// Instances kept in memory per process.
 const CACHE_CAPACITY: usize = 5_000;
@@ -222,7 +224,14 @@ impl Dispatcher {
     /// then sends what it produced (replies, signals, a lock passed on). The messages are stored in
     /// the row with the write, and a process that finds them there unsent sends them before its own
     /// write: a crash after a write loses nothing. A redelivered operation changes nothing.
-    async fn entity_message(&self, instance_id: &str, mut request: EntityRequest) -> Result<(), DurableError> {
+    async fn entity_message(&self, instance_id: &str, request: EntityRequest) -> Result<(), DurableError> {
+        let name = EntityId::from_instance_id(instance_id).map(|e| e.name).unwrap_or_default();
+        let span = telemetry::entity_span(&name, instance_id, &request.operation);
+        self.apply_entity_request(instance_id, request).instrument(span).await
+    }
+
+    /// [`entity_message`](Self::entity_message), inside the operation's span.
+    async fn apply_entity_request(&self, instance_id: &str, mut request: EntityRequest) -> Result<(), DurableError> {
         let entity = EntityId::from_instance_id(instance_id)
             .ok_or_else(|| DurableError::BadRequest(format!("{instance_id:?} is not an entity id (@name@key)")))?;
         self.hub.resolve(&mut request.input).await?;
@@ -354,13 +363,14 @@ impl Dispatcher {
                 held.sent.of(&live.status.execution_id);
                 held.sent.carried
             };
+            let span = telemetry::orchestration_span(&live.status.name, &msg.instance_id, &live.status.execution_id);
             let sent = held.sent.of(&live.status.execution_id);
-            match self.apply(live, msg, retry, sent, carried_sent, Utc::now()).await? {
+            match self.apply(live, msg, retry, sent, carried_sent, Utc::now()).instrument(span.clone()).await? {
                 Applied::Done(keep, outbox) => {
                     held.live = keep;
                     // Sent under the instance's lock, so that the next episode here knows what went out.
                     let carried = outbox.carried;
-                    let (sent_ids, result) = self.send(outbox.work, outbox.control).await;
+                    let (sent_ids, result) = self.send(outbox.work, outbox.control).instrument(span).await;
                     held.sent.of(&outbox.execution_id).extend(sent_ids);
                     if carried && result.is_ok() {
                         held.sent.carried = true;
@@ -418,9 +428,11 @@ impl Dispatcher {
         tracing::debug!(instance = %msg.instance_id, task = msg.task_id, activity = %msg.name, "running activity");
         let ctx =
             ActivityContext { instance_id: msg.instance_id.clone(), name: msg.name.clone(), task_id: msg.task_id };
-        let event = match self.registry.run_activity(ctx, input).await {
+        let span = telemetry::activity_span(&msg.name, &msg.instance_id, msg.task_id, dequeue_count);
+        let event = match self.registry.run_activity(ctx, input).instrument(span.clone()).await {
             Ok(result) => Event::TaskCompleted { id: msg.task_id, result },
             Err(error) => {
+                telemetry::fail(&span, &error);
                 tracing::warn!(instance = %msg.instance_id, attempt = dequeue_count, "activity {} failed: {error}", msg.name);
                 Event::TaskFailed { id: msg.task_id, error }
             }
@@ -714,6 +726,7 @@ impl Dispatcher {
                 task_id: *task_id,
                 name: name.clone(),
                 input: input.clone(),
+                traceparent: telemetry::current_traceparent(),
             }),
             Event::TimerCreated { id: timer, fire_at } => {
                 let mut msg = ControlMessage::event(id, execution, Event::TimerFired { id: *timer });

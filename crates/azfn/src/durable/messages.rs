@@ -49,6 +49,10 @@ pub struct ControlMessage {
     /// An operation for an entity (the instance id is the entity's, `@{name}@{key}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity: Option<super::entity::EntityRequest>,
+    /// The W3C trace context of the span that sent it, while traces are exported: the invocation
+    /// that handles the message continues that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl ControlMessage {
@@ -64,6 +68,7 @@ impl ControlMessage {
             recover: false,
             guard: false,
             entity: None,
+            traceparent: crate::telemetry::current_traceparent(),
         }
     }
 
@@ -80,6 +85,7 @@ impl ControlMessage {
             recover: false,
             guard: false,
             entity: Some(request),
+            traceparent: crate::telemetry::current_traceparent(),
         }
     }
 
@@ -95,6 +101,7 @@ impl ControlMessage {
             recover: false,
             guard: false,
             entity: None,
+            traceparent: crate::telemetry::current_traceparent(),
         }
     }
 }
@@ -113,4 +120,7 @@ pub struct WorkMessage {
     pub name: String,
     /// Its input (possibly a reference to an offloaded blob).
     pub input: Value,
+    /// The W3C trace context of the episode that scheduled it, while traces are exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }

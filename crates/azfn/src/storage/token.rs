@@ -52,28 +52,35 @@ struct TokenAnswer {
     expires_on: serde_json::Value,
 }
 
-/// Managed identity tokens for one identity, cached.
+/// Managed identity tokens for one identity and one audience, cached.
 #[derive(Debug)]
 pub struct ManagedIdentity {
     endpoint: IdentityEndpoint,
     client_id: Option<String>,
+    resource: String,
     http: reqwest::Client,
     cached: Mutex<Option<(String, SystemTime)>>,
 }
 
 impl ManagedIdentity {
-    /// Tokens from `endpoint`, for the user-assigned identity `client_id` (or the system-assigned one).
+    /// Storage tokens from `endpoint`, for the user-assigned identity `client_id` (or the
+    /// system-assigned one).
     pub fn new(endpoint: IdentityEndpoint, client_id: Option<String>) -> Self {
+        Self::for_resource(endpoint, client_id, STORAGE_RESOURCE)
+    }
+
+    /// Tokens for the audience `resource` (e.g. `https://monitor.azure.com/`), as [`new`](Self::new).
+    pub fn for_resource(endpoint: IdentityEndpoint, client_id: Option<String>, resource: &str) -> Self {
         // A short connect timeout: off Azure, IMDS does not answer at all.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();
-        Self { endpoint, client_id, http, cached: Mutex::new(None) }
+        Self { endpoint, client_id, resource: resource.to_owned(), http, cached: Mutex::new(None) }
     }
 
-    /// A valid storage token, from the cache or the endpoint.
+    /// A valid token, from the cache or the endpoint.
     pub async fn token(&self) -> Result<String, String> {
         let mut cached = self.cached.lock().await;
         if let Some((token, expires)) = cached.as_ref()
@@ -81,7 +88,7 @@ impl ManagedIdentity {
         {
             return Ok(token.clone());
         }
-        let mut query = vec![("resource", STORAGE_RESOURCE.to_owned())];
+        let mut query = vec![("resource", self.resource.clone())];
         let req = match &self.endpoint {
             IdentityEndpoint::AppService { endpoint, header } => {
                 query.push(("api-version", "2019-08-01".into()));

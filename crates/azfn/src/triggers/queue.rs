@@ -47,6 +47,16 @@ pub struct QueueMessage<T = String> {
     pub pop_receipt: Option<String>,
 }
 
+impl<T> QueueMessage<T> {
+    /// The W3C `traceparent` the message carries: the `traceparent` property of a JSON object
+    /// message (as [`Context::send_json`](crate::Context::send_json) and the durable engine write
+    /// it). The runtime already continues that trace in the invocation's span; this is for code
+    /// that passes it on by other means.
+    pub fn traceparent(&self) -> Option<String> {
+        crate::telemetry::Carrier::from_json(&self.text).traceparent
+    }
+}
+
 impl<T: DeserializeOwned + Send + 'static> FromTrigger for QueueMessage<T> {
     const TRIGGER_TYPE: Option<&'static str> = Some("queueTrigger");
 
