@@ -2,7 +2,7 @@
 //! `playwright-core` (from `tools/`, installed by `scripts/test`) runs `tests/browser/dashboard.mjs`
 //! against the orders app under `cargo azfn start --builtin` on Azurite: the list, its filters and
 //! paging, the timeline of a 5-activity HelloSequence, a Terminate through the page checked with
-//! the API, and a Redrive of a parked message checked by its effect.
+//! the API, the entity list filtered and paged, and a Redrive of a parked message checked by its effect.
 
 mod common;
 
@@ -60,6 +60,19 @@ async fn the_dashboard_lists_filters_draws_the_timeline_terminates_and_redrives_
     reaches(&http, &host, &sequence, "Completed").await;
     reaches(&http, &host, &waiting, "Running").await;
     reaches(&http, &host, &approval, "Running").await;
+    // Two entities for the entity list's paging.
+    for key in ["dash-a", "dash-b"] {
+        let url = host.url(&format!("/api/orchestrators/entities/Counter/{key}?op=add"));
+        assert_eq!(http.post(url).json(&1).send().await.unwrap().status(), 202);
+    }
+    let deadline = Instant::now() + WAIT;
+    for key in ["dash-a", "dash-b"] {
+        let url = host.url(&format!("/api/orchestrators/entities/Counter/{key}"));
+        while http.get(&url).send().await.unwrap().status() != 200 {
+            assert!(Instant::now() < deadline, "entity {key} was not created");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     // A message parked during an outage (put there directly): the approval of `approval`.
     let queues = QueueClient::new(&azurite.account()).unwrap();
     let event = Event::EventRaised { name: "Approval".into(), input: json!(true), key: "dashboard-1".into() };

@@ -397,4 +397,5 @@ async fn with_azuremonitor_the_spans_go_to_application_insights_with_the_managed
     assert_eq!(request["tags"]["ai.operation.id"], trace_id.as_str());
     assert_eq!(request["tags"]["ai.operation.parentId"], caller_span.as_str());
     assert_eq!(request["data"]["baseData"]["name"], "Hello");
+    assert_eq!(request["data"]["baseData"]["responseCode"], "200", "the HTTP status is the result code");
 }

@@ -186,21 +186,17 @@ impl Context {
     /// Sends `value` as one JSON message to a message output (queue, Service Bus, Event Hubs, ...).
     ///
     /// While traces are exported (see [`telemetry`](crate::telemetry)), a value that is a JSON object
-    /// without a `traceparent` property gets one: the W3C trace context of this invocation, which
-    /// the function that receives the message continues. (A receiver that refuses unknown fields
+    /// without a `traceparent` property gets one, first: the W3C trace context of this invocation,
+    /// which the function that receives the message continues. The rest of the text is exactly what
+    /// serde wrote. (A receiver that refuses unknown fields
     /// can declare it, or the sender can use [`send_text`](Self::send_text).)
     pub fn send_json<T: Serialize + ?Sized>(&self, binding: &str, value: &T) -> Result<(), OutputError> {
         let error =
             |e: serde_json::Error| OutputError::new(format!("cannot serialize the message for `{binding}`: {e}"));
+        let text = serde_json::to_string(value).map_err(error)?;
         let text = match crate::telemetry::current_traceparent() {
-            None => serde_json::to_string(value).map_err(error)?,
-            Some(traceparent) => match serde_json::to_value(value).map_err(error)? {
-                Value::Object(mut object) => {
-                    object.entry("traceparent").or_insert(Value::String(traceparent));
-                    serde_json::to_string(&object).map_err(error)?
-                }
-                other => serde_json::to_string(&other).map_err(error)?,
-            },
+            Some(traceparent) => crate::telemetry::with_traceparent(text, &traceparent),
+            None => text,
         };
         self.send_text(binding, text)
     }

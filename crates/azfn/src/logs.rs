@@ -9,8 +9,8 @@
 //! Events outside an invocation go to stdout (`INFO` and below) or stderr (`WARN`, `ERROR`; the host
 //! logs stderr lines containing "warn" as warnings and the others as errors).
 //!
-//! While traces are exported (see [`telemetry`](crate::telemetry)), a line written inside a trace
-//! ends with its id: `[invocation 3f2a…, trace 4bf92f…]`, or `[trace 4bf92f…]` outside an invocation.
+//! While traces are exported (see [`telemetry`](crate::telemetry)), a line written inside an
+//! invocation ends with its trace id: `[invocation 3f2a…, trace 4bf92f…]`.
 //!
 //! [`run`](crate::run) installs this layer with an `EnvFilter` read from `RUST_LOG` (default
 //! `info`), and the OpenTelemetry layer when exporting. To compose your own subscriber, add
@@ -83,21 +83,21 @@ pub fn init() {
     };
 }
 
-/// A span's trace id, kept by the layer once the span records its `trace_id` field.
+/// A span's trace id, kept by the layer once the span records its `azfn.trace_id` field.
 struct TraceTag(String);
 
-/// Reads the `trace_id` field of a span record.
+/// Reads the `azfn.trace_id` field of a span record.
 #[derive(Default)]
 struct TraceIdVisitor(Option<String>);
 
 impl Visit for TraceIdVisitor {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "trace_id" {
+        if field.name() == crate::telemetry::TRACE_ID_FIELD {
             self.0 = Some(value.to_owned());
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "trace_id" {
+        if field.name() == crate::telemetry::TRACE_ID_FIELD {
             self.0 = Some(format!("{value:?}"));
         }
     }
@@ -177,7 +177,9 @@ where
                 {
                     trace = id.clone();
                 }
-                if invocation.is_some() && !trace.is_empty() {
+                // The trace id is looked for only while exporting; otherwise the walk ends at the
+                // invocation, as it always did.
+                if invocation.is_some() && (!trace.is_empty() || !crate::telemetry::enabled()) {
                     break;
                 }
             }
@@ -253,10 +255,10 @@ mod tests {
             .unwrap();
             let invocation = crate::Context::new(spec, "inv-2");
             let capture = Capture::begin(&invocation);
-            let span = tracing::error_span!(SPAN_NAME, trace_id = tracing::field::Empty);
+            let span = tracing::error_span!(SPAN_NAME, azfn.trace_id = tracing::field::Empty);
             capture.opened();
             // What `telemetry::continue_trace` records when exporting.
-            span.record("trace_id", tracing::field::display("4bf92f3577b34da6a3ce929d0e0e4736"));
+            span.record(crate::telemetry::TRACE_ID_FIELD, tracing::field::display("4bf92f3577b34da6a3ce929d0e0e4736"));
             span.in_scope(|| {
                 let _episode = tracing::error_span!("azfn.orchestration").entered();
                 tracing::info!("inside");

@@ -389,7 +389,7 @@ async fn invoke(function: &Function, req: Request) -> Response {
     let ctx = Context::from_raw(function.spec.clone(), id, metadata, data);
     let carrier = if crate::telemetry::enabled() { carrier(&trigger) } else { Carrier::default() };
 
-    let (result, logs) = match &function.kind {
+    let (result, logs, exported) = match &function.kind {
         Kind::Typed(handler) => run_logged(&ctx, &carrier, handler(trigger, ctx.clone())).await,
         Kind::Axum(router) => {
             let router = router.clone();
@@ -405,6 +405,9 @@ async fn invoke(function: &Function, req: Request) -> Response {
         }
     };
     let outputs = ctx.take_outputs();
+    if let (Some(span), Some((_, res))) = (&exported, &outputs.http) {
+        crate::telemetry::http_status(span, res.status.as_u16());
+    }
     let answer = result.and_then(|()| {
         let answer = Answer::new(&outputs, &logs).map_err(InvocationError::Output)?;
         // Room for the usual small answer without growing.
@@ -443,12 +446,13 @@ fn trigger_kind(binding_type: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// Runs a handler future inside the invocation span, catching panics, and returns its captured logs.
+/// Runs a handler future inside the invocation span, catching panics, and returns its captured logs
+/// and, while exporting, the span (to record the HTTP status on).
 async fn run_logged(
     ctx: &Context,
     carrier: &Carrier,
     fut: futures_util::future::BoxFuture<'static, Result<(), InvocationError>>,
-) -> (Result<(), InvocationError>, Vec<String>) {
+) -> (Result<(), InvocationError>, Vec<String>, Option<tracing::Span>) {
     let capture = Capture::begin(ctx);
     // ERROR level so that the span exists whatever RUST_LOG allows; the layer needs it to capture.
     let span = if crate::telemetry::enabled() {
@@ -460,7 +464,7 @@ async fn run_logged(
             otel.name = ctx.function_name(),
             otel.kind = kind,
             faas.trigger = trigger,
-            trace_id = tracing::field::Empty,
+            azfn.trace_id = tracing::field::Empty,
         )
     } else {
         tracing::error_span!(SPAN_NAME, invocation_id = ctx.invocation_id(), function = ctx.function_name())
@@ -477,7 +481,7 @@ async fn run_logged(
     if let (Err(e), Some(span)) = (&result, &exported) {
         crate::telemetry::fail(span, &e.to_string());
     }
-    (result, ctx.take_logs())
+    (result, ctx.take_logs(), exported)
 }
 
 /// The message of a panic payload (`&str` or `String`).
@@ -531,7 +535,7 @@ async fn serve_forwarded(
     let ctx = Context::from_raw(spec.clone(), id.clone(), None, HashMap::new());
     let trigger = TriggerArg::Request(Box::new(request));
     let carrier = if crate::telemetry::enabled() { carrier(&trigger) } else { Carrier::default() };
-    let (result, logs) = run_logged(&ctx, &carrier, handler(trigger, ctx.clone())).await;
+    let (result, logs, exported) = run_logged(&ctx, &carrier, handler(trigger, ctx.clone())).await;
     // Forwarded responses carry no Logs: print them so the host logs them.
     {
         use std::io::Write as _;
@@ -542,7 +546,12 @@ async fn serve_forwarded(
     }
     match result {
         Ok(()) => match ctx.take_outputs().http {
-            Some((_, res)) => res.into_response(),
+            Some((_, res)) => {
+                if let Some(span) = &exported {
+                    crate::telemetry::http_status(span, res.status.as_u16());
+                }
+                res.into_response()
+            }
             None => StatusCode::NO_CONTENT.into_response(),
         },
         Err(e) => {

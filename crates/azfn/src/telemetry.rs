@@ -168,10 +168,7 @@ where
 fn start(destination: &Destination) -> Result<SdkTracer, String> {
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| "the exporter needs a Tokio runtime: set up telemetry inside it".to_owned())?;
-    let timeout = var("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
-        .or_else(|| var("OTEL_EXPORTER_OTLP_TIMEOUT"))
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .map_or(Duration::from_secs(10), Duration::from_millis);
+    let timeout = export_timeout();
     let http = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -253,7 +250,16 @@ pub async fn shutdown() {
     let Some(provider) = PROVIDER.get().cloned() else { return };
     // The batch processor's thread exports with requests run on this runtime: wait for it from a
     // blocking thread, so that this one stays free to drive them.
-    let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    let timeout = export_timeout() + Duration::from_secs(1);
+    let _ = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
+}
+
+/// The time one export may take (`OTEL_EXPORTER_OTLP_TIMEOUT`, default 10 s).
+fn export_timeout() -> Duration {
+    var("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+        .or_else(|| var("OTEL_EXPORTER_OTLP_TIMEOUT"))
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map_or(Duration::from_secs(10), Duration::from_millis)
 }
 
 /// The audience of Azure Monitor ingestion tokens ("Microsoft Entra authentication for Application
@@ -264,7 +270,6 @@ const MONITOR_RESOURCE: &str = "https://monitor.azure.com/";
 /// processor calls from a thread of its own, with no runtime). For Application Insights with Entra
 /// ID, it adds the managed identity's bearer token and posts to `/v2.1/track`, the ingestion path
 /// that accepts tokens (`/v2/track`, where the exporter posts, answers "Authentication not supported").
-#[derive(Debug)]
 struct ExportClient {
     http: reqwest::Client,
     runtime: tokio::runtime::Handle,
@@ -274,12 +279,27 @@ struct ExportClient {
     loopback_http: bool,
 }
 
-/// Whether the connection string's `IngestionEndpoint` is `http://` on a loopback address.
+/// The token and the identity header stay out of debug output.
+impl std::fmt::Debug for ExportClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportClient")
+            .field("entra", &self.entra.is_some())
+            .field("loopback_http", &self.loopback_http)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `uri` names a loopback host exactly (`127.0.0.1`, `localhost`, `::1`), with no user info.
+fn is_loopback(uri: &http::Uri) -> bool {
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    !authority.contains('@') && matches!(uri.host(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1"))
+}
+
+/// Whether the connection string's `IngestionEndpoint` is `http://` on a loopback host.
 fn loopback_http_ingestion(connection_string: &str) -> bool {
     connection_string.split(';').filter_map(|p| p.split_once('=')).any(|(k, v)| {
-        let v = v.trim();
         k.trim().eq_ignore_ascii_case("IngestionEndpoint")
-            && ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|h| v.starts_with(h))
+            && v.trim().parse::<http::Uri>().is_ok_and(|u| u.scheme_str() == Some("http") && is_loopback(&u))
     })
 }
 
@@ -295,20 +315,35 @@ impl opentelemetry_http::HttpClient for ExportClient {
         {
             uri = format!("{prefix}/v2.1/track");
         }
+        let mut parsed: http::Uri = uri.parse()?;
         if self.loopback_http
+            && parsed.scheme_str() == Some("https")
+            && is_loopback(&parsed)
             && let Some(rest) = uri.strip_prefix("https://")
-            && ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| rest.starts_with(h))
         {
-            uri = format!("http://{rest}");
+            parsed = format!("http://{rest}").parse()?;
         }
-        *request.uri_mut() = uri.parse()?;
+        *request.uri_mut() = parsed;
         let mut request = reqwest::Request::try_from(request)?;
         let client = self.http.clone();
         let entra = self.entra.clone();
         let answer = self.runtime.spawn(async move {
             if let Some(identity) = entra {
-                let token = identity.token().await.map_err(|e| format!("no token for Application Insights: {e}"))?;
-                let value = http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|e| e.to_string())?;
+                let token = match identity.token().await {
+                    Ok(token) => token,
+                    // Answered as a refusal, not an error: the exporter retries errors for half a
+                    // minute, holding the batch thread, and a token that cannot be had now will
+                    // not be had in a second either. The batch is dropped and reported.
+                    Err(e) => {
+                        eprintln!("azfn: WARN no token for Application Insights, spans dropped: {e}");
+                        return http::Response::builder()
+                            .status(http::StatusCode::UNAUTHORIZED)
+                            .body(bytes::Bytes::new())
+                            .map_err(|e| e.to_string());
+                    }
+                };
+                let mut value = http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|e| e.to_string())?;
+                value.set_sensitive(true);
                 request.headers_mut().insert(http::header::AUTHORIZATION, value);
             }
             let res = client.execute(request).await.map_err(|e| e.to_string())?;
@@ -379,12 +414,15 @@ pub(crate) fn continue_trace(span: &Span, carrier: &Carrier) {
     record_trace_id(span);
 }
 
-/// Records the span's trace id in its `trace_id` field (read by the log layer).
+/// The span field that holds a span's trace id for the log layer.
+pub(crate) const TRACE_ID_FIELD: &str = "azfn.trace_id";
+
+/// Records the span's trace id in its `azfn.trace_id` field (read by the log layer).
 fn record_trace_id(span: &Span) {
     let cx = span.context();
     let context = cx.span().span_context().clone();
     if context.is_valid() {
-        span.record("trace_id", tracing::field::display(context.trace_id()));
+        span.record(TRACE_ID_FIELD, tracing::field::display(context.trace_id()));
     }
 }
 
@@ -399,10 +437,31 @@ pub fn current_traceparent() -> Option<String> {
     sc.is_valid().then(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
 }
 
+/// Adds `"traceparent"` as the first property of `json` when it is an object that does not mention
+/// one (the rest stays byte for byte as it was); any other text is returned as it is.
+pub(crate) fn with_traceparent(json: String, traceparent: &str) -> String {
+    let Some(rest) = json.strip_prefix('{') else { return json };
+    if json.contains("\"traceparent\"") {
+        return json;
+    }
+    let separator = if rest.trim_start().starts_with('}') { "" } else { "," };
+    format!("{{\"traceparent\":{}{separator}{rest}", serde_json::Value::String(traceparent.to_owned()))
+}
+
 /// Marks `span` as failed with `message` (no-op when not exporting).
 pub(crate) fn fail(span: &Span, message: &str) {
     if enabled() {
         span.set_status(Status::error(message.to_owned()));
+    }
+}
+
+/// Records an HTTP invocation's response status on its span (`http.response.status_code`, which
+/// Application Insights shows as the request's result code); a 5xx marks the span failed, as
+/// OpenTelemetry's HTTP conventions do for servers.
+pub(crate) fn http_status(span: &Span, status: u16) {
+    span.set_attribute("http.response.status_code", i64::from(status));
+    if status >= 500 {
+        span.set_status(Status::error(format!("HTTP {status}")));
     }
 }
 
@@ -432,16 +491,18 @@ pub(crate) fn activity_span(name: &str, instance_id: &str, task_id: u64, attempt
         "durabletask.type" = "activity",
         durabletask.task.name = name,
         durabletask.task.instance_id = instance_id,
-        durabletask.task.task_id = task_id,
-        durabletask.task.attempt = attempt,
+        // As i64: OpenTelemetry has no unsigned integers, and a u64 would be exported as text.
+        durabletask.task.task_id = task_id as i64,
+        durabletask.task.attempt = attempt as i64,
     )
 }
 
 /// The span of one entity operation (or lock request) on the entity `instance_id` (`@name@key`).
-pub(crate) fn entity_span(name: &str, instance_id: &str, operation: &str) -> Span {
+pub(crate) fn entity_span(instance_id: &str, operation: &str) -> Span {
     if !enabled() {
         return Span::none();
     }
+    let name = crate::durable::EntityId::from_instance_id(instance_id).map(|e| e.name).unwrap_or_default();
     tracing::error_span!(
         "azfn.entity",
         otel.name = %format_args!("entity:{name}"),
@@ -475,9 +536,25 @@ mod tests {
     fn only_a_loopback_ingestion_endpoint_stays_plain_http() {
         assert!(loopback_http_ingestion("InstrumentationKey=k;IngestionEndpoint=http://127.0.0.1:8080/"));
         assert!(!loopback_http_ingestion("InstrumentationKey=k;IngestionEndpoint=http://example.com/"));
+        assert!(!loopback_http_ingestion("IngestionEndpoint=http://127.0.0.1.evil.example/"));
+        assert!(!loopback_http_ingestion("IngestionEndpoint=http://localhost@evil.example/"));
+        assert!(loopback_http_ingestion("IngestionEndpoint=http://localhost:9/"));
         assert!(!loopback_http_ingestion(
             "InstrumentationKey=k;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/"
         ));
+    }
+
+    #[test]
+    fn a_traceparent_goes_first_into_an_object_and_nowhere_else() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            with_traceparent(r#"{"z":1,"a":340282366920938463463374607431768211455}"#.into(), tp),
+            format!(r#"{{"traceparent":"{tp}","z":1,"a":340282366920938463463374607431768211455}}"#)
+        );
+        assert_eq!(with_traceparent("{}".into(), tp), format!(r#"{{"traceparent":"{tp}"}}"#));
+        assert_eq!(with_traceparent(r#"{"traceparent":"mine"}"#.into(), tp), r#"{"traceparent":"mine"}"#);
+        assert_eq!(with_traceparent("[1]".into(), tp), "[1]");
+        assert_eq!(with_traceparent(r#""text""#.into(), tp), r#""text""#);
     }
 
     #[test]

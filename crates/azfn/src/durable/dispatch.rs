@@ -225,8 +225,7 @@ impl Dispatcher {
     /// the row with the write, and a process that finds them there unsent sends them before its own
     /// write: a crash after a write loses nothing. A redelivered operation changes nothing.
     async fn entity_message(&self, instance_id: &str, request: EntityRequest) -> Result<(), DurableError> {
-        let name = EntityId::from_instance_id(instance_id).map(|e| e.name).unwrap_or_default();
-        let span = telemetry::entity_span(&name, instance_id, &request.operation);
+        let span = telemetry::entity_span(instance_id, &request.operation);
         self.apply_entity_request(instance_id, request).instrument(span).await
     }
 

@@ -17,8 +17,10 @@ pub enum Command {
     Resume,
 }
 
-/// A message on `{hub}-control`: an event for one instance.
+/// A message on `{hub}-control`: an event for one instance. Build one with [`event`](Self::event),
+/// [`entity`](Self::entity) or [`command`](Self::command).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 #[serde(rename_all = "camelCase")]
 pub struct ControlMessage {
     /// The instance.
@@ -108,6 +110,7 @@ impl ControlMessage {
 
 /// A message on `{hub}-work`: one activity call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 #[serde(rename_all = "camelCase")]
 pub struct WorkMessage {
     /// The calling instance.

@@ -247,17 +247,35 @@ async function instanceView(id) {
 
 // ---- Entities and poison -----------------------------------------------------------------------
 
-async function entitiesView() {
+const entityState = { name: "", top: 50, tokens: [null], page: 0 };
+
+async function entitiesView(params) {
   clearTimeout(refreshTimer);
-  const res = await call("GET", "entities", { top: 200 });
-  if (res.status !== 200) { show(el("h2", {}, "Entities"), errorBox("Listing entities", res)); return; }
-  show(el("h2", {}, "Entities"),
+  if (params) Object.assign(entityState, params);
+  const form = el("form", { class: "filters", "aria-label": "Entity filters" },
+    el("label", {}, "Entity name", el("input", { name: "name", value: entityState.name })),
+    el("label", {}, "Per page", el("input", { name: "top", type: "number", min: 1, max: 1000, value: entityState.top })),
+    el("button", { type: "submit" }, "Apply filters"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const data = Object.fromEntries(new FormData(form));
+    entitiesView({ name: data.name, top: data.top || 50, tokens: [null], page: 0 });
+  });
+  const res = await call("GET", "entities", { name: entityState.name, top: entityState.top, __token: entityState.tokens[entityState.page] });
+  if (res.status !== 200) { show(el("h2", {}, "Entities"), form, errorBox("Listing entities", res)); return; }
+  const next = res.headers.get("x-ms-continuation-token");
+  const pager = el("div", { class: "pager" },
+    el("button", { type: "button", disabled: entityState.page === 0, onclick: () => { entityState.page--; entitiesView(); } }, "Previous page"),
+    el("span", {}, `Page ${entityState.page + 1}`),
+    el("button", { type: "button", disabled: !next, onclick: () => { entityState.tokens[entityState.page + 1] = next; entityState.page++; entitiesView(); } }, "Next page"));
+  show(el("h2", {}, "Entities"), form,
     el("table", { "aria-label": "Entities" },
       el("thead", {}, el("tr", {}, ["Name", "Key", "Last operation", "State"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, res.body.length ? res.body.map((e) => el("tr", {},
         el("td", {}, e.entityId.name), el("td", { class: "mono" }, e.entityId.key),
         el("td", {}, time(e.lastOperationTime)), el("td", {}, json(e.state))))
-        : el("tr", {}, el("td", { colspan: 4 }, "No entities.")))));
+        : el("tr", {}, el("td", { colspan: 4 }, "No entities.")))),
+    pager);
 }
 
 async function poisonView() {
