@@ -176,3 +176,70 @@ async fn a_poison_move_whose_delete_failed_copies_once() {
     assert_eq!(parked[0].body, b"not an order");
     assert!(queues.peek("orders", 32).await.unwrap().is_empty());
 }
+
+async fn greet_twice(
+    ctx: azfn::durable::OrchestrationContext,
+    _: Value,
+) -> Result<Vec<String>, azfn::durable::TaskError> {
+    let a: String = ctx.call_activity("Echo", "one").await?;
+    let b: String = ctx.call_activity("Echo", "two").await?;
+    Ok(vec![a, b])
+}
+
+async fn echo(_ctx: azfn::durable::ActivityContext, s: String) -> Result<String, String> {
+    Ok(s)
+}
+
+/// An activity's worker records the result (and with it the next call) but cannot send the next
+/// call's message, nor the result through the control queue: storage refuses every queue write.
+/// The work message is then delivered again. Whether the same process gets it (its cache knows the
+/// result) or another one (after a crash, from the table), the next call goes out and the
+/// orchestration completes, with each result recorded once.
+#[tokio::test]
+async fn a_redelivered_activity_whose_next_step_was_never_sent_sends_it() {
+    use azfn::durable::{Dispatcher, DurableClient, Registry, WorkMessage};
+    use std::sync::Arc;
+    let azurite = Azurite::start();
+    let proxy = common::fault_proxy::FaultProxy::start(&azurite, 5).await;
+    proxy.set_faults(false);
+    let through_proxy = proxy.connection_string();
+    let account =
+        azfn::storage::resolve("AzureWebJobsStorage", |k| (k == "AzureWebJobsStorage").then(|| through_proxy.clone()))
+            .unwrap();
+    let direct = azfn::storage::QueueClient::new(&azurite.account()).unwrap();
+    for (hub_name, same_process) in [("samepid", true), ("otherpid", false)] {
+        let registry = Arc::new(Registry::new().orchestrator("GreetTwice", greet_twice).activity("Echo", echo));
+        let new_dispatcher = || {
+            let hub = Arc::new(TaskHub::new(hub_name, &account).unwrap());
+            Arc::new(Dispatcher::new(hub, registry.clone()))
+        };
+        let first = new_dispatcher();
+        first.hub().ensure_created().await.unwrap();
+        let client = DurableClient::with_dispatcher(first.clone(), registry.clone());
+        let id = client.start("GreetTwice", None, Value::Null).await.unwrap();
+        let work_queue = format!("{hub_name}-work");
+        let received = direct.receive(&work_queue, 1, Duration::from_secs(30)).await.unwrap();
+        let call: WorkMessage = serde_json::from_slice(&received[0].body).unwrap();
+        assert_eq!(call.task_id, 0);
+
+        // Every queue write refused: the result is committed, nothing after it is sent.
+        proxy.refuse("POST", "/messages", usize::MAX);
+        let failed = first.work(call.clone(), 1).await;
+        proxy.stop_refusing();
+        assert!(failed.is_err(), "the attempt fails, so the host delivers the message again");
+        assert!(direct.peek(&work_queue, 32).await.unwrap().is_empty(), "the next call was not sent");
+
+        let again = if same_process { first.clone() } else { new_dispatcher() };
+        again.work(call, 2).await.unwrap();
+        let next = direct.receive(&work_queue, 1, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(next.len(), 1, "the next call went out on the redelivery ({hub_name})");
+        let next_call: WorkMessage = serde_json::from_slice(&next[0].body).unwrap();
+        assert_eq!(next_call.task_id, 1);
+        again.work(next_call, 1).await.unwrap();
+        let done = client.status(&id, true).await.unwrap();
+        assert_eq!(done.status.runtime_status, azfn::durable::RuntimeStatus::Completed, "{hub_name}");
+        assert_eq!(done.status.output, json!(["one", "two"]));
+        let history = serde_json::to_value(&done.history).unwrap();
+        common::assert_no_double_completion(&id, history.as_array().unwrap());
+    }
+}

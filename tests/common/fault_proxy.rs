@@ -95,6 +95,11 @@ impl FaultProxy {
         self.refusals.lock().unwrap().push((method.to_owned(), path_part.to_owned(), times));
     }
 
+    /// Forgets every refusal still pending.
+    pub fn stop_refusing(&self) {
+        self.refusals.lock().unwrap().clear();
+    }
+
     /// Turns the faults on or off (requests are forwarded either way).
     pub fn set_faults(&self, on: bool) {
         self.enabled.store(on, Ordering::SeqCst);
