@@ -218,17 +218,22 @@ mod tests {
     use super::*;
     use tracing_subscriber::layer::SubscriberExt as _;
 
+    /// The context of an invocation `id` of an HTTP function `Hello`.
+    fn hello_invocation(id: &str) -> crate::Context {
+        let spec = crate::FunctionSpec::parse(
+            "Hello",
+            "Hello/function.json".as_ref(),
+            r#"{"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req"}]}"#,
+        )
+        .unwrap();
+        crate::Context::new(spec, id)
+    }
+
     #[test]
     fn events_in_the_invocation_span_are_captured_with_level_and_id() {
         let subscriber = tracing_subscriber::registry().with(layer());
         tracing::subscriber::with_default(subscriber, || {
-            let spec = crate::FunctionSpec::parse(
-                "Hello",
-                "Hello/function.json".as_ref(),
-                r#"{"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req"}]}"#,
-            )
-            .unwrap();
-            let invocation = crate::Context::new(spec, "inv-1");
+            let invocation = hello_invocation("inv-1");
             let capture = Capture::begin(&invocation);
             let span = tracing::error_span!(SPAN_NAME);
             capture.opened();
@@ -247,13 +252,7 @@ mod tests {
     fn a_span_that_records_its_trace_id_tags_the_lines_inside_it() {
         let subscriber = tracing_subscriber::registry().with(layer());
         tracing::subscriber::with_default(subscriber, || {
-            let spec = crate::FunctionSpec::parse(
-                "Hello",
-                "Hello/function.json".as_ref(),
-                r#"{"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req"}]}"#,
-            )
-            .unwrap();
-            let invocation = crate::Context::new(spec, "inv-2");
+            let invocation = hello_invocation("inv-2");
             let capture = Capture::begin(&invocation);
             let span = tracing::error_span!(SPAN_NAME, azfn.trace_id = tracing::field::Empty);
             capture.opened();
