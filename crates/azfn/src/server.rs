@@ -387,7 +387,7 @@ async fn invoke(function: &Function, req: Request) -> Response {
         envelope.data.into_iter().map(|(k, raw)| (k.into_owned(), body.slice_ref(raw.get().as_bytes()))).collect();
     let metadata = envelope.metadata.map(|raw| body.slice_ref(raw.get().as_bytes()));
     let ctx = Context::from_raw(function.spec.clone(), id, metadata, data);
-    let carrier = if crate::telemetry::enabled() { carrier(&trigger) } else { Carrier::default() };
+    let carrier = carrier(&trigger);
 
     let (result, logs, exported) = match &function.kind {
         Kind::Typed(handler) => run_logged(&ctx, &carrier, handler(trigger, ctx.clone())).await,
@@ -422,9 +422,12 @@ async fn invoke(function: &Function, req: Request) -> Response {
     }
 }
 
-/// The trace context an invocation continues: an HTTP request's headers, or a message's
-/// `traceparent` property (see [`telemetry`](crate::telemetry)).
+/// The trace context an invocation continues, while exporting: an HTTP request's headers, or a
+/// message's `traceparent` property (see [`telemetry`](crate::telemetry)); none otherwise.
 fn carrier(trigger: &TriggerArg) -> Carrier {
+    if !crate::telemetry::enabled() {
+        return Carrier::default();
+    }
     match trigger {
         TriggerArg::Request(req) => Carrier {
             traceparent: req.header("traceparent").map(str::to_owned),
@@ -534,7 +537,7 @@ async fn serve_forwarded(
     };
     let ctx = Context::from_raw(spec.clone(), id.clone(), None, HashMap::new());
     let trigger = TriggerArg::Request(Box::new(request));
-    let carrier = if crate::telemetry::enabled() { carrier(&trigger) } else { Carrier::default() };
+    let carrier = carrier(&trigger);
     let (result, logs, exported) = run_logged(&ctx, &carrier, handler(trigger, ctx.clone())).await;
     // Forwarded responses carry no Logs: print them so the host logs them.
     {

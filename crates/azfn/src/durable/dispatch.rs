@@ -388,7 +388,8 @@ impl Dispatcher {
     /// Runs one activity call and applies its result (or its error) to the instance.
     pub async fn work(&self, msg: WorkMessage, dequeue_count: u64) -> Result<(), DurableError> {
         super::error::validate_instance_id(&msg.instance_id)?;
-        if dequeue_count > 1 && (self.has_result(&msg) || self.has_stored_result(&msg).await?) {
+        let finished = self.has_result(&msg) || (dequeue_count > 1 && self.has_stored_result(&msg).await?);
+        if finished && dequeue_count > 1 {
             // Delivered again after its result was recorded: the attempt that recorded it may have
             // stopped (crashed, or failed to send) before the messages that follow went out, and
             // nothing else would send them. Applied again as a possible redelivery: its result is
@@ -400,7 +401,7 @@ impl Dispatcher {
                 .apply_message(&ControlMessage::event(&msg.instance_id, Some(&msg.execution_id), again), true)
                 .await;
         }
-        if self.has_result(&msg) {
+        if finished {
             tracing::debug!(instance = %msg.instance_id, task = msg.task_id, "a duplicate of a finished activity call was dropped");
             return Ok(());
         }
