@@ -130,6 +130,9 @@ async fn one_trace_runs_from_the_http_start_through_every_episode_and_activity_a
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ("OTEL_SERVICE_NAME", "orders-test"),
+        // Every activity call through the work queue, so that the trace crosses the processes
+        // (a local chain would run the sequence in the starting process).
+        ("AZFN_DURABLE_CHAIN_SECONDS", "0"),
     ];
     let root = common::repo_root();
     let mut env_a = common_env.to_vec();

@@ -50,7 +50,7 @@ struct Inner {
     inputs: HashMap<String, Bytes>,
     outputs: Mutex<Outputs>,
     /// The lines the handler logged (see [`crate::logs`]).
-    logs: Mutex<Vec<String>>,
+    logs: Mutex<Option<Vec<String>>>,
 }
 
 impl Context {
@@ -90,7 +90,7 @@ impl Context {
                 metadata: OnceLock::new(),
                 inputs,
                 outputs: Mutex::new(Outputs::default()),
-                logs: Mutex::new(Vec::new()),
+                logs: Mutex::new(Some(Vec::new())),
             }),
         }
     }
@@ -110,14 +110,22 @@ impl Context {
         &self.inner.spec
     }
 
-    /// Adds a line to the invocation's `Logs`.
-    pub(crate) fn push_log(&self, line: String) {
-        self.inner.logs.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    /// Adds a line to the invocation's `Logs`; gives it back once the invocation has answered
+    /// (its lines were taken for the response), so that the caller writes it elsewhere.
+    pub(crate) fn push_log(&self, line: String) -> Result<(), String> {
+        match &mut *self.inner.logs.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(lines) => {
+                lines.push(line);
+                Ok(())
+            }
+            None => Err(line),
+        }
     }
 
-    /// The lines logged so far, taken out.
+    /// The lines logged so far, taken out for the response: later lines are given back by
+    /// [`push_log`](Self::push_log) (work the handler left running in the background).
     pub(crate) fn take_logs(&self) -> Vec<String> {
-        std::mem::take(&mut *self.inner.logs.lock().unwrap_or_else(|p| p.into_inner()))
+        self.inner.logs.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default()
     }
 
     /// The invocation's `Metadata`, as the host sent it.

@@ -7,7 +7,9 @@
 //! captured to stdout, so that they are not lost with the ignored body.
 //!
 //! Events outside an invocation go to stdout (`INFO` and below) or stderr (`WARN`, `ERROR`; the host
-//! logs stderr lines containing "warn" as warnings and the others as errors).
+//! logs stderr lines containing "warn" as warnings and the others as errors), and so do events in an
+//! invocation's span after it answered (a task the handler left running, such as a started
+//! orchestration's first steps).
 //!
 //! While traces are exported (see [`telemetry`](crate::telemetry)), a line written inside an
 //! invocation ends with its trace id: `[invocation 3f2a…, trace 4bf92f…]`.
@@ -198,18 +200,29 @@ where
                         inv.invocation_id()
                     );
                 }
-                inv.push_log(text);
+                // After the invocation answered (a task it left running), the line goes to the
+                // process's output, as an event outside an invocation does.
+                if let Err(text) = inv.push_log(text)
+                    && *meta.level() != Level::ERROR
+                {
+                    write_outside(meta.level(), &format!("{}: {text}", inv.function_name()));
+                }
             }
             None => {
                 let tag = if trace.is_empty() { String::new() } else { format!(" [trace {trace}]") };
                 let text = format!("{level} {}: {}{}{tag}", meta.target(), line.message, line.fields);
-                if *meta.level() <= Level::WARN {
-                    let _ = writeln!(std::io::stderr().lock(), "{text}");
-                } else {
-                    let _ = writeln!(std::io::stdout().lock(), "{text}");
-                }
+                write_outside(meta.level(), &text);
             }
         }
+    }
+}
+
+/// Writes a line that no invocation takes: `WARN` and `ERROR` to stderr, the rest to stdout.
+fn write_outside(level: &Level, text: &str) {
+    if *level <= Level::WARN {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    } else {
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
     }
 }
 
@@ -245,6 +258,23 @@ mod tests {
             tracing::info!("outside");
             let lines = invocation.take_logs();
             assert_eq!(lines, ["INFO greeting name=Ada [invocation inv-1]", "WARN careful [invocation inv-1]"]);
+        });
+    }
+
+    #[test]
+    fn lines_logged_after_the_answer_go_to_the_process_output() {
+        let subscriber = tracing_subscriber::registry().with(layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let invocation = hello_invocation("inv-3");
+            let capture = Capture::begin(&invocation);
+            let span = tracing::error_span!(SPAN_NAME);
+            capture.opened();
+            span.in_scope(|| tracing::info!("in time"));
+            assert_eq!(invocation.take_logs(), ["INFO in time [invocation inv-3]"]);
+            // A task the handler left running logs after the response was built.
+            span.in_scope(|| tracing::info!("late"));
+            assert!(invocation.take_logs().is_empty());
+            assert_eq!(invocation.push_log("x".into()), Err("x".into()), "no longer collected");
         });
     }
 

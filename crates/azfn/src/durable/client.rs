@@ -104,7 +104,15 @@ impl DurableClient {
         // 10 s later, which would stretch every start's trace by 10 s.
         guard.traceparent = None;
         guard.fire_at = Some(now + chrono::Duration::from_std(START_GUARD_DELAY).expect("small"));
-        self.hub.send_control(&guard, now).await?;
+        let guard = self.hub.send_control_held(&guard, now).await?;
+
+        // With a dispatcher, the status and the first episode go in one insert, and the guard is
+        // taken back once the start has handed its work over.
+        if let Some(d) = &self.dispatcher
+            && d.start_new(status.clone(), start.clone(), Some(guard)).await?
+        {
+            return Ok(id);
+        }
 
         // Insert first (one request in the common case); an existing instance may be replaced only
         // when it has finished.
@@ -130,7 +138,9 @@ impl DurableClient {
         }
         let msg = ControlMessage::event(&id, Some(&status.execution_id), start);
         let started = match &self.dispatcher {
-            Some(d) => d.apply_or_send(msg, false).await,
+            // As a possible redelivery: the insert above may have been this start's own, with its
+            // first episode, whose answer was lost.
+            Some(d) => d.apply_or_send(msg, true, None).await.map(|_| ()),
             None => self.hub.send_control(&msg, now).await,
         };
         if let Err(e) = started {

@@ -6,6 +6,17 @@
 //! sends the messages the episode produced (its outbox). A lost ETag race drops the cached state,
 //! reloads and tries again; a redelivered message whose event is already in history re-sends the
 //! outbox of work still outstanding, so a crash between commit and send loses nothing.
+//!
+//! Two things keep a sequence off the queues (ADR 0003, "Local chains and batched results"):
+//!
+//! - **Local chains.** When an episode's only new activity call is one call, the worker that ran
+//!   the episode runs it at once instead of sending it, and applies its result in place, for up to
+//!   a time budget ([`CHAIN_BUDGET`]). The call is committed as unsent like any other, and the
+//!   message that started the chain (a queue message the host holds until the chain ends, or a
+//!   start's guard) stays undeleted: after a crash it comes back and re-sends what is unsent.
+//! - **Batched results.** Results that arrive for an instance while another of its episodes runs
+//!   wait, and the next episode applies them all with one commit (a fan-in of 1,000 results takes
+//!   a few dozen commits, not 1,000).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -33,6 +44,14 @@ const MAX_ATTEMPTS: usize = 10;
 const SEND_CONCURRENCY: usize = 32;
 /// `continue_as_new` in a row within one message before the instance is failed.
 const MAX_CONTINUES: usize = 100;
+/// Results applied in one episode at most (a batch waiting on an instance's lock).
+const MAX_BATCH: usize = 100;
+/// How long a worker keeps running a sequence's activities itself before it hands the next one to
+/// the work queue (the default of the app setting [`CHAIN_BUDGET_SETTING`]).
+pub const CHAIN_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+/// The app setting that sets the local-chain budget in seconds; `0` sends every activity call
+/// through the work queue.
+pub const CHAIN_BUDGET_SETTING: &str = "AZFN_DURABLE_CHAIN_SECONDS";
 
 /// An instance as a worker holds it between episodes.
 struct Live {
@@ -79,7 +98,54 @@ impl Sent {
     }
 }
 
-type Slot = Arc<tokio::sync::Mutex<Held>>;
+/// One instance's place in the cache: its lock (which serializes its episodes in this process),
+/// and the results waiting for it.
+#[derive(Default)]
+struct Slot {
+    held: tokio::sync::Mutex<Held>,
+    waiting: Mutex<Vec<Waiting>>,
+}
+
+/// A result waiting to be applied with others in one episode, and where its outcome goes.
+struct Waiting {
+    msg: ControlMessage,
+    retry: bool,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// Whether `msg` is an activity or entity result that can share an episode with others.
+fn batchable(msg: &ControlMessage) -> bool {
+    msg.execution_id.is_some()
+        && msg.command.is_none()
+        && msg.entity.is_none()
+        && !msg.guard
+        && matches!(msg.event, Some(Event::TaskCompleted { .. } | Event::TaskFailed { .. }))
+}
+
+/// Takes up to [`MAX_BATCH`] waiting results of one execution (the first waiting one's).
+fn take_batch(waiting: &Mutex<Vec<Waiting>>) -> Vec<Waiting> {
+    let mut waiting = waiting.lock().expect("waiting lock");
+    let Some(execution) = waiting.first().map(|w| w.msg.execution_id.clone()) else { return Vec::new() };
+    let mut batch = Vec::new();
+    let mut rest = Vec::new();
+    for w in waiting.drain(..) {
+        if batch.len() < MAX_BATCH && w.msg.execution_id == execution {
+            batch.push(w);
+        } else {
+            rest.push(w);
+        }
+    }
+    *waiting = rest;
+    batch
+}
+
+/// An activity call that an episode left to the worker that ran it (a local chain), marked as
+/// running here until dropped.
+pub(crate) struct LocalCall {
+    msg: WorkMessage,
+    /// Held for the mark's sake: dropping the call unmarks it.
+    _running: Running,
+}
 
 impl Live {
     /// Whether this state already holds the result of the activity call `msg` (history only grows
@@ -94,12 +160,12 @@ impl Live {
 /// this process), least recently used evicted first.
 #[derive(Default)]
 struct Cache {
-    slots: HashMap<String, (Slot, u64)>,
+    slots: HashMap<String, (Arc<Slot>, u64)>,
     tick: u64,
 }
 
 impl Cache {
-    fn slot(&mut self, instance_id: &str) -> Slot {
+    fn slot(&mut self, instance_id: &str) -> Arc<Slot> {
         self.tick += 1;
         let tick = self.tick;
         let slot = {
@@ -145,23 +211,26 @@ enum Applied {
     Stale { ambiguous: bool },
 }
 
+/// Activity calls running in a process: (instance, execution, task id).
+type RunningSet = Arc<Mutex<HashSet<(String, String, u64)>>>;
+
 /// An activity call marked as running in this process until dropped, also when its invocation is
 /// cancelled part-way (the host gave up on it): a later delivery must then run it.
-struct Running<'a> {
-    set: &'a Mutex<HashSet<(String, String, u64)>>,
+struct Running {
+    set: RunningSet,
     key: (String, String, u64),
 }
 
-impl<'a> Running<'a> {
+impl Running {
     /// Marks `key` as running, or `None` if it already is.
-    fn claim(set: &'a Mutex<HashSet<(String, String, u64)>>, key: (String, String, u64)) -> Option<Self> {
+    fn claim(set: &RunningSet, key: (String, String, u64)) -> Option<Self> {
         let fresh = set.lock().expect("running lock").insert(key.clone());
         // Built only when claimed: a `Running` dropped here would unmark the copy that runs.
-        fresh.then(|| Self { set, key })
+        fresh.then(|| Self { set: set.clone(), key })
     }
 }
 
-impl Drop for Running<'_> {
+impl Drop for Running {
     fn drop(&mut self) {
         self.set.lock().expect("running lock").remove(&self.key);
     }
@@ -174,7 +243,9 @@ pub struct Dispatcher {
     cache: Mutex<Cache>,
     /// Activity calls running in this process (instance, execution, task id): a duplicate of one
     /// (a queue send retried after its answer was lost) is dropped instead of run twice.
-    running: Mutex<HashSet<(String, String, u64)>>,
+    running: RunningSet,
+    /// How long a local chain may run ([`CHAIN_BUDGET`]); zero for none.
+    chain_budget: std::time::Duration,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -184,9 +255,36 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher for `registry`'s code on `hub`.
+    /// A dispatcher for `registry`'s code on `hub`, with the local-chain budget of the app setting
+    /// [`CHAIN_BUDGET_SETTING`] (seconds; [`CHAIN_BUDGET`] when unset).
     pub fn new(hub: Arc<TaskHub>, registry: Arc<Registry>) -> Self {
-        Self { hub, registry, cache: Mutex::new(Cache::default()), running: Mutex::default() }
+        let chain_budget = match std::env::var(CHAIN_BUDGET_SETTING) {
+            Err(_) => CHAIN_BUDGET,
+            Ok(text) => match text.trim().parse::<f64>() {
+                Ok(secs) if secs.is_finite() && secs >= 0.0 => std::time::Duration::from_secs_f64(secs),
+                _ => {
+                    tracing::warn!(
+                        "{CHAIN_BUDGET_SETTING}={text:?} is not a number of seconds; using {} s",
+                        CHAIN_BUDGET.as_secs()
+                    );
+                    CHAIN_BUDGET
+                }
+            },
+        };
+        Self { hub, registry, cache: Mutex::new(Cache::default()), running: RunningSet::default(), chain_budget }
+    }
+
+    /// The same dispatcher with local chains of at most `budget` (zero: every activity call goes
+    /// through the work queue).
+    pub fn with_chain_budget(mut self, budget: std::time::Duration) -> Self {
+        self.chain_budget = budget;
+        self
+    }
+
+    /// When a local chain starting now must hand over to the queue; `None` when chains are off.
+    fn chain_deadline(&self, budget: std::time::Duration) -> Option<tokio::time::Instant> {
+        let budget = budget.min(self.chain_budget);
+        (!budget.is_zero()).then(|| tokio::time::Instant::now() + budget)
     }
 
     /// The task hub.
@@ -217,7 +315,13 @@ impl Dispatcher {
         if let Some(request) = msg.entity.clone() {
             return self.entity_message(&msg.instance_id, request).await;
         }
-        self.apply_message(&msg, dequeue_count > 1 || msg.recover).await
+        // This message is held until the chain ends: after a crash it comes back and re-sends
+        // what the chain left unsent.
+        let chain = self.chain_deadline(std::time::Duration::MAX);
+        match self.apply_message(&msg, dequeue_count > 1 || msg.recover, chain).await? {
+            Some(call) => self.run_chain(call, 1, chain).await,
+            None => Ok(()),
+        }
     }
 
     /// Applies an operation to an entity under the entity's ETag (reloading after a lost race),
@@ -250,7 +354,7 @@ impl Dispatcher {
         };
         // One operation at a time per entity in this process; the ETag covers other processes.
         let slot = self.cache.lock().expect("cache lock").slot(instance_id);
-        let mut held = slot.lock().await;
+        let mut held = slot.held.lock().await;
         for _ in 0..MAX_ATTEMPTS {
             let (mut row, etag) = match self.hub.store().load_entity(instance_id).await? {
                 Some((row, etag)) => (row, Some(etag)),
@@ -327,16 +431,71 @@ impl Dispatcher {
         };
         let msg = ControlMessage::event(&caller.instance_id, Some(&caller.execution_id), event);
         // As a possible redelivery: a reply sent again (after a crash, or a lost send) may find the
-        // orchestration already past it, with its own messages from then still to send.
-        self.apply_or_send(msg, true).await
+        // orchestration already past it, with its own messages from then still to send. No local
+        // chain: no held message would cover it.
+        self.apply_or_send(msg, true, None).await.map(|_| ())
     }
 
     /// Applies a control message to its instance under the instance's lock, retrying lost ETag
-    /// races. `retry`: the message may have been applied before without its outbox sent.
-    pub(crate) async fn apply_message(&self, msg: &ControlMessage, retry: bool) -> Result<(), DurableError> {
-        let now = Utc::now();
+    /// races. `retry`: the message may have been applied before without its outbox sent. With a
+    /// `chain` deadline not yet passed, an episode's only new activity call is given back to run
+    /// here instead of being sent.
+    ///
+    /// A result waits for the instance's lock with the others that arrive meanwhile: whoever gets
+    /// the lock applies all waiting results in one episode and tells the others how it went.
+    pub(crate) async fn apply_message(
+        &self,
+        msg: &ControlMessage,
+        retry: bool,
+        chain: Option<tokio::time::Instant>,
+    ) -> Result<Option<LocalCall>, DurableError> {
         let slot = self.cache.lock().expect("cache lock").slot(&msg.instance_id);
-        let mut held = slot.lock().await;
+        if !batchable(msg) {
+            let mut held = slot.held.lock().await;
+            return self.apply_locked(&mut held, std::slice::from_ref(msg), retry, chain).await;
+        }
+        let (done, mut outcome) = tokio::sync::oneshot::channel();
+        slot.waiting.lock().expect("waiting lock").push(Waiting { msg: msg.clone(), retry, done });
+        let mut held = slot.held.lock().await;
+        let mut local = None;
+        // Every waiting result's worker takes the lock in turn, so no result is left waiting: it
+        // is applied by the first to take the lock after it arrived.
+        let batch = take_batch(&slot.waiting);
+        if !batch.is_empty() {
+            let retry = batch.iter().any(|w| w.retry);
+            let msgs: Vec<ControlMessage> = batch.iter().map(|w| w.msg.clone()).collect();
+            let result = self.apply_locked(&mut held, &msgs, retry, chain).await;
+            let told = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+            for w in batch {
+                let _ = w.done.send(told.clone());
+            }
+            local = result?;
+        }
+        drop(held);
+        match outcome.try_recv() {
+            Ok(Ok(())) => Ok(local),
+            Ok(Err(e)) => Err(DurableError::Conflict(format!("applying a batch of results failed: {e}"))),
+            // Taken by a batch that is still being applied (its worker had the lock before this
+            // one): wait for it.
+            Err(_) => match outcome.await {
+                Ok(Ok(())) => Ok(local),
+                Ok(Err(e)) => Err(DurableError::Conflict(format!("applying a batch of results failed: {e}"))),
+                Err(_) => Err(DurableError::Conflict("a batch of results was dropped part-way".into())),
+            },
+        }
+    }
+
+    /// [`apply_message`](Self::apply_message) for `msgs` (one message, or results of one
+    /// execution), with the instance's lock held.
+    async fn apply_locked(
+        &self,
+        held: &mut Held,
+        msgs: &[ControlMessage],
+        retry: bool,
+        chain: Option<tokio::time::Instant>,
+    ) -> Result<Option<LocalCall>, DurableError> {
+        let msg = &msgs[0];
+        let now = Utc::now();
         let mut retry = retry;
         for _ in 0..MAX_ATTEMPTS {
             let live = match held.live.take() {
@@ -346,14 +505,14 @@ impl Dispatcher {
                     None => match &msg.event {
                         Some(Event::ExecutionStarted { .. }) if msg.guard => {
                             tracing::debug!(instance = %msg.instance_id, "the start this message guards never happened; dropped");
-                            return Ok(());
+                            return Ok(None);
                         }
                         Some(Event::ExecutionStarted { name, input, parent }) => {
                             self.new_instance(&msg.instance_id, name, input.clone(), parent.clone(), now)
                         }
                         _ => {
                             tracing::warn!(instance = %msg.instance_id, "a message for an instance that does not exist was dropped");
-                            return Ok(());
+                            return Ok(None);
                         }
                     },
                 },
@@ -364,17 +523,10 @@ impl Dispatcher {
             };
             let span = telemetry::orchestration_span(&live.status.name, &msg.instance_id, &live.status.execution_id);
             let sent = held.sent.of(&live.status.execution_id);
-            match self.apply(live, msg, retry, sent, carried_sent, Utc::now()).instrument(span.clone()).await? {
+            match self.apply(live, msgs, retry, sent, carried_sent, Utc::now()).instrument(span.clone()).await? {
                 Applied::Done(keep, outbox) => {
                     held.live = keep;
-                    // Sent under the instance's lock, so that the next episode here knows what went out.
-                    let carried = outbox.carried;
-                    let (sent_ids, result) = self.send(outbox.work, outbox.control).instrument(span).await;
-                    held.sent.of(&outbox.execution_id).extend(sent_ids);
-                    if carried && result.is_ok() {
-                        held.sent.carried = true;
-                    }
-                    return result;
+                    return self.hand_over(held, outbox, chain).instrument(span).await;
                 }
                 Applied::Stale { ambiguous } => retry |= ambiguous,
             }
@@ -383,6 +535,80 @@ impl Dispatcher {
             "instance {}: other workers kept committing first; the message will be retried",
             msg.instance_id
         )))
+    }
+
+    /// Sends a committed episode's outbox, under the instance's lock so that the next episode here
+    /// knows what went out; with a `chain` deadline not yet passed, keeps back an only activity
+    /// call to run here (it stays listed as unsent in the status row until its result is in).
+    async fn hand_over(
+        &self,
+        held: &mut Held,
+        mut outbox: Outbox,
+        chain: Option<tokio::time::Instant>,
+    ) -> Result<Option<LocalCall>, DurableError> {
+        let mut local = None;
+        if outbox.work.len() == 1 && chain.is_some_and(|deadline| tokio::time::Instant::now() < deadline) {
+            let msg = outbox.work.pop().expect("one call");
+            // Not claimed: a copy already runs in this process, and applies its result.
+            local = Running::claim(&self.running, msg.key()).map(|running| LocalCall { msg, _running: running });
+        }
+        let carried = outbox.carried;
+        let (sent_ids, result) = self.send(outbox.work, outbox.control).await;
+        held.sent.of(&outbox.execution_id).extend(sent_ids);
+        if carried && result.is_ok() {
+            held.sent.carried = true;
+        }
+        result.map(|()| local)
+    }
+
+    /// Runs a new instance's first episode in place, inserting its status and history in one
+    /// transaction, and keeps it in the cache. Gives `false` when the instance exists already (the
+    /// caller then decides what a start of an existing id does). A first activity call is run here
+    /// (a local chain) in a task of its own, within half the start's guard delay; once the chain
+    /// has handed its work over, `guard` is taken off the control queue.
+    pub(crate) async fn start_new(
+        self: &Arc<Self>,
+        status: InstanceStatus,
+        start: Event,
+        guard: Option<crate::storage::ReceivedMessage>,
+    ) -> Result<bool, DurableError> {
+        let id = status.instance_id.clone();
+        let slot = self.cache.lock().expect("cache lock").slot(&id);
+        let mut held = slot.held.lock().await;
+        if held.live.is_some() {
+            return Ok(false);
+        }
+        let exec = Execution::replay(self.registry.clone(), &id, &status.execution_id, Vec::new());
+        let execution_id = status.execution_id.clone();
+        let live = Live { exec, status, etag: None, inbox: Vec::new(), fresh: true };
+        let msg = ControlMessage::event(&id, Some(&execution_id), start);
+        let span = telemetry::orchestration_span(&live.status.name, &id, &execution_id);
+        let sent = held.sent.of(&execution_id);
+        let (keep, outbox) =
+            match self.apply(live, &[msg], false, sent, true, Utc::now()).instrument(span.clone()).await? {
+                Applied::Done(keep, outbox) => (keep, outbox),
+                Applied::Stale { .. } => return Ok(false),
+            };
+        held.live = keep;
+        let chain = self.chain_deadline(super::client::START_GUARD_DELAY / 2);
+        let local = self.hand_over(&mut held, outbox, chain).instrument(span).await;
+        drop(held);
+        let this = self.clone();
+        let finish = async move {
+            let handed_over = match local {
+                Ok(Some(call)) => this.run_chain(call, 1, chain).await.is_ok(),
+                Ok(None) => true,
+                // The guard shows up and sends what is unsent.
+                Err(_) => false,
+            };
+            if let Some(guard) = guard.filter(|_| handed_over)
+                && let Err(e) = this.hub.recall_control(&guard).await
+            {
+                tracing::debug!(instance = %id, error = %e, "the start's guard could not be taken back; it will find the instance started");
+            }
+        };
+        tokio::spawn(finish.in_current_span());
+        Ok(true)
     }
 
     /// Runs one activity call and applies its result (or its error) to the instance.
@@ -397,28 +623,54 @@ impl Dispatcher {
             // unsent goes out.
             tracing::debug!(instance = %msg.instance_id, task = msg.task_id, "a finished activity call delivered again; re-sending what is outstanding");
             let again = Event::TaskCompleted { id: msg.task_id, result: Value::Null };
-            return self
-                .apply_message(&ControlMessage::event(&msg.instance_id, Some(&msg.execution_id), again), true)
-                .await;
+            let again = ControlMessage::event(&msg.instance_id, Some(&msg.execution_id), again);
+            return self.apply_message(&again, true, None).await.map(|_| ());
         }
         if finished {
             tracing::debug!(instance = %msg.instance_id, task = msg.task_id, "a duplicate of a finished activity call was dropped");
             return Ok(());
         }
-        let key = (msg.instance_id.clone(), msg.execution_id.clone(), msg.task_id);
-        let Some(_running) = Running::claim(&self.running, key) else {
+        let Some(running) = Running::claim(&self.running, msg.key()) else {
             // The copy running here applies the result, or fails and is delivered again.
             tracing::debug!(instance = %msg.instance_id, task = msg.task_id, "a duplicate of a running activity call was dropped");
             return Ok(());
         };
-        self.run_work(msg, dequeue_count).await
+        // This message is held until the chain it starts ends: after a crash it comes back, finds
+        // its result recorded (or not) and re-sends what the chain left unsent.
+        let chain = self.chain_deadline(std::time::Duration::MAX);
+        self.run_chain(LocalCall { msg, _running: running }, dequeue_count, chain).await
+    }
+
+    /// Runs an activity call, applies its result in place, and goes on with the next call the
+    /// episode gives back, until an episode gives none (the orchestration waits for something
+    /// else, fans out, or ended) or the `chain` deadline passes (the next call is then sent).
+    async fn run_chain(
+        &self,
+        mut call: LocalCall,
+        mut attempt: u64,
+        chain: Option<tokio::time::Instant>,
+    ) -> Result<(), DurableError> {
+        loop {
+            let reply = self.run_activity(&call.msg, attempt).await?;
+            // The result is applied right here (no queue hop, and three fewer storage requests);
+            // the instance's ETag keeps this safe against other workers. If that fails, the
+            // result goes through the control queue, marked so that a commit that happened
+            // without its outbox is completed.
+            match self.apply_or_send(reply, attempt > 1, chain).await? {
+                Some(next) => {
+                    call = next;
+                    attempt = 1;
+                }
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Whether this process's cached state of the instance already holds the call's result.
     fn has_result(&self, msg: &WorkMessage) -> bool {
         let slot = self.cache.lock().expect("cache lock").slots.get(&msg.instance_id).map(|(s, _)| s.clone());
         let Some(slot) = slot else { return false };
-        let Ok(held) = slot.try_lock() else { return false };
+        let Ok(held) = slot.held.try_lock() else { return false };
         held.live.as_ref().is_some_and(|live| live.has_result(msg))
     }
 
@@ -427,44 +679,45 @@ impl Dispatcher {
     /// or deletion was lost). The load is not wasted: applying the result needs it.
     async fn has_stored_result(&self, msg: &WorkMessage) -> Result<bool, DurableError> {
         let slot = self.cache.lock().expect("cache lock").slot(&msg.instance_id);
-        let mut held = slot.lock().await;
+        let mut held = slot.held.lock().await;
         if held.live.is_none() {
             held.live = self.load(&msg.instance_id).await?;
         }
         Ok(held.live.as_ref().is_some_and(|live| live.has_result(msg)))
     }
 
-    async fn run_work(&self, msg: WorkMessage, dequeue_count: u64) -> Result<(), DurableError> {
-        let mut input = msg.input;
+    /// Runs one activity call; gives the message carrying its result (or its error).
+    async fn run_activity(&self, msg: &WorkMessage, attempt: u64) -> Result<ControlMessage, DurableError> {
+        let mut input = msg.input.clone();
         self.hub.resolve(&mut input).await?;
         tracing::debug!(instance = %msg.instance_id, task = msg.task_id, activity = %msg.name, "running activity");
         let ctx =
             ActivityContext { instance_id: msg.instance_id.clone(), name: msg.name.clone(), task_id: msg.task_id };
-        let span = telemetry::activity_span(&msg.name, &msg.instance_id, msg.task_id, dequeue_count);
+        let span = telemetry::activity_span(&msg.name, &msg.instance_id, msg.task_id, attempt);
         let event = match self.registry.run_activity(ctx, input).instrument(span.clone()).await {
             Ok(result) => Event::TaskCompleted { id: msg.task_id, result },
             Err(error) => {
                 telemetry::fail(&span, &error);
-                tracing::warn!(instance = %msg.instance_id, attempt = dequeue_count, "activity {} failed: {error}", msg.name);
+                tracing::warn!(instance = %msg.instance_id, attempt, "activity {} failed: {error}", msg.name);
                 Event::TaskFailed { id: msg.task_id, error }
             }
         };
-        let reply = ControlMessage::event(&msg.instance_id, Some(&msg.execution_id), event);
-        // The result is applied right here (one queue hop per step instead of two, and three fewer
-        // storage requests); the instance's ETag keeps this safe against other workers. If that
-        // fails, the result goes through the control queue, marked so that a commit that happened
-        // without its outbox is completed.
-        self.apply_or_send(reply, dequeue_count > 1).await
+        Ok(ControlMessage::event(&msg.instance_id, Some(&msg.execution_id), event))
     }
 
     /// Applies a message in place, or, if that fails, sends it through the control queue.
-    pub(crate) async fn apply_or_send(&self, mut msg: ControlMessage, retry: bool) -> Result<(), DurableError> {
-        match self.apply_message(&msg, retry).await {
-            Ok(()) => Ok(()),
+    pub(crate) async fn apply_or_send(
+        &self,
+        mut msg: ControlMessage,
+        retry: bool,
+        chain: Option<tokio::time::Instant>,
+    ) -> Result<Option<LocalCall>, DurableError> {
+        match self.apply_message(&msg, retry, chain).await {
+            Ok(local) => Ok(local),
             Err(e) => {
                 tracing::debug!(instance = %msg.instance_id, error = %e, "applying in place failed; sent through the control queue");
                 msg.recover = true;
-                self.hub.send_control(&msg, Utc::now()).await
+                self.hub.send_control(&msg, Utc::now()).await.map(|()| None)
             }
         }
     }
@@ -492,15 +745,18 @@ impl Dispatcher {
         Ok(Some(Live { exec, status: loaded.status, etag: Some(loaded.etag), inbox: loaded.inbox, fresh: true }))
     }
 
+    /// Applies `msgs` (one message, or results of one execution) to `live` in one episode and
+    /// commits it.
     async fn apply(
         &self,
         mut live: Live,
-        msg: &ControlMessage,
+        msgs: &[ControlMessage],
         retry: bool,
         sent: &HashSet<u64>,
         carried_sent: bool,
         now: DateTime<Utc>,
     ) -> Result<Applied, DurableError> {
+        let msg = &msgs[0];
         let status = live.status.runtime_status;
         let for_other_execution = msg.execution_id.as_deref().is_some_and(|x| x != live.status.execution_id);
         if for_other_execution && !live.fresh {
@@ -515,11 +771,11 @@ impl Dispatcher {
             let outbox = if retry { self.outstanding(&live, sent) } else { Outbox::default() };
             return Ok(Applied::Done(None, outbox));
         }
-        let mut event = msg.event.clone();
-        if let Some(e) = event.as_mut() {
+        let mut events: Vec<Event> = msgs.iter().filter_map(|m| m.event.clone()).collect();
+        for e in events.iter_mut() {
             self.hub.resolve_event(e).await?;
         }
-        let terminate = matches!(event, Some(Event::ExecutionTerminated { .. }));
+        let terminate = matches!(msg.event, Some(Event::ExecutionTerminated { .. }));
         match msg.command {
             Some(Command::Suspend) => {
                 if status == RuntimeStatus::Suspended {
@@ -537,11 +793,12 @@ impl Dispatcher {
         }
         let resuming = msg.command == Some(Command::Resume);
         if status == RuntimeStatus::Suspended && !resuming && !terminate {
-            // Suspended: the event waits in the inbox until the instance is resumed.
-            if let Some(e) = msg.event.as_ref() {
-                let key = msg.id.clone();
-                if self.hub.store().add_to_inbox(&msg.instance_id, &key, e).await? {
-                    live.inbox.push((format!("i{key}"), e.clone()));
+            // Suspended: the events wait in the inbox until the instance is resumed.
+            for m in msgs {
+                if let Some(e) = m.event.as_ref()
+                    && self.hub.store().add_to_inbox(&m.instance_id, &m.id, e).await?
+                {
+                    live.inbox.push((format!("i{}", m.id), e.clone()));
                 }
             }
             return Ok(Applied::Done(Some(live), Outbox::default()));
@@ -549,7 +806,7 @@ impl Dispatcher {
 
         let consumed: Vec<String> = live.inbox.iter().map(|(k, _)| k.clone()).collect();
         let mut incoming: Vec<Event> = std::mem::take(&mut live.inbox).into_iter().map(|(_, e)| e).collect();
-        incoming.extend(event);
+        incoming.extend(events);
         let fresh: Vec<Event> = incoming.into_iter().filter(|e| !live.exec.is_duplicate(e)).collect();
         if fresh.is_empty() && consumed.is_empty() && !resuming {
             if !live.fresh {
@@ -715,8 +972,14 @@ impl Dispatcher {
         let unsent: HashSet<u64> = live.status.unsent.iter().copied().collect();
         let mut out = Outbox { execution_id: live.status.execution_id.clone(), ..Outbox::default() };
         // (An ended execution lists only its messages to entities.)
+        // (A call running here, in a local chain, applies its result itself.)
+        let running = self.running.lock().expect("running lock");
+        let execution = &live.status.execution_id;
+        let here = |id: u64| running.contains(&(live.status.instance_id.clone(), execution.clone(), id));
         for e in live.exec.history() {
-            if e.scheduled_id().is_some_and(|id| unsent.contains(&id) && !done.contains(&id) && !sent.contains(&id)) {
+            if e.scheduled_id()
+                .is_some_and(|id| unsent.contains(&id) && !done.contains(&id) && !sent.contains(&id) && !here(id))
+            {
                 self.action_message(&live.status, e, &mut out);
             }
         }
@@ -818,7 +1081,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_running_mark_goes_when_its_call_ends_or_is_cancelled() {
-        let set = Mutex::default();
+        let set = RunningSet::default();
         let key = || ("i".to_owned(), "e".to_owned(), 3);
         let first = Running::claim(&set, key()).unwrap();
         assert!(Running::claim(&set, key()).is_none(), "a second copy is refused while the first runs");

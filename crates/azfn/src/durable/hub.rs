@@ -118,6 +118,33 @@ impl TaskHub {
 
     /// Sends a control message, hidden for `delay` (or until its `fire_at`, at most [`MAX_DELAY`]).
     pub async fn send_control(&self, msg: &ControlMessage, now: DateTime<Utc>) -> Result<(), DurableError> {
+        let (body, delay) = self.control_body(msg, now).await?;
+        self.queues.send(&self.control_queue(), &body, delay).await?;
+        Ok(())
+    }
+
+    /// Like [`send_control`](Self::send_control), giving the message's receipt, with which
+    /// [`recall_control`](Self::recall_control) takes it back while it is still hidden.
+    pub async fn send_control_held(
+        &self,
+        msg: &ControlMessage,
+        now: DateTime<Utc>,
+    ) -> Result<crate::storage::ReceivedMessage, DurableError> {
+        let (body, delay) = self.control_body(msg, now).await?;
+        Ok(self.queues.send_with_receipt(&self.control_queue(), &body, delay).await?)
+    }
+
+    /// Deletes a control message sent with [`send_control_held`](Self::send_control_held).
+    pub async fn recall_control(&self, receipt: &crate::storage::ReceivedMessage) -> Result<(), DurableError> {
+        Ok(self.queues.delete(&self.control_queue(), receipt).await?)
+    }
+
+    /// A control message's text (large values offloaded) and how long it stays hidden.
+    async fn control_body(
+        &self,
+        msg: &ControlMessage,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<u8>, Duration), DurableError> {
         let mut msg = msg.clone();
         if let Some(e) = msg.event.as_mut() {
             self.offload_event(&msg.instance_id, e).await?;
@@ -127,8 +154,7 @@ impl TaskHub {
         }
         let delay = msg.fire_at.map(|at| delay_until(at, now)).unwrap_or_default();
         let body = serde_json::to_vec(&msg).map_err(|e| DurableError::BadRequest(e.to_string()))?;
-        self.queues.send(&self.control_queue(), &body, delay).await?;
-        Ok(())
+        Ok((body, delay))
     }
 
     /// Sends an activity call.

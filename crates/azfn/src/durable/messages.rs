@@ -127,3 +127,10 @@ pub struct WorkMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
 }
+
+impl WorkMessage {
+    /// What identifies the call: (instance, execution, task id).
+    pub(crate) fn key(&self) -> (String, String, u64) {
+        (self.instance_id.clone(), self.execution_id.clone(), self.task_id)
+    }
+}

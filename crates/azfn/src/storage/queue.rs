@@ -72,18 +72,41 @@ impl QueueClient {
     /// may hold the message twice. Consumers must tolerate duplicates (queue triggers are
     /// at-least-once anyway).
     pub async fn send(&self, queue: &str, body: &[u8], delay: Duration) -> Result<(), StorageError> {
-        self.put_message(queue, &BASE64.encode(body), delay).await
+        self.put_message(queue, &BASE64.encode(body), delay).await.map(|_| ())
+    }
+
+    /// Like [`send`](Self::send), giving the new message's id and pop receipt (the body left
+    /// empty), with which [`delete`](Self::delete) can take it back while it is still hidden.
+    pub async fn send_with_receipt(
+        &self,
+        queue: &str,
+        body: &[u8],
+        delay: Duration,
+    ) -> Result<ReceivedMessage, StorageError> {
+        let response = self.put_message(queue, &BASE64.encode(body), delay).await?;
+        let text = response.text().await.map_err(|e| StorageError::other(e.to_string()))?;
+        let m = xml::blocks(&text, "QueueMessage").into_iter().next().unwrap_or_default();
+        Ok(ReceivedMessage {
+            id: xml::first(m, "MessageId").unwrap_or_default(),
+            pop_receipt: xml::first(m, "PopReceipt").unwrap_or_default(),
+            dequeue_count: 0,
+            insertion_time: time(xml::first(m, "InsertionTime")),
+            expiration_time: time(xml::first(m, "ExpirationTime")),
+            next_visible_time: time(xml::first(m, "TimeNextVisible")),
+            body: Vec::new(),
+            base64: true,
+        })
     }
 
     /// Sends `text` as the message text as it is, not base64-encoded: what a producer that ignores
     /// the Functions encoding writes. A queue trigger with the default encoding cannot read it.
     pub async fn send_unencoded(&self, queue: &str, text: &str, delay: Duration) -> Result<(), StorageError> {
         let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-        self.put_message(queue, &escaped, delay).await
+        self.put_message(queue, &escaped, delay).await.map(|_| ())
     }
 
     /// Put Message with `text` (already encoded or escaped for XML), creating the queue if needed.
-    async fn put_message(&self, queue: &str, text: &str, delay: Duration) -> Result<(), StorageError> {
+    async fn put_message(&self, queue: &str, text: &str, delay: Duration) -> Result<reqwest::Response, StorageError> {
         let xml = format!("<QueueMessage><MessageText>{text}</MessageText></QueueMessage>");
         let req = self
             .service
@@ -92,7 +115,7 @@ impl QueueClient {
             .header("content-type", "application/xml")
             .body(xml);
         let what = format!("send to queue {queue}");
-        self.service.send_creating(req, &what, "QueueNotFound", || self.create_queue(queue)).await.map(|_| ())
+        self.service.send_creating(req, &what, "QueueNotFound", || self.create_queue(queue)).await
     }
 
     /// Receives up to `max` (1 to 32) messages, hiding them for `visibility`.
