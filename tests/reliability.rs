@@ -49,7 +49,7 @@ async fn starts_cannot_be_orphaned_and_are_safe_to_retry() {
     (guard.guard, guard.recover, guard.fire_at) = (true, true, Some(now + chrono::Duration::seconds(1)));
     hub.send_control(&guard, now).await.unwrap();
     let store = InstanceStore::new(TableClient::new(&azurite.account()).unwrap(), "azfnInstances");
-    store.commit(&mut status, None, &[], &[]).await.unwrap();
+    store.commit(&mut status, None, &[], &[], &[]).await.unwrap();
     let done = completes(&http, &host, "orphan-1", Duration::from_secs(30)).await;
     assert_eq!(done["output"][0], "Hello Tokyo!");
 

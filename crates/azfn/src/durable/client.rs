@@ -117,7 +117,7 @@ impl DurableClient {
         // Insert first (one request in the common case); an existing instance may be replaced only
         // when it has finished.
         let taken = |id: &str| DurableError::Conflict(format!("instance `{id}` was started by someone else just now"));
-        match store.commit(&mut status, None, &[], &[]).await {
+        match store.commit(&mut status, None, &[], &[], &[]).await {
             Ok(_) => {}
             Err(e) if e.is_conflict() => {
                 let Some((existing, etag)) = store.status(&id).await? else { return Err(taken(&id)) };
@@ -126,7 +126,7 @@ impl DurableClient {
                 } else if !existing.runtime_status.is_terminal() {
                     return self.same_start(existing, name, &original_input).await;
                 } else {
-                    match store.commit(&mut status, Some(&etag), &[], &[]).await {
+                    match store.commit(&mut status, Some(&etag), &[], &[], &[]).await {
                         Ok(_) => {}
                         Err(e) if e.is_precondition_failed() && e.ambiguous => {}
                         Err(e) if e.is_conflict() || e.is_precondition_failed() => return Err(taken(&id)),

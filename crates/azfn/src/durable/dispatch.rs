@@ -46,6 +46,12 @@ const SEND_CONCURRENCY: usize = 32;
 const MAX_CONTINUES: usize = 100;
 /// Results applied in one episode at most (a batch waiting on an instance's lock).
 const MAX_BATCH: usize = 100;
+/// Activity calls in one work message at most (see [`packs`]).
+const MAX_PACK: usize = 16;
+/// Work messages a fan-out is sent as at least, before calls are packed together.
+const PACKS_WANTED: usize = 32;
+/// The largest input (JSON characters) of a call that travels in a pack.
+const PACKED_INPUT_CHARS: usize = 2_048;
 /// How long a worker keeps running a sequence's activities itself before it hands the next one to
 /// the work queue (the default of the app setting [`CHAIN_BUDGET_SETTING`]).
 pub const CHAIN_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
@@ -59,6 +65,8 @@ struct Live {
     status: InstanceStatus,
     /// The status row's ETag; `None` when the instance is not stored yet (a new sub-orchestration).
     etag: Option<String>,
+    /// The events kept in the status row (the end of the history), for the next commit.
+    tail: Vec<Event>,
     /// Inbox rows not yet applied.
     inbox: Vec<(String, Event)>,
     /// Whether this state was just read from the table (not taken from the cache, which another
@@ -580,7 +588,7 @@ impl Dispatcher {
         }
         let exec = Execution::replay(self.registry.clone(), &id, &status.execution_id, Vec::new());
         let execution_id = status.execution_id.clone();
-        let live = Live { exec, status, etag: None, inbox: Vec::new(), fresh: true };
+        let live = Live { exec, status, etag: None, tail: Vec::new(), inbox: Vec::new(), fresh: true };
         let msg = ControlMessage::event(&id, Some(&execution_id), start);
         let span = telemetry::orchestration_span(&live.status.name, &id, &execution_id);
         let sent = held.sent.of(&execution_id);
@@ -611,8 +619,22 @@ impl Dispatcher {
         Ok(true)
     }
 
+    /// Runs the activity calls of a work message (one, or a pack of a fan-out's calls, run at once)
+    /// and applies their results (or errors) to the instance.
+    pub async fn work(&self, mut msg: WorkMessage, dequeue_count: u64) -> Result<(), DurableError> {
+        if msg.also.is_empty() {
+            return self.work_one(msg, dequeue_count).await;
+        }
+        let mut calls = std::mem::take(&mut msg.also);
+        calls.insert(0, msg);
+        let runs = calls.into_iter().map(|call| self.work_one(call, dequeue_count));
+        // Every call runs to its end; the first error fails the message, whose redelivery runs
+        // again only the calls whose results are not recorded.
+        futures_util::future::join_all(runs).await.into_iter().collect()
+    }
+
     /// Runs one activity call and applies its result (or its error) to the instance.
-    pub async fn work(&self, msg: WorkMessage, dequeue_count: u64) -> Result<(), DurableError> {
+    async fn work_one(&self, msg: WorkMessage, dequeue_count: u64) -> Result<(), DurableError> {
         super::error::validate_instance_id(&msg.instance_id)?;
         let finished = self.has_result(&msg) || (dequeue_count > 1 && self.has_stored_result(&msg).await?);
         if finished && dequeue_count > 1 {
@@ -732,7 +754,7 @@ impl Dispatcher {
     ) -> Live {
         let status = InstanceStatus::new(name, instance_id, input, parent, now);
         let exec = Execution::replay(self.registry.clone(), instance_id, &status.execution_id, Vec::new());
-        Live { exec, status, etag: None, inbox: Vec::new(), fresh: true }
+        Live { exec, status, etag: None, tail: Vec::new(), inbox: Vec::new(), fresh: true }
     }
 
     /// Loads an instance from the table and replays its history.
@@ -742,7 +764,14 @@ impl Dispatcher {
             self.hub.resolve_event(e).await?;
         }
         let exec = Execution::replay(self.registry.clone(), instance_id, &loaded.status.execution_id, loaded.history);
-        Ok(Some(Live { exec, status: loaded.status, etag: Some(loaded.etag), inbox: loaded.inbox, fresh: true }))
+        Ok(Some(Live {
+            exec,
+            status: loaded.status,
+            etag: Some(loaded.etag),
+            tail: loaded.tail,
+            inbox: loaded.inbox,
+            fresh: true,
+        }))
     }
 
     /// Applies `msgs` (one message, or results of one execution) to `live` in one episode and
@@ -821,7 +850,7 @@ impl Dispatcher {
             return Ok(Applied::Done(Some(live), outbox));
         }
 
-        let Live { mut exec, status: mut next, etag, .. } = live;
+        let Live { mut exec, status: mut next, etag, tail, .. } = live;
         let live_execution = next.execution_id.clone();
         // Messages carried over from the execution before (continue-as-new): sent before this
         // commit drops them, unless this process sent them already.
@@ -908,9 +937,13 @@ impl Dispatcher {
         // plus this episode's own. No listed action had a result before: each commit drops the
         // ones its episode completed. An ended execution keeps only its messages to entities (a
         // release must reach its entity even if the instance ended before it was sent).
-        if next.execution_id != live_execution {
+        // A new execution (continue-as-new) starts without a tail: the old one's events stay behind.
+        let tail = if next.execution_id != live_execution {
             next.unsent.clear();
-        }
+            Vec::new()
+        } else {
+            tail
+        };
         let done: HashSet<u64> = events.iter().filter_map(Event::completed_id).collect();
         next.unsent.retain(|id| !sent.contains(id) && !done.contains(id));
         next.unsent.extend(events.iter().filter_map(Event::scheduled_id));
@@ -920,8 +953,8 @@ impl Dispatcher {
             next.unsent.retain(|id| to_entities.contains(id));
         }
         next.carried = carried;
-        match self.hub.store().commit(&mut next, etag.as_deref(), &events, &consumed).await {
-            Ok(etag) => {
+        match self.hub.store().commit(&mut next, etag.as_deref(), &tail, &events, &consumed).await {
+            Ok(committed) => {
                 if next.runtime_status == RuntimeStatus::Failed {
                     // Once, after the commit that recorded it: what `cargo azfn start` shows.
                     let reason = next.output.as_str().map_or_else(|| next.output.to_string(), str::to_owned);
@@ -935,7 +968,8 @@ impl Dispatcher {
                 let keep = (!next.runtime_status.is_terminal()).then(|| Live {
                     exec,
                     status: next,
-                    etag: Some(etag),
+                    etag: Some(committed.etag),
+                    tail: committed.tail,
                     inbox: Vec::new(),
                     fresh: false,
                 });
@@ -947,8 +981,11 @@ impl Dispatcher {
     }
 
     async fn commit_status_only(&self, live: Live, mut next: InstanceStatus) -> Result<Applied, DurableError> {
-        match self.hub.store().commit(&mut next, live.etag.as_deref(), &[], &[]).await {
-            Ok(etag) => Ok(Applied::Done(Some(Live { status: next, etag: Some(etag), ..live }), Outbox::default())),
+        match self.hub.store().commit(&mut next, live.etag.as_deref(), &live.tail, &[], &[]).await {
+            Ok(c) => Ok(Applied::Done(
+                Some(Live { status: next, etag: Some(c.etag), tail: c.tail, ..live }),
+                Outbox::default(),
+            )),
             Err(e) if e.is_precondition_failed() || e.is_conflict() => Ok(Applied::Stale { ambiguous: e.ambiguous }),
             Err(e) => Err(e.into()),
         }
@@ -1002,6 +1039,7 @@ impl Dispatcher {
                 name: name.clone(),
                 input: input.clone(),
                 traceparent: telemetry::current_traceparent(),
+                also: Vec::new(),
             }),
             Event::TimerCreated { id: timer, fire_at } => {
                 let mut msg = ControlMessage::event(id, execution, Event::TimerFired { id: *timer });
@@ -1050,22 +1088,23 @@ impl Dispatcher {
         }
         let now = Utc::now();
         let hub = self.hub.clone();
-        type Send = futures_util::future::BoxFuture<'static, (Option<u64>, Result<(), DurableError>)>;
+        type Send = futures_util::future::BoxFuture<'static, (Vec<u64>, Result<(), DurableError>)>;
         let mut sends: Vec<Send> = Vec::new();
         for (id, m) in control {
             let hub = hub.clone();
-            sends.push(Box::pin(async move { (id, hub.send_control(&m, now).await) }));
+            sends.push(Box::pin(async move { (id.into_iter().collect(), hub.send_control(&m, now).await) }));
         }
-        for m in work {
+        for m in packs(work) {
             let hub = hub.clone();
-            sends.push(Box::pin(async move { (Some(m.task_id), hub.send_work(&m).await) }));
+            let ids: Vec<u64> = std::iter::once(m.task_id).chain(m.also.iter().map(|c| c.task_id)).collect();
+            sends.push(Box::pin(async move { (ids, hub.send_work(&m).await) }));
         }
         let mut results = futures_util::stream::iter(sends).buffer_unordered(SEND_CONCURRENCY);
         let mut sent = Vec::new();
         let mut first_error = None;
-        while let Some((id, r)) = results.next().await {
+        while let Some((ids, r)) = results.next().await {
             match r {
-                Ok(()) => sent.extend(id),
+                Ok(()) => sent.extend(ids),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -1075,9 +1114,61 @@ impl Dispatcher {
     }
 }
 
+/// A fan-out's calls as work messages: one call per message while there are at most
+/// [`PACKS_WANTED`] of them (each message can go to another worker); beyond that, calls with small
+/// inputs travel in packs of up to [`MAX_PACK`], so that about [`PACKS_WANTED`] messages carry
+/// them, a queue send, receive and delete per pack instead of per call.
+fn packs(work: Vec<WorkMessage>) -> Vec<WorkMessage> {
+    let per = (work.len() / PACKS_WANTED).clamp(1, MAX_PACK);
+    if per == 1 {
+        return work;
+    }
+    let mut out: Vec<WorkMessage> = Vec::new();
+    let mut open: Option<WorkMessage> = None;
+    for m in work {
+        let small = m.input.to_string().len() <= PACKED_INPUT_CHARS;
+        if !small {
+            out.push(m);
+            continue;
+        }
+        match open.as_mut() {
+            Some(pack) if pack.also.len() + 1 < per => pack.also.push(m),
+            _ => out.extend(open.replace(m)),
+        }
+    }
+    out.extend(open);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn call(task_id: u64, input: Value) -> WorkMessage {
+        let mut m: WorkMessage = serde_json::from_value(serde_json::json!({
+            "instanceId": "i", "executionId": "e", "taskId": task_id, "name": "Add", "input": input
+        }))
+        .unwrap();
+        m.also.clear();
+        m
+    }
+
+    #[test]
+    fn wide_fan_outs_travel_in_packs_and_small_ones_do_not() {
+        let calls = |n: u64| (0..n).map(|k| call(k, serde_json::json!(k))).collect::<Vec<_>>();
+        assert_eq!(packs(calls(32)).len(), 32, "up to 32 calls: one message each");
+        let sent = packs(calls(1000));
+        assert_eq!(sent.len(), 63, "1,000 calls in packs of 16");
+        let ids: Vec<u64> =
+            sent.iter().flat_map(|m| std::iter::once(m.task_id).chain(m.also.iter().map(|c| c.task_id))).collect();
+        assert_eq!(ids, (0..1000).collect::<Vec<_>>(), "every call once, in order");
+        // A large input travels alone (a message holds 64 KiB).
+        let mut mixed = calls(100);
+        mixed[5] = call(5, Value::String("x".repeat(PACKED_INPUT_CHARS + 1)));
+        let sent = packs(mixed);
+        assert!(sent.iter().any(|m| m.task_id == 5 && m.also.is_empty()));
+        assert!(sent.iter().all(|m| m.also.iter().all(|c| c.task_id != 5)));
+    }
 
     #[tokio::test]
     async fn a_running_mark_goes_when_its_call_ends_or_is_cancelled() {

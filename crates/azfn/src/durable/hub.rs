@@ -161,6 +161,9 @@ impl TaskHub {
     pub async fn send_work(&self, msg: &WorkMessage) -> Result<(), DurableError> {
         let mut msg = msg.clone();
         self.offload(&msg.instance_id, &mut msg.input).await?;
+        for call in msg.also.iter_mut() {
+            self.offload(&call.instance_id, &mut call.input).await?;
+        }
         let body = serde_json::to_vec(&msg).map_err(|e| DurableError::BadRequest(e.to_string()))?;
         self.queues.send(&self.work_queue(), &body, Duration::ZERO).await?;
         Ok(())

@@ -126,6 +126,10 @@ pub struct WorkMessage {
     /// The W3C trace context of the episode that scheduled it, while traces are exported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// More calls of the same episode, run together with this one: a wide fan-out's calls travel
+    /// in packs (fewer queue requests), each pack still a message of its own for any worker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<WorkMessage>,
 }
 
 impl WorkMessage {

@@ -50,7 +50,7 @@ pub use messages::{Command, ControlMessage, WorkMessage};
 pub use registry::{ActivityContext, Registry};
 pub use replay::{Episode, Execution};
 pub use saga::Saga;
-pub use store::{InstanceStatus, InstanceStore, ListFilter, Loaded, RuntimeStatus};
+pub use store::{Committed, InstanceStatus, InstanceStore, ListFilter, Loaded, RuntimeStatus};
 
 #[cfg(test)]
 mod tests;

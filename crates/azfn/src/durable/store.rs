@@ -1,6 +1,7 @@
 //! The instance table (`docs/adr/0003-durable-engine.md`): one partition per instance holding its
 //! status row, its history chunks and its inbox, loaded with one query and committed with one
-//! ETag-guarded entity-group transaction per episode.
+//! ETag-guarded write per episode: the status row alone while the latest events fit in it (its
+//! *tail*), else an entity-group transaction that moves them to a chunk row.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,8 @@ fn entity_row(entity: &Entity) -> Result<super::entity::EntityRow, StorageError>
 const PROPERTY_CHARS: usize = 30_000;
 /// String properties per chunk row (rows are limited to 1 MiB).
 const PROPERTIES_PER_ROW: usize = 15;
+/// The status row's property holding its tail: the latest events, not yet in a chunk row.
+const TAIL: &str = "Tail";
 
 /// An instance's runtime status, as Durable Functions names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,10 +128,22 @@ pub struct Loaded {
     pub status: InstanceStatus,
     /// The status row's ETag, for the next commit.
     pub etag: String,
-    /// The current execution's history, in order.
+    /// The current execution's history, in order (the tail included, last).
     pub history: Vec<Event>,
+    /// The last events of `history`, those kept in the status row (give them to the next
+    /// [`commit`](InstanceStore::commit)).
+    pub tail: Vec<Event>,
     /// Inbox events, with their RowKeys.
     pub inbox: Vec<(String, Event)>,
+}
+
+/// What a [`commit`](InstanceStore::commit) wrote: the status row's new ETag and its tail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// The status row's ETag, for the next commit.
+    pub etag: String,
+    /// The events now kept in the status row (give them to the next commit).
+    pub tail: Vec<Event>,
 }
 
 /// Which instances [`InstanceStore::list`] gives.
@@ -261,27 +276,57 @@ impl InstanceStore {
                 }
             }
         }
+        let tail: Vec<Event> = match status_row.properties.get(TAIL).and_then(Value::as_str) {
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                StorageError::other(format!("instance {instance_id}: unreadable history in the status row: {e}"))
+            })?,
+            None => Vec::new(),
+        };
+        history.extend(tail.iter().cloned());
         let etag = status_row.etag.clone().unwrap_or_default();
-        Ok(Some(Loaded { status, etag, history, inbox }))
+        Ok(Some(Loaded { status, etag, history, tail, inbox }))
     }
 
-    /// Commits an episode: the new status, the new events as chunk rows after `status.chunks`
-    /// (which this updates), and the deletion of consumed inbox rows, all in one transaction that
-    /// fails with 412 if the status row's ETag is no longer `etag` (409 if it exists and `etag` is
-    /// `None`). Returns the new ETag.
+    /// Commits an episode: the new status, the new `events` and the deletion of consumed inbox rows,
+    /// failing with 412 if the status row's ETag is no longer `etag` (409 if it exists and `etag`
+    /// is `None`). `tail` is what the last commit (or the load) gave as the status row's tail: the
+    /// events kept there, which this write carries on.
+    ///
+    /// While the tail and the new events fit in one property (and the status in one) and no inbox
+    /// row is consumed, this is one write of the status row alone. Otherwise it is one transaction
+    /// that moves the tail and the new events to chunk rows after `status.chunks` (which this
+    /// updates) and writes the status row without a tail.
     pub async fn commit(
         &self,
         status: &mut InstanceStatus,
         etag: Option<&str>,
+        tail: &[Event],
         events: &[Event],
         consumed_inbox: &[String],
-    ) -> Result<String, StorageError> {
+    ) -> Result<Committed, StorageError> {
+        let status_text = serde_json::to_string(status).map_err(|e| StorageError::other(e.to_string()))?;
+        let kept: Vec<&Event> = tail.iter().chain(events).collect();
+        let kept_text = serde_json::to_string(&kept).map_err(|e| StorageError::other(e.to_string()))?;
+        if consumed_inbox.is_empty()
+            && kept_text.chars().count() <= PROPERTY_CHARS
+            && status_text.chars().count() <= PROPERTY_CHARS
+        {
+            let mut row = self.status_row(status, &status_text)?;
+            if !kept.is_empty() {
+                row.properties.insert(TAIL.into(), Value::String(kept_text));
+            }
+            let etag = match etag {
+                Some(etag) => self.tables.upsert(&self.table, &row, Some(etag)).await?,
+                None => self.tables.insert(&self.table, &row).await?,
+            };
+            return Ok(Committed { etag, tail: kept.into_iter().cloned().collect() });
+        }
         let mut ops = Vec::new();
-        if !events.is_empty() {
+        if !kept.is_empty() {
             // Events are packed into rows of at most PROPERTIES_PER_ROW * PROPERTY_CHARS characters.
             let mut rows: Vec<Vec<&Event>> = vec![Vec::new()];
             let mut size = 0;
-            for e in events {
+            for e in kept {
                 let len = serde_json::to_string(e).map(|t| t.chars().count()).unwrap_or(0) + 1;
                 if size + len > PROPERTIES_PER_ROW * PROPERTY_CHARS && !rows.last().is_some_and(Vec::is_empty) {
                     rows.push(Vec::new());
@@ -311,24 +356,9 @@ impl InstanceStore {
         for key in consumed_inbox {
             ops.push(TableOp::Delete { partition_key: status.instance_id.clone(), row_key: key.clone() });
         }
-        let mut row = Entity::new(&status.instance_id, STATUS_ROW);
-        let mut props = Map::new();
-        let text = serde_json::to_string(status).map_err(|e| StorageError::other(e.to_string()))?;
-        let pieces = split(&text);
-        if pieces.len() > PROPERTIES_PER_ROW {
-            return Err(StorageError::other(format!(
-                "instance {}: the status is larger than a table row; offload its values first",
-                status.instance_id
-            )));
-        }
-        for (i, piece) in pieces.into_iter().enumerate() {
-            let key = if i == 0 { "Status".to_owned() } else { format!("Status{i}") };
-            props.insert(key, Value::String(piece));
-        }
-        props.insert("Name".into(), Value::String(status.name.clone()));
-        props.insert("RuntimeStatus".into(), serde_json::to_value(status.runtime_status).unwrap_or(Value::Null));
-        props.insert("CreatedTime".into(), Value::String(time_key(status.created_time)));
-        row.properties = props;
+        // The chunk count changed: the status's text too.
+        let status_text = serde_json::to_string(status).map_err(|e| StorageError::other(e.to_string()))?;
+        let row = self.status_row(status, &status_text)?;
         ops.insert(
             0,
             match etag {
@@ -344,7 +374,29 @@ impl InstanceStore {
             )));
         }
         let etags = self.tables.transact(&self.table, &ops).await?;
-        Ok(etags.into_iter().next().unwrap_or_default())
+        Ok(Committed { etag: etags.into_iter().next().unwrap_or_default(), tail: Vec::new() })
+    }
+
+    /// The status row for `status` (whose JSON is `text`), without a tail.
+    fn status_row(&self, status: &InstanceStatus, text: &str) -> Result<Entity, StorageError> {
+        let mut row = Entity::new(&status.instance_id, STATUS_ROW);
+        let mut props = Map::new();
+        let pieces = split(text);
+        if pieces.len() > PROPERTIES_PER_ROW {
+            return Err(StorageError::other(format!(
+                "instance {}: the status is larger than a table row; offload its values first",
+                status.instance_id
+            )));
+        }
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let key = if i == 0 { "Status".to_owned() } else { format!("Status{i}") };
+            props.insert(key, Value::String(piece));
+        }
+        props.insert("Name".into(), Value::String(status.name.clone()));
+        props.insert("RuntimeStatus".into(), serde_json::to_value(status.runtime_status).unwrap_or(Value::Null));
+        props.insert("CreatedTime".into(), Value::String(time_key(status.created_time)));
+        row.properties = props;
+        Ok(row)
     }
 
     /// Reads only an instance's status row and its ETag.
