@@ -144,6 +144,43 @@ async fn a_local_chain_cut_short_is_finished_from_the_message_that_started_it() 
     }
 }
 
+/// A start's chain is covered by the start's guard. A call of the chain that outlasts the guard's
+/// delay is still running when the guard shows up: the guard then puts a new guard in its place
+/// (sending the call would not cover it: this process drops a copy of a call it runs). If the
+/// process then dies, the new guard, handled elsewhere, sends the call and the instance completes.
+#[tokio::test]
+async fn a_guard_that_finds_its_chain_still_running_puts_a_new_guard_in_its_place() {
+    let _turn = STALL_TURN.lock().await;
+    STALL_STEP_TWO.store(true, Ordering::SeqCst);
+    let azurite = Azurite::start();
+    let hub = hub(&azurite, "chainguard").await;
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    let first = Arc::new(Dispatcher::new(hub.clone(), registry()));
+    let client = DurableClient::with_dispatcher(first.clone(), registry());
+    let id = client.start("ThreeSteps", None, Value::Null).await.unwrap();
+    // The chain runs Step(1), then stalls in Step(2), in a task of `first`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.status(&id, false).await.unwrap().status.unsent != vec![1] {
+        assert!(Instant::now() < deadline, "the chain did not reach Step(2)");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let execution = client.status(&id, false).await.unwrap().status.execution_id;
+    // The guard shows up (built here as the client builds it, rather than waiting 10 s for it).
+    let start = azfn::durable::Event::ExecutionStarted { name: "ThreeSteps".into(), input: Value::Null, parent: None };
+    let mut guard = ControlMessage::event(&id, Some(&execution), start);
+    (guard.guard, guard.recover) = (true, true);
+    first.control(guard.clone(), 1).await.unwrap();
+    assert!(queues.peek("chainguard-work", 32).await.unwrap().is_empty(), "the running call is not sent");
+    assert_eq!(queues.approximate_count("chainguard-control").await.unwrap(), 2, "the start's guard and a new one");
+
+    // The process dies with Step(2) running; the new guard is handled by another one.
+    STALL_STEP_TWO.store(false, Ordering::SeqCst);
+    let second = Arc::new(Dispatcher::new(hub.clone(), registry()));
+    second.control(guard, 1).await.unwrap();
+    let done = completed(&client, &id).await;
+    assert_eq!(done.status.output, json!([10, 20, 30]));
+}
+
 /// The results of a fan-out that arrive while one of them is being applied wait, and the next
 /// episode applies them together: 40 results take far fewer than 40 commits (history rows).
 #[tokio::test]

@@ -52,6 +52,8 @@ const MAX_PACK: usize = 16;
 const PACKS_WANTED: usize = 32;
 /// The largest input (JSON characters) of a call that travels in a pack.
 const PACKED_INPUT_CHARS: usize = 2_048;
+/// The most JSON one pack holds: base64 makes it 4/3 larger, and a queue message holds 64 KiB.
+const PACK_BYTES: usize = 40_000;
 /// How long a worker keeps running a sequence's activities itself before it hands the next one to
 /// the work queue (the default of the app setting [`CHAIN_BUDGET_SETTING`]).
 pub const CHAIN_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
@@ -472,6 +474,9 @@ impl Dispatcher {
         if !batch.is_empty() {
             let retry = batch.iter().any(|w| w.retry);
             let msgs: Vec<ControlMessage> = batch.iter().map(|w| w.msg.clone()).collect();
+            // A chain only for a worker whose own result is in the batch: its message covers the
+            // chain only if it is deleted after this episode committed.
+            let chain = chain.filter(|_| msgs.iter().any(|m| m.id == msg.id));
             let result = self.apply_locked(&mut held, &msgs, retry, chain).await;
             let told = result.as_ref().map(|_| ()).map_err(ToString::to_string);
             for w in batch {
@@ -797,7 +802,8 @@ impl Dispatcher {
         }
         if status.is_terminal() {
             // Only a redelivery can matter here: the reply to a parent may not have gone out.
-            let outbox = if retry { self.outstanding(&live, sent) } else { Outbox::default() };
+            let outbox =
+                if retry { self.outstanding(&live, sent, msg.guard.then_some(msg)) } else { Outbox::default() };
             return Ok(Applied::Done(None, outbox));
         }
         let mut events: Vec<Event> = msgs.iter().filter_map(|m| m.event.clone()).collect();
@@ -846,7 +852,8 @@ impl Dispatcher {
             // Nothing new: a redelivery. If it follows a failed attempt, the outbox of that attempt
             // may not have been sent: send what the status row lists as unsent (and this process
             // has not sent since).
-            let outbox = if retry { self.outstanding(&live, sent) } else { Outbox::default() };
+            let outbox =
+                if retry { self.outstanding(&live, sent, msg.guard.then_some(msg)) } else { Outbox::default() };
             return Ok(Applied::Done(Some(live), outbox));
         }
 
@@ -1004,7 +1011,13 @@ impl Dispatcher {
     /// The actions the status row lists as unsent (less those without a result that this process
     /// has sent since), and the reply to the parent if the instance ended: what a commit whose
     /// outbox may not have gone out still owes.
-    fn outstanding(&self, live: &Live, sent: &HashSet<u64>) -> Outbox {
+    ///
+    /// Calls this process runs in a local chain are left out: they apply their results themselves,
+    /// and the message that covers the chain is held until it ends. A start's `guard` is that
+    /// cover for a chain started by the start, but it is deleted once handled: when it finds such
+    /// a call still running (one that outlasted the guard's delay), a new guard goes out in its
+    /// place.
+    fn outstanding(&self, live: &Live, sent: &HashSet<u64>, guard: Option<&ControlMessage>) -> Outbox {
         let done: HashSet<u64> = live.exec.history().iter().filter_map(Event::completed_id).collect();
         let unsent: HashSet<u64> = live.status.unsent.iter().copied().collect();
         let mut out = Outbox { execution_id: live.status.execution_id.clone(), ..Outbox::default() };
@@ -1013,12 +1026,25 @@ impl Dispatcher {
         let running = self.running.lock().expect("running lock");
         let execution = &live.status.execution_id;
         let here = |id: u64| running.contains(&(live.status.instance_id.clone(), execution.clone(), id));
+        let mut renew_guard = false;
         for e in live.exec.history() {
-            if e.scheduled_id()
-                .is_some_and(|id| unsent.contains(&id) && !done.contains(&id) && !sent.contains(&id) && !here(id))
-            {
+            let Some(id) = e.scheduled_id() else { continue };
+            if !unsent.contains(&id) || done.contains(&id) || sent.contains(&id) {
+                continue;
+            }
+            if here(id) {
+                renew_guard = true;
+            } else {
                 self.action_message(&live.status, e, &mut out);
             }
+        }
+        drop(running);
+        if let Some(guard) = guard.filter(|_| renew_guard) {
+            let mut next = guard.clone();
+            next.id = uuid::Uuid::new_v4().simple().to_string();
+            next.fire_at =
+                Some(Utc::now() + chrono::Duration::from_std(super::client::START_GUARD_DELAY).expect("small"));
+            out.control.push((None, next));
         }
         if !live.status.carried.is_empty() {
             out.carried = true;
@@ -1124,19 +1150,24 @@ fn packs(work: Vec<WorkMessage>) -> Vec<WorkMessage> {
         return work;
     }
     let mut out: Vec<WorkMessage> = Vec::new();
-    let mut open: Option<WorkMessage> = None;
+    let mut open: Option<(WorkMessage, usize)> = None;
     for m in work {
         let small = m.input.to_string().len() <= PACKED_INPUT_CHARS;
         if !small {
             out.push(m);
             continue;
         }
+        // (Ids and names count too: an instance id alone may take 1 KiB.)
+        let size = serde_json::to_string(&m).map_or(usize::MAX, |t| t.len());
         match open.as_mut() {
-            Some(pack) if pack.also.len() + 1 < per => pack.also.push(m),
-            _ => out.extend(open.replace(m)),
+            Some((pack, bytes)) if pack.also.len() + 1 < per && *bytes + size <= PACK_BYTES => {
+                pack.also.push(m);
+                *bytes += size;
+            }
+            _ => out.extend(open.replace((m, size)).map(|(pack, _)| pack)),
         }
     }
-    out.extend(open);
+    out.extend(open.map(|(pack, _)| pack));
     out
 }
 
@@ -1168,6 +1199,13 @@ mod tests {
         let sent = packs(mixed);
         assert!(sent.iter().any(|m| m.task_id == 5 && m.also.is_empty()));
         assert!(sent.iter().all(|m| m.also.iter().all(|c| c.task_id != 5)));
+        // Long instance ids: packs close before their JSON passes PACK_BYTES.
+        let long: Vec<WorkMessage> = (0..1000)
+            .map(|k| WorkMessage { instance_id: "i".repeat(256), ..call(k, Value::String("y".repeat(2000))) })
+            .collect();
+        for pack in packs(long) {
+            assert!(serde_json::to_string(&pack).unwrap().len() <= PACK_BYTES + 100, "{} calls", pack.also.len() + 1);
+        }
     }
 
     #[tokio::test]

@@ -307,9 +307,10 @@ impl InstanceStore {
         let status_text = serde_json::to_string(status).map_err(|e| StorageError::other(e.to_string()))?;
         let kept: Vec<&Event> = tail.iter().chain(events).collect();
         let kept_text = serde_json::to_string(&kept).map_err(|e| StorageError::other(e.to_string()))?;
+        // (A string property holds 64 KiB of UTF-16: counted in UTF-16 units here.)
         if consumed_inbox.is_empty()
-            && kept_text.chars().count() <= PROPERTY_CHARS
-            && status_text.chars().count() <= PROPERTY_CHARS
+            && kept_text.encode_utf16().count() <= PROPERTY_CHARS
+            && status_text.encode_utf16().count() <= PROPERTY_CHARS
         {
             let mut row = self.status_row(status, &status_text)?;
             if !kept.is_empty() {
