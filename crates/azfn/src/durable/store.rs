@@ -16,7 +16,7 @@ pub const STATUS_ROW: &str = "status";
 /// The row key of an entity's row (in the entity's partition, `@{name}@{key}`).
 pub const ENTITY_ROW: &str = "entity";
 
-/// How many characters of an entity row's JSON go in one table property.
+/// How many UTF-16 units of an entity row's JSON go in one table property.
 const ENTITY_CHUNK: usize = 30_000;
 
 /// An entity's row from its table entity (`Row0`, `Row1`, ... joined).
@@ -31,7 +31,7 @@ fn entity_row(entity: &Entity) -> Result<super::entity::EntityRow, StorageError>
     serde_json::from_str(&text)
         .map_err(|e| StorageError::other(format!("the row of entity {} is not readable: {e}", entity.partition_key)))
 }
-/// Characters per string property (Table strings are limited to 64 KiB of UTF-16).
+/// UTF-16 units per string property (Table strings are limited to 64 KiB of UTF-16).
 const PROPERTY_CHARS: usize = 30_000;
 /// String properties per chunk row (rows are limited to 1 MiB).
 const PROPERTIES_PER_ROW: usize = 15;
@@ -220,8 +220,27 @@ fn chunk_key(n: u32) -> String {
 
 /// Splits text into pieces of at most [`PROPERTY_CHARS`] characters.
 fn split(text: &str) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    chars.chunks(PROPERTY_CHARS).map(|c| c.iter().collect()).collect()
+    split_utf16(text, PROPERTY_CHARS)
+}
+
+/// Splits text into pieces of at most `units` UTF-16 code units (how Table storage measures a
+/// string property, 64 KiB at most), never inside a character.
+fn split_utf16(text: &str, units: usize) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut piece = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        if used + c.len_utf16() > units {
+            pieces.push(std::mem::take(&mut piece));
+            used = 0;
+        }
+        piece.push(c);
+        used += c.len_utf16();
+    }
+    if !piece.is_empty() {
+        pieces.push(piece);
+    }
+    pieces
 }
 
 /// The instance table of a task hub.
@@ -328,7 +347,7 @@ impl InstanceStore {
             let mut rows: Vec<Vec<&Event>> = vec![Vec::new()];
             let mut size = 0;
             for e in kept {
-                let len = serde_json::to_string(e).map(|t| t.chars().count()).unwrap_or(0) + 1;
+                let len = serde_json::to_string(e).map(|t| t.encode_utf16().count()).unwrap_or(0) + 1;
                 if size + len > PROPERTIES_PER_ROW * PROPERTY_CHARS && !rows.last().is_some_and(Vec::is_empty) {
                     rows.push(Vec::new());
                     size = 0;
@@ -462,9 +481,8 @@ impl InstanceStore {
         let mut entity = Entity::new(instance_id, ENTITY_ROW);
         let text = serde_json::to_string(row).unwrap_or_default();
         // A string property holds at most 32K UTF-16 units: the JSON is split over `Row0`, `Row1`, ...
-        let chars: Vec<char> = text.chars().collect();
-        for (i, chunk) in chars.chunks(ENTITY_CHUNK).enumerate() {
-            entity.properties.insert(format!("Row{i}"), Value::String(chunk.iter().collect()));
+        for (i, chunk) in split_utf16(&text, ENTITY_CHUNK).into_iter().enumerate() {
+            entity.properties.insert(format!("Row{i}"), Value::String(chunk));
         }
         entity.properties.insert("Exists".into(), Value::Bool(row.state.is_some()));
         match etag {
@@ -514,5 +532,22 @@ impl InstanceStore {
             Err(e) if e.is_conflict() => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_are_measured_in_utf16_units_and_never_split_a_character() {
+        // Each emoji is two UTF-16 units: 20,000 of them are 40,000 units, over one property.
+        let text = "😀".repeat(20_000) + "abc";
+        let pieces = split(&text);
+        assert_eq!(pieces.len(), 2);
+        assert!(pieces.iter().all(|p| p.encode_utf16().count() <= PROPERTY_CHARS));
+        assert_eq!(pieces.concat(), text);
+        assert_eq!(split("short"), ["short"]);
+        assert!(split("").is_empty());
     }
 }
