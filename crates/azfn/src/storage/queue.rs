@@ -85,17 +85,12 @@ impl QueueClient {
     ) -> Result<ReceivedMessage, StorageError> {
         let response = self.put_message(queue, &BASE64.encode(body), delay).await?;
         let text = response.text().await.map_err(|e| StorageError::other(e.to_string()))?;
-        let m = xml::blocks(&text, "QueueMessage").into_iter().next().unwrap_or_default();
-        Ok(ReceivedMessage {
-            id: xml::first(m, "MessageId").unwrap_or_default(),
-            pop_receipt: xml::first(m, "PopReceipt").unwrap_or_default(),
-            dequeue_count: 0,
-            insertion_time: time(xml::first(m, "InsertionTime")),
-            expiration_time: time(xml::first(m, "ExpirationTime")),
-            next_visible_time: time(xml::first(m, "TimeNextVisible")),
-            body: Vec::new(),
-            base64: true,
-        })
+        // The answer lists the new message without its text: parsed like a received one.
+        Ok(xml::blocks(&text, "QueueMessage")
+            .into_iter()
+            .next()
+            .map(parse_message)
+            .unwrap_or_else(|| parse_message("")))
     }
 
     /// Sends `text` as the message text as it is, not base64-encoded: what a producer that ignores
@@ -144,24 +139,7 @@ impl QueueClient {
 
     async fn messages(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Vec<ReceivedMessage>, StorageError> {
         let text = self.service.send(req, what).await?.text().await.map_err(|e| StorageError::other(e.to_string()))?;
-        Ok(xml::blocks(&text, "QueueMessage")
-            .into_iter()
-            .map(|m| {
-                let body_text = xml::first(m, "MessageText").unwrap_or_default();
-                let compact: String = body_text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                let decoded = BASE64.decode(compact.as_bytes()).ok();
-                ReceivedMessage {
-                    id: xml::first(m, "MessageId").unwrap_or_default(),
-                    pop_receipt: xml::first(m, "PopReceipt").unwrap_or_default(),
-                    dequeue_count: xml::first(m, "DequeueCount").and_then(|d| d.parse().ok()).unwrap_or(0),
-                    insertion_time: time(xml::first(m, "InsertionTime")),
-                    expiration_time: time(xml::first(m, "ExpirationTime")),
-                    next_visible_time: time(xml::first(m, "TimeNextVisible")),
-                    base64: decoded.is_some(),
-                    body: decoded.unwrap_or_else(|| body_text.into_bytes()),
-                }
-            })
-            .collect())
+        Ok(xml::blocks(&text, "QueueMessage").into_iter().map(parse_message).collect())
     }
 
     /// Deletes a received message.
@@ -198,5 +176,22 @@ impl QueueClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0))
+    }
+}
+
+/// A `QueueMessage` element of a Get Messages or Put Message answer.
+fn parse_message(m: &str) -> ReceivedMessage {
+    let body_text = xml::first(m, "MessageText").unwrap_or_default();
+    let compact: String = body_text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let decoded = BASE64.decode(compact.as_bytes()).ok();
+    ReceivedMessage {
+        id: xml::first(m, "MessageId").unwrap_or_default(),
+        pop_receipt: xml::first(m, "PopReceipt").unwrap_or_default(),
+        dequeue_count: xml::first(m, "DequeueCount").and_then(|d| d.parse().ok()).unwrap_or(0),
+        insertion_time: time(xml::first(m, "InsertionTime")),
+        expiration_time: time(xml::first(m, "ExpirationTime")),
+        next_visible_time: time(xml::first(m, "TimeNextVisible")),
+        base64: decoded.is_some(),
+        body: decoded.unwrap_or_else(|| body_text.into_bytes()),
     }
 }
