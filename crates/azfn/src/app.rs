@@ -76,6 +76,8 @@ pub(crate) struct Registration {
 pub struct App {
     pub(crate) registrations: BTreeMap<String, Registration>,
     duplicates: Vec<String>,
+    /// The task hub of [`App::durable`], which every handler's [`Context::durable`] reaches.
+    pub(crate) durable: Option<Arc<crate::durable::DurableApp>>,
 }
 
 impl std::fmt::Debug for App {

@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::durable::Durable;
+use crate::durable::binding::DurableSource;
 use crate::encoding::{value_json, value_text};
 use crate::error::{BindError, OutputError};
 use crate::function_json::{Direction, FunctionSpec};
@@ -51,12 +53,31 @@ struct Inner {
     outputs: Mutex<Outputs>,
     /// The lines the handler logged (see [`crate::logs`]).
     logs: Mutex<Option<Vec<String>>>,
+    /// What the app shares with every invocation (its durable task hub).
+    services: Arc<Services>,
+}
+
+/// What an app shares with each of its invocations' contexts.
+#[derive(Debug, Default)]
+pub(crate) struct Services {
+    /// Where `ctx.durable()` goes.
+    pub(crate) durable: DurableSource,
+    /// The host's HTTP route prefix (host.json `extensions.http.routePrefix`).
+    pub(crate) route_prefix: String,
+}
+
+impl Services {
+    /// The services of an app without any: no durable hub, the default route prefix `api`.
+    pub(crate) fn none() -> Arc<Self> {
+        static NONE: OnceLock<Arc<Services>> = OnceLock::new();
+        NONE.get_or_init(|| Arc::new(Services { durable: DurableSource::None, route_prefix: "api".to_owned() })).clone()
+    }
 }
 
 impl Context {
     /// A context for `spec` with no metadata: for tests of handlers, and for forwarded HTTP requests.
     pub fn new(spec: FunctionSpec, invocation_id: impl Into<String>) -> Self {
-        Self::from_raw(Arc::new(spec), invocation_id.into(), None, HashMap::new())
+        Self::from_raw(Arc::new(spec), invocation_id.into(), None, HashMap::new(), Services::none())
     }
 
     /// A context for `spec` with the invocation's `Metadata` and its non-trigger `Data` entries
@@ -71,7 +92,7 @@ impl Context {
             .into_iter()
             .map(|(k, v)| (k, Bytes::from(serde_json::to_vec(&v).expect("a Value always serializes"))))
             .collect();
-        let ctx = Self::from_raw(Arc::new(spec), invocation_id.into(), None, inputs);
+        let ctx = Self::from_raw(Arc::new(spec), invocation_id.into(), None, inputs, Services::none());
         let _ = ctx.inner.metadata.set(metadata);
         ctx
     }
@@ -81,6 +102,7 @@ impl Context {
         invocation_id: String,
         raw_metadata: Option<Bytes>,
         inputs: HashMap<String, Bytes>,
+        services: Arc<Services>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -91,6 +113,7 @@ impl Context {
                 inputs,
                 outputs: Mutex::new(Outputs::default()),
                 logs: Mutex::new(Some(Vec::new())),
+                services,
             }),
         }
     }
@@ -108,6 +131,22 @@ impl Context {
     /// The function's metadata from function.json.
     pub fn function(&self) -> &FunctionSpec {
         &self.inner.spec
+    }
+
+    /// The app's durable client, as the orchestration client binding is in Durable Functions: start
+    /// orchestrations, raise events, query, terminate, signal entities and answer with the
+    /// management URLs, on the task hub the app declared with [`App::durable`](crate::App::durable).
+    /// See [`durable::binding`](crate::durable::binding); in unit tests,
+    /// [`testing::DurableRecorder`](crate::testing::DurableRecorder).
+    pub fn durable(&self) -> Durable {
+        Durable::new(self.inner.services.durable.clone(), &self.inner.services.route_prefix)
+    }
+
+    /// This context with its durable calls going to `source` (a unit test's recorder).
+    pub(crate) fn with_durable(self, source: DurableSource) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("a new context is not shared"));
+        let route_prefix = inner.services.route_prefix.clone();
+        Self { inner: Arc::new(Inner { services: Arc::new(Services { durable: source, route_prefix }), ..inner }) }
     }
 
     /// Adds a line to the invocation's `Logs`; gives it back once the invocation has answered

@@ -21,6 +21,8 @@ use tracing::Instrument as _;
 
 use crate::app::{App, BoxedHandler, HandlerKind, TriggerArg};
 use crate::context::Context;
+use crate::context::Services;
+use crate::durable::binding::DurableSource;
 use crate::envelope::{EnvelopeSeed, TriggerValue, read_envelope};
 use crate::error::{InvocationError, StartupError};
 use crate::function_json::{AppMetadata, FunctionSpec};
@@ -37,6 +39,8 @@ struct Function {
     kind: Kind,
     /// Read an HTTP trigger together with the envelope (the handler takes an [`HttpRequest`]).
     reads_http: bool,
+    /// What the app shares with its invocations' contexts.
+    services: Arc<Services>,
 }
 
 enum Kind {
@@ -121,6 +125,10 @@ pub fn router(app: App, metadata: &AppMetadata) -> Result<Router, StartupError> 
 /// checking that they match.
 pub fn handler(app: App, metadata: &AppMetadata) -> Result<CustomHandler, StartupError> {
     app.check(metadata)?;
+    let services = Arc::new(Services {
+        durable: app.durable.clone().map(DurableSource::Hub).unwrap_or_default(),
+        route_prefix: metadata.host.route_prefix.clone(),
+    });
     let mut functions = HashMap::new();
     let mut forward = Router::new();
     let mut templates: Vec<Vec<String>> = Vec::new();
@@ -146,9 +154,9 @@ pub fn handler(app: App, metadata: &AppMetadata) -> Result<CustomHandler, Startu
         let kind = match reg.kind {
             HandlerKind::Typed(handler) => {
                 if spec.is_http_only() {
-                    let (h, s) = (handler.clone(), spec.clone());
+                    let (h, s, sv) = (handler.clone(), spec.clone(), services.clone());
                     let method_router = on(methods, move |params: RawPathParams, req: Request| {
-                        serve_forwarded(h.clone(), s.clone(), params, req)
+                        serve_forwarded(h.clone(), s.clone(), sv.clone(), params, req)
                     });
                     forward = mount(forward, &paths, method_router, &name)?;
                 }
@@ -160,7 +168,7 @@ pub fn handler(app: App, metadata: &AppMetadata) -> Result<CustomHandler, Startu
                 Kind::Axum(own)
             }
         };
-        functions.insert(name, Arc::new(Function { spec, kind, reads_http }));
+        functions.insert(name, Arc::new(Function { spec, kind, reads_http, services: services.clone() }));
     }
     if !problems.is_empty() {
         return Err(StartupError::Registration(problems));
@@ -386,7 +394,7 @@ async fn invoke(function: &Function, req: Request) -> Response {
     let data =
         envelope.data.into_iter().map(|(k, raw)| (k.into_owned(), body.slice_ref(raw.get().as_bytes()))).collect();
     let metadata = envelope.metadata.map(|raw| body.slice_ref(raw.get().as_bytes()));
-    let ctx = Context::from_raw(function.spec.clone(), id, metadata, data);
+    let ctx = Context::from_raw(function.spec.clone(), id, metadata, data, function.services.clone());
     let carrier = carrier(&trigger);
 
     let (result, logs, exported) = match &function.kind {
@@ -526,6 +534,7 @@ fn failure(function: &str, id: &str, error: &InvocationError, logs: Vec<String>)
 async fn serve_forwarded(
     handler: BoxedHandler,
     spec: Arc<FunctionSpec>,
+    services: Arc<Services>,
     params: RawPathParams,
     req: Request,
 ) -> Response {
@@ -535,7 +544,7 @@ async fn serve_forwarded(
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
-    let ctx = Context::from_raw(spec.clone(), id.clone(), None, HashMap::new());
+    let ctx = Context::from_raw(spec.clone(), id.clone(), None, HashMap::new(), services);
     let trigger = TriggerArg::Request(Box::new(request));
     let carrier = carrier(&trigger);
     let (result, logs, exported) = run_logged(&ctx, &carrier, handler(trigger, ctx.clone())).await;

@@ -292,7 +292,7 @@ fn status_json(s: &InstanceStatus) -> Value {
 }
 
 /// The management URIs of an instance, built from the URL the caller used (with its `code`).
-struct Links {
+pub(crate) struct Links {
     base: String,
     code: Option<String>,
 }
@@ -307,6 +307,26 @@ impl Links {
         Self { base, code: req.query("code").map(str::to_owned) }
     }
 
+    /// The links for a request to any HTTP function of the app: the management API is at
+    /// `{scheme}://{host}/{route_prefix}/orchestrators`.
+    pub(crate) fn for_handler(req: &HttpRequest, route_prefix: &str) -> Self {
+        let url = req.url.split(['?', '#']).next().unwrap_or_default();
+        let origin = match url.find("://") {
+            Some(i) => {
+                let rest = &url[i + 3..];
+                &url[..i + 3 + rest.find('/').unwrap_or(rest.len())]
+            }
+            None => "",
+        };
+        let prefix = route_prefix.trim_matches('/');
+        let base = if prefix.is_empty() {
+            format!("{origin}/orchestrators")
+        } else {
+            format!("{origin}/{prefix}/orchestrators")
+        };
+        Self { base, code: req.query("code").map(str::to_owned) }
+    }
+
     fn uri(&self, id: &str, tail: &str, query: &[&str]) -> String {
         let mut q: Vec<String> = query.iter().map(|s| s.to_string()).collect();
         if let Some(code) = &self.code {
@@ -316,11 +336,11 @@ impl Links {
         format!("{}/instances/{}{tail}{query}", self.base, encode(id))
     }
 
-    fn status(&self, id: &str) -> String {
+    pub(crate) fn status(&self, id: &str) -> String {
         self.uri(id, "", &[])
     }
 
-    fn start_body(&self, id: &str) -> Value {
+    pub(crate) fn start_body(&self, id: &str) -> Value {
         json!({
             "id": id,
             "statusQueryGetUri": self.status(id),

@@ -86,11 +86,15 @@ impl App {
     }
 
     /// Like [`durable`](Self::durable) on the task hub `hub` (queues `{hub}-control` and `{hub}-work`
-    /// in the functions' function.json files must match).
+    /// in the functions' function.json files must match). An app has one task hub: a second call
+    /// is refused at start-up, as any function registered twice.
     pub fn durable_on(self, hub: &str, registry: Registry) -> Self {
         let rt = Arc::new(DurableApp::new(hub, registry));
+        // A second call registers the same functions again, which start-up refuses.
+        let mut app = self;
+        app.durable = Some(rt.clone());
         let (control, work, api) = (rt.clone(), rt.clone(), rt);
-        self.function(CONTROL_FUNCTION, move |msg: QueueMessage<ControlMessage>, _ctx: Context| {
+        app.function(CONTROL_FUNCTION, move |msg: QueueMessage<ControlMessage>, _ctx: Context| {
             let rt = control.clone();
             async move { rt.dispatcher().await?.control(msg.body, msg.dequeue_count).await }
         })

@@ -14,12 +14,14 @@
 //! - [`history`]: the events.
 //! - [`App::durable`](crate::App::durable) ([`functions`]): the app functions that run all this from
 //!   the task hub's queues ([`dispatch`]) and serve the management API ([`api`], [`DurableClient`]).
+//! - [`Durable`] ([`binding`]): the client a handler gets from [`Context::durable`](crate::Context::durable).
 //! - [`TaskHub`]: the hub's table, queues and blob container; [`InstanceStore`]: the instance table.
 //! - [`dashboard`]: the app's own page over the management API (`GET /api/dashboard`).
 //! - [`testing`]: orchestrations run in process without storage, and the replay check of recorded
 //!   histories against the current code.
 
 pub mod api;
+pub mod binding;
 pub mod client;
 pub mod context;
 pub mod dashboard;
@@ -36,6 +38,7 @@ pub mod saga;
 pub mod store;
 pub mod testing;
 
+pub use binding::{Durable, DurableCall};
 pub use client::{DurableClient, EntityView, InstanceView};
 pub use context::{
     CriticalSection, DurableFuture, Either, EventFuture, OrchestrationContext, RetryPolicy, TaskError, join_all, race,

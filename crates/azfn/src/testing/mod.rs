@@ -1,6 +1,7 @@
 //! Helpers for unit tests of handlers, without a host: a function's context and a trigger built
 //! from a payload shaped as the host sends it, both from the function's real function.json; and
-//! what the handler wrote to its outputs, decoded back ([`Context::outputs`], [`outputs_of`]).
+//! what the handler wrote to its outputs, decoded back ([`Context::outputs`], [`outputs_of`]); and a
+//! stand-in for the task hub behind [`Context::durable`] ([`DurableRecorder`]).
 //!
 //! Paths are relative to the current directory, which `cargo test` sets to the package root.
 //!
@@ -13,6 +14,10 @@
 //! // ... run the handler with `msg` and `ctx`, then:
 //! let receipt: Option<serde_json::Value> = ctx.outputs().blob_json("receipt").unwrap();
 //! ```
+
+mod durable;
+
+pub use durable::DurableRecorder;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
