@@ -17,13 +17,21 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// The binary to pick when the package has several (host.json's executable name).
     pub bin: Option<String>,
+    /// Build with cargo-zigbuild (for an older glibc: see [`cross`](crate::cross)).
+    pub zigbuild: Option<crate::cross::ZigBuild>,
 }
 
 /// Runs `cargo build` in `root` and gives the path of the handler binary it built.
 pub fn build(root: &Path, opts: &BuildOptions) -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build").arg("--message-format=json-render-diagnostics").current_dir(root);
+    let mut cmd = match &opts.zigbuild {
+        Some(zig) => zig.command(),
+        None => {
+            let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            cmd.arg("build");
+            cmd
+        }
+    };
+    cmd.arg("--message-format=json-render-diagnostics").current_dir(root);
     if opts.release {
         cmd.arg("--release");
     }

@@ -41,8 +41,11 @@ pub struct Azfn {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a new app: Cargo.toml, host.json, local.settings.json and a Hello function with its test.
-    #[command(after_help = "Then: cd <DIR> && cargo test && cargo azfn start")]
+    /// Create a new app: Cargo.toml, host.json, local.settings.json, a Hello function with its test,
+    /// and what deploys it: infra/ (Bicep), azure.yaml (azd up) and a GitHub Actions workflow.
+    #[command(
+        after_help = "Then: cd <DIR> && cargo test && cargo azfn start\nDeploy: azd up (see the app's README.md)"
+    )]
     Init(InitArgs),
     /// Add a function (or a durable orchestrator or activity) to the app in the current folder.
     #[command(after_help = NEW_HELP)]
@@ -64,6 +67,8 @@ pub enum Command {
 const NEW_HELP: &str = "\
 Kinds and their options:
   http          --route R --methods get,post --auth anonymous|function|admin
+                [--starts ORCHESTRATOR]: the handler starts that orchestration through its
+                durable client (ctx.durable()) and answers 202 with the management URLs
   timer         --schedule '0 */5 * * * *' (NCRONTAB with seconds)
   queue         --queue Q [--connection SETTING]
   blob          --path container/{name} [--connection SETTING] (polling trigger: not on Flex Consumption)
@@ -75,7 +80,8 @@ Kinds and their options:
 Examples:
   cargo azfn new http GetInvoice --route invoices/{id} --methods get
   cargo azfn new queue ShipNotice --queue shipments
-  cargo azfn new orchestrator ShipOrder && cargo azfn new activity PrintLabel";
+  cargo azfn new orchestrator ShipOrder && cargo azfn new activity PrintLabel
+  cargo azfn new http StartShipping --route shipments --starts ShipOrder";
 
 const INVOKE_HELP: &str = "\
 The data is JSON, its shape set by the function's trigger:
@@ -103,10 +109,18 @@ For zsh: cargo azfn completions zsh > \"${fpath[1]}/_cargo-azfn\"";
 
 const PACKAGE_HELP: &str = "\
 The handler must start on Azure's Linux workers, whose glibc (2.31) is older than a current build
-machine's. `package` reads the binary's glibc needs and refuses one that needs more. To build one
-that fits: static musl (`rustup target add x86_64-unknown-linux-musl`, then --target
-x86_64-unknown-linux-musl), or an older glibc with cargo-zigbuild (scripts/package in the azfn
-repository), then --handler <the built binary>.";
+machine's. `package` builds it with cargo-zigbuild for x86_64-unknown-linux-gnu.2.31, installing
+Zig (PyPI ziglang, with pip) and cargo-zigbuild (crates.io) on first use into ~/.cache/azfn
+($AZFN_CACHE_DIR), so Python 3 with pip is the only prerequisite besides Cargo. It then reads the
+binary's glibc needs, refuses one that needs more than --max-glibc, starts the packaged handler to
+check that it answers, and writes dist/<app>/ and dist/<app>.zip (mode 0755 kept for the binary).
+
+Other ways: --native (plain cargo build, for a build machine as old as Azure's), --target
+x86_64-unknown-linux-musl (static; needs `rustup target add` and a musl C toolchain for crates with
+C code), or --handler <a binary you built>.
+
+Deploy the zip: az functionapp deploy --resource-group <group> --name <app> --src-path dist/<app>.zip --type zip
+(or `azd deploy` in an app made by `cargo azfn init`; see its infra/ and azure.yaml).";
 
 /// `init`'s options.
 #[derive(Debug, Args)]
@@ -116,9 +130,13 @@ pub struct InitArgs {
     /// The package and handler name (default: from the folder's name).
     #[arg(long)]
     pub name: Option<String>,
-    /// Depend on the azfn runtime in this folder (default: the copy this tool was built from).
-    #[arg(long, value_name = "DIR", conflicts_with = "azfn_git")]
+    /// Depend on the azfn runtime in this folder (default: the copy this tool was built from, if
+    /// any; else the crates.io version of this tool).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["azfn_git", "azfn_version"])]
     pub azfn_path: Option<PathBuf>,
+    /// Depend on this crates.io version of the azfn runtime.
+    #[arg(long, value_name = "VERSION", conflicts_with = "azfn_git")]
+    pub azfn_version: Option<String>,
     /// Depend on the azfn runtime from this git repository.
     #[arg(long, value_name = "URL")]
     pub azfn_git: Option<String>,
@@ -156,6 +174,9 @@ pub struct NewArgs {
     /// queue, blob, servicebus: the app setting that holds the connection.
     #[arg(long)]
     pub connection: Option<String>,
+    /// http: start this orchestrator (one of the app's) with the request body as its input.
+    #[arg(long, value_name = "ORCHESTRATOR")]
+    pub starts: Option<String>,
 }
 
 /// `start`'s options.
@@ -210,16 +231,24 @@ pub struct InvokeArgs {
 /// `package`'s options.
 #[derive(Debug, Args)]
 pub struct PackageArgs {
-    /// The folder to write (default: dist/azfn-app in the app's root).
+    /// The folder to write; the zip is <OUT>.zip (default: dist/<app> in the app's root, with <app>
+    /// the Cargo package's name).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Also write <OUT>.zip, ready for `az functionapp deploy`.
+    /// Write only the folder, no zip.
     #[arg(long)]
+    pub no_zip: bool,
+    /// (The zip is written by default; kept for older scripts.)
+    #[arg(long, hide = true, conflicts_with = "no_zip")]
     pub zip: bool,
     /// The newest glibc the handler may need ("any": no check).
     #[arg(long, value_name = "X.Y|any", default_value = "2.31")]
     pub max_glibc: String,
-    /// Build for this target, e.g. x86_64-unknown-linux-musl.
+    /// Build with plain `cargo build --release` for this machine instead of cargo-zigbuild (the
+    /// glibc check still applies).
+    #[arg(long, conflicts_with_all = ["handler", "target"])]
+    pub native: bool,
+    /// Build with plain `cargo build --release --target <TARGET>`, e.g. x86_64-unknown-linux-musl.
     #[arg(long)]
     pub target: Option<String>,
     /// Package this prebuilt handler binary instead of building one.
@@ -263,12 +292,12 @@ fn current_dir(root: Option<PathBuf>) -> Result<PathBuf, String> {
 fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Init(a) => {
-            let source = match (a.azfn_path, a.azfn_git) {
-                (Some(p), _) => AzfnSource::Path(std::path::absolute(&p).map_err(|e| e.to_string())?),
-                (None, Some(url)) => AzfnSource::Git { url, rev: a.azfn_rev },
-                (None, None) => AzfnSource::beside_this_tool().ok_or(
-                    "this cargo-azfn was not built from an azfn checkout: pass --azfn-git URL or --azfn-path DIR",
-                )?,
+            let source = match (a.azfn_path, a.azfn_git, a.azfn_version) {
+                (Some(p), _, _) => AzfnSource::Path(std::path::absolute(&p).map_err(|e| e.to_string())?),
+                (None, Some(url), _) => AzfnSource::Git { url, rev: a.azfn_rev },
+                (None, None, Some(v)) => AzfnSource::Registry(v),
+                (None, None, None) => AzfnSource::beside_this_tool()
+                    .unwrap_or_else(|| AzfnSource::Registry(env!("CARGO_PKG_VERSION").to_owned())),
             };
             let name = match a.name {
                 Some(n) => n,
@@ -280,6 +309,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 println!("wrote {}", a.dir.join(f).display());
             }
             println!("\nnext: cd {} && cargo test && cargo azfn start", a.dir.display());
+            println!(
+                "deploy: azd up (infra/ and azure.yaml), or push to GitHub (.github/workflows/deploy.yml); see README.md"
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::New(a) => {
@@ -292,6 +324,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 ("queue", a.queue),
                 ("path", a.path),
                 ("connection", a.connection),
+                ("starts", a.starts),
             ];
             for (k, v) in pairs {
                 if let Some(v) = v {
@@ -364,19 +397,30 @@ fn package(a: PackageArgs) -> Result<(), String> {
         ),
     };
     let root = std::path::absolute(current_dir(a.root)?).map_err(|e| e.to_string())?;
+    if !root.join("host.json").is_file() {
+        return Err(format!("{} has no host.json: run `cargo azfn package` from the app's root", root.display()));
+    }
     let binary = match a.handler {
         Some(h) => std::path::absolute(h).map_err(|e| e.to_string())?,
         None => {
             let bin = azfn::function_json::AppMetadata::load(&root).ok().and_then(|m| m.host.executable);
-            crate::cargo_build::build(&root, &BuildOptions { release: true, target: a.target, bin })?
+            let mut opts = BuildOptions { release: true, target: a.target.clone(), bin, ..BuildOptions::default() };
+            if a.target.is_none() && !a.native {
+                // Azure's workers: glibc 2.31 through Zig, installed on first use.
+                opts.zigbuild = Some(crate::cross::ZigBuild::ensure()?);
+                crate::cross::ensure_rust_target(&root)?;
+                opts.target = Some(crate::cross::zig_target());
+                eprintln!("cargo azfn: building the handler for {} with cargo-zigbuild", crate::cross::zig_target());
+            }
+            crate::cargo_build::build(&root, &opts)?
         }
     };
     // Relative to the current folder, as every path on the command line (the default, to the app's).
     let out = match a.out {
         Some(out) => std::path::absolute(out).map_err(|e| e.to_string())?,
-        None => root.join("dist/azfn-app"),
+        None => root.join("dist").join(crate::package::app_name(&root)),
     };
-    let done = crate::package::package(&root, &binary, &out, a.zip, max_glibc)?;
+    let done = crate::package::package(&root, &binary, &out, !a.no_zip, max_glibc)?;
     println!(
         "packaged {} functions ({}) into {}",
         done.functions.len(),
@@ -391,8 +435,18 @@ fn package(a: PackageArgs) -> Result<(), String> {
         }
         None => {}
     }
+    match crate::package::smoke_start(&done.folder)? {
+        true => {
+            println!("checked: the packaged handler starts from {} and answers the host's probe", done.folder.display())
+        }
+        false => println!("not started here: the handler is built for another system"),
+    }
     if let Some(z) = done.zip {
         println!("zip: {}", z.display());
+        println!(
+            "deploy: az functionapp deploy --resource-group <group> --name <app> --src-path {} --type zip",
+            z.display()
+        );
     }
     Ok(())
 }

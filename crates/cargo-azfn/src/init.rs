@@ -1,7 +1,11 @@
 //! `cargo azfn init <dir>`: a new app from nothing, laid out as `cargo azfn new` and `start` expect.
 //!
 //! The app depends on the azfn runtime by path (the copy `cargo-azfn` was built from, or the folder
-//! given) or by git, holds a `Hello` HTTP function with its test, and builds, tests and runs at once.
+//! given), by git, or from crates.io, with the dependency versions azfn is tested with (its
+//! Cargo.lock); holds a `Hello` HTTP function with its test, and builds, tests and runs at once.
+//! It is deployable as it is: `infra/` (Bicep for a keyless Flex Consumption Function App),
+//! `azure.yaml` for the Azure Developer CLI (`azd up`), and a GitHub Actions workflow that tests,
+//! packages and deploys with OpenID Connect.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,8 @@ pub enum AzfnSource {
         /// A branch, tag or commit (`rev`).
         rev: Option<String>,
     },
+    /// A version published on crates.io (a requirement such as `0.1` or `0.1.0`).
+    Registry(String),
 }
 
 impl AzfnSource {
@@ -32,9 +38,35 @@ impl AzfnSource {
             Self::Path(p) => format!("{{ path = {} }}", toml_string(&p.display().to_string())),
             Self::Git { url, rev: None } => format!("{{ git = {} }}", toml_string(url)),
             Self::Git { url, rev: Some(r) } => format!("{{ git = {}, rev = {} }}", toml_string(url), toml_string(r)),
+            Self::Registry(v) => toml_string(v),
+        }
+    }
+
+    /// The command that installs this `cargo azfn` on a CI machine (the deploy workflow's), and a
+    /// comment to go with it when there is no such command.
+    fn install_command(&self) -> (String, Option<&'static str>) {
+        match self {
+            Self::Registry(v) => (format!("cargo install --locked cargo-azfn@{v}"), None),
+            Self::Git { url, rev: None } => (format!("cargo install --locked --git {url} cargo-azfn"), None),
+            Self::Git { url, rev: Some(r) } => {
+                (format!("cargo install --locked --git {url} --rev {r} cargo-azfn"), None)
+            }
+            Self::Path(_) => (
+                format!("cargo install --locked --git {REPOSITORY} cargo-azfn"),
+                Some(
+                    "# This app depends on azfn by path (cargo azfn init --azfn-path), which a CI machine does not have:\n\
+                     # point Cargo.toml and this line at a git repository or a crates.io version of azfn.",
+                ),
+            ),
         }
     }
 }
+
+/// The azfn repository (the workspace's `repository`).
+const REPOSITORY: &str = env!("CARGO_PKG_REPOSITORY");
+
+/// The Cargo.lock azfn was tested with (see build.rs); empty when the tool was built without one.
+const TESTED_LOCK: &str = include_str!(concat!(env!("OUT_DIR"), "/tested.lock"));
 
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -76,18 +108,32 @@ pub fn init(dir: &Path, name: &str, azfn: &AzfnSource) -> Result<Vec<String>, St
     {
         return Err(format!("{} is not empty: `init` writes a new app into an empty or new folder", dir.display()));
     }
-    let files: Vec<(&str, String)> = vec![
+    let resource_name = resource_name(name);
+    let (install, install_note) = azfn.install_command();
+    let install = match install_note {
+        Some(note) => format!("{install}\n        # {}", note.replace('\n', "\n        ").trim_start_matches("# ")),
+        None => install,
+    };
+    let mut files: Vec<(&str, String)> = vec![
         ("Cargo.toml", cargo_toml(name, azfn)),
         ("host.json", HOST_JSON.replace("{name}", name)),
         ("local.settings.json", LOCAL_SETTINGS.to_owned()),
         ("rustfmt.toml", "max_width = 120\nuse_small_heuristics = \"Max\"\n".to_owned()),
-        (".gitignore", "/target\n/dist\n".to_owned()),
+        (".gitignore", "/target\n/dist\n/.azure\n".to_owned()),
         (".funcignore", FUNCIGNORE.to_owned()),
         ("functions/Hello/function.json", HELLO_JSON.to_owned()),
         ("src/main.rs", MAIN_RS.replace("{name}", name)),
         ("src/functions/mod.rs", FUNCTIONS_MOD.to_owned()),
         ("src/functions/hello.rs", HELLO_RS.to_owned()),
+        ("README.md", APP_README.replace("__APP__", name)),
+        ("azure.yaml", AZURE_YAML.replace("name: __APP__", &format!("name: {resource_name}")).replace("__APP__", name)),
+        ("infra/main.bicep", MAIN_BICEP.replace("__APP__", &resource_name)),
+        ("infra/main.parameters.json", MAIN_PARAMETERS.to_owned()),
+        (".github/workflows/deploy.yml", DEPLOY_YML.replace("__INSTALL__", &install).replace("__APP__", name)),
     ];
+    if !TESTED_LOCK.is_empty() {
+        files.push(("Cargo.lock", TESTED_LOCK.to_owned()));
+    }
     let mut written = Vec::new();
     for (path, text) in files {
         let full = dir.join(path);
@@ -99,6 +145,25 @@ pub fn init(dir: &Path, name: &str, azfn: &AzfnSource) -> Result<Vec<String>, St
     }
     Ok(written)
 }
+
+/// `name` as Azure resource names and azd's project name take it: lowercase letters, digits and
+/// single dashes.
+pub fn resource_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        let c = if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' };
+        if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
+            out.push(c);
+        }
+    }
+    out.trim_end_matches('-').to_owned()
+}
+
+const AZURE_YAML: &str = include_str!("../assets/azure.yaml");
+const MAIN_BICEP: &str = include_str!("../assets/infra/main.bicep");
+const MAIN_PARAMETERS: &str = include_str!("../assets/infra/main.parameters.json");
+const DEPLOY_YML: &str = include_str!("../assets/github/deploy.yml");
+const APP_README: &str = include_str!("../assets/README.md");
 
 fn cargo_toml(name: &str, azfn: &AzfnSource) -> String {
     format!(
@@ -169,6 +234,11 @@ tests
 Cargo.toml
 Cargo.lock
 rustfmt.toml
+README.md
+azure.yaml
+infra
+dist
+.azure
 ";
 
 const HELLO_JSON: &str = r#"{
@@ -268,5 +338,31 @@ mod tests {
         let git = AzfnSource::Git { url: "https://example.com/azfn.git".into(), rev: Some("v0.1.0".into()) };
         assert_eq!(git.dependency(), r#"{ git = "https://example.com/azfn.git", rev = "v0.1.0" }"#);
         assert_eq!(AzfnSource::Path("/a/b".into()).dependency(), r#"{ path = "/a/b" }"#);
+        assert_eq!(AzfnSource::Registry("0.1".into()).dependency(), r#""0.1""#);
+    }
+
+    #[test]
+    fn resource_names_are_lowercase_with_single_dashes() {
+        assert_eq!(resource_name("Shop_App--2"), "shop-app-2");
+        assert_eq!(resource_name("orders"), "orders");
+    }
+
+    #[test]
+    fn a_new_app_is_deployable_with_its_own_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("shop");
+        let written = init(&app, "shop_app", &AzfnSource::Registry("0.1.0".into())).unwrap();
+        for f in ["infra/main.bicep", "infra/main.parameters.json", "azure.yaml", ".github/workflows/deploy.yml"] {
+            assert!(written.iter().any(|w| w == f), "{f} in {written:?}");
+        }
+        let read = |f: &str| fs::read_to_string(app.join(f)).unwrap();
+        assert!(read("azure.yaml").contains("name: shop-app\n"));
+        assert!(read("azure.yaml").contains("dist: dist/shop_app.zip"));
+        assert!(read("infra/main.bicep").contains("param appName string = 'shop-app-${uniqueString("));
+        assert!(!read("infra/main.bicep").contains("__APP__"));
+        let workflow = read(".github/workflows/deploy.yml");
+        assert!(workflow.contains("run: cargo install --locked cargo-azfn@0.1.0"), "{workflow}");
+        assert!(workflow.contains("--src-path dist/shop_app.zip"));
+        assert!(read("Cargo.toml").contains("azfn = \"0.1.0\""));
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! The handler must start on Azure's Linux workers, whose glibc is older than a current build
 //! machine's: `package` refuses a binary that needs a newer glibc than the limit it is given
-//! (by default [`AZURE_GLIBC_FLOOR`], 2.31). `scripts/package` builds one that fits.
+//! (by default [`AZURE_GLIBC_FLOOR`], 2.31). The command builds one that fits ([`cross`](crate::cross)),
+//! and [`smoke_start`] starts the packaged handler from the folder, as the host would, before the
+//! zip is handed over.
 
 use std::fs;
 use std::io::Write as _;
@@ -78,9 +80,10 @@ pub fn lay_out(
     {
         return Err(format!(
             "refusing to package: {} needs glibc {needed} (symbol version GLIBC_{needed}), and Azure Functions' \
-             Linux workers have {max}, so the host could not start it. Build the handler for glibc {max} with \
-             `scripts/package` (cargo zigbuild --release --target x86_64-unknown-linux-gnu.{max}), or raise the \
-             limit with --max-glibc {needed} if every worker you deploy to has it",
+             Linux workers have {max}, so the host could not start it. Build the handler for glibc {max}: \
+             `cargo azfn package` without --handler, --native or --target does (cargo zigbuild --release --target \
+             x86_64-unknown-linux-gnu.{max}), or raise the limit with --max-glibc {needed} if every worker you \
+             deploy to has it",
             binary.display()
         ));
     }
@@ -106,6 +109,98 @@ pub fn lay_out(
 
     let zip_path = if zip { Some(write_zip(out)?) } else { None };
     Ok(Packaged { folder: out.to_path_buf(), zip: zip_path, functions, glibc })
+}
+
+/// The app's name for its package: the Cargo package's `name` in the root's Cargo.toml, else the
+/// folder's name.
+pub fn app_name(root: &Path) -> String {
+    let from_manifest = fs::read_to_string(root.join("Cargo.toml")).ok().and_then(|text| {
+        let mut in_package = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_package = line == "[package]";
+            } else if in_package
+                && let Some((k, v)) = line.split_once('=')
+                && k.trim() == "name"
+            {
+                return Some(v.trim().trim_matches('"').to_owned());
+            }
+        }
+        None
+    });
+    from_manifest
+        .or_else(|| root.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "app".to_owned())
+}
+
+/// Starts the packaged handler from `folder` as the Functions host does (in that folder, with
+/// `FUNCTIONS_CUSTOMHANDLER_PORT` set to a free port) and waits up to 20 s for its answer to the
+/// host's readiness probe (`GET /`). `Ok(false)` when this machine cannot run it (built for
+/// another system); an error says what went wrong, with what the handler printed.
+pub fn smoke_start(folder: &Path) -> Result<bool, String> {
+    use std::io::{Read as _, Write as _};
+    let metadata = AppMetadata::load(folder).map_err(|e| e.to_string())?;
+    let exe = folder.join(metadata.host.executable.unwrap_or_default());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port to start the handler on: {e}"))?
+        .port();
+    let log = tempfile_path(folder);
+    let out = fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let spawned = std::process::Command::new(&exe)
+        .current_dir(folder)
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("FUNCTIONS_APP_ROOT_PATH", folder)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().map_err(|e| e.to_string())?)
+        .stderr(out)
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) if e.raw_os_error() == Some(8) => {
+            let _ = fs::remove_file(&log);
+            return Ok(false);
+        }
+        Err(e) => return Err(format!("cannot start {}: {e}", exe.display())),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let answered = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+            let mut reply = String::new();
+            let _ = s.read_to_string(&mut reply);
+            if reply.starts_with("HTTP/1.1 2") {
+                break Ok(());
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            break Err(format!("it exited ({status})"));
+        }
+        if std::time::Instant::now() > deadline {
+            break Err("it did not answer GET / within 20 s".to_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let printed = fs::read_to_string(&log).unwrap_or_default();
+    let _ = fs::remove_file(&log);
+    answered.map(|()| true).map_err(|why| {
+        format!(
+            "the packaged handler {} did not start from {}: {why}; it printed:\n{printed}",
+            exe.display(),
+            folder.display()
+        )
+    })
+}
+
+/// A file name beside `folder` for the handler's output during [`smoke_start`].
+fn tempfile_path(folder: &Path) -> PathBuf {
+    let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    folder.with_file_name(format!(".{name}.start-{}.log", uuid::Uuid::new_v4().simple()))
 }
 
 /// Runs `binary check` (see `azfn::cli`) with the app root in `FUNCTIONS_APP_ROOT_PATH`: the

@@ -17,7 +17,8 @@ use serde_json::json;
 /// The kinds of function `new` can add.
 pub const KINDS: &[&str] = &["http", "timer", "queue", "blob", "servicebus", "eventgrid", "orchestrator", "activity"];
 
-/// Options of `new`, by name (`route`, `methods`, `auth`, `schedule`, `queue`, `path`, `connection`).
+/// Options of `new`, by name (`route`, `methods`, `auth`, `schedule`, `queue`, `path`, `connection`,
+/// `starts`).
 pub type Options = std::collections::BTreeMap<String, String>;
 
 /// Checks a function name as the Functions host does: a letter, then letters, digits, `_` or `-`,
@@ -84,17 +85,26 @@ pub fn new_function(root: &Path, kind: &str, name: &str, opts: &Options) -> Resu
     let connection =
         get("connection", if kind == "servicebus" { "ServiceBusConnection" } else { "AzureWebJobsStorage" });
     let lower = name.to_ascii_lowercase();
+    if let Some(orchestrator) = opts.get("starts") {
+        check_orchestrator(root, orchestrator)?;
+    }
     let (bindings, handler) = match kind {
         "http" => {
+            let starts = opts.get("starts");
+            let default_methods = if starts.is_some() { "post" } else { "get,post" };
             let methods: Vec<String> =
-                get("methods", "get,post").split(',').map(|m| m.trim().to_ascii_lowercase()).collect();
+                get("methods", default_methods).split(',').map(|m| m.trim().to_ascii_lowercase()).collect();
             let route = get("route", &lower);
+            let handler = match starts {
+                Some(orchestrator) => starter_handler(name, &module, &route, orchestrator),
+                None => http_handler(name, &module, &route),
+            };
             (
                 json!([
                     {"type": "httpTrigger", "direction": "in", "name": "req", "authLevel": get("auth", "function"), "methods": methods, "route": route},
                     {"type": "http", "direction": "out", "name": "res"}
                 ]),
-                http_handler(name, &module, &route),
+                handler,
             )
         }
         "timer" => (
@@ -225,9 +235,28 @@ fn is_mod_line(line: &str, module: &str) -> bool {
     })
 }
 
+/// Checks that the app registers the orchestrator `name` (for `new http --starts`).
+fn check_orchestrator(root: &Path, name: &str) -> Result<(), String> {
+    let registry = fs::read_to_string(root.join("src/functions/orchestrations/mod.rs")).unwrap_or_default();
+    if registry.contains(&format!(".orchestrator(\"{name}\",")) {
+        Ok(())
+    } else {
+        Err(format!(
+            "--starts {name}: the app has no orchestrator {name:?} in src/functions/orchestrations/mod.rs; add it first \
+             with `cargo azfn new orchestrator {name}`"
+        ))
+    }
+}
+
 /// Checks the options of `kind` before anything is written: values that go into Rust code or that
 /// the host would refuse are refused here.
 fn check_options(kind: &str, opts: &Options) -> Result<(), String> {
+    if opts.contains_key("starts") && kind != "http" {
+        return Err(format!(
+            "--starts is for `new http`: a {kind} function can start orchestrations through \
+                            ctx.durable() too, by hand"
+        ));
+    }
     for (k, v) in opts {
         if v.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
             return Err(format!("--{k} {v:?}: quotes, backslashes and control characters are not allowed"));
@@ -515,6 +544,58 @@ mod tests {{
         );
         let res = {module}(req, azfn::testing::context("{name}")).await.unwrap();
         assert_eq!(res.status, 200);
+    }}
+}}
+"#
+    )
+}
+
+fn starter_handler(name: &str, module: &str, route: &str, orchestrator: &str) -> String {
+    format!(
+        r#"//! `{name}`: starts the `{orchestrator}` orchestration. `POST /api/{route}` with its input as JSON
+//! answers 202 with the instance's management URLs (`statusQueryGetUri` gives its status and output).
+
+use azfn::durable::api::error_response;
+use azfn::{{Context, HttpRequest, HttpResponse}};
+
+/// Starts `{orchestrator}` with the request's JSON body as its input (`null` when there is none).
+pub async fn {module}(req: HttpRequest, ctx: Context) -> Result<HttpResponse, azfn::Error> {{
+    let input: serde_json::Value = if req.body.is_empty() {{ serde_json::Value::Null }} else {{ req.json()? }};
+    match ctx.durable().start_new("{orchestrator}", input).await {{
+        Ok(instance_id) => {{
+            tracing::info!(%instance_id, "started {orchestrator}");
+            Ok(ctx.durable().check_status_response(&req, &instance_id))
+        }}
+        // 400 for an input the orchestrator does not take, 500 when storage failed.
+        Err(e) => Ok(error_response(&e)),
+    }}
+}}
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use azfn::durable::RuntimeStatus;
+    use azfn::testing::DurableRecorder;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn starts_{module}_and_answers_with_its_urls() {{
+        // The request as the host sends it; the body is the orchestration's input.
+        let req: HttpRequest = azfn::testing::trigger(
+            "{name}",
+            json!({{"Url": "http://localhost:7071/api/{route}", "Method": "POST", "Query": {{}},
+                   "Headers": {{"Content-Type": ["application/json"]}}, "Body": "\"Ada\""}}),
+            json!({{}}),
+        );
+        // Runs the orchestration in process, with its real activities, instead of on storage.
+        let durable = DurableRecorder::running(crate::functions::orchestrations::registry());
+        let res = {module}(req, durable.context("{name}")).await.unwrap();
+        assert_eq!(res.status, 202);
+        let (orchestrator, id, input) = durable.started().remove(0);
+        assert_eq!((orchestrator.as_str(), input), ("{orchestrator}", json!("Ada")));
+        assert!(res.header_value("location").unwrap().ends_with(&format!("/api/orchestrators/instances/{{id}}")));
+        let status = durable.context("{name}").durable().status(&id).await;
+        assert_eq!(status.unwrap().runtime_status, RuntimeStatus::Completed);
     }}
 }}
 "#

@@ -1,6 +1,10 @@
 //! Azurite for local runs: when `AzureWebJobsStorage` is the development storage and nothing
-//! answers on its ports, `cargo azfn start` starts the pinned Azurite that `npm ci --prefix tools`
-//! installed (or one on PATH), in memory, and stops it on exit.
+//! answers on its ports, `cargo azfn start` starts Azurite in memory and stops it on exit.
+//!
+//! Which Azurite: the app's own `tools/node_modules/.bin/azurite` (the azfn repository's example
+//! app has one), else one on PATH, else the pinned version in the tool cache
+//! ([`tool_cache`](crate::tool_cache)), installed there with `npm ci` from the lock file this tool
+//! carries on first use. npm (with Node.js) is then the only prerequisite.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -39,6 +43,11 @@ fn answers(host: &str, port: u16) -> bool {
         .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_millis(300)).is_ok())
 }
 
+/// The Azurite version `cargo azfn start` installs (the lock file's).
+pub const AZURITE_VERSION: &str = "3.35.0";
+const PACKAGE_JSON: &str = include_str!("../../assets/azurite/package.json");
+const PACKAGE_LOCK: &str = include_str!("../../assets/azurite/package-lock.json");
+
 fn find_azurite(root: &Path) -> Option<PathBuf> {
     let local = root.join("tools/node_modules/.bin/azurite");
     if local.is_file() {
@@ -46,6 +55,33 @@ fn find_azurite(root: &Path) -> Option<PathBuf> {
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join("azurite")).find(|p| p.is_file())
+}
+
+/// The pinned Azurite in the tool cache, installed there first if needed.
+pub fn cached_azurite() -> Result<PathBuf, String> {
+    let dir = crate::tool_cache::ensure(
+        &format!("azurite-{AZURITE_VERSION}"),
+        &format!("Azurite {AZURITE_VERSION} (npm ci, about a minute)"),
+        |dir| {
+            let write = |name: &str, text: &str| {
+                std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {}: {e}", dir.display()))
+            };
+            write("package.json", PACKAGE_JSON)?;
+            write("package-lock.json", PACKAGE_LOCK)?;
+            let mut npm = std::process::Command::new("npm");
+            npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(dir);
+            crate::tool_cache::run(
+                npm,
+                "cargo azfn start installs Azurite (the Azure Storage emulator) with npm: install Node.js with npm                  (https://nodejs.org, or your system's nodejs and npm packages), or start an Azurite yourself, or set                  AzureWebJobsStorage to a storage account's connection string",
+            )
+        },
+    )?;
+    let bin = dir.join("node_modules/.bin/azurite");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!("{} has no Azurite: delete that folder and try again", dir.display()))
+    }
 }
 
 /// Starts Azurite when `account` is the local emulator and none of its ports answer; `None` when
@@ -62,13 +98,12 @@ pub async fn ensure(root: &Path, account: &StorageAccount) -> Result<Option<Loca
     let local = endpoints.iter().all(|(h, _)| h == "127.0.0.1" || h == "localhost");
     let ports: Vec<u16> = endpoints.iter().map(|(_, p)| *p).collect();
     let (&[blob, queue, table], true) = (&ports[..], local) else { return Ok(None) };
-    let bin = find_azurite(root).ok_or_else(|| {
-        format!(
-            "AzureWebJobsStorage is the local emulator, nothing answers on 127.0.0.1:{blob}, and Azurite is not \
-             installed: run `npm ci --prefix tools` (scripts/run does it), start Azurite yourself, or set \
-             AzureWebJobsStorage to a storage account's connection string"
-        )
-    })?;
+    let bin = match find_azurite(root) {
+        Some(bin) => bin,
+        None => tokio::task::spawn_blocking(cached_azurite).await.map_err(|e| e.to_string())?.map_err(|e| {
+            format!("AzureWebJobsStorage is the local emulator and nothing answers on 127.0.0.1:{blob}; {e}")
+        })?,
+    };
     let dir = std::env::temp_dir().join(format!("azfn-azurite-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let child = Command::new(&bin)
