@@ -17,7 +17,7 @@ infra/types/arm-types.json by infra/types/extract.py):
   `obj[key]` and `obj.prop` of an object variable (every value);
 - what is known only at deployment (`storage.id`, function results) is taken as fitting.
 
-    python3 infra/check_types.py     (in the checkov venv: infra/scan.sh runs it)
+    python3 infra/check_types.py [FILE]    (default infra/main.bicep; in the checkov venv: infra/scan.sh runs it)
 
 Exits 1 and prints each problem with the resource and property path.
 """
@@ -268,8 +268,9 @@ def check(text: str | None = None) -> tuple[int, list[str], dict]:
 
 
 def main() -> int:
-    checked, problems, source = check()
-    print(f"ARM types: {checked} resources of infra/main.bicep checked against Azure/bicep-types-az "
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else m.MAIN
+    checked, problems, source = check(path.read_text())
+    print(f"ARM types: {checked} resources of {path} checked against Azure/bicep-types-az "
           f"{source['commit'][:12]}, {len(problems)} problems")
     for p in problems:
         print("  " + p)

@@ -4,7 +4,9 @@
 # runs the template's own tests (infra/tests/: zone redundancy refused without ZRS, settings per
 # plan, the blob-event route, diagnostic settings), all with checkov's Bicep parser.
 #
-#   infra/scan.sh        venv in target/checkov-venv, or in $CHECKOV_VENV
+#   infra/scan.sh [DIR]  venv in target/checkov-venv, or in $CHECKOV_VENV; DIR defaults to infra
+#                        (another folder: an app's infra/ written by `cargo azfn init`, checked the
+#                        same way but for this template's own tests)
 #
 # Fails on: any failed check, any parse error, a scan that saw none of the main resources, a
 # suppression without a reason, a key or connection string in the templates, or a parameter in
@@ -16,6 +18,11 @@ cd "$(dirname "$0")/.."
 
 version=3.3.30
 venv=${CHECKOV_VENV:-target/checkov-venv}
+dir=${1:-infra}
+if [ ! -f "$dir/main.bicep" ]; then
+  echo "infra/scan.sh: $dir/main.bicep not found" >&2
+  exit 2
+fi
 
 if [ "$("$venv/bin/checkov" --version 2>/dev/null || true)" != "$version" ]; then
   echo "installing checkov $version into $venv" >&2
@@ -27,25 +34,26 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # No keys: the templates must never read or build one.
-if grep -rnE 'listKeys\(|listConnectionStrings|AccountKey=|SharedAccessKey=' infra --include='*.bicep' --include='*.bicepparam'; then
-  echo "infra/: the lines above read or build a key or connection string; use a managed identity" >&2
+if grep -rnE 'listKeys\(|listConnectionStrings|AccountKey=|SharedAccessKey=' "$dir" --include='*.bicep' --include='*.bicepparam'; then
+  echo "$dir/: the lines above read or build a key or connection string; use a managed identity" >&2
   keys_found=1
 else
   keys_found=0
 fi
 
 status=0
-BC_SKIP_MAPPING=TRUE "$venv/bin/checkov" -d infra --framework bicep --skip-download --compact \
+BC_SKIP_MAPPING=TRUE "$venv/bin/checkov" -d "$dir" --framework bicep --skip-download --compact \
   --external-checks-dir infra/checks -o json >"$work/report.json" 2>"$work/stderr" || status=$?
 
 scan_status=0
-python3 - "$work/report.json" "$work/stderr" "$status" "$keys_found" <<'PY' || scan_status=$?
+python3 - "$work/report.json" "$work/stderr" "$status" "$keys_found" "$dir" <<'PY' || scan_status=$?
 import json
 import re
 import sys
 from pathlib import Path
 
 report, stderr, status, keys_found = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+folder = Path(sys.argv[5])
 problems = []
 
 try:
@@ -88,20 +96,26 @@ for c in skipped:
 required = {"Microsoft.Web/sites", "Microsoft.Web/serverfarms", "Microsoft.Storage/storageAccounts"}
 if resources == 0 or not required <= scanned_types:
     missing = ", ".join(sorted(required - scanned_types)) or "everything"
-    problems.append(f"checkov did not scan {missing}: is infra/main.bicep there and parseable?")
+    problems.append(f"checkov did not scan {missing}: is {folder}/main.bicep there and parseable?")
 
 if keys_found:
-    problems.append("a key or connection string in infra/ (see above)")
+    problems.append(f"a key or connection string in {folder}/ (see above)")
 
-# main.bicepparam is not parsed by checkov: check that it points at main.bicep and sets only declared parameters.
-bicep = Path("infra/main.bicep").read_text()
-bicepparam = Path("infra/main.bicepparam").read_text()
+# Parameter files are not parsed by checkov: check that they set only declared parameters (and that
+# main.bicepparam points at main.bicep).
+bicep = (folder / "main.bicep").read_text()
 declared = set(re.findall(r"^param\s+(\w+)", bicep, re.M))
-if not re.search(r"^using\s+'\./main\.bicep'", bicepparam, re.M):
-    problems.append("infra/main.bicepparam does not start with using './main.bicep'")
-for name in re.findall(r"^param\s+(\w+)", bicepparam, re.M):
-    if name not in declared:
-        problems.append(f"infra/main.bicepparam sets `{name}`, which infra/main.bicep does not declare")
+if (folder / "main.bicepparam").is_file():
+    bicepparam = (folder / "main.bicepparam").read_text()
+    if not re.search(r"^using\s+'\./main\.bicep'", bicepparam, re.M):
+        problems.append(f"{folder}/main.bicepparam does not start with using './main.bicep'")
+    for name in re.findall(r"^param\s+(\w+)", bicepparam, re.M):
+        if name not in declared:
+            problems.append(f"{folder}/main.bicepparam sets `{name}`, which main.bicep does not declare")
+if (folder / "main.parameters.json").is_file():
+    for name in json.loads((folder / "main.parameters.json").read_text()).get("parameters", {}):
+        if name not in declared:
+            problems.append(f"{folder}/main.parameters.json sets `{name}`, which main.bicep does not declare")
 
 print(f"checkov {reports[0].get('summary', {}).get('checkov_version', '?') if reports else '?'}: "
       f"{resources} resources, {len(passed)} checks passed, {len(skipped)} suppressed inline, {len(problems)} problems")
@@ -113,11 +127,13 @@ PY
 
 echo "== ARM type definitions (infra/check_types.py)"
 types_status=0
-"$venv/bin/python" infra/check_types.py || types_status=$?
+"$venv/bin/python" infra/check_types.py "$dir/main.bicep" || types_status=$?
 
-echo "== template tests (infra/tests/)"
 tests_status=0
-"$venv/bin/python" -m unittest discover -s infra/tests || tests_status=$?
+if [ "$(realpath "$dir")" = "$(realpath infra)" ]; then
+  echo "== template tests (infra/tests/)"
+  "$venv/bin/python" -m unittest discover -s infra/tests || tests_status=$?
+fi
 
 if [ "$scan_status" -ne 0 ] || [ "$types_status" -ne 0 ] || [ "$tests_status" -ne 0 ]; then
   echo "infra/scan.sh: failed (checkov $scan_status, types $types_status, tests $tests_status)" >&2

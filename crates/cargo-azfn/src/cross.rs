@@ -41,10 +41,17 @@ impl ZigBuild {
             &format!("Zig {ZIG_VERSION} (PyPI ziglang, the linker for glibc {})", crate::glibc::AZURE_GLIBC_FLOOR),
             |dir| {
                 let mut pip = Command::new(python());
-                pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-warn-script-location"])
-                    .arg("--target")
-                    .arg(dir.join("py"))
-                    .arg(format!("ziglang=={ZIG_VERSION}"));
+                pip.args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-warn-script-location",
+                    "--root-user-action=ignore",
+                ])
+                .arg("--target")
+                .arg(dir.join("py"))
+                .arg(format!("ziglang=={ZIG_VERSION}"));
                 tool_cache::run(
                     pip,
                     "cargo azfn package installs Zig from PyPI with pip: install Python 3 with pip (your system's \

@@ -54,7 +54,7 @@ impl AzfnSource {
             Self::Path(_) => (
                 format!("cargo install --locked --git {REPOSITORY} cargo-azfn"),
                 Some(
-                    "# This app depends on azfn by path (cargo azfn init --azfn-path), which a CI machine does not have:\n\
+                    "# This app depends on azfn by path (a local checkout), which a CI machine does not have:\n\
                      # point Cargo.toml and this line at a git repository or a crates.io version of azfn.",
                 ),
             ),

@@ -249,6 +249,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_18: same as CKV_AZURE_67
   // checkov:skip=CKV_AZURE_72: remote debugging is off by default and Flex Consumption does not offer it
   // checkov:skip=CKV_AZURE_155: same as CKV_AZURE_72
+  // checkov:skip=CKV_AZURE_213: Flex Consumption has no health check (it needs Elastic Premium or a dedicated plan); the platform restarts an instance whose handler does not listen within 60 s
   // checkov:skip=CKV_AZURE_222: the HTTP triggers are public endpoints; restrict them per environment with access restrictions or private endpoints
   name: appName
   location: location
