@@ -58,10 +58,63 @@ impl Binding {
         self.data_type.as_deref().is_some_and(|d| d.eq_ignore_ascii_case("binary"))
     }
 
-    /// A string property, e.g. `route` or `path`.
+    /// A string property, e.g. `route` or `path`; see [`value`](Self::value).
     pub fn property(&self, key: &str) -> Option<&str> {
-        self.properties.get(key).and_then(Value::as_str)
+        self.value(key).and_then(Value::as_str)
     }
+
+    /// A property's value, its name matched without regard to case, as the host does: the WebJobs
+    /// SDK builds a binding's attribute from function.json with
+    /// `properties.TryGetValue(prop.Name, StringComparison.OrdinalIgnoreCase, out token)`
+    /// (azure-webjobs-sdk `src/Microsoft.Azure.WebJobs.Host/Bindings/AttributeCloner.cs`,
+    /// `AttributeCloner.CreateDirect`), so `"queuename"` names the queue as `"queueName"` does.
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.properties
+            .get(key)
+            .or_else(|| self.properties.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    }
+}
+
+/// The trigger types of the Functions host and its common extensions.
+const TRIGGER_TYPES: &[&str] = &[
+    "httpTrigger",
+    "timerTrigger",
+    "queueTrigger",
+    "blobTrigger",
+    "serviceBusTrigger",
+    "eventGridTrigger",
+    "eventHubTrigger",
+    "cosmosDBTrigger",
+    "kafkaTrigger",
+    "rabbitMQTrigger",
+    "sqlTrigger",
+    "signalRTrigger",
+];
+
+/// A known trigger type `ty` is probably a misspelling of: at most two edits away (case aside),
+/// and not the type itself.
+fn near_trigger(ty: &str) -> Option<&'static str> {
+    let ty = ty.to_ascii_lowercase();
+    TRIGGER_TYPES.iter().copied().find(|t| {
+        let t = t.to_ascii_lowercase();
+        t != ty && edit_distance(&t, &ty) <= 2
+    })
+}
+
+/// The Levenshtein distance between two ASCII strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// A function.json file, parsed.
@@ -96,9 +149,22 @@ impl FunctionSpec {
             .map_err(|e| MetadataError::Parse { path: source.to_path_buf(), message: e.to_string() })?;
         let triggers: Vec<usize> = (0..json.bindings.len()).filter(|&i| json.bindings[i].is_trigger()).collect();
         if triggers.len() != 1 {
+            let types: Vec<String> = json.bindings.iter().map(|b| format!("{:?}", b.binding_type)).collect();
+            let hint = json
+                .bindings
+                .iter()
+                .find_map(|b| {
+                    near_trigger(&b.binding_type).map(|t| format!("; did you mean {t:?} for {:?}?", b.binding_type))
+                })
+                .unwrap_or_default();
             return Err(MetadataError::Invalid {
                 path: source.to_path_buf(),
-                message: format!("a function needs exactly one trigger binding, found {}", triggers.len()),
+                message: format!(
+                    "a function needs exactly one trigger binding (a type ending in \"Trigger\"), found {} among the \
+                     types [{}]{hint}",
+                    triggers.len(),
+                    types.join(", ")
+                ),
             });
         }
         Ok(Self { name: name.to_owned(), source: source.to_path_buf(), json, trigger_index: triggers[0] })
@@ -290,6 +356,16 @@ mod tests {
     }
 
     #[test]
+    fn a_misspelt_trigger_type_is_named_with_the_near_one() {
+        let text = r#"{"bindings":[{"type":"queueTriger","direction":"in","name":"m","queueName":"q"}]}"#;
+        let err = FunctionSpec::parse("F", Path::new("F/function.json"), text).unwrap_err().to_string();
+        assert!(err.contains("found 0 among the types [\"queueTriger\"]"), "{err}");
+        assert!(err.contains("did you mean \"queueTrigger\" for \"queueTriger\"?"), "{err}");
+        assert_eq!(near_trigger("httptrigger"), None, "case alone is no misspelling");
+        assert_eq!(near_trigger("blob"), None);
+    }
+
+    #[test]
     fn http_only_detection_follows_the_host_rule() {
         let only = spec(
             r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"req"},{"type":"http","direction":"out","name":"res"}]}"#,
@@ -300,6 +376,7 @@ mod tests {
         );
         assert!(!with_queue.is_http_only());
         assert_eq!(with_queue.output("q").unwrap().property("queueName"), Some("x"));
+        assert_eq!(with_queue.output("q").unwrap().property("QUEUENAME"), Some("x"));
         assert!(with_queue.output("Q").is_none(), "output names are case-sensitive");
     }
 

@@ -192,7 +192,7 @@ pub fn handler(app: App, metadata: &AppMetadata) -> Result<CustomHandler, Startu
 
 /// The methods a function.json allows (`methods`; all when absent).
 fn method_filter(spec: &FunctionSpec) -> Result<MethodFilter, String> {
-    let Some(Value::Array(methods)) = spec.trigger().properties.get("methods") else {
+    let Some(Value::Array(methods)) = spec.trigger().value("methods") else {
         return Ok(MethodFilter::DELETE
             .or(MethodFilter::GET)
             .or(MethodFilter::HEAD)
@@ -591,6 +591,7 @@ const STOP_INT: u8 = 2;
 /// invocations have finished.
 pub async fn run(app: App) -> ExitCode {
     crate::logs::init();
+    quiet_repeated_panics();
     match start(app).await {
         Ok(code) => code,
         Err(e) => {
@@ -598,6 +599,28 @@ pub async fn run(app: App) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A panic hook that prints a repeated panic (the same place, e.g. a queue message delivered five
+/// times) in one line: the first at each place as the standard hook prints it (with its backtrace
+/// under `RUST_BACKTRACE`), the next ones without, so that a poison message does not fill the log
+/// with hundreds of backtrace lines. The invocation fails with the panic's message either way.
+fn quiet_repeated_panics() {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let standard = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let place = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+        let first =
+            SEEN.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(HashSet::new).insert(place.clone());
+        if first {
+            standard(info);
+        } else {
+            let message = panic_text(info.payload());
+            eprintln!("panicked at {place}: {message} (again; the backtrace was printed the first time)");
+        }
+    }));
 }
 
 async fn start(app: App) -> Result<ExitCode, StartupError> {

@@ -74,12 +74,14 @@ Kinds and their options:
   blob          --path container/{name} [--connection SETTING] (polling trigger: not on Flex Consumption)
   servicebus    --queue Q [--connection SETTING]
   eventgrid
+  Any function: --output queue:NAME | blob:CONTAINER/PATH | table:NAME (repeatable) adds an
+                output binding to its function.json
   orchestrator  a durable orchestration in src/functions/orchestrations/
   activity      a durable activity in src/functions/orchestrations/
 
 Examples:
   cargo azfn new http GetInvoice --route invoices/{id} --methods get
-  cargo azfn new queue ShipNotice --queue shipments
+  cargo azfn new queue ShipNotice --queue shipments --output table:shipments
   cargo azfn new orchestrator ShipOrder && cargo azfn new activity PrintLabel
   cargo azfn new http StartShipping --route shipments --starts ShipOrder";
 
@@ -96,7 +98,7 @@ The data is JSON, its shape set by the function's trigger:
 
 Examples:
   cargo azfn invoke Hello --method get --path '/api/hello?name=Ada'
-  cargo azfn invoke ProcessOrder --data '{\"orderId\": \"o-1\", \"customerId\": \"c-1\", \"currency\": \"EUR\", \"items\": []}'
+  cargo azfn invoke ProcessOrder --data '{\"orderId\": \"o-1\", \"customerId\": \"c-1\", \"currency\": \"EUR\", \"items\": [], \"createdAt\": \"2026-01-01T00:00:00Z\"}'
   cargo azfn invoke CatalogEvents --file event.json
   cargo azfn invoke OrderSummary";
 
@@ -177,6 +179,9 @@ pub struct NewArgs {
     /// http: start this orchestrator (one of the app's) with the request body as its input.
     #[arg(long, value_name = "ORCHESTRATOR")]
     pub starts: Option<String>,
+    /// An output binding: queue:NAME, blob:CONTAINER/PATH or table:NAME (repeat for more).
+    #[arg(long = "output", value_name = "KIND:TARGET")]
+    pub outputs: Vec<String>,
 }
 
 /// `start`'s options.
@@ -325,6 +330,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 ("path", a.path),
                 ("connection", a.connection),
                 ("starts", a.starts),
+                ("outputs", (!a.outputs.is_empty()).then(|| a.outputs.join(";"))),
             ];
             for (k, v) in pairs {
                 if let Some(v) = v {

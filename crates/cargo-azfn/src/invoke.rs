@@ -37,16 +37,28 @@ pub struct Invoked {
 
 /// Invokes the function of the app in `root` through the host at `opts.url`.
 pub async fn invoke(root: &Path, opts: &InvokeOptions) -> Result<Invoked, String> {
+    if !root.join("host.json").is_file() {
+        return Err(format!(
+            "{} has no host.json: run `cargo azfn invoke` from the app's root folder, or pass --root <the app's folder>",
+            root.display()
+        ));
+    }
     let meta = AppMetadata::load(root).map_err(|e| e.to_string())?;
-    let (name, spec) =
-        meta.functions.iter().find(|(n, _)| n.eq_ignore_ascii_case(&opts.function)).ok_or_else(|| {
-            format!(
+    let Some((name, spec)) = meta.functions.iter().find(|(n, _)| n.eq_ignore_ascii_case(&opts.function)) else {
+        return match durable_kind(root, &opts.function) {
+            Some(("orchestrator", name)) => start_orchestration(&meta, &name, opts).await,
+            Some((kind, name)) => Err(format!(
+                "{name:?} is an {kind} of the app, not a function: activities run when an orchestration calls them \
+                 (ctx.call_activity); invoke the orchestrator that calls it, or the function that starts that one"
+            )),
+            None => Err(format!(
                 "no function named {:?} in {}; the app has: {}",
                 opts.function,
                 root.display(),
                 meta.functions.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        })?;
+            )),
+        };
+    };
     let data =
         match &opts.data {
             Some(text) => Some(serde_json::from_str::<Value>(text).map_err(|e| {
@@ -78,6 +90,69 @@ pub async fn invoke(root: &Path, opts: &InvokeOptions) -> Result<Invoked, String
         body["error"]["message"].as_str().map(str::to_owned).unwrap_or_else(|| body.to_string())
     };
     Ok(Invoked { text, ok })
+}
+
+/// Whether `name` is an orchestrator or an activity registered in the app's sources (a
+/// `.orchestrator("Name", ...)` or `.activity("Name", ...)` call under `src/`, any case): the kind
+/// and the name as registered.
+fn durable_kind(root: &Path, name: &str) -> Option<(&'static str, String)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let wanted = name.to_ascii_lowercase();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for kind in ["orchestrator", "activity"] {
+            for part in text.split(&format!(".{kind}(\"")).skip(1) {
+                let registered = part.split('"').next().unwrap_or_default();
+                if registered.to_ascii_lowercase() == wanted {
+                    return Some((kind, registered.to_owned()));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Starts the orchestrator `name` through the app's management API (`POST
+/// /{prefix}/orchestrators/{name}` with the data as its input), as `cargo azfn invoke` of an
+/// orchestrator does.
+async fn start_orchestration(meta: &AppMetadata, name: &str, opts: &InvokeOptions) -> Result<Invoked, String> {
+    if !meta.functions.contains_key(azfn::durable::API_FUNCTION) {
+        return Err(format!(
+            "{name:?} is an orchestrator, and the app has no {} function (functions/{}/function.json) to start it through",
+            azfn::durable::API_FUNCTION,
+            azfn::durable::API_FUNCTION
+        ));
+    }
+    let data = match &opts.data {
+        Some(text) => serde_json::from_str::<Value>(text)
+            .map_err(|e| format!("the data is not JSON ({e}); a text input is written as a JSON string: '\"hi\"'"))?,
+        None => Value::Null,
+    };
+    let prefix = if meta.host.route_prefix.is_empty() { String::new() } else { format!("/{}", meta.host.route_prefix) };
+    let url = format!("{}{prefix}/orchestrators/{name}", opts.url.trim_end_matches('/'));
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(60)).no_proxy().build().map_err(|e| e.to_string())?;
+    let res = client.post(&url).json(&data).send().await.map_err(|e| unreachable(opts, &e))?;
+    let status = res.status();
+    let body = res.text().await.map_err(|e| format!("the answer broke off: {e}"))?;
+    let shown = serde_json::from_str::<Value>(&body)
+        .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
+        .unwrap_or(body);
+    Ok(Invoked {
+        text: format!("{name} is an orchestrator: started it with POST {url}\nHTTP {}\n{shown}", status.as_u16()),
+        ok: status.is_success(),
+    })
 }
 
 fn unreachable(opts: &InvokeOptions, e: &reqwest::Error) -> String {
@@ -135,8 +210,7 @@ async fn invoke_http(
         None => format!("/{}/{route}", meta.host.route_prefix),
     };
     let methods: Vec<String> = trigger
-        .properties
-        .get("methods")
+        .value("methods")
         .and_then(Value::as_array)
         .map(|m| m.iter().filter_map(|v| v.as_str().map(str::to_ascii_uppercase)).collect())
         .unwrap_or_default();

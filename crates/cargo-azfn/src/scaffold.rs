@@ -129,6 +129,11 @@ pub fn new_function(root: &Path, kind: &str, name: &str, opts: &Options) -> Resu
         ),
     };
 
+    let (bindings, handler) = match opts.get("outputs") {
+        Some(list) => with_outputs(bindings, &handler, list, &connection)?,
+        None => (bindings, handler),
+    };
+
     // Register first: if that fails, nothing is written.
     let registry = rustfmt(root, &register(&registry, name, &module)?);
     let handler = rustfmt(root, &handler);
@@ -235,6 +240,67 @@ fn is_mod_line(line: &str, module: &str) -> bool {
     })
 }
 
+/// `bindings` with the output bindings of `list` (`queue:NAME`, `blob:CONTAINER/PATH` or
+/// `table:NAME`, separated by `;`) added, and `handler` with a line for each in its module
+/// documentation, saying how to write to it.
+fn with_outputs(
+    mut bindings: serde_json::Value,
+    handler: &str,
+    list: &str,
+    connection: &str,
+) -> Result<(serde_json::Value, String), String> {
+    let mut docs = Vec::new();
+    let array = bindings.as_array_mut().expect("bindings are an array");
+    for one in list.split(';').filter(|o| !o.is_empty()) {
+        let (kind, target) = one.split_once(':').ok_or_else(|| {
+            format!("--output {one:?}: write KIND:TARGET, as queue:shipments, blob:receipts/{{rand-guid}}.json or table:orders")
+        })?;
+        let stem = target.split('/').next().unwrap_or(target);
+        let name: String = stem
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .enumerate()
+            .map(|(i, w)| if i == 0 { w.to_ascii_lowercase() } else { w[..1].to_ascii_uppercase() + &w[1..] })
+            .collect();
+        if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Err(format!("--output {one:?}: the target should start with a letter"));
+        }
+        if array.iter().any(|b| b["name"] == name.as_str()) {
+            return Err(format!("--output {one:?}: the function already has a binding named {name:?}"));
+        }
+        let (binding, doc) = match kind {
+            "queue" => (
+                json!({"type": "queue", "direction": "out", "name": name, "queueName": target, "connection": connection}),
+                format!("`{name}`: messages to the queue `{target}`, with `ctx.send_json(\"{name}\", &value)?`"),
+            ),
+            "blob" if target.contains('/') => (
+                json!({"type": "blob", "direction": "out", "name": name, "path": target, "connection": connection}),
+                format!("`{name}`: the blob `{target}`, with `ctx.write_blob_json(\"{name}\", &value)?`"),
+            ),
+            "blob" => {
+                return Err(format!(
+                    "--output {one:?}: a blob output's path is container/name, e.g. blob:receipts/{{rand-guid}}.json"
+                ));
+            }
+            "table" => (
+                json!({"type": "table", "direction": "out", "name": name, "tableName": target, "connection": connection}),
+                format!(
+                    "`{name}`: rows of the table `{target}` (with PartitionKey and RowKey), with \
+                     `ctx.insert_entity(\"{name}\", &row)?`"
+                ),
+            ),
+            other => return Err(format!("--output {one:?}: {other:?} is not queue, blob or table")),
+        };
+        array.push(binding);
+        docs.push(format!("//! - {doc}"));
+    }
+    let mut lines: Vec<&str> = handler.lines().collect();
+    let after = lines.iter().position(|l| !l.starts_with("//!")).unwrap_or(0);
+    let block = format!("//!\n//! Outputs (in its function.json):\n{}", docs.join("\n"));
+    lines.insert(after, &block);
+    Ok((bindings, lines.join("\n") + "\n"))
+}
+
 /// Checks that the app registers the orchestrator `name` (for `new http --starts`).
 fn check_orchestrator(root: &Path, name: &str) -> Result<(), String> {
     let registry = fs::read_to_string(root.join("src/functions/orchestrations/mod.rs")).unwrap_or_default();
@@ -251,6 +317,9 @@ fn check_orchestrator(root: &Path, name: &str) -> Result<(), String> {
 /// Checks the options of `kind` before anything is written: values that go into Rust code or that
 /// the host would refuse are refused here.
 fn check_options(kind: &str, opts: &Options) -> Result<(), String> {
+    if opts.contains_key("outputs") && (kind == "orchestrator" || kind == "activity") {
+        return Err(format!("--output is for functions: an {kind} writes through activities"));
+    }
     if opts.contains_key("starts") && kind != "http" {
         return Err(format!(
             "--starts is for `new http`: a {kind} function can start orchestrations through \
@@ -783,5 +852,29 @@ mod tests {
         }
         assert_eq!(fs::read_to_string(root.join("src/functions/mod.rs")).unwrap(), registry);
         assert!(!root.join("functions").exists());
+    }
+
+    #[test]
+    fn output_bindings_are_added_with_how_to_write_them() {
+        let bindings = json!([{"type": "queueTrigger", "direction": "in", "name": "message", "queueName": "q"}]);
+        let handler = "//! `X`: handles a message.\n\nuse azfn::Context;\n";
+        let (b, h) = with_outputs(
+            bindings.clone(),
+            handler,
+            "queue:ship-notices;blob:receipts/{rand-guid}.json;table:orders",
+            "C",
+        )
+        .unwrap();
+        assert_eq!(
+            b[1],
+            json!({"type": "queue", "direction": "out", "name": "shipNotices", "queueName": "ship-notices", "connection": "C"})
+        );
+        assert_eq!(b[2]["path"], "receipts/{rand-guid}.json");
+        assert_eq!(b[3]["tableName"], "orders");
+        assert!(h.contains("//! - `shipNotices`: messages to the queue `ship-notices`, with `ctx.send_json(\"shipNotices\", &value)?`"), "{h}");
+        assert!(h.starts_with("//! `X`: handles a message.\n//!\n//! Outputs"), "{h}");
+        for bad in ["queue", "blob:nocontainer", "cosmos:x", "queue:message"] {
+            assert!(with_outputs(bindings.clone(), handler, bad, "C").is_err(), "{bad}");
+        }
     }
 }

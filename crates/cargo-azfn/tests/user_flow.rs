@@ -271,3 +271,146 @@ fn a_new_app_builds_tests_runs_grows_and_reloads() {
     }
     assert_eq!(host.console().matches("storage: started Azurite").count(), 0, "the test's own Azurite is used");
 }
+
+/// Three free ports on 127.0.0.1, for an Azurite of the test's own.
+fn free_ports() -> [u16; 3] {
+    let listeners: Vec<_> = (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    [ports[0], ports[1], ports[2]]
+}
+
+fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String, Option<String>) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), url).timeout(Duration::from_secs(30));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_owned());
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let location = res.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+        (status, res.text().await.unwrap(), location)
+    })
+}
+
+/// What a new user does, from outside the repository: installs the tool, `init`s an app, adds a
+/// queue function, a timer, an orchestration with two activities and an HTTP function that starts
+/// it through the handler's durable client; unit-tests that handler without storage; runs the app
+/// under `cargo azfn start` with an Azurite that the tool itself finds or installs (its tool cache);
+/// invokes each function and sees the orchestration complete; and packages a zip that
+/// scripts/check-package accepts (the generated infra/, azure.yaml and workflow are checked by
+/// scripts/check-app-files, which needs checkov and actionlint).
+#[test]
+fn a_users_own_app_from_init_to_a_deployable_zip() {
+    let home = tempfile::tempdir().unwrap();
+
+    // Install the tool as the README says (`--debug` here: the test's own build is a debug one,
+    // so nothing is compiled again).
+    let tools = home.path().join("tools");
+    let installed = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "--locked", "--debug", "--offline", "--path"])
+        .arg(workspace().join("crates/cargo-azfn"))
+        .arg("--root")
+        .arg(&tools)
+        .arg("--target-dir")
+        .arg(workspace().join("target"))
+        .output()
+        .unwrap();
+    ok(&installed, "cargo install --path crates/cargo-azfn");
+    let tool = tools.join("bin/cargo-azfn");
+    let run = |dir: &Path, args: &[&str]| {
+        Command::new(&tool)
+            .arg("azfn")
+            .args(args)
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", target_dir())
+            .env("CARGO_NET_OFFLINE", "true")
+            .output()
+            .unwrap()
+    };
+
+    let app = home.path().join("shop");
+    ok(&run(home.path(), &["init", "shop"]), "init");
+    for f in
+        ["Cargo.lock", "infra/main.bicep", "infra/main.parameters.json", "azure.yaml", ".github/workflows/deploy.yml"]
+    {
+        assert!(app.join(f).is_file(), "init wrote {f}");
+    }
+    for args in [
+        &["queue", "ShipNotice", "--queue", "shipments", "--output", "queue:shipped"][..],
+        &["timer", "Nightly", "--schedule", "0 0 3 * * *"],
+        &["orchestrator", "ShipOrder"],
+        &["activity", "PackItems"],
+        &["activity", "PrintLabel"],
+        &["http", "StartShipping", "--route", "shipments", "--starts", "ShipOrder", "--auth", "anonymous"],
+    ] {
+        ok(&run(&app, &[&["new"][..], args].concat()), &format!("new {args:?}"));
+    }
+    let refused = run(&app, &["new", "http", "StartNothing", "--starts", "NoSuchOrchestrator"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cargo azfn new orchestrator NoSuchOrchestrator"));
+    // The user's orchestration: two activities in a row.
+    std::fs::write(
+        app.join("src/functions/orchestrations/ship_order.rs"),
+        "//! `ShipOrder`: packs, then labels.\n\nuse azfn::durable::{OrchestrationContext, TaskError};\n\n\
+         /// Packs the order, then prints its label.\n\
+         pub async fn ship_order(ctx: OrchestrationContext, order: Option<String>) -> Result<Vec<String>, TaskError> {\n    \
+         let order = order.unwrap_or_default();\n    \
+         let packed: String = ctx.call_activity(\"PackItems\", order).await?;\n    \
+         let label: String = ctx.call_activity(\"PrintLabel\", packed.clone()).await?;\n    \
+         Ok(vec![packed, label])\n}\n",
+    )
+    .unwrap();
+    // The HTTP function's own test runs the orchestration in process, without storage.
+    let tested = ok(&cargo(&app, &["test"]), "the app's cargo test");
+    assert!(
+        tested.contains("start_shipping::tests::starts_start_shipping_and_answers_with_its_urls ... ok"),
+        "{tested}"
+    );
+
+    // Storage: the emulator on free ports, which nothing serves yet, so `start` starts an Azurite:
+    // the one on PATH, else the tool cache's (installed with npm on first use).
+    let host_json = std::fs::read_to_string(app.join("host.json")).unwrap();
+    let host_json =
+        host_json.replace("\"http\": {", "\"queues\": { \"maxPollingInterval\": \"00:00:02\" },\n    \"http\": {");
+    std::fs::write(app.join("host.json"), host_json).unwrap();
+    let storage = azurite::connection_string(free_ports());
+    let host =
+        Started::new(&app, &[], &[("AzureWebJobsStorage", storage), ("AZFN_QUEUE_LEASE", "00:00:30".to_owned())]);
+    assert!(host.console().contains("storage: started Azurite"), "{}", host.console());
+    let base = format!("http://127.0.0.1:{}", host.port);
+    assert_eq!(host.get("/api/hello?name=Ada"), (200, "Hello, Ada".to_owned()));
+    let port = host.port.to_string();
+    ok(&run(&app, &["invoke", "ShipNotice", "--port", &port, "--data", r#"{"id": 1}"#]), "invoke ShipNotice");
+    ok(&run(&app, &["invoke", "Nightly", "--port", &port]), "invoke Nightly");
+    host.wait_for("Executed 'ShipNotice'", Duration::from_secs(60));
+    host.wait_for("Executed 'Nightly'", Duration::from_secs(60));
+
+    // The orchestration, started by the HTTP function through ctx.durable().
+    let (status, body, location) = http("POST", &format!("{base}/api/shipments"), Some("\"o-1\""));
+    assert_eq!(status, 202, "{body}\n{}", host.console());
+    let urls: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let status_url = urls["statusQueryGetUri"].as_str().unwrap().to_owned();
+    assert_eq!(location.as_deref(), Some(status_url.as_str()));
+    assert!(status_url.starts_with(&format!("{base}/api/orchestrators/instances/")), "{status_url}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let (_, body, _) = http("GET", &status_url, None);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if v["runtimeStatus"] == "Completed" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "not completed: {body}\n{}", host.console());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(done["output"], serde_json::json!(["PackItems: o-1", "PrintLabel: PackItems: o-1"]));
+    drop(host);
+
+    // A deployable zip, named after the app, that the package check accepts.
+    let packaged = ok(&run(&app, &["package"]), "package");
+    assert!(packaged.contains("answers the host's probe"), "{packaged}");
+    let zip = app.join("dist/shop.zip");
+    assert!(zip.is_file(), "{packaged}");
+    let checked = Command::new(workspace().join("scripts/check-package")).arg(&zip).output().unwrap();
+    assert!(ok(&checked, "scripts/check-package").contains("Hello, Azure"));
+}

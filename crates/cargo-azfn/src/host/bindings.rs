@@ -156,9 +156,7 @@ impl Bindings {
                     Err(e) if e.status == Some(404) => Vec::new(),
                     other => other.map_err(|e| e.to_string())?,
                 };
-                if let Some(take) =
-                    b.properties.get("take").and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
-                {
+                if let Some(take) = b.value("take").and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok())) {
                     rows.truncate(take as usize);
                 }
                 // A query binds as a JArray, which the host double-encodes.

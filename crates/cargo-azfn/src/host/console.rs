@@ -162,6 +162,12 @@ impl Console {
 
     /// A line the handler process wrote to stdout or stderr.
     pub fn worker_output(&self, line: &str, stderr: bool) {
+        // The runtime's own line for a failed invocation (`ERROR <function> failed: <error>
+        // [invocation <id>]`) says what the host's `Executed '<function>' ... Failed: <error>` line
+        // says next: shown once.
+        if stderr && is_failure_line(line) {
+            return;
+        }
         let line = with_dashboard_link(line);
         let text =
             if stderr && !line.to_ascii_lowercase().contains("warn") { self.paint(RED, &line) } else { line.clone() };
@@ -169,9 +175,20 @@ impl Console {
     }
 }
 
+/// Whether `line` is the runtime's line for a failed invocation (azfn's `server::failure`).
+fn is_failure_line(line: &str) -> bool {
+    line.starts_with("ERROR ") && line.contains(" failed: ") && line.ends_with(']') && line.contains(" [invocation ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runtimes_failure_line_is_left_to_the_hosts() {
+        assert!(is_failure_line("ERROR ShipNotice failed: boom [invocation 6f1c]"));
+        assert!(!is_failure_line("ERROR something else"));
+    }
 
     #[test]
     fn failure_lines_link_to_their_instance_in_the_dashboard() {

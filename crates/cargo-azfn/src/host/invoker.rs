@@ -173,9 +173,14 @@ impl Invoker {
         let applied = match apply(spec, &inv.metadata, status, content_type.as_deref(), &answer) {
             Ok(a) => a,
             Err(e) => {
-                // The runtime puts the error (and the captured logs) in a failed answer's body.
-                let detail = String::from_utf8_lossy(&answer);
-                let detail = detail.trim();
+                // The runtime puts the error (and the captured logs) in a failed answer's body: its
+                // message is enough here (the logs were printed as the handler's output).
+                let parsed: Option<serde_json::Value> = serde_json::from_slice(&answer).ok();
+                let text = String::from_utf8_lossy(&answer);
+                let detail = match parsed.as_ref().and_then(|v| v["error"]["message"].as_str()) {
+                    Some(message) => message,
+                    None => text.trim(),
+                };
                 return Err(if detail.is_empty() {
                     e
                 } else {

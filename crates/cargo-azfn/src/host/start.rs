@@ -352,8 +352,8 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
                 let text = t.property("schedule").unwrap_or_default();
                 let text = expand_setting(text, &settings);
                 let schedule = Schedule::parse(&text).map_err(|e| format!("{}: schedule {text:?}: {e}", spec.name))?;
-                let run_on_startup = t.properties.get("runOnStartup").and_then(Value::as_bool).unwrap_or(false);
-                let use_monitor = t.properties.get("useMonitor").and_then(Value::as_bool).unwrap_or(true);
+                let run_on_startup = t.value("runOnStartup").and_then(Value::as_bool).unwrap_or(false);
+                let use_monitor = t.value("useMonitor").and_then(Value::as_bool).unwrap_or(true);
                 let trig = TimerTrigger {
                     function: spec.name.clone(),
                     binding: t.name.clone(),
@@ -402,7 +402,13 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
         }
     }
     for (function, template, methods) in routes.describe() {
-        println!("    {function}: [{methods}] http://127.0.0.1:{port}/{template}");
+        // A catch-all's URL as one opens it (`api/dashboard`, not `api/dashboard/{*path}`).
+        match template.rsplit_once("/{*") {
+            Some((base, _)) => {
+                println!("    {function}: [{methods}] http://127.0.0.1:{port}/{base} (and the paths below it)")
+            }
+            None => println!("    {function}: [{methods}] http://127.0.0.1:{port}/{template}"),
+        }
     }
     println!();
     console.info(&format!("host listening on http://127.0.0.1:{port} (Ctrl-C stops it)"));

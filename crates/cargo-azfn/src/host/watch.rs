@@ -29,17 +29,30 @@ pub fn classify(root: &Path, path: &Path) -> Option<Change> {
     let rel = path.strip_prefix(root).unwrap_or(path);
     let first = rel.components().next()?.as_os_str().to_string_lossy().into_owned();
     let name = rel.file_name()?.to_string_lossy().into_owned();
-    if name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") {
+    if is_editor_file(&name) {
         return None;
     }
     let what = rel.display().to_string();
     match first.as_str() {
         "src" => Some(Change { what, app: false }),
-        "functions" => Some(Change { what, app: true }),
-        "host.json" => Some(Change { what, app: true }),
+        // Only the metadata: anything else in a function's folder is not the host's.
+        "functions" if name == "function.json" => Some(Change { what, app: true }),
+        // The settings are read when the host starts: a change restarts it.
+        "host.json" | "local.settings.json" => Some(Change { what, app: true }),
         "Cargo.toml" | "Cargo.lock" => Some(Change { what, app: false }),
         _ => None,
     }
+}
+
+/// Whether `name` is a file editors write beside the one being edited (swap, backup, lock and
+/// atomic-save files) rather than a source.
+fn is_editor_file(name: &str) -> bool {
+    name.starts_with('.')
+        || name.starts_with('#')
+        || name.ends_with('~')
+        || [".swp", ".swx", ".swo", ".tmp", ".bak", ".orig", "___jb_tmp___", "___jb_old___"].iter().any(|s| name.ends_with(s))
+        // vim's write test file, `4913`, and other all-digit names.
+        || name.chars().all(|c| c.is_ascii_digit())
 }
 
 /// Starts watching the app in `root`; changes arrive on the receiver, debounced. The watcher lives
@@ -103,6 +116,10 @@ mod tests {
         assert!(!c("Cargo.toml").unwrap().app);
         assert_eq!(c("target/debug/app"), None);
         assert_eq!(c("src/.hello.rs.swp"), None);
-        assert_eq!(c("local.settings.json"), None);
+        assert!(c("local.settings.json").unwrap().app, "settings are read at start: the host restarts");
+        for temp in ["src/functions/4913", "src/functions/#hello.rs#", "src/hello.rs.tmp", "src/x.rs___jb_tmp___"] {
+            assert_eq!(c(temp), None, "{temp}");
+        }
+        assert_eq!(c("functions/Hello/notes.txt"), None);
     }
 }

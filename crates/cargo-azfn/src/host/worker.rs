@@ -37,6 +37,9 @@ pub const ERROR_WINDOW: Duration = Duration::from_secs(30 * 60);
 /// How long an invocation waits for a (re)starting handler: `(ErrorEventsThreshold + 1) * InitializationTimeout`.
 pub const INVOKE_WAIT: Duration = Duration::from_secs(120);
 
+/// Why a swap restarts the handler (logged as information, not as a warning).
+const SWAP_REASON: &str = "with the rebuilt binary";
+
 /// How to start the handler.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -196,7 +199,7 @@ impl Worker {
     pub async fn swap(&self, replace: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
         let _exclusive = self.gate.write().await;
         replace()?;
-        let wanted = self.request_restart("with the rebuilt binary");
+        let wanted = self.request_restart(SWAP_REASON);
         // Ready from a handler started after this request (so from the new binary), or stopped.
         let mut served = self.served.clone();
         let mut state = self.state.clone();
@@ -392,7 +395,12 @@ async fn supervise(config: WorkerConfig, port: u16, console: Console, control: C
                         let _ = state.send(WorkerState::Starting);
                         let _ = child.kill().await;
                         let why = restart.borrow().1.clone();
-                        console.warn(&format!("restarting the handler {why}"));
+                        if why == SWAP_REASON {
+                            // A swap under --watch: what the user asked for, not a problem.
+                            console.info(&format!("restarting the handler {why}"));
+                        } else {
+                            console.warn(&format!("restarting the handler {why}"));
+                        }
                         continue;
                     }
                 }
