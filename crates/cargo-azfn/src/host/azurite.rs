@@ -61,7 +61,7 @@ fn find_azurite(root: &Path) -> Option<PathBuf> {
 pub fn cached_azurite() -> Result<PathBuf, String> {
     let dir = crate::tool_cache::ensure(
         &format!("azurite-{AZURITE_VERSION}"),
-        &format!("Azurite {AZURITE_VERSION} (npm ci, about a minute)"),
+        &format!("Azurite {AZURITE_VERSION} (npm ci)"),
         |dir| {
             let write = |name: &str, text: &str| {
                 std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {}: {e}", dir.display()))
