@@ -385,6 +385,14 @@ fn a_users_own_app_from_init_to_a_deployable_zip() {
     ok(&run(&app, &["invoke", "Nightly", "--port", &port]), "invoke Nightly");
     host.wait_for("Executed 'ShipNotice'", Duration::from_secs(60));
     host.wait_for("Executed 'Nightly'", Duration::from_secs(60));
+    // An orchestrator by name starts it through the management API; an activity says why not;
+    // outside the app, invoke says where to run it.
+    let started = ok(&run(&app, &["invoke", "shiporder", "--port", &port, "--data", r#""o-0""#]), "invoke ShipOrder");
+    assert!(started.contains("ShipOrder is an orchestrator: started it") && started.contains("statusQueryGetUri"));
+    let activity = run(&app, &["invoke", "PackItems", "--port", &port]);
+    assert!(String::from_utf8_lossy(&activity.stderr).contains("is an activity of the app, not a function"));
+    let outside = run(home.path(), &["invoke", "Hello", "--port", &port]);
+    assert!(String::from_utf8_lossy(&outside.stderr).contains("has no host.json"), "{outside:?}");
 
     // The orchestration, started by the HTTP function through ctx.durable().
     let (status, body, location) = http("POST", &format!("{base}/api/shipments"), Some("\"o-1\""));
