@@ -35,8 +35,10 @@ pub fn classify(root: &Path, path: &Path) -> Option<Change> {
     let what = rel.display().to_string();
     match first.as_str() {
         "src" => Some(Change { what, app: false }),
-        // Only the metadata: anything else in a function's folder is not the host's.
-        "functions" if name == "function.json" => Some(Change { what, app: true }),
+        // The metadata, and function folders coming or going (a new folder's own files can be
+        // written before the watch on it starts, so its creation is what tells); anything else in a
+        // function's folder is not the host's.
+        "functions" if name == "function.json" || rel.components().count() <= 2 => Some(Change { what, app: true }),
         // The settings are read when the host starts: a change restarts it.
         "host.json" | "local.settings.json" => Some(Change { what, app: true }),
         "Cargo.toml" | "Cargo.lock" => Some(Change { what, app: false }),
@@ -121,5 +123,6 @@ mod tests {
             assert_eq!(c(temp), None, "{temp}");
         }
         assert_eq!(c("functions/Hello/notes.txt"), None);
+        assert!(c("functions/Ping").unwrap().app, "a new function's folder restarts the host");
     }
 }
