@@ -177,9 +177,14 @@ pub fn http(function: &str, binding: &str, req: &HttpParts) -> Invocation {
     }
     inv.data.insert(binding.to_owned(), value);
 
-    // Binding data (HttpTriggerAttributeBindingProvider.GetRequestBindingData): Query (the last
-    // value of a repeated key) and Headers (comma-joined); then route parameters, query parameters
-    // (but `code`) and the properties of a JSON-looking body, each later one winning.
+    // Binding data, as azure-webjobs-sdk-extensions builds it in
+    // src/WebJobs.Extensions.Http/HttpTriggerAttributeBindingProvider.cs,
+    // `HttpTriggerBinding.GetRequestBindingData`: "apply binding data from request body if present"
+    // (`Utility.ApplyBindingData(body, bindingData)`, only when `request.ContentLength > 0`), then
+    // "apply binding data from the query string" (`bindingData[pair.Key] = pair.Value.ToString()`,
+    // skipping `code`), then "apply binding data from route parameters" (`bindingData[pair.Key] =
+    // value`): each later one overwrites, so the route beats the query, which beats the body.
+    // Query (the last value of a repeated key) and Headers (comma-joined) go in as well.
     let last_values: Map<String, Value> =
         req.query.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
     inv.metadata.insert("Query".into(), Value::Object(last_values.clone()));
@@ -191,19 +196,19 @@ pub fn http(function: &str, binding: &str, req: &HttpParts) -> Invocation {
         })
         .collect();
     inv.metadata.insert("Headers".into(), Value::Object(joined));
-    for (k, v) in &req.params {
-        if let Some(v) = v {
-            inv.bind(k, Value::String(v.clone()));
-        }
+    if let Some(text) = &body_text {
+        // Whatever its content type: a body that parses as a JSON object is promoted.
+        inv.promote(text);
     }
     for (k, v) in last_values {
         if !k.eq_ignore_ascii_case("code") {
             inv.bind(&k, v);
         }
     }
-    if let Some(text) = &body_text {
-        // Whatever its content type: a body that parses as a JSON object is promoted.
-        inv.promote(text);
+    for (k, v) in &req.params {
+        if let Some(v) = v {
+            inv.bind(k, Value::String(v.clone()));
+        }
     }
     inv
 }
@@ -510,6 +515,36 @@ mod tests {
         assert_eq!(status["Next"], "2026-11-27T10:05:00+00:00");
         let info: azfn::TimerInfo = parse(&inv.to_json(), &binding("timerTrigger", "timer", json!({}))).unwrap();
         assert_eq!(info.schedule_status.unwrap().next, Some(due));
+    }
+
+    /// azure-webjobs-sdk-extensions src/WebJobs.Extensions.Http/HttpTriggerAttributeBindingProvider.cs,
+    /// `HttpTriggerBinding.GetRequestBindingData` (at 978e6d43), in this order:
+    /// `// apply binding data from request body if present` ... `Utility.ApplyBindingData(body, bindingData);`
+    /// `// apply binding data from the query string` ... `if (string.Compare("code", pair.Key, ...) == 0) { ... continue; }`
+    /// ... `bindingData[pair.Key] = pair.Value.ToString();`
+    /// `// apply binding data from route parameters` ... `bindingData[pair.Key] = value;`
+    /// Each later assignment overwrites: the route beats the query, which beats the body.
+    #[test]
+    fn http_binding_data_route_beats_query_beats_body() {
+        let parts = HttpParts {
+            method: "PUT".into(),
+            url: "http://localhost/api/orders/o-route?id=o-query&kind=q1&kind=q2&code=secret".into(),
+            // Repeated keys arrive joined; the binding data keeps the last value.
+            query: vec![
+                ("id".into(), "o-query".into()),
+                ("kind".into(), "q1,q2".into()),
+                ("code".into(), "secret".into()),
+            ],
+            headers: vec![("Content-Length".into(), "60".into())],
+            params: [("id".to_owned(), Some("o-route".to_owned()))].into_iter().collect(),
+            body: br#"{"id": "o-body", "kind": "body", "note": "from the body", "code": "b"}"#.to_vec(),
+        };
+        let inv = http("PutOrder", "req", &parts);
+        // (Metadata strings are JSON-encoded once more, as the host sends them.)
+        assert_eq!(inv.metadata["id"], json!("\"o-route\""), "the route beats the query and the body");
+        assert_eq!(inv.metadata["note"], json!("\"from the body\""), "the body's own keys are bound");
+        assert_eq!(inv.metadata["code"], json!("\"b\""), "`code` from the query is skipped; the body's stays");
+        assert!(inv.metadata["kind"] != json!("\"body\""), "the query beats the body: {}", inv.metadata["kind"]);
     }
 
     #[test]
