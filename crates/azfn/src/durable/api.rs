@@ -184,8 +184,13 @@ async fn route(
             // With an Idempotency-Key and no instance id, the id is derived from the key: a retried
             // start is then the same start, answered with the same instance (DurableClient::start).
             let keyed = req.header("Idempotency-Key").map(|key| idempotent_instance_id(name, key));
-            let instance_id = segments.get(1).copied().or(keyed.as_deref());
-            let id = client.start(name, instance_id, body_json(req)?).await?;
+            let id = match (segments.get(1).copied(), keyed) {
+                // An explicit id: a finished instance is started afresh, as in Durable Functions.
+                (Some(id), _) => client.start(name, Some(id), body_json(req)?).await?,
+                // A keyed start is a retry: it answers with the first run, even a finished one.
+                (None, Some(id)) => client.start_once(name, &id, body_json(req)?).await?,
+                (None, None) => client.start(name, None, body_json(req)?).await?,
+            };
             let body = links.start_body(&id);
             Ok(HttpResponse::accepted().header("location", &links.status(&id)).json(&body))
         }

@@ -19,6 +19,11 @@ use crate::storage::Continuation;
 /// How long after a start its guard message shows up (see [`DurableClient::start`]).
 pub const START_GUARD_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A missing instance table (nothing started yet on this hub) read as no instance.
+fn missing_table<T>(e: crate::storage::StorageError) -> Result<Option<T>, DurableError> {
+    if e.is_not_found() { Ok(None) } else { Err(e.into()) }
+}
+
 /// An entity and its state, as the management API shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityView {
@@ -69,6 +74,30 @@ impl DurableClient {
     /// seconds: a delayed copy of the start message (a *guard*) is queued before anything is
     /// written, and starts an instance whose start went no further.
     pub async fn start(&self, name: &str, instance_id: Option<&str>, input: Value) -> Result<String, DurableError> {
+        self.start_as(name, instance_id, input, true).await
+    }
+
+    /// A start that is a retry by construction, as one whose id comes from an `Idempotency-Key`:
+    /// like [`start`](Self::start), except that an instance that exists with the same orchestrator
+    /// and input is answered with whatever its status, finished included, and never started again
+    /// (a client that retries after a lost 202 must not charge the card twice); with another
+    /// orchestrator or input it is refused (409).
+    pub async fn start_once(&self, name: &str, instance_id: &str, input: Value) -> Result<String, DurableError> {
+        validate_instance_id(instance_id)?;
+        // Most retries find the instance: answered without sending or writing anything.
+        if let Some((existing, _)) = self.hub.store().status(instance_id).await.or_else(missing_table)? {
+            return self.same_start(existing, name, &input).await;
+        }
+        self.start_as(name, Some(instance_id), input, false).await
+    }
+
+    async fn start_as(
+        &self,
+        name: &str,
+        instance_id: Option<&str>,
+        input: Value,
+        replace_finished: bool,
+    ) -> Result<String, DurableError> {
         if !self.registry.has_orchestrator(name) {
             return Err(DurableError::NotFound(format!(
                 "there is no orchestrator `{name}` (known: {})",
@@ -123,7 +152,7 @@ impl DurableClient {
                 let Some((existing, etag)) = store.status(&id).await? else { return Err(taken(&id)) };
                 if existing.execution_id == status.execution_id {
                     // This call's own insert, whose answer was lost.
-                } else if !existing.runtime_status.is_terminal() {
+                } else if !existing.runtime_status.is_terminal() || !replace_finished {
                     return self.same_start(existing, name, &original_input).await;
                 } else {
                     match store.commit(&mut status, Some(&etag), &[], &[], &[]).await {
@@ -150,9 +179,10 @@ impl DurableClient {
         Ok(id)
     }
 
-    /// A start of an id that is already pending or running: the same start retried (same
-    /// orchestrator and input) gets the instance, sent its start message again in case the first
-    /// start stopped after writing it (duplicates are dropped); another start is refused.
+    /// A start of an id that already exists (pending or running, or finished for a keyed start):
+    /// the same start retried (same orchestrator and input) gets the instance, a pending one sent
+    /// its start message again in case the first start stopped after writing it (duplicates are
+    /// dropped); another start is refused.
     async fn same_start(&self, existing: InstanceStatus, name: &str, input: &Value) -> Result<String, DurableError> {
         let id = existing.instance_id.clone();
         let mut existing_input = existing.input.clone();

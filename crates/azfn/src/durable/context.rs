@@ -273,8 +273,15 @@ impl RetryPolicy {
     /// assert_eq!(p.delay(4), Duration::from_secs(5));
     /// ```
     pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = self.backoff_coefficient.powi(attempt.saturating_sub(1) as i32);
-        self.first_interval.mul_f64(factor.max(0.0)).min(self.max_interval)
+        // In seconds as f64, capped before it becomes a Duration: the factor overflows to infinity
+        // after enough attempts (about 1,000 at 2x), which `Duration::mul_f64` would panic on.
+        let factor = self.backoff_coefficient.max(0.0).powf(f64::from(attempt.saturating_sub(1)));
+        let secs = self.first_interval.as_secs_f64() * factor;
+        if secs.is_nan() || secs >= self.max_interval.as_secs_f64() {
+            self.max_interval
+        } else {
+            Duration::from_secs_f64(secs.max(0.0))
+        }
     }
 }
 

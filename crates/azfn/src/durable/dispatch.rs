@@ -718,8 +718,12 @@ impl Dispatcher {
         let mut input = msg.input.clone();
         self.hub.resolve(&mut input).await?;
         tracing::debug!(instance = %msg.instance_id, task = msg.task_id, activity = %msg.name, "running activity");
-        let ctx =
-            ActivityContext { instance_id: msg.instance_id.clone(), name: msg.name.clone(), task_id: msg.task_id };
+        let ctx = ActivityContext {
+            instance_id: msg.instance_id.clone(),
+            execution_id: msg.execution_id.clone(),
+            name: msg.name.clone(),
+            task_id: msg.task_id,
+        };
         let span = telemetry::activity_span(&msg.name, &msg.instance_id, msg.task_id, attempt);
         let event = match self.registry.run_activity(ctx, input).instrument(span.clone()).await {
             Ok(result) => Event::TaskCompleted { id: msg.task_id, result },
@@ -811,6 +815,13 @@ impl Dispatcher {
             self.hub.resolve_event(e).await?;
         }
         let terminate = matches!(msg.event, Some(Event::ExecutionTerminated { .. }));
+        // Whether the instance is suspended decides what a message does, so it is never decided on
+        // a cached state, which may be behind a suspend or resume another worker committed
+        // (issue 27, defect 3): a cached state is read again first.
+        let suspended_or_resume = status == RuntimeStatus::Suspended || msg.command.is_some();
+        if suspended_or_resume && !live.fresh {
+            return Ok(Applied::Stale { ambiguous: false });
+        }
         match msg.command {
             Some(Command::Suspend) => {
                 if status == RuntimeStatus::Suspended {
@@ -836,7 +847,13 @@ impl Dispatcher {
                     live.inbox.push((format!("i{}", m.id), e.clone()));
                 }
             }
-            return Ok(Applied::Done(Some(live), Outbox::default()));
+            // The inbox rows are inserted beside the status row, not under its ETag: the status
+            // row is written again under the ETag of the state that saw the instance suspended. A
+            // resume committed since (by a worker that could not see these rows) makes this write
+            // fail, and the message is applied again on a fresh read, which consumes them; a
+            // resume that comes later conflicts with this write, and its worker reads them.
+            let unchanged = live.status.clone();
+            return self.commit_status_only(live, unchanged).await;
         }
 
         let consumed: Vec<String> = live.inbox.iter().map(|(k, _)| k.clone()).collect();

@@ -48,7 +48,8 @@ impl TaskHub {
             name: name.to_owned(),
             store: InstanceStore::new(tables.clone(), format!("{name}Instances")),
             tables,
-            queues: QueueClient::new(account)?,
+            // In-flight work must outlive any backlog or outage: the default TTL is 7 days.
+            queues: QueueClient::new(account)?.never_expiring(),
             blobs: BlobClient::new(account)?,
             created: OnceCell::new(),
         })
@@ -227,10 +228,14 @@ impl TaskHub {
     }
 }
 
-/// How long to hide a timer message due at `fire_at`: the time left, at most [`MAX_DELAY`] (the
+/// How long to hide a timer message due at `fire_at`: the time left rounded up to whole seconds
+/// (the queue's delay counts whole seconds: rounded down, a message due in 0.8 s would show up at
+/// once, be sent on with a delay of 0, and loop until its time), at most [`MAX_DELAY`] (the
 /// message is sent on again when it shows up early), zero when already due.
 pub fn delay_until(fire_at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
-    (fire_at - now).to_std().map(|d| d.min(MAX_DELAY)).unwrap_or_default()
+    let left = (fire_at - now).to_std().unwrap_or_default();
+    let whole = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    Duration::from_secs(whole).min(MAX_DELAY)
 }
 
 fn reference(value: &Value) -> Option<String> {
@@ -247,6 +252,19 @@ fn is_reference(value: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    /// Issue 27, defect 12: a timer under a second early was sent on with a delay of 0 s (the
+    /// queue counts whole seconds) and came back at once, again and again until its time.
+    #[test]
+    fn a_timer_less_than_a_second_away_waits_a_whole_second() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let ms = |n| now + chrono::Duration::milliseconds(n);
+        assert_eq!(super::delay_until(ms(800), now), Duration::from_secs(1));
+        assert_eq!(super::delay_until(ms(1_000), now), Duration::from_secs(1));
+        assert_eq!(super::delay_until(ms(1_001), now), Duration::from_secs(2));
+        assert_eq!(super::delay_until(ms(-5), now), Duration::ZERO);
+        assert_eq!(super::delay_until(now + chrono::Duration::days(30), now), super::MAX_DELAY);
+    }
     use super::*;
 
     #[test]

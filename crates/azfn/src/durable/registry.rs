@@ -24,10 +24,29 @@ type InputCheck = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
 pub struct ActivityContext {
     /// The orchestration instance that called it.
     pub instance_id: String,
+    /// The execution of that instance (a new one after each `continue_as_new` or restart).
+    pub execution_id: String,
     /// The activity's name.
     pub name: String,
-    /// The call's sequence id in the orchestration.
+    /// The call's sequence id in the execution.
     pub task_id: u64,
+}
+
+impl ActivityContext {
+    /// A key that names this call and no other, for the activity to pass to the services it calls
+    /// (an `Idempotency-Key`, a payment reference): the same each time this call is delivered
+    /// again, different for every other call, including the same task id in a later execution
+    /// after `continue_as_new` (`{instance}:{execution}:{task}`).
+    ///
+    /// ```
+    /// let ctx = azfn::durable::ActivityContext {
+    ///     instance_id: "order-7".into(), execution_id: "e2".into(), name: "Charge".into(), task_id: 3,
+    /// };
+    /// assert_eq!(ctx.idempotency_key(), "order-7:e2:3");
+    /// ```
+    pub fn idempotency_key(&self) -> String {
+        format!("{}:{}:{}", self.instance_id, self.execution_id, self.task_id)
+    }
 }
 
 /// The orchestrators, activities and entities of an app.

@@ -321,6 +321,7 @@ impl TestRun {
                     None => {
                         let ctx = ActivityContext {
                             instance_id: self.instances[index].id.clone(),
+                            execution_id: self.instances[index].continues.to_string(),
                             name: name.clone(),
                             task_id,
                         };

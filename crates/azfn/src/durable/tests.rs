@@ -42,7 +42,12 @@ fn drive<'a>(
             for e in &episode.events {
                 match e {
                     Event::TaskScheduled { id: task, name, input } => {
-                        let ctx = ActivityContext { instance_id: id.into(), name: name.clone(), task_id: *task };
+                        let ctx = ActivityContext {
+                            instance_id: id.into(),
+                            execution_id: "e1".into(),
+                            name: name.clone(),
+                            task_id: *task,
+                        };
                         pending.push(match registry.run_activity(ctx, input.clone()).await {
                             Ok(result) => Event::TaskCompleted { id: *task, result },
                             Err(error) => Event::TaskFailed { id: *task, error },
@@ -305,4 +310,46 @@ async fn a_long_sequence_replays_in_linear_time() {
     let r = Arc::new(Registry::new().orchestrator("Count", count).activity("Square", identity));
     let exec = drive(&r, "l1", "Count", json!(2000), &mut |_| vec![]).await;
     assert_eq!(output(&exec), json!(1999 * 2000 / 2));
+}
+
+/// Issue 27, defect 12: the back-off factor overflowed a `Duration` after some 65 attempts at 2x
+/// (`Duration::mul_f64` panicked before the cap applied); every delay is now capped first.
+#[test]
+fn retry_delays_stay_capped_however_many_attempts() {
+    let policy = RetryPolicy::new(u32::MAX, Duration::from_secs(5)).backoff(2.0);
+    assert_eq!(policy.delay(1), Duration::from_secs(5));
+    assert_eq!(policy.delay(65), policy.max_interval);
+    assert_eq!(policy.delay(2_000), policy.max_interval);
+    assert_eq!(policy.delay(u32::MAX), policy.max_interval);
+    let shrinking = RetryPolicy::new(10, Duration::from_secs(8)).backoff(0.5);
+    assert_eq!(shrinking.delay(3), Duration::from_secs(2));
+}
+
+async fn keyed_call(ctx: ActivityContext, _: Value) -> Result<String, String> {
+    Ok(ctx.idempotency_key())
+}
+
+/// Calls `KeyedCall` as task 0, continues as new once with that key as its input, and does the
+/// same again: both keys, the first execution's and the second's.
+async fn two_executions(ctx: OrchestrationContext, first: Option<String>) -> Result<Vec<String>, TaskError> {
+    let key: String = ctx.call_activity("KeyedCall", Value::Null).await?;
+    match first {
+        None => {
+            ctx.continue_as_new(key);
+            Ok(Vec::new())
+        }
+        Some(first) => Ok(vec![first, key]),
+    }
+}
+
+/// Issue 27, defect 12: `ActivityContext` had no execution id, so a key built from the instance and
+/// the task id named the same call in every execution after `continue_as_new`.
+#[tokio::test]
+async fn an_activitys_idempotency_key_differs_across_continue_as_new() {
+    let registry = Registry::new().orchestrator("TwoExecutions", two_executions).activity("KeyedCall", keyed_call);
+    let run = testing::OrchestrationTest::new(registry).instance_id("i").run("TwoExecutions", Value::Null).await;
+    let keys: Vec<String> = run.output_as();
+    assert_eq!(keys.len(), 2);
+    assert!(keys[0].starts_with("i:") && keys[0].ends_with(":0") && keys[1].ends_with(":0"), "{keys:?}");
+    assert_ne!(keys[0], keys[1], "the same task id in two executions got one key");
 }

@@ -43,6 +43,8 @@ pub struct ReceivedMessage {
 #[derive(Debug, Clone)]
 pub struct QueueClient {
     service: ServiceClient,
+    /// Send `messagettl=-1` (messages never expire) instead of the service's default of 7 days.
+    never_expire: bool,
 }
 
 fn time(text: Option<String>) -> Option<DateTime<Utc>> {
@@ -52,7 +54,15 @@ fn time(text: Option<String>) -> Option<DateTime<Utc>> {
 impl QueueClient {
     /// A client for `account`'s queue endpoint.
     pub fn new(account: &StorageAccount) -> Result<Self, StorageError> {
-        Ok(Self { service: ServiceClient::new(account, Service::Queue)? })
+        Ok(Self { service: ServiceClient::new(account, Service::Queue)?, never_expire: false })
+    }
+
+    /// The same client, sending messages that never expire (`messagettl=-1`), as DurableTask's
+    /// Azure Storage provider sends its control and work messages; without it Azure Storage
+    /// deletes a message 7 days after it was sent, whether or not anyone read it.
+    pub fn never_expiring(mut self) -> Self {
+        self.never_expire = true;
+        self
     }
 
     /// The same client, retrying failed requests by `policy` instead of [`RetryPolicy::from_env`].
@@ -109,6 +119,7 @@ impl QueueClient {
             .query(&[("visibilitytimeout", delay.as_secs().to_string())])
             .header("content-type", "application/xml")
             .body(xml);
+        let req = if self.never_expire { req.query(&[("messagettl", "-1")]) } else { req };
         let what = format!("send to queue {queue}");
         self.service.send_creating(req, &what, "QueueNotFound", || self.create_queue(queue)).await
     }

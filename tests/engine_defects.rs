@@ -1,0 +1,177 @@
+//! Regression tests for defects of the durable engine found by reading it against DurableTask's
+//! Azure Storage provider (issue 27), each on a real Azurite. Each test names the defect it covers
+//! and fails on the code before its fix.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use azfn::HttpRequest;
+use azfn::durable::{
+    ActivityContext, Command, ControlMessage, Dispatcher, DurableClient, Event, OrchestrationContext, Registry,
+    RuntimeStatus, TaskError, TaskHub,
+};
+use azfn::storage::QueueClient;
+use common::azurite::Azurite;
+use serde_json::{Value, json};
+
+/// How many times `Charge` ran (only the keyed-start test uses it).
+static CHARGES: AtomicUsize = AtomicUsize::new(0);
+
+async fn pay(ctx: OrchestrationContext, order: String) -> Result<String, TaskError> {
+    ctx.call_activity("Charge", order).await
+}
+
+async fn charge(_ctx: ActivityContext, order: String) -> Result<String, String> {
+    CHARGES.fetch_add(1, Ordering::SeqCst);
+    Ok(format!("charged {order}"))
+}
+
+async fn approve(ctx: OrchestrationContext, _: Value) -> Result<bool, TaskError> {
+    ctx.wait_for_event("Go").await
+}
+
+fn registry() -> Arc<Registry> {
+    Arc::new(Registry::new().orchestrator("Pay", pay).orchestrator("Approve", approve).activity("Charge", charge))
+}
+
+async fn hub(azurite: &Azurite, name: &str) -> Arc<TaskHub> {
+    let hub = Arc::new(TaskHub::new(name, &azurite.account()).unwrap());
+    hub.ensure_created().await.unwrap();
+    hub
+}
+
+async fn finished(client: &DurableClient, id: &str) -> azfn::durable::InstanceStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = client.status(id, false).await.unwrap().status;
+        if status.runtime_status.is_terminal() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{id} did not finish: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn start_request(key: &str, body: &str) -> HttpRequest {
+    let mut req = HttpRequest::new("POST", "http://127.0.0.1:7071/api/orchestrators/Pay");
+    req.headers.insert("idempotency-key", key.parse().unwrap());
+    req.body = body.as_bytes().to_vec().into();
+    req
+}
+
+/// Defect 4: a start with an `Idempotency-Key`, retried after the run had finished, replaced the
+/// finished instance and ran the orchestration again (a card charged twice). A keyed start is a
+/// retry: it answers with the first run, finished or not; with another input it is refused.
+#[tokio::test]
+async fn a_keyed_start_retried_after_the_run_finished_answers_with_that_run() {
+    let azurite = Azurite::start();
+    let hub = hub(&azurite, "keyedstart").await;
+    let dispatcher = Arc::new(Dispatcher::new(hub.clone(), registry()));
+    let client = DurableClient::with_dispatcher(dispatcher, registry());
+
+    let first = azfn::durable::api::handle(&client, &hub, &start_request("order-7", r#""o-7""#), "Pay").await;
+    assert_eq!(first.status.as_u16(), 202);
+    let id = serde_json::from_str::<Value>(std::str::from_utf8(&first.body).unwrap()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = finished(&client, &id).await;
+    assert_eq!(done.runtime_status, RuntimeStatus::Completed);
+    assert_eq!(CHARGES.load(Ordering::SeqCst), 1);
+
+    // The client's retry, after a lost 202: the same instance, finished, not run again.
+    let again = azfn::durable::api::handle(&client, &hub, &start_request("order-7", r#""o-7""#), "Pay").await;
+    assert_eq!(again.status.as_u16(), 202);
+    let retried = client.status(&id, false).await.unwrap().status;
+    assert_eq!(retried.execution_id, done.execution_id, "the finished run was replaced");
+    assert_eq!(retried.runtime_status, RuntimeStatus::Completed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(CHARGES.load(Ordering::SeqCst), 1, "the card was charged twice");
+
+    // The same key with another body is another request: refused, as the draft standard says.
+    let other = azfn::durable::api::handle(&client, &hub, &start_request("order-7", r#""o-8""#), "Pay").await;
+    assert_eq!(other.status.as_u16(), 409);
+
+    // An explicit id is not a retry: a finished instance is started afresh (Durable Functions).
+    // (Its call then goes through the work queue, which no worker reads here.)
+    let explicit = client.start("Pay", Some(&id), json!("o-7")).await.unwrap();
+    assert_eq!(explicit, id);
+    let rerun = client.status(&id, false).await.unwrap().status;
+    assert_ne!(rerun.execution_id, done.execution_id, "an explicit start replaces a finished instance");
+}
+
+/// Defect 6: the engine's messages were sent without `messagettl`, so Azure Storage's default of
+/// 7 days applied and a backlog or an outage longer than that deleted work in flight. DurableTask
+/// sends its messages with a time-to-live of -1 (never expire); so does the hub now.
+#[tokio::test]
+async fn the_engines_messages_never_expire() {
+    let azurite = Azurite::start();
+    let hub = hub(&azurite, "ttlhub").await;
+    let event = Event::EventRaised { name: "Go".into(), input: json!(1), key: "k".into() };
+    hub.send_control(&ControlMessage::event("someone", None, event), chrono::Utc::now()).await.unwrap();
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    let peeked = queues.peek(&hub.control_queue(), 1).await.unwrap();
+    let expires = peeked[0].expiration_time.expect("Get Messages gives the expiration time");
+    assert!(
+        expires > chrono::Utc::now() + chrono::Duration::days(365 * 1000),
+        "the message expires at {expires}: it should never"
+    );
+    // What a user's own queue output sends keeps the service's default.
+    queues.send("plain", b"x", Duration::ZERO).await.unwrap();
+    let plain = queues.peek("plain", 1).await.unwrap()[0].expiration_time.unwrap();
+    assert!(plain < chrono::Utc::now() + chrono::Duration::days(8), "{plain}");
+}
+
+/// Defect 3: suspend and resume were decided on a worker's cached state. With two workers, a resume
+/// that reached the worker whose cache still said Running (the suspend was applied by the other)
+/// was dropped, and the instance stayed Suspended for ever, its event parked in the inbox.
+#[tokio::test]
+async fn a_resume_that_reaches_a_worker_with_a_stale_cache_resumes() {
+    let azurite = Azurite::start();
+    let hub = hub(&azurite, "suspendhub").await;
+    let a = Arc::new(Dispatcher::new(hub.clone(), registry()));
+    let b = Arc::new(Dispatcher::new(hub.clone(), registry()));
+    let client = DurableClient::with_dispatcher(a.clone(), registry());
+    // Worker A starts it in place: its cache says Running, waiting for `Go`.
+    let id = client.start("Approve", None, Value::Null).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.status(&id, false).await.unwrap().status.runtime_status != RuntimeStatus::Running {
+        assert!(Instant::now() < deadline, "not running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.control(ControlMessage::command(&id, Command::Suspend), 1).await.unwrap();
+    assert_eq!(client.status(&id, false).await.unwrap().status.runtime_status, RuntimeStatus::Suspended);
+    // The resume reaches A, whose cache is behind the suspend.
+    a.control(ControlMessage::command(&id, Command::Resume), 1).await.unwrap();
+    assert_eq!(client.status(&id, false).await.unwrap().status.runtime_status, RuntimeStatus::Running);
+    // The event reaches B, whose cache says Suspended.
+    let go = Event::EventRaised { name: "Go".into(), input: json!(true), key: "go-1".into() };
+    b.control(ControlMessage::event(&id, None, go), 1).await.unwrap();
+    let done = finished(&client, &id).await;
+    assert_eq!((done.runtime_status, done.output), (RuntimeStatus::Completed, json!(true)));
+}
+
+/// Defect 3, the other half: an event that reaches a suspended instance waits in its inbox, and
+/// the worker that parks it writes the status row under the ETag it read, so that a resume applied
+/// meanwhile by another worker cannot commit without it.
+#[tokio::test]
+async fn an_event_parked_while_another_worker_resumes_is_not_stranded() {
+    let azurite = Azurite::start();
+    let hub = hub(&azurite, "parkhub").await;
+    let a = Arc::new(Dispatcher::new(hub.clone(), registry()));
+    let b = Arc::new(Dispatcher::new(hub.clone(), registry()));
+    let client = DurableClient::with_dispatcher(a.clone(), registry());
+    let id = client.start("Approve", None, Value::Null).await.unwrap();
+    a.control(ControlMessage::command(&id, Command::Suspend), 1).await.unwrap();
+    // B reads the instance suspended (its cache), A resumes it, then the event reaches B.
+    let probe = Event::EventRaised { name: "Other".into(), input: json!(0), key: "probe".into() };
+    b.control(ControlMessage::event(&id, None, probe), 1).await.unwrap();
+    a.control(ControlMessage::command(&id, Command::Resume), 1).await.unwrap();
+    let go = Event::EventRaised { name: "Go".into(), input: json!(true), key: "go-2".into() };
+    b.control(ControlMessage::event(&id, None, go), 1).await.unwrap();
+    let done = finished(&client, &id).await;
+    assert_eq!((done.runtime_status, done.output), (RuntimeStatus::Completed, json!(true)));
+}
