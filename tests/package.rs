@@ -77,7 +77,7 @@ fn refuses_to_package_an_app_whose_handlers_do_not_match() {
 }
 
 /// A binary built against a glibc newer than Azure's workers' 2.31 is refused, with what to do.
-/// (The build machine is Debian 12: `cargo build` output needs GLIBC_2.34. `scripts/package`
+/// (The build machine is Debian 12: `cargo build` output needs GLIBC_2.34. `cargo azfn package`
 /// builds and packages one that needs at most 2.31; CI runs it.)
 #[test]
 fn refuses_a_handler_that_needs_a_newer_glibc_than_azure_has() {
@@ -93,7 +93,7 @@ fn refuses_a_handler_that_needs_a_newer_glibc_than_azure_has() {
     assert_eq!(res.status.code(), Some(1));
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(
-        err.contains(&format!("needs glibc {needed}")) && err.contains("have 2.31") && err.contains("scripts/package"),
+        err.contains(&format!("needs glibc {needed}")) && err.contains("have 2.31") && err.contains("cargo zigbuild"),
         "{err}"
     );
     assert!(!out_dir.path().join("app").exists(), "nothing is written");

@@ -376,6 +376,9 @@ mod tests {
         );
         assert!(!with_queue.is_http_only());
         assert_eq!(with_queue.output("q").unwrap().property("queueName"), Some("x"));
+        // azure-webjobs-sdk src/Microsoft.Azure.WebJobs.Host/Bindings/AttributeCloner.cs,
+        // `AttributeCloner.CreateDirect`: `if (properties.TryGetValue(prop.Name,
+        // StringComparison.OrdinalIgnoreCase, out token))`: property names in any case.
         assert_eq!(with_queue.output("q").unwrap().property("QUEUENAME"), Some("x"));
         assert!(with_queue.output("Q").is_none(), "output names are case-sensitive");
     }

@@ -216,7 +216,7 @@ async fn admin_invocation(
     let ty = t.binding_type.to_ascii_lowercase();
     Ok(match ty.as_str() {
         "queuetrigger" => invocation::queue(&spec.name, &t.name, &QueueParts::admin(input)),
-        "timertrigger" => invocation::timer(&spec.name, &t.name, false, None, None),
+        "timertrigger" => invocation::timer(&spec.name, &t.name, false, Some((None, None))),
         // The input is the blob's path, `container/name`.
         "blobtrigger" => {
             let (container, name) = input

@@ -315,22 +315,33 @@ pub fn apply_data_type(trigger: &azfn::function_json::Binding, inv: &mut Invocat
     }
 }
 
+/// The schedule monitor's `(Last, Next)` occurrences.
+pub type MonitorStatus = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// The invocation of a timer-triggered function (`TimerInfo`; binding data is only `sys`).
+///
+/// `status` is the schedule monitor's `(Last, Next)`, or `None` without a monitor: then
+/// `ScheduleStatus` is `null`, as azure-webjobs-sdk-extensions' `TimerListener` builds it
+/// (src/WebJobs.Extensions/Extensions/Timers/Listener/TimerListener.cs: `ScheduleStatus
+/// timerInfoStatus = null; if (ScheduleMonitor != null) { timerInfoStatus = ScheduleStatus; }
+/// TimerInfo timerInfo = new TimerInfo(_schedule, timerInfoStatus, isPastDue);`).
 pub fn timer(
     function: &str,
     binding: &str,
     past_due: bool,
-    last: Option<DateTime<Utc>>,
-    next: Option<DateTime<Utc>>,
+    status: Option<MonitorStatus>,
 ) -> Invocation {
     let mut inv = Invocation::new(function);
     // `Last` before the first occurrence is .NET's DateTime.MinValue.
     let never = || Value::String("0001-01-01T00:00:00".to_owned());
-    let status = json!({
-        "Last": last.map(host_time).unwrap_or_else(never),
-        "Next": next.map(host_time).unwrap_or(Value::Null),
-        "LastUpdated": last.map(host_time).unwrap_or_else(never),
-    });
+    let status = match status {
+        Some((last, next)) => json!({
+            "Last": last.map(host_time).unwrap_or_else(never),
+            "Next": next.map(host_time).unwrap_or(Value::Null),
+            "LastUpdated": last.map(host_time).unwrap_or_else(never),
+        }),
+        None => Value::Null,
+    };
     inv.data.insert(
         binding.to_owned(),
         json!({"Schedule": {"AdjustForDST": true}, "ScheduleStatus": status, "IsPastDue": past_due}),
@@ -473,7 +484,7 @@ mod tests {
         assert_eq!(input.metadata["k"], "v");
         assert_eq!(input.uri.as_deref(), Some("http://127.0.0.1:10000/devstoreaccount1/receipts/o-1.json"));
 
-        let tm = timer("T", "timer", true, Some(t("2024-05-01T09:55:00Z")), Some(t("2024-05-01T10:00:00Z")));
+        let tm = timer("T", "timer", true, Some((Some(t("2024-05-01T09:55:00Z")), Some(t("2024-05-01T10:00:00Z")))));
         let info: TimerInfo = parse(&tm.to_json(), &binding("timerTrigger", "timer", json!({}))).unwrap();
         assert!(info.is_past_due);
         assert_eq!(info.schedule_status.unwrap().next.unwrap(), t("2024-05-01T10:00:00Z"));
@@ -509,7 +520,7 @@ mod tests {
     #[test]
     fn timer_status_before_the_first_run_and_for_the_occurrence_now_firing() {
         let due = chrono::DateTime::parse_from_rfc3339("2026-11-27T10:05:00Z").unwrap().to_utc();
-        let inv = timer("T", "timer", false, None, Some(due));
+        let inv = timer("T", "timer", false, Some((None, Some(due))));
         let status = &inv.data["timer"]["ScheduleStatus"];
         assert_eq!(status["Last"], "0001-01-01T00:00:00");
         assert_eq!(status["Next"], "2026-11-27T10:05:00+00:00");

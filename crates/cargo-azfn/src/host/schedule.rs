@@ -78,6 +78,21 @@ fn field<const N: usize>(
 }
 
 impl Schedule {
+    /// Whether every field from the minutes up allows every value (`X * * * * *`): only such a
+    /// schedule can fire more often than once a minute.
+    pub fn wild_from_minutes(&self) -> bool {
+        match self {
+            Self::Cron(c) => {
+                c.minutes.iter().all(|&b| b)
+                    && c.hours.iter().all(|&b| b)
+                    && c.days[1..].iter().all(|&b| b)
+                    && c.months[1..].iter().all(|&b| b)
+                    && c.weekdays.iter().all(|&b| b)
+            }
+            Self::Every(_) => false,
+        }
+    }
+
     /// Parses a function.json `schedule`.
     ///
     /// ```

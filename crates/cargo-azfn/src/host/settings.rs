@@ -51,9 +51,15 @@ impl Settings {
         Ok(Self { values })
     }
 
-    /// A setting: the environment variable when set, otherwise the `Values` entry.
+    /// A setting: the environment variable when set, otherwise the `Values` entry; the name
+    /// matched without regard to case, as .NET's configuration does (its providers load keys into
+    /// case-insensitive dictionaries), an exact match first.
     pub fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().or_else(|| self.values.get(name).cloned())
+        std::env::var(name)
+            .ok()
+            .or_else(|| self.values.get(name).cloned())
+            .or_else(|| std::env::vars().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+            .or_else(|| self.values.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()))
     }
 
     /// The `Values` entries the environment does not already set: what a child process must add to
@@ -62,16 +68,64 @@ impl Settings {
         self.values.iter().filter(|(k, _)| std::env::var_os(k).is_none()).map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    /// Whether `AzureWebJobs.<function>.Disabled` is set to `true` or `1`.
+    /// Whether the function is disabled by a setting, as azure-webjobs-sdk decides it in
+    /// src/Microsoft.Azure.WebJobs.Host/Listeners/HostListenerFactory.cs, `IsDisabled`:
+    /// `settingName = "AzureWebJobs.{0}.Disabled"`, and "Linux does not support dots in env
+    /// variable name": `settingNameLinux = "AzureWebJobs_{0}_Disabled"`;
+    /// `configuration.IsSettingEnabled(settingName) || configuration.IsSettingEnabled(settingNameLinux)`,
+    /// a setting being enabled when it is `true` or `1` (any case).
     pub fn is_disabled(&self, function: &str) -> bool {
-        self.get(&format!("AzureWebJobs.{function}.Disabled"))
-            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v.trim() == "1")
+        let enabled =
+            |name: String| self.get(&name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1");
+        enabled(format!("AzureWebJobs.{function}.Disabled")) || enabled(format!("AzureWebJobs_{function}_Disabled"))
     }
+}
+
+/// Resolves every `%NAME%` in `text` to the app setting NAME, as the host's name resolver does
+/// for binding properties (queue names, blob paths, table names, keys, filters, connections):
+/// azure-webjobs-sdk `NameResolverExtensions.ResolveWholeStringCore` walks the string,
+/// `int idxEnd = resolve.IndexOf('%', idxStart + 1)`, fails with "The '%' at position {0} does not
+/// have a closing '%'", resolves the name between, fails with "'%{0}%' does not resolve to a
+/// value." when no setting has it, and appends the value in its place.
+pub fn resolve_whole_string(text: &str, settings: &Settings) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    let mut at = 0;
+    while let Some(start) = rest.find('%') {
+        let after = &rest[start + 1..];
+        let Some(len) = after.find('%') else {
+            return Err(format!("The '%' at position {} does not have a closing '%'", at + start));
+        };
+        let name = &after[..len];
+        let value = settings.get(name).ok_or_else(|| format!("'%{name}%' does not resolve to a value."))?;
+        out.push_str(&rest[..start]);
+        out.push_str(&value);
+        at += start + len + 2;
+        rest = &after[len + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// azure-webjobs-sdk `NameResolverExtensions.ResolveWholeStringCore`: "Resolve all %% matches
+    /// within a string", "start%name1%...%name2%end" giving "startA...Bend"; a missing closing `%`
+    /// and a name without a value are errors.
+    #[test]
+    fn settings_are_resolved_anywhere_in_a_binding_property() {
+        let s = Settings::parse(r#"{"Values": {"ENV": "prod", "ORDERS_QUEUE": "orders"}}"#).unwrap();
+        assert_eq!(resolve_whole_string("%ORDERS_QUEUE%", &s).unwrap(), "orders");
+        assert_eq!(
+            resolve_whole_string("receipts-%ENV%/{name}-%env%.json", &s).unwrap(),
+            "receipts-prod/{name}-prod.json"
+        );
+        assert_eq!(resolve_whole_string("plain", &s).unwrap(), "plain");
+        assert_eq!(resolve_whole_string("a%ENV", &s).unwrap_err(), "The '%' at position 1 does not have a closing '%'");
+        assert_eq!(resolve_whole_string("%NOPE%", &s).unwrap_err(), "'%NOPE%' does not resolve to a value.");
+    }
 
     #[test]
     fn environment_wins_and_encrypted_files_are_refused() {
@@ -80,6 +134,12 @@ mod tests {
         assert!(s.missing_from_env().iter().all(|(k, _)| k != "PATH"));
         assert!(s.is_disabled("X"));
         assert!(!s.is_disabled("Y"));
+        // The Linux form (HostListenerFactory.IsDisabled's settingNameLinux), any case.
+        let linux =
+            Settings::parse(r#"{"Values": {"azurewebjobs_Ship_disabled": "TRUE", "AzureWebJobs_Pack_Disabled": "0"}}"#)
+                .unwrap();
+        assert!(linux.is_disabled("Ship"));
+        assert!(!linux.is_disabled("Pack"));
         assert!(Settings::parse(r#"{"IsEncrypted": true, "Values": {}}"#).unwrap_err().contains("decrypt"));
         assert!(Settings::parse("{").unwrap_err().contains("not valid JSON"));
     }

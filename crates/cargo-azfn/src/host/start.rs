@@ -215,6 +215,7 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
     session.port = port;
     super::console::set_dashboard_url(format!("http://127.0.0.1:{port}/api/dashboard"));
     let settings = Settings::load(&opts.root)?;
+    let meta = resolve_app_settings(meta, &settings)?;
     let host_doc: Value = std::fs::read_to_string(opts.root.join("host.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -499,6 +500,54 @@ fn replace_binary(binary: &Path, target: &Path) -> Result<(), String> {
     std::fs::rename(&temp, target).map_err(|e| format!("cannot replace {}: {e}", target.display()))
 }
 
+/// The binding properties in which the host's name resolver replaces `%NAME%` by the app setting
+/// NAME (the `[AutoResolve]` and `[AppSetting]`/connection properties of the storage, Service
+/// Bus and timer attributes).
+const RESOLVED_PROPERTIES: &[&str] = &[
+    "queueName",
+    "path",
+    "tableName",
+    "partitionKey",
+    "rowKey",
+    "filter",
+    "take",
+    "connection",
+    "topicName",
+    "subscriptionName",
+    "schedule",
+];
+
+/// `meta` with `%NAME%` resolved in every binding property the host resolves, anywhere in the
+/// value (see [`super::settings::resolve_whole_string`]); a setting that does not exist stops the
+/// start, naming the function and property, as it puts the function in error in Azure.
+fn resolve_app_settings(mut meta: AppMetadata, settings: &Settings) -> Result<AppMetadata, String> {
+    let mut problems = Vec::new();
+    for spec in meta.functions.values_mut() {
+        for binding in spec.json.bindings.iter_mut() {
+            for (key, value) in binding.properties.iter_mut() {
+                let Value::String(text) = value else { continue };
+                if !text.contains('%') || !RESOLVED_PROPERTIES.iter().any(|p| p.eq_ignore_ascii_case(key)) {
+                    continue;
+                }
+                match super::settings::resolve_whole_string(text, settings) {
+                    Ok(resolved) => *text = resolved,
+                    Err(e) => problems
+                        .push(format!("function {}: binding `{}`, {key} {text:?}: {e}", spec.name, binding.name)),
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(meta)
+    } else {
+        Err(format!(
+            "app settings named in function.json are missing (set them in local.settings.json's Values or the \
+             environment):\n  {}",
+            problems.join("\n  ")
+        ))
+    }
+}
+
 /// `%NAME%` in a schedule is the app setting NAME, as the timer trigger resolves it.
 fn expand_setting(text: &str, settings: &Settings) -> String {
     match text.strip_prefix('%').and_then(|t| t.strip_suffix('%')) {
@@ -507,15 +556,43 @@ fn expand_setting(text: &str, settings: &Settings) -> String {
     }
 }
 
-/// A host id like Core Tools': the app folder's name, lowercased, letters, digits and dashes, at
-/// most 32 characters.
+/// The host id of a local run, as azure-functions-host derives it in
+/// src/WebJobs.Script/Host/ScriptHostIdProvider.cs, `GetDefaultHostId`: "When running locally,
+/// derive a stable host ID from machine name and root path", `hostId =
+/// $"{sanitizedMachineName}-{Math.Abs(Utility.GetStableHash(scriptOptions.ScriptPath))}"`,
+/// truncated to 32 characters, `ToLowerInvariant().TrimEnd('-')`. Two apps in folders of the same
+/// name get different ids (their timers and blob receipts do not mix), and so do two machines.
 fn host_id_for(root: &Path) -> String {
-    let name = std::fs::canonicalize(root)
+    let machine = machine_name();
+    host_id(&machine, &std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()).to_string_lossy())
+}
+
+/// `host_id_for` with the machine name and script path given.
+fn host_id(machine: &str, script_path: &str) -> String {
+    // `Environment.MachineName.Where(char.IsLetterOrDigit)`.
+    let machine: String = machine.chars().filter(|c| c.is_alphanumeric()).collect();
+    // `Math.Abs` of an `int`; `int.MinValue` has no absolute value in .NET (it throws), taken as is.
+    let hash = stable_hash(script_path);
+    let id = format!("{machine}-{}", i64::from(hash).abs());
+    let id: String = id.chars().take(32).collect();
+    id.to_lowercase().trim_end_matches('-').to_owned()
+}
+
+/// azure-functions-host src/WebJobs.Script/Utility.cs, `GetStableHash`: `int hash = 23;
+/// foreach (char c in value) { hash = (hash * 31) + c; }` in `unchecked` 32-bit arithmetic over
+/// the UTF-16 code units.
+fn stable_hash(value: &str) -> i32 {
+    value.encode_utf16().fold(23i32, |hash, c| hash.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// `Environment.MachineName` on Linux: the host name up to its first dot.
+fn machine_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_lowercase()))
-        .unwrap_or_else(|| "azfn".to_owned());
-    let id: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(32).collect();
-    if id.trim_matches('-').is_empty() { "azfn".to_owned() } else { id.trim_matches('-').to_owned() }
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned());
+    name.trim().split('.').next().unwrap_or_default().to_owned()
 }
 
 async fn shutdown_signal() {
@@ -563,6 +640,52 @@ async fn run_func(opts: &StartOptions, binary: &Path, func: &Path, console: Cons
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `ScriptHostIdProvider.GetDefaultHostId` and `Utility.GetStableHash` (azure-functions-host):
+    /// `{machine}-{Math.Abs(hash of the script path)}`, at most 32 characters, lowercase. The
+    /// hashes are computed by hand from `hash = (hash * 31) + c` starting at 23.
+    #[test]
+    fn the_local_host_id_is_machine_and_path_hash() {
+        assert_eq!(stable_hash(""), 23);
+        assert_eq!(stable_hash("a"), 23 * 31 + 97);
+        assert_eq!(stable_hash("ab"), (23 * 31 + 97) * 31 + 98);
+        assert_eq!(host_id("Dev-Box.01", "ab"), format!("devbox01-{}", (23 * 31 + 97) * 31 + 98));
+        // Folders of the same name in two places: two ids.
+        assert_ne!(host_id("m", "/home/a/shop"), host_id("m", "/home/b/shop"));
+        let long = host_id("averyveryverylongmachinenamethatgoesonandon", "/x");
+        assert_eq!(long.len(), 32);
+        assert!(!long.ends_with('-'));
+    }
+
+    /// `%NAME%` anywhere in a binding property is the app setting NAME (the host's name resolver,
+    /// `NameResolverExtensions.ResolveWholeStringCore`); a missing setting stops the start with
+    /// the function, binding and property named.
+    #[test]
+    fn app_settings_in_function_json_are_resolved_everywhere() {
+        let app = tempfile::tempdir().unwrap();
+        std::fs::write(app.path().join("host.json"), r#"{"version": "2.0"}"#).unwrap();
+        std::fs::create_dir_all(app.path().join("functions/Ship")).unwrap();
+        std::fs::write(
+            app.path().join("functions/Ship/function.json"),
+            r#"{"bindings": [
+                {"type": "queueTrigger", "direction": "in", "name": "msg", "queueName": "%SHIP_QUEUE%", "connection": "%CONN%"},
+                {"type": "blob", "direction": "out", "name": "label", "path": "labels-%ENV%/{rand-guid}.json"}]}"#,
+        )
+        .unwrap();
+        let meta = || AppMetadata::load(app.path()).unwrap();
+        let settings =
+            Settings::parse(r#"{"Values": {"SHIP_QUEUE": "shipments", "CONN": "Storage2", "ENV": "dev"}}"#).unwrap();
+        let resolved = resolve_app_settings(meta(), &settings).unwrap();
+        let ship = &resolved.functions["Ship"];
+        assert_eq!(ship.trigger().property("queueName"), Some("shipments"));
+        assert_eq!(ship.trigger().property("connection"), Some("Storage2"));
+        assert_eq!(ship.output("label").unwrap().property("path"), Some("labels-dev/{rand-guid}.json"));
+        let err = resolve_app_settings(meta(), &Settings::parse(r#"{"Values": {}}"#).unwrap()).unwrap_err();
+        assert!(
+            err.contains("function Ship: binding `msg`, queueName \"%SHIP_QUEUE%\": '%SHIP_QUEUE%' does not resolve"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn staging_folders_of_dead_hosts_are_removed_and_live_ones_kept() {

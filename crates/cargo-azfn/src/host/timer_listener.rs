@@ -54,12 +54,24 @@ impl TimerTrigger {
     }
 }
 
-/// Whether the schedule monitor applies: `useMonitor`, and not a schedule that fires more often
-/// than once a minute (`TimerSchedule.ShouldDisableScheduleMonitor`).
+/// Whether the schedule monitor applies, as azure-webjobs-sdk-extensions decides it in
+/// src/WebJobs.Extensions/Extensions/Timers/Scheduling/TimerSchedule.cs (`TimerSchedule.Create`
+/// and `ShouldDisableScheduleMonitor`): `useMonitor`, except that a TimeSpan schedule with
+/// `periodTimespan.TotalMinutes < 1` turns it off, and so does a cron schedule of which
+/// "the only way for all occurrences to be less than or equal to a minute is if all these fields
+/// are wild ("* * * * *")" (`hasNonSecondRestrictions = !expressions.Skip(1).All(p => p == "*")`)
+/// when "there is more than one occurrence due in the next minute". A schedule such as
+/// `*/10 5 * * * *` (every 10 s within minute 5) keeps its monitor.
 pub fn monitored(t: &TimerTrigger, now: DateTime<Utc>) -> bool {
-    let first = t.next_after(now);
-    let second = first.and_then(|f| t.next_after(f));
-    let frequent = matches!((first, second), (Some(a), Some(b)) if (b - a).num_seconds() < 60);
+    let frequent = match &t.schedule {
+        Schedule::Every(period) => period.as_secs() < 60,
+        cron if cron.wild_from_minutes() => {
+            let first = t.next_after(now);
+            let second = first.and_then(|f| t.next_after(f));
+            matches!(second, Some(b) if b < now + chrono::Duration::minutes(1))
+        }
+        _ => false,
+    };
     t.use_monitor && !frequent
 }
 
@@ -109,7 +121,7 @@ pub async fn listen(invoker: Arc<Invoker>, t: TimerTrigger, mut stop: watch::Rec
     };
     let mut last = stored.and_then(|(last, _)| last);
     let fire = |past_due: bool, last: Option<DateTime<Utc>>, next: Option<DateTime<Utc>>| {
-        let inv = invocation::timer(&t.function, &t.binding, past_due, last, next);
+        let inv = invocation::timer(&t.function, &t.binding, past_due, monitor.is_some().then_some((last, next)));
         let invoker = invoker.clone();
         let function = t.function.clone();
         async move {
@@ -147,5 +159,50 @@ pub async fn listen(invoker: Arc<Invoker>, t: TimerTrigger, mut stop: watch::Rec
         fire(past_due, last, Some(due)).await;
         last = Some(due);
         cursor = due;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trigger(schedule: &str, use_monitor: bool) -> TimerTrigger {
+        TimerTrigger {
+            function: "T".into(),
+            binding: "timer".into(),
+            schedule: Schedule::parse(schedule).unwrap(),
+            run_on_startup: false,
+            use_monitor,
+            host_id: "h".into(),
+            time_zone: None,
+        }
+    }
+
+    /// `TimerSchedule.ShouldDisableScheduleMonitor` (azure-webjobs-sdk-extensions
+    /// src/WebJobs.Extensions/Extensions/Timers/Scheduling/TimerSchedule.cs): "If any of the minute
+    /// or higher fields contain non-wildcard expressions the schedule can be longer than 1 minute",
+    /// and only then `if (nextOccurrences.Length > 1)` within the next minute disables it; a
+    /// TimeSpan schedule disables it when `periodTimespan.TotalMinutes < 1`. The extension's own
+    /// test data agrees: `[InlineData("* */30 * * * *", null, false)]`, `("0 * * * * *", null, false)`.
+    #[test]
+    fn the_monitor_is_off_only_where_the_extension_turns_it_off() {
+        let now: DateTime<Utc> = "2026-12-06T10:00:00Z".parse().unwrap();
+        assert!(!monitored(&trigger("*/10 * * * * *", true), now), "every 10 s");
+        assert!(!monitored(&trigger("00:00:30", true), now), "a 30 s TimeSpan");
+        assert!(monitored(&trigger("0 * * * * *", true), now), "once a minute keeps it");
+        assert!(monitored(&trigger("* */30 * * * *", true), now), "a restricted minute keeps it");
+        assert!(monitored(&trigger("*/10 5 * * * *", true), now), "every 10 s within minute 5 keeps it");
+        assert!(monitored(&trigger("00:05:00", true), now));
+        assert!(!monitored(&trigger("0 0 * * * *", false), now), "useMonitor: false");
+    }
+
+    /// Without a monitor `ScheduleStatus` is null (`TimerListener`: `ScheduleStatus
+    /// timerInfoStatus = null; if (ScheduleMonitor != null) { timerInfoStatus = ScheduleStatus; }`).
+    #[test]
+    fn without_a_monitor_schedule_status_is_null() {
+        let inv = invocation::timer("T", "timer", false, None);
+        assert_eq!(inv.data["timer"]["ScheduleStatus"], Value::Null);
+        let inv = invocation::timer("T", "timer", false, Some((None, None)));
+        assert_eq!(inv.data["timer"]["ScheduleStatus"]["Last"], json!("0001-01-01T00:00:00"));
     }
 }
