@@ -8,6 +8,13 @@
 //! - **identity-based**, from settings prefixed `Conn__` (or `Conn:`): `accountName`, or the explicit
 //!   `blobServiceUri`, `queueServiceUri`, `tableServiceUri` (`serviceUri` is the blob endpoint), with
 //!   `credential` (`managedidentity`) and `clientId` for a user-assigned identity.
+//!
+//! Which settings hold `Conn` is looked up as the WebJobs extensions do
+//! (`WebJobsConfigurationExtensions.GetWebJobsConnectionStringSection` with
+//! `GetConnectionStringOrSetting`): the first of `ConnectionStrings:AzureWebJobsConn`,
+//! `AzureWebJobsConn`, `ConnectionStrings:Conn` and `Conn` that exists, as a value or as the prefix
+//! of `__` (or `:`) settings. `ConnectionStrings:X` is also found as `ConnectionStrings__X` (the
+//! environment's spelling).
 
 use std::fmt;
 
@@ -105,11 +112,47 @@ impl std::error::Error for ConnectionError {}
 /// assert_eq!(account.credential, Credential::ManagedIdentity { client_id: None });
 /// ```
 pub fn resolve(name: &str, setting: impl Fn(&str) -> Option<String>) -> Result<StorageAccount, ConnectionError> {
+    // A setting by its configuration key, also in the environment's spelling (`:` as `__`).
+    let lookup = |key: &str| -> Option<String> {
+        setting(key)
+            .or_else(|| if key.contains(':') { setting(&key.replace(':', "__")) } else { None })
+            .filter(|v| !v.trim().is_empty())
+    };
+    // azure-sdk-for-net, Microsoft.Azure.WebJobs.Extensions.Clients, WebJobsConfigurationExtensions:
+    // `GetWebJobsConnectionStringSection`: "first try prefixing" (`"AzureWebJobs" + name`), then
+    // "next try a direct unprefixed lookup", each through `GetConnectionStringOrSetting`, which
+    // tries `GetSection("ConnectionStrings").GetSection(connectionName)` before the root.
+    let sections = [
+        format!("ConnectionStrings:AzureWebJobs{name}"),
+        format!("AzureWebJobs{name}"),
+        format!("ConnectionStrings:{name}"),
+        name.to_owned(),
+    ];
+    let exists = |section: &str| {
+        lookup(section).is_some()
+            || SECTION_KEYS
+                .iter()
+                .any(|k| lookup(&format!("{section}__{k}")).or_else(|| lookup(&format!("{section}:{k}"))).is_some())
+    };
+    let section = sections.iter().find(|s| exists(s)).map(String::as_str).unwrap_or(name);
+    resolve_section(name, section, lookup)
+}
+
+/// The settings below a connection's section that make it exist.
+const SECTION_KEYS: &[&str] =
+    &["accountName", "blobServiceUri", "queueServiceUri", "tableServiceUri", "serviceUri", "credential", "clientId"];
+
+/// [`resolve`] of the connection `name` from the settings of `section`.
+fn resolve_section(
+    name: &str,
+    section: &str,
+    setting: impl Fn(&str) -> Option<String>,
+) -> Result<StorageAccount, ConnectionError> {
     let get = |key: &str| -> Option<String> {
         let v = if key.is_empty() {
-            setting(name)
+            setting(section)
         } else {
-            setting(&format!("{name}__{key}")).or_else(|| setting(&format!("{name}:{key}")))
+            setting(&format!("{section}__{key}")).or_else(|| setting(&format!("{section}:{key}")))
         };
         v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
     };
@@ -315,6 +358,14 @@ mod tests {
     #[test]
     fn errors_name_the_setting() {
         let err = resolve("AzureWebJobsStorage", with(&[])).unwrap_err().to_string();
+        // The WebJobs lookup order (GetWebJobsConnectionStringSection, GetConnectionStringOrSetting):
+        // `AzureWebJobs<name>` before `<name>`, and `ConnectionStrings:` before each.
+        let both = with(&[("AzureWebJobsOrders", "UseDevelopmentStorage=true"), ("Orders__accountName", "plain")]);
+        assert!(resolve("Orders", both).unwrap().is_emulator(), "AzureWebJobsOrders is tried first");
+        let cs = with(&[("ConnectionStrings__Orders", "UseDevelopmentStorage=true"), ("Orders__accountName", "plain")]);
+        assert!(resolve("Orders", cs).unwrap().is_emulator(), "ConnectionStrings:Orders before Orders");
+        let plain = resolve("Orders", with(&[("Orders__accountName", "plain")])).unwrap();
+        assert_eq!(plain.name.as_deref(), Some("plain"));
         assert!(err.contains("`AzureWebJobsStorage` is not configured") && err.contains("__accountName"), "{err}");
         let err = resolve("C", with(&[("C", "AccountName=x;garbage")])).unwrap_err().to_string();
         assert!(err.contains("part 2"), "{err}");

@@ -325,12 +325,7 @@ pub type MonitorStatus = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 /// (src/WebJobs.Extensions/Extensions/Timers/Listener/TimerListener.cs: `ScheduleStatus
 /// timerInfoStatus = null; if (ScheduleMonitor != null) { timerInfoStatus = ScheduleStatus; }
 /// TimerInfo timerInfo = new TimerInfo(_schedule, timerInfoStatus, isPastDue);`).
-pub fn timer(
-    function: &str,
-    binding: &str,
-    past_due: bool,
-    status: Option<MonitorStatus>,
-) -> Invocation {
+pub fn timer(function: &str, binding: &str, past_due: bool, status: Option<MonitorStatus>) -> Invocation {
     let mut inv = Invocation::new(function);
     // `Last` before the first occurrence is .NET's DateTime.MinValue.
     let never = || Value::String("0001-01-01T00:00:00".to_owned());

@@ -48,6 +48,15 @@ impl Settings {
                 values.insert(k.clone(), text);
             }
         }
+        // Core Tools adds the file's `ConnectionStrings` to the configuration as
+        // `ConnectionStrings:<name>`, where the connection lookup finds them.
+        if let Some(map) = doc.get("ConnectionStrings").and_then(Value::as_object) {
+            for (k, v) in map {
+                if let Some(text) = v.as_str() {
+                    values.insert(format!("ConnectionStrings:{k}"), text.to_owned());
+                }
+            }
+        }
         Ok(Self { values })
     }
 
