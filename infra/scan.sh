@@ -14,11 +14,14 @@
 # JSON report is read instead of its exit code. Suppressions are inline in the Bicep
 # (`// checkov:skip=CKV_ID: reason` inside the resource).
 set -euo pipefail
+# DIR as the caller named it, before the script moves to the repository root.
+dir_arg=${1:-}
+if [ -n "$dir_arg" ]; then dir_arg=$(realpath "$dir_arg"); fi
 cd "$(dirname "$0")/.."
 
 version=3.3.30
 venv=${CHECKOV_VENV:-target/checkov-venv}
-dir=${1:-infra}
+dir=${dir_arg:-infra}
 if [ ! -f "$dir/main.bicep" ]; then
   echo "infra/scan.sh: $dir/main.bicep not found" >&2
   exit 2

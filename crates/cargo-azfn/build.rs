@@ -12,7 +12,9 @@ fn main() {
     let lock = candidates.iter().find(|p| p.is_file());
     let text = lock.map(|p| std::fs::read_to_string(p).expect("Cargo.lock is readable")).unwrap_or_default();
     std::fs::write(Path::new(&out).join("tested.lock"), text).expect("OUT_DIR is writable");
-    for p in &candidates {
+    // Only paths that exist: Cargo takes a missing one as changed on every build.
+    println!("cargo::rerun-if-changed=build.rs");
+    for p in candidates.iter().filter(|p| p.is_file()) {
         println!("cargo::rerun-if-changed={}", p.display());
     }
 }

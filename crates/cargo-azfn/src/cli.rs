@@ -253,6 +253,10 @@ pub struct PackageArgs {
     /// glibc check still applies).
     #[arg(long, conflicts_with_all = ["handler", "target"])]
     pub native: bool,
+    /// Do not start the packaged handler to check that it answers (it is started with the app's
+    /// local.settings.json `Values`; skip it for a handler that needs more to start).
+    #[arg(long)]
+    pub no_start_check: bool,
     /// Build with plain `cargo build --release --target <TARGET>`, e.g. x86_64-unknown-linux-musl.
     #[arg(long)]
     pub target: Option<String>,
@@ -441,11 +445,18 @@ fn package(a: PackageArgs) -> Result<(), String> {
         }
         None => {}
     }
-    match crate::package::smoke_start(&done.folder)? {
-        true => {
-            println!("checked: the packaged handler starts from {} and answers the host's probe", done.folder.display())
+    if a.no_start_check {
+        println!("not started here (--no-start-check)");
+    } else {
+        // With the app's local settings, as `cargo azfn start` runs it.
+        let env = crate::host::settings::Settings::load(&root).map(|s| s.missing_from_env()).unwrap_or_default();
+        match crate::package::smoke_start(&done.folder, &env)? {
+            true => println!(
+                "checked: the packaged handler starts from {} and answers the host's probe",
+                done.folder.display()
+            ),
+            false => println!("not started here: the handler is built for another system"),
         }
-        false => println!("not started here: the handler is built for another system"),
     }
     if let Some(z) = done.zip {
         println!("zip: {}", z.display());

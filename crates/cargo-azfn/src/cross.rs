@@ -41,17 +41,13 @@ impl ZigBuild {
             &format!("Zig {ZIG_VERSION} (PyPI ziglang, the linker for glibc {})", crate::glibc::AZURE_GLIBC_FLOOR),
             |dir| {
                 let mut pip = Command::new(python());
-                pip.args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-warn-script-location",
-                    "--root-user-action=ignore",
-                ])
-                .arg("--target")
-                .arg(dir.join("py"))
-                .arg(format!("ziglang=={ZIG_VERSION}"));
+                // PIP_ROOT_USER_ACTION rather than --root-user-action: pip before 22.1 (Debian 11,
+                // Ubuntu 22.04) refuses the option and ignores the variable.
+                pip.env("PIP_ROOT_USER_ACTION", "ignore");
+                pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-warn-script-location"])
+                    .arg("--target")
+                    .arg(dir.join("py"))
+                    .arg(format!("ziglang=={ZIG_VERSION}"));
                 tool_cache::run(
                     pip,
                     "cargo azfn package installs Zig from PyPI with pip: install Python 3 with pip (your system's \

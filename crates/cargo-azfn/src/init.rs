@@ -156,7 +156,10 @@ pub fn resource_name(name: &str) -> String {
             out.push(c);
         }
     }
-    out.trim_end_matches('-').to_owned()
+    // At most 40 characters (the template's environment and app names must fit Azure's limits).
+    let out: String = out.trim_end_matches('-').chars().take(40).collect();
+    let out = out.trim_end_matches('-').to_owned();
+    if out.is_empty() { "app".to_owned() } else { out }
 }
 
 const AZURE_YAML: &str = include_str!("../assets/azure.yaml");
@@ -345,6 +348,8 @@ mod tests {
     fn resource_names_are_lowercase_with_single_dashes() {
         assert_eq!(resource_name("Shop_App--2"), "shop-app-2");
         assert_eq!(resource_name("orders"), "orders");
+        assert_eq!(resource_name("_"), "app");
+        assert_eq!(resource_name(&"a".repeat(60)).len(), 40);
     }
 
     #[test]

@@ -135,10 +135,11 @@ pub fn app_name(root: &Path) -> String {
 }
 
 /// Starts the packaged handler from `folder` as the Functions host does (in that folder, with
-/// `FUNCTIONS_CUSTOMHANDLER_PORT` set to a free port) and waits up to 20 s for its answer to the
-/// host's readiness probe (`GET /`). `Ok(false)` when this machine cannot run it (built for
-/// another system); an error says what went wrong, with what the handler printed.
-pub fn smoke_start(folder: &Path) -> Result<bool, String> {
+/// `FUNCTIONS_CUSTOMHANDLER_PORT` set to a free port and the app settings `env`, e.g.
+/// local.settings.json's `Values`) and waits up to 20 s for its answer to the host's readiness
+/// probe (`GET /`). `Ok(false)` when this machine cannot run it (built for another system); an
+/// error says what went wrong, with what the handler printed.
+pub fn smoke_start(folder: &Path, env: &[(String, String)]) -> Result<bool, String> {
     use std::io::{Read as _, Write as _};
     let metadata = AppMetadata::load(folder).map_err(|e| e.to_string())?;
     let exe = folder.join(metadata.host.executable.unwrap_or_default());
@@ -149,6 +150,7 @@ pub fn smoke_start(folder: &Path) -> Result<bool, String> {
     let log = tempfile_path(folder);
     let out = fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let spawned = std::process::Command::new(&exe)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(folder)
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("FUNCTIONS_APP_ROOT_PATH", folder)

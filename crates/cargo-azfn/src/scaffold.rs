@@ -130,7 +130,11 @@ pub fn new_function(root: &Path, kind: &str, name: &str, opts: &Options) -> Resu
     };
 
     let (bindings, handler) = match opts.get("outputs") {
-        Some(list) => with_outputs(bindings, &handler, list, &connection)?,
+        // Storage outputs use the trigger's connection only when the trigger is on storage too.
+        Some(list) => {
+            let storage = if kind == "queue" || kind == "blob" { connection.as_str() } else { "AzureWebJobsStorage" };
+            with_outputs(bindings, &handler, list, storage)?
+        }
         None => (bindings, handler),
     };
 

@@ -41,6 +41,11 @@ pub fn ensure_in(
     if dir.join(".complete").is_file() {
         return Ok(dir);
     }
+    if dir.exists() {
+        // Not installed by this tool (its installs are renamed into place whole): cleared.
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| format!("cannot clear the incomplete {}: {e}; delete it and try again", dir.display()))?;
+    }
     std::fs::create_dir_all(root).map_err(|e| format!("cannot create the tool cache {}: {e}", root.display()))?;
     let staging = root.join(format!(".{name}.{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&staging).map_err(|e| format!("cannot create {}: {e}", staging.display()))?;

@@ -313,7 +313,9 @@ impl Links {
     }
 
     /// The links for a request to any HTTP function of the app: the management API is at
-    /// `{scheme}://{host}/{route_prefix}/orchestrators`.
+    /// `{scheme}://{host}/{route_prefix}/orchestrators`. The caller's `code` is not carried over:
+    /// it is a key of the calling function, which the `Orchestrators` function does not take (in
+    /// Azure a caller adds a key of `Orchestrators`, or a host key).
     pub(crate) fn for_handler(req: &HttpRequest, route_prefix: &str) -> Self {
         let url = req.url.split(['?', '#']).next().unwrap_or_default();
         let origin = match url.find("://") {
@@ -329,7 +331,7 @@ impl Links {
         } else {
             format!("{origin}/{prefix}/orchestrators")
         };
-        Self { base, code: req.query("code").map(str::to_owned) }
+        Self { base, code: None }
     }
 
     fn uri(&self, id: &str, tail: &str, query: &[&str]) -> String {

@@ -145,8 +145,9 @@ impl Durable {
         }
     }
 
-    /// The management URLs of `instance_id`, built from the URL `req` came in on (its scheme, host
-    /// and `code` query parameter) and the app's route prefix: `id`, `statusQueryGetUri`,
+    /// The management URLs of `instance_id`, built from the URL `req` came in on (its scheme and
+    /// host) and the app's route prefix (without a key: in Azure, add a key of the `Orchestrators`
+    /// function or a host key as `?code=`): `id`, `statusQueryGetUri`,
     /// `sendEventPostUri`, `terminatePostUri`, `purgeHistoryDeleteUri`, `suspendPostUri`,
     /// `resumePostUri` and `restartPostUri`, as Durable Functions' `CreateHttpManagementPayload`.
     pub fn management_urls(&self, req: &HttpRequest, instance_id: &str) -> Value {
@@ -269,14 +270,12 @@ mod tests {
         let durable = Durable::new(DurableSource::None, "api");
         let req = request("https://shop.azurewebsites.net/api/greet?code=k%2B1&x=2", json!({"code": "k+1", "x": "2"}));
         let urls = durable.management_urls(&req, "abc");
+        // The caller's `code` is the starter function's key, which `Orchestrators` does not take.
         assert_eq!(urls["id"], "abc");
-        assert_eq!(
-            urls["statusQueryGetUri"],
-            "https://shop.azurewebsites.net/api/orchestrators/instances/abc?code=k%2B1"
-        );
+        assert_eq!(urls["statusQueryGetUri"], "https://shop.azurewebsites.net/api/orchestrators/instances/abc");
         assert_eq!(
             urls["sendEventPostUri"],
-            "https://shop.azurewebsites.net/api/orchestrators/instances/abc/raiseEvent/{eventName}?code=k%2B1"
+            "https://shop.azurewebsites.net/api/orchestrators/instances/abc/raiseEvent/{eventName}"
         );
         let res = Durable::new(DurableSource::None, "")
             .check_status_response(&request("http://127.0.0.1:7071/greet", json!({})), "a:1");

@@ -119,7 +119,9 @@ impl DurableRecorder {
                 crate::durable::validate_instance_id(id)?;
                 id.to_owned()
             }
-            None => format!("instance-{}", instances.len() + 1),
+            None => {
+                (1..).map(|n| format!("instance-{n}")).find(|id| !instances.contains_key(id)).expect("an unused id")
+            }
         };
         if let Some(existing) = instances.get(&id)
             && !is_terminal(existing)

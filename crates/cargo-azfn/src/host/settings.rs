@@ -67,7 +67,12 @@ impl Settings {
         std::env::var(name)
             .ok()
             .or_else(|| self.values.get(name).cloned())
-            .or_else(|| std::env::vars().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+            .or_else(|| {
+                // `vars_os`: `vars` panics on a variable that is not Unicode.
+                std::env::vars_os()
+                    .find(|(k, _)| k.to_str().is_some_and(|k| k.eq_ignore_ascii_case(name)))
+                    .and_then(|(_, v)| v.into_string().ok())
+            })
             .or_else(|| self.values.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()))
     }
 
