@@ -175,3 +175,26 @@ async fn an_event_parked_while_another_worker_resumes_is_not_stranded() {
     let done = finished(&client, &id).await;
     assert_eq!((done.runtime_status, done.output), (RuntimeStatus::Completed, json!(true)));
 }
+
+/// Defect 10, first part: redrive sent a poisoned control message back as it was, so it counted as
+/// a first delivery; an episode that was committed but whose messages never went out (why it
+/// failed until poisoned) then found nothing new and sent nothing. A redriven control message is
+/// now marked `recover`, the flag that makes the dispatcher re-send what the instance lists as
+/// unsent; work messages go back as they were.
+#[tokio::test]
+async fn a_redriven_control_message_is_applied_as_a_redelivery() {
+    let azurite = Azurite::start();
+    let hub = hub(&azurite, "redrivehub").await;
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    let event = Event::EventRaised { name: "Go".into(), input: json!(1), key: "k-1".into() };
+    let poisoned = serde_json::to_vec(&ControlMessage::event("someone", None, event)).unwrap();
+    queues.send(&format!("{}-poison", hub.control_queue()), &poisoned, Duration::ZERO).await.unwrap();
+    queues.send(&format!("{}-poison", hub.work_queue()), br#"{"not":"touched"}"#, Duration::ZERO).await.unwrap();
+    assert_eq!(azfn::durable::api::redrive(&hub).await.unwrap(), 2);
+    let back = queues.peek(&hub.control_queue(), 1).await.unwrap();
+    let msg: ControlMessage = serde_json::from_slice(&back[0].body).unwrap();
+    assert!(msg.recover, "a redriven control message is a redelivery");
+    assert_eq!(msg.instance_id, "someone");
+    let work = queues.peek(&hub.work_queue(), 1).await.unwrap();
+    assert_eq!(work[0].body, br#"{"not":"touched"}"#.to_vec());
+}

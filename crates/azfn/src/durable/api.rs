@@ -392,6 +392,11 @@ async fn poison(hub: &TaskHub) -> Result<HttpResponse, DurableError> {
 }
 
 /// Moves every message of the hub's poison queues back to the queue it came from.
+///
+/// A control message goes back marked `recover`: it was delivered, and failed, several times, so
+/// its episode may have been committed without its messages sent; marked, it is applied as the
+/// redelivery it is and re-sends what its instance lists as unsent (issue 27, defect 10). Sent
+/// as it was, it would count as a first delivery, find nothing new and send nothing.
 pub async fn redrive(hub: &TaskHub) -> Result<u64, DurableError> {
     let mut moved = 0;
     for queue in [hub.control_queue(), hub.work_queue()] {
@@ -406,13 +411,25 @@ pub async fn redrive(hub: &TaskHub) -> Result<u64, DurableError> {
                 break;
             }
             for m in batch {
-                hub.queues().send(&queue, &m.body, Duration::ZERO).await?;
+                let body = if queue == hub.control_queue() { marked_recover(&m.body) } else { m.body.clone() };
+                hub.queues().send(&queue, &body, Duration::ZERO).await?;
                 hub.queues().delete(&poison, &m).await?;
                 moved += 1;
             }
         }
     }
     Ok(moved)
+}
+
+/// A control message's JSON with `recover` set; anything else as it is.
+fn marked_recover(body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut msg)) => {
+            msg.insert("recover".to_owned(), Value::Bool(true));
+            serde_json::to_vec(&Value::Object(msg)).unwrap_or_else(|_| body.to_vec())
+        }
+        _ => body.to_vec(),
+    }
 }
 
 /// The instance id a start with `Idempotency-Key: key` gets: the same for the same orchestrator and
