@@ -27,9 +27,14 @@ fn target_dir() -> PathBuf {
     workspace().join("target/user-app")
 }
 
-/// `cargo azfn <args>` in `dir`.
+/// `cargo azfn <args>` in `dir`, with this package's build of the tool.
 fn azfn(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cargo-azfn"))
+    azfn_with(Path::new(env!("CARGO_BIN_EXE_cargo-azfn")), dir, args)
+}
+
+/// `<tool> azfn <args>` in `dir`, building the app in the shared user-app target folder, offline.
+fn azfn_with(tool: &Path, dir: &Path, args: &[&str]) -> Output {
+    Command::new(tool)
         .arg("azfn")
         .args(args)
         .current_dir(dir)
@@ -319,16 +324,7 @@ fn a_users_own_app_from_init_to_a_deployable_zip() {
         .unwrap();
     ok(&installed, "cargo install --path crates/cargo-azfn");
     let tool = tools.join("bin/cargo-azfn");
-    let run = |dir: &Path, args: &[&str]| {
-        Command::new(&tool)
-            .arg("azfn")
-            .args(args)
-            .current_dir(dir)
-            .env("CARGO_TARGET_DIR", target_dir())
-            .env("CARGO_NET_OFFLINE", "true")
-            .output()
-            .unwrap()
-    };
+    let run = |dir: &Path, args: &[&str]| azfn_with(&tool, dir, args);
 
     let app = home.path().join("shop");
     ok(&run(home.path(), &["init", "shop"]), "init");
