@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use azfn::HttpRequest;
 use azfn::durable::{
     ActivityContext, Command, ControlMessage, Dispatcher, DurableClient, Event, OrchestrationContext, Registry,
-    RuntimeStatus, TaskError, TaskHub,
+    RuntimeStatus, TaskError,
 };
 use azfn::storage::QueueClient;
 use common::azurite::Azurite;
@@ -37,12 +37,6 @@ fn registry() -> Arc<Registry> {
     Arc::new(Registry::new().orchestrator("Pay", pay).orchestrator("Approve", approve).activity("Charge", charge))
 }
 
-async fn hub(azurite: &Azurite, name: &str) -> Arc<TaskHub> {
-    let hub = Arc::new(TaskHub::new(name, &azurite.account()).unwrap());
-    hub.ensure_created().await.unwrap();
-    hub
-}
-
 async fn finished(client: &DurableClient, id: &str) -> azfn::durable::InstanceStatus {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -53,6 +47,16 @@ async fn finished(client: &DurableClient, id: &str) -> azfn::durable::InstanceSt
         assert!(Instant::now() < deadline, "{id} did not finish: {status:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Two workers (dispatchers) on one hub, as two instances of the app, and a client that starts
+/// through the first.
+async fn two_workers(azurite: &Azurite, name: &str) -> (Arc<Dispatcher>, Arc<Dispatcher>, DurableClient) {
+    let hub = common::hub(azurite, name).await;
+    let a = Arc::new(Dispatcher::new(hub.clone(), registry()));
+    let b = Arc::new(Dispatcher::new(hub, registry()));
+    let client = DurableClient::with_dispatcher(a.clone(), registry());
+    (a, b, client)
 }
 
 fn start_request(key: &str, body: &str) -> HttpRequest {
@@ -68,7 +72,7 @@ fn start_request(key: &str, body: &str) -> HttpRequest {
 #[tokio::test]
 async fn a_keyed_start_retried_after_the_run_finished_answers_with_that_run() {
     let azurite = Azurite::start();
-    let hub = hub(&azurite, "keyedstart").await;
+    let hub = common::hub(&azurite, "keyedstart").await;
     let dispatcher = Arc::new(Dispatcher::new(hub.clone(), registry()));
     let client = DurableClient::with_dispatcher(dispatcher, registry());
 
@@ -109,7 +113,7 @@ async fn a_keyed_start_retried_after_the_run_finished_answers_with_that_run() {
 #[tokio::test]
 async fn the_engines_messages_never_expire() {
     let azurite = Azurite::start();
-    let hub = hub(&azurite, "ttlhub").await;
+    let hub = common::hub(&azurite, "ttlhub").await;
     let event = Event::EventRaised { name: "Go".into(), input: json!(1), key: "k".into() };
     hub.send_control(&ControlMessage::event("someone", None, event), chrono::Utc::now()).await.unwrap();
     let queues = QueueClient::new(&azurite.account()).unwrap();
@@ -131,10 +135,7 @@ async fn the_engines_messages_never_expire() {
 #[tokio::test]
 async fn a_resume_that_reaches_a_worker_with_a_stale_cache_resumes() {
     let azurite = Azurite::start();
-    let hub = hub(&azurite, "suspendhub").await;
-    let a = Arc::new(Dispatcher::new(hub.clone(), registry()));
-    let b = Arc::new(Dispatcher::new(hub.clone(), registry()));
-    let client = DurableClient::with_dispatcher(a.clone(), registry());
+    let (a, b, client) = two_workers(&azurite, "suspendhub").await;
     // Worker A starts it in place: its cache says Running, waiting for `Go`.
     let id = client.start("Approve", None, Value::Null).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -160,10 +161,7 @@ async fn a_resume_that_reaches_a_worker_with_a_stale_cache_resumes() {
 #[tokio::test]
 async fn an_event_parked_while_another_worker_resumes_is_not_stranded() {
     let azurite = Azurite::start();
-    let hub = hub(&azurite, "parkhub").await;
-    let a = Arc::new(Dispatcher::new(hub.clone(), registry()));
-    let b = Arc::new(Dispatcher::new(hub.clone(), registry()));
-    let client = DurableClient::with_dispatcher(a.clone(), registry());
+    let (a, b, client) = two_workers(&azurite, "parkhub").await;
     let id = client.start("Approve", None, Value::Null).await.unwrap();
     a.control(ControlMessage::command(&id, Command::Suspend), 1).await.unwrap();
     // B reads the instance suspended (its cache), A resumes it, then the event reaches B.
@@ -184,7 +182,7 @@ async fn an_event_parked_while_another_worker_resumes_is_not_stranded() {
 #[tokio::test]
 async fn a_redriven_control_message_is_applied_as_a_redelivery() {
     let azurite = Azurite::start();
-    let hub = hub(&azurite, "redrivehub").await;
+    let hub = common::hub(&azurite, "redrivehub").await;
     let queues = QueueClient::new(&azurite.account()).unwrap();
     let event = Event::EventRaised { name: "Go".into(), input: json!(1), key: "k-1".into() };
     let poisoned = serde_json::to_vec(&ControlMessage::event("someone", None, event)).unwrap();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use azfn::durable::{
     ActivityContext, ControlMessage, Dispatcher, DurableClient, OrchestrationContext, Registry, RuntimeStatus,
-    TaskError, TaskHub, WorkMessage,
+    TaskError, WorkMessage,
 };
 use azfn::storage::QueueClient;
 use common::azurite::Azurite;
@@ -58,12 +58,6 @@ fn registry() -> Arc<Registry> {
     )
 }
 
-async fn hub(azurite: &Azurite, name: &str) -> Arc<TaskHub> {
-    let hub = Arc::new(TaskHub::new(name, &azurite.account()).unwrap());
-    hub.ensure_created().await.unwrap();
-    hub
-}
-
 async fn completed(client: &DurableClient, id: &str) -> azfn::durable::InstanceView {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -89,7 +83,7 @@ async fn a_started_sequence_runs_in_place_and_takes_its_guard_back() {
     let _turn = STALL_TURN.lock().await;
     STALL_STEP_TWO.store(false, Ordering::SeqCst);
     let azurite = Azurite::start();
-    let hub = hub(&azurite, "chainstart").await;
+    let hub = common::hub(&azurite, "chainstart").await;
     let dispatcher = Arc::new(Dispatcher::new(hub.clone(), registry()));
     let client = DurableClient::with_dispatcher(dispatcher, registry());
     let id = client.start("ThreeSteps", None, Value::Null).await.unwrap();
@@ -117,7 +111,7 @@ async fn a_local_chain_cut_short_is_finished_from_the_message_that_started_it() 
     let queues = QueueClient::new(&azurite.account()).unwrap();
     for (hub_name, same_process) in [("chainsame", true), ("chainother", false)] {
         STALL_STEP_TWO.store(true, Ordering::SeqCst);
-        let hub = hub(&azurite, hub_name).await;
+        let hub = common::hub(&azurite, hub_name).await;
         // A client without a dispatcher sends the start through the control queue.
         let client = DurableClient::new(hub.clone(), registry());
         let id = client.start("ThreeSteps", None, Value::Null).await.unwrap();
@@ -153,7 +147,7 @@ async fn a_guard_that_finds_its_chain_still_running_puts_a_new_guard_in_its_plac
     let _turn = STALL_TURN.lock().await;
     STALL_STEP_TWO.store(true, Ordering::SeqCst);
     let azurite = Azurite::start();
-    let hub = hub(&azurite, "chainguard").await;
+    let hub = common::hub(&azurite, "chainguard").await;
     let queues = QueueClient::new(&azurite.account()).unwrap();
     let first = Arc::new(Dispatcher::new(hub.clone(), registry()));
     let client = DurableClient::with_dispatcher(first.clone(), registry());
@@ -186,7 +180,7 @@ async fn a_guard_that_finds_its_chain_still_running_puts_a_new_guard_in_its_plac
 #[tokio::test]
 async fn a_fan_ins_results_share_commits() {
     let azurite = Azurite::start();
-    let hub = hub(&azurite, "fanin").await;
+    let hub = common::hub(&azurite, "fanin").await;
     let dispatcher = Arc::new(Dispatcher::new(hub.clone(), registry()));
     let client = DurableClient::with_dispatcher(dispatcher.clone(), registry());
     let id = client.start("FanOut", None, json!(40)).await.unwrap();

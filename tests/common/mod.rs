@@ -225,3 +225,10 @@ pub fn assert_no_double_completion(id: &str, history: &[Value]) {
         }
     }
 }
+
+/// The task hub `name` on `azurite`, its table, queues and container created.
+pub async fn hub(azurite: &azurite::Azurite, name: &str) -> std::sync::Arc<azfn::durable::TaskHub> {
+    let hub = std::sync::Arc::new(azfn::durable::TaskHub::new(name, &azurite.account()).unwrap());
+    hub.ensure_created().await.unwrap();
+    hub
+}
