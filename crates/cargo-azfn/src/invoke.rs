@@ -111,6 +111,8 @@ fn durable_kind(root: &Path, name: &str) -> Option<(&'static str, String)> {
     let wanted = name.to_ascii_lowercase();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
+        // Without white space: rustfmt puts a long registration's arguments on lines of their own.
+        let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         for kind in ["orchestrator", "activity"] {
             for part in text.split(&format!(".{kind}(\"")).skip(1) {
                 let registered = part.split('"').next().unwrap_or_default();

@@ -308,6 +308,8 @@ fn with_outputs(
 /// Checks that the app registers the orchestrator `name` (for `new http --starts`).
 fn check_orchestrator(root: &Path, name: &str) -> Result<(), String> {
     let registry = fs::read_to_string(root.join("src/functions/orchestrations/mod.rs")).unwrap_or_default();
+    // Without white space: rustfmt puts a long registration's arguments on lines of their own.
+    let registry: String = registry.chars().filter(|c| !c.is_whitespace()).collect();
     if registry.contains(&format!(".orchestrator(\"{name}\",")) {
         Ok(())
     } else {
@@ -880,5 +882,15 @@ mod tests {
         for bad in ["queue", "blob:nocontainer", "cosmos:x", "queue:message"] {
             assert!(with_outputs(bindings.clone(), handler, bad, "C").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn starts_finds_an_orchestrator_whose_registration_rustfmt_split() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("src/functions/orchestrations")).unwrap();
+        let registry = "pub fn registry() -> Registry {\n    Registry::new().orchestrator(\n        \"ApproveLargePurchaseOrders\",\n        approve::approve,\n    )\n}\n";
+        fs::write(dir.path().join("src/functions/orchestrations/mod.rs"), registry).unwrap();
+        assert!(check_orchestrator(dir.path(), "ApproveLargePurchaseOrders").is_ok());
+        assert!(check_orchestrator(dir.path(), "Approve").is_err());
     }
 }
