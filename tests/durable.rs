@@ -155,7 +155,15 @@ async fn the_example_orchestrations_run_through_the_queue_triggers() {
     );
     let batch = api.finished(&batch, WAIT).await;
     assert_eq!(batch["output"], json!({"shipped": ["b-1"], "cancelled": ["b-2"]}));
-    let (code, child) = api.status(&format!("{}:0000", batch["instanceId"].as_str().unwrap())).await;
+    // The first child's id is recorded in the parent's history (it names the parent's execution).
+    let history = api.history(batch["instanceId"].as_str().unwrap()).await;
+    let first_child = history
+        .iter()
+        .find(|e| e["eventType"] == "SubOrchestrationCreated")
+        .and_then(|e| e["instanceId"].as_str())
+        .expect("a sub-orchestration was started")
+        .to_owned();
+    let (code, child) = api.status(&first_child).await;
     assert_eq!((code, &child["name"]), (200, &json!("PlaceOrderSaga")), "{child}");
     let countdown = api.finished(&countdown, WAIT).await;
     assert_eq!((&countdown["output"], &countdown["customStatus"]), (&json!("liftoff"), &json!(0)));

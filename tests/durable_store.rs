@@ -24,6 +24,7 @@ fn status(id: &str) -> InstanceStatus {
         parent: None,
         unsent: Vec::new(),
         carried: Vec::new(),
+        command_time: None,
     }
 }
 

@@ -97,7 +97,7 @@ mod tests {
         let orders = json!([{"orderId": "b-1", "card": "4111"}, {"orderId": "b-2", "card": "declined"}]);
         let run = OrchestrationTest::new(registry()).run("PlaceOrders", orders).await;
         assert_eq!(run.output(), Some(&json!({"shipped": ["b-1"], "cancelled": ["b-2"]})));
-        assert!(run.child_history("test:0001").is_some());
+        assert!(run.child_history("test:0:0001").is_some());
 
         let run = OrchestrationTest::new(registry()).run("FanOutFanIn", 100).await;
         assert_eq!((run.output(), run.custom_status()), (Some(&json!(5050)), &json!("summed 100 results")));

@@ -109,7 +109,7 @@ impl DurableClient {
             .map_err(|e| DurableError::BadRequest(format!("the input does not fit orchestrator `{name}`: {e}")))?;
         let id = match instance_id {
             Some(id) => id.to_owned(),
-            None => uuid::Uuid::new_v4().simple().to_string(),
+            None => super::clock::new_id(),
         };
         validate_instance_id(&id)?;
         if id.starts_with(super::entity::ENTITY_PREFIX) {
@@ -119,7 +119,7 @@ impl DurableClient {
         }
         self.hub.ensure_created().await?;
         let store = self.hub.store();
-        let now = Utc::now();
+        let now = self.hub.now();
         let original_input = input.clone();
         let mut input = input;
         self.hub.offload(&id, &mut input).await?;
@@ -138,7 +138,7 @@ impl DurableClient {
         // With a dispatcher, the status and the first episode go in one insert, and the guard is
         // taken back once the start has handed its work over.
         if let Some(d) = &self.dispatcher
-            && d.start_new(status.clone(), start.clone(), Some(guard)).await?
+            && d.start_new(status.clone(), start.clone(), Some(guard.clone())).await?
         {
             return Ok(id);
         }
@@ -172,9 +172,19 @@ impl DurableClient {
             Some(d) => d.apply_or_send(msg, true, None).await.map(|_| ()),
             None => self.hub.send_control(&msg, now).await,
         };
-        if let Err(e) = started {
+        match started {
+            // The start is applied (its outbox sent) or queued (the worker that takes it holds it
+            // until its work is handed over): the guard has nothing left to do, and were it to
+            // show up while that worker runs the first call, it would send the call again.
+            Ok(()) => {
+                if let Err(e) = self.hub.recall_control(&guard).await {
+                    tracing::debug!(instance = %id, error = %e, "the start's guard could not be taken back; it will find the instance started");
+                }
+            }
             // The instance is written and its guard queued: it starts when the guard shows up.
-            tracing::warn!(instance = %id, error = %e, "starting in place failed; the start's guard will run it");
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %e, "starting in place failed; the start's guard will run it")
+            }
         }
         Ok(id)
     }
@@ -198,7 +208,7 @@ impl DurableClient {
                 Event::ExecutionStarted { name: existing.name.clone(), input: existing.input.clone(), parent: None };
             let mut msg = ControlMessage::event(&id, Some(&existing.execution_id), start);
             msg.recover = true;
-            self.hub.send_control(&msg, Utc::now()).await?;
+            self.hub.send_control(&msg, self.hub.now()).await?;
         }
         Ok(id)
     }
@@ -229,28 +239,32 @@ impl DurableClient {
             return Err(DurableError::BadRequest("an event needs a name".into()));
         }
         self.running(instance_id, "raising an event").await?;
-        let key = uuid::Uuid::new_v4().simple().to_string();
+        let key = super::clock::new_id();
         let event = Event::EventRaised { name: name.to_owned(), input: data, key };
-        self.hub.send_control(&ControlMessage::event(instance_id, None, event), Utc::now()).await
+        self.hub.send_control(&ControlMessage::event(instance_id, None, event), self.hub.now()).await
     }
 
     /// Terminates a running instance.
     pub async fn terminate(&self, instance_id: &str, reason: &str) -> Result<(), DurableError> {
         self.running(instance_id, "terminating").await?;
         let event = Event::ExecutionTerminated { reason: reason.to_owned() };
-        self.hub.send_control(&ControlMessage::event(instance_id, None, event), Utc::now()).await
+        self.hub.send_control(&ControlMessage::event(instance_id, None, event), self.hub.now()).await
     }
 
     /// Suspends a running instance: events wait until it is resumed.
     pub async fn suspend(&self, instance_id: &str) -> Result<(), DurableError> {
         self.running(instance_id, "suspending").await?;
-        self.hub.send_control(&ControlMessage::command(instance_id, Command::Suspend), Utc::now()).await
+        let mut msg = ControlMessage::command(instance_id, Command::Suspend);
+        msg.sent_at = Some(self.hub.now());
+        self.hub.send_control(&msg, self.hub.now()).await
     }
 
     /// Resumes a suspended instance.
     pub async fn resume(&self, instance_id: &str) -> Result<(), DurableError> {
         self.running(instance_id, "resuming").await?;
-        self.hub.send_control(&ControlMessage::command(instance_id, Command::Resume), Utc::now()).await
+        let mut msg = ControlMessage::command(instance_id, Command::Resume);
+        msg.sent_at = Some(self.hub.now());
+        self.hub.send_control(&msg, self.hub.now()).await
     }
 
     /// Deletes a finished instance's status, history and offloaded values.
@@ -274,7 +288,7 @@ impl DurableClient {
         input: Value,
         at: Option<DateTime<Utc>>,
     ) -> Result<(), DurableError> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        let id = super::clock::new_id();
         self.send_signal(entity, operation, input, at, id).await
     }
 
@@ -311,7 +325,7 @@ impl DurableClient {
         self.hub.ensure_created().await?;
         let request = EntityRequest { id, operation: operation.to_owned(), input, ..EntityRequest::default() };
         let msg = ControlMessage::entity(&entity.instance_id(), request, at);
-        self.hub.send_control(&msg, Utc::now()).await
+        self.hub.send_control(&msg, self.hub.now()).await
     }
 
     /// The state of `entity`, or `None` when it does not exist (never used, or deleted).

@@ -372,8 +372,10 @@ impl OrchestrationContext {
         }
     }
 
-    /// Starts the sub-orchestrator `name` with `input` (instance id `<this id>:<step>`) and reads
-    /// its output as `O`.
+    /// Starts the sub-orchestrator `name` with `input` and reads its output as `O`. The child's
+    /// instance id is `<this id>:<execution>:<step>` ([`child_instance_id`]): tied to this
+    /// execution, so that a `continue_as_new` or a restart in place starts fresh children instead of
+    /// meeting the finished ones of the run before.
     pub async fn call_sub_orchestrator<O: DeserializeOwned>(
         &self,
         name: &str,
@@ -388,7 +390,7 @@ impl OrchestrationContext {
                     "a critical section cannot start sub-orchestrations (one could wait on an entity the section holds)",
                 ));
             }
-            let child = format!("{}:{:04}", s.instance_id, s.next_id);
+            let child = child_instance_id(&s.instance_id, &s.execution_id, s.next_id);
             let instance_id = child.clone();
             let id = s.schedule(|id| Event::SubOrchestrationCreated { id, name: name.to_owned(), instance_id, input });
             (id, child)
@@ -625,4 +627,16 @@ pub async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Outp
 /// Waits for all the futures (fan-out/fan-in); results in the order given.
 pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     futures_util::future::join_all(futures).await
+}
+
+/// The instance id of the sub-orchestration that the execution `execution_id` of `instance_id`
+/// starts at step `step`: `{instance}:{last 8 characters of the execution id}:{step:04}`.
+///
+/// ```
+/// let id = azfn::durable::context::child_instance_id("order-7", "9f8e7d6c5b4a39281706f5e4d3c2b1a0", 2);
+/// assert_eq!(id, "order-7:d3c2b1a0:0002");
+/// ```
+pub fn child_instance_id(instance_id: &str, execution_id: &str, step: u64) -> String {
+    let tail = execution_id.get(execution_id.len().saturating_sub(8)..).unwrap_or(execution_id);
+    format!("{instance_id}:{tail}:{step:04}")
 }

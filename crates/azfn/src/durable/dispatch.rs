@@ -308,7 +308,7 @@ impl Dispatcher {
     /// poison queue after `maxDequeueCount` attempts).
     pub async fn control(&self, msg: ControlMessage, dequeue_count: u64) -> Result<(), DurableError> {
         super::error::validate_instance_id(&msg.instance_id)?;
-        let now = Utc::now();
+        let now = self.hub.now();
         if let Some(at) = msg.fire_at
             && at > now
         {
@@ -379,7 +379,7 @@ impl Dispatcher {
                 held.entity_sent.extend(sent);
                 result?;
             }
-            let mut out = row.apply(code.as_ref(), &entity, request.clone(), Utc::now());
+            let mut out = row.apply(code.as_ref(), &entity, request.clone(), self.hub.now());
             if out.changed {
                 for m in out.outgoing.iter_mut() {
                     if let Outgoing::Entity { entity, request, .. } = m {
@@ -418,7 +418,7 @@ impl Dispatcher {
             let result = match m {
                 Outgoing::Orchestration(reply) => self.reply(reply).await,
                 Outgoing::Entity { entity, request, fire_at } => {
-                    self.hub.send_control(&ControlMessage::entity(&entity, request, fire_at), Utc::now()).await
+                    self.hub.send_control(&ControlMessage::entity(&entity, request, fire_at), self.hub.now()).await
                 }
             };
             match result {
@@ -508,7 +508,7 @@ impl Dispatcher {
         chain: Option<tokio::time::Instant>,
     ) -> Result<Option<LocalCall>, DurableError> {
         let msg = &msgs[0];
-        let now = Utc::now();
+        let now = self.hub.now();
         let mut retry = retry;
         for _ in 0..MAX_ATTEMPTS {
             let live = match held.live.take() {
@@ -536,7 +536,7 @@ impl Dispatcher {
             };
             let span = telemetry::orchestration_span(&live.status.name, &msg.instance_id, &live.status.execution_id);
             let sent = held.sent.of(&live.status.execution_id);
-            match self.apply(live, msgs, retry, sent, carried_sent, Utc::now()).instrument(span.clone()).await? {
+            match self.apply(live, msgs, retry, sent, carried_sent, self.hub.now()).instrument(span.clone()).await? {
                 Applied::Done(keep, outbox) => {
                     held.live = keep;
                     return self.hand_over(held, outbox, chain).instrument(span).await;
@@ -598,7 +598,7 @@ impl Dispatcher {
         let span = telemetry::orchestration_span(&live.status.name, &id, &execution_id);
         let sent = held.sent.of(&execution_id);
         let (keep, outbox) =
-            match self.apply(live, &[msg], false, sent, true, Utc::now()).instrument(span.clone()).await? {
+            match self.apply(live, &[msg], false, sent, true, self.hub.now()).instrument(span.clone()).await? {
                 Applied::Done(keep, outbox) => (keep, outbox),
                 Applied::Stale { .. } => return Ok(false),
             };
@@ -608,11 +608,32 @@ impl Dispatcher {
         drop(held);
         let this = self.clone();
         let finish = async move {
-            let handed_over = match local {
-                Ok(Some(call)) => this.run_chain(call, 1, chain).await.is_ok(),
-                Ok(None) => true,
-                // The guard shows up and sends what is unsent.
-                Err(_) => false,
+            let mut guard = guard;
+            let run = async {
+                match local {
+                    Ok(Some(call)) => this.run_chain(call, 1, chain).await.is_ok(),
+                    Ok(None) => true,
+                    // The guard shows up and sends what is unsent.
+                    Err(_) => false,
+                }
+            };
+            tokio::pin!(run);
+            // While the chain runs, its guard is kept hidden: on another worker it would re-send
+            // the call running here, which would then run twice (issue 27, defect 7). If this
+            // process dies, the guard shows up within START_GUARD_DELAY and recovers.
+            let renew_every = super::client::START_GUARD_DELAY / 2;
+            let handed_over = loop {
+                tokio::select! {
+                    biased;
+                    done = &mut run => break done,
+                    () = tokio::time::sleep(renew_every), if guard.is_some() => {
+                        if let Some(g) = guard.as_mut()
+                            && let Err(e) = this.hub.hold_control(g, super::client::START_GUARD_DELAY).await
+                        {
+                            tracing::debug!(instance = %id, error = %e, "the start's guard could not be held longer");
+                        }
+                    }
+                }
             };
             if let Some(guard) = guard.filter(|_| handed_over)
                 && let Err(e) = this.hub.recall_control(&guard).await
@@ -748,7 +769,7 @@ impl Dispatcher {
             Err(e) => {
                 tracing::debug!(instance = %msg.instance_id, error = %e, "applying in place failed; sent through the control queue");
                 msg.recover = true;
-                self.hub.send_control(&msg, Utc::now()).await.map(|()| None)
+                self.hub.send_control(&msg, self.hub.now()).await.map(|()| None)
             }
         }
     }
@@ -822,18 +843,31 @@ impl Dispatcher {
         if suspended_or_resume && !live.fresh {
             return Ok(Applied::Stale { ambiguous: false });
         }
+        if msg.command.is_some() {
+            // Suspends and resumes sent one after the other can reach different workers and be
+            // applied in the other order: the one sent last decides, and an older one is ignored.
+            if let (Some(sent), Some(last)) = (msg.sent_at, live.status.command_time)
+                && sent <= last
+            {
+                return Ok(Applied::Done(Some(live), Outbox::default()));
+            }
+            if msg.sent_at.is_some() {
+                live.status.command_time = msg.sent_at;
+            }
+        }
         match msg.command {
+            Some(Command::Suspend) | Some(Command::Resume)
+                if (msg.command == Some(Command::Suspend)) == (status == RuntimeStatus::Suspended) =>
+            {
+                // Already so: only the command's time is recorded.
+                let next = live.status.clone();
+                return self.commit_status_only(live, next).await;
+            }
             Some(Command::Suspend) => {
-                if status == RuntimeStatus::Suspended {
-                    return Ok(Applied::Done(Some(live), Outbox::default()));
-                }
                 let mut next = live.status.clone();
                 next.runtime_status = RuntimeStatus::Suspended;
                 next.last_updated_time = now;
                 return self.commit_status_only(live, next).await;
-            }
-            Some(Command::Resume) if status != RuntimeStatus::Suspended => {
-                return Ok(Applied::Done(Some(live), Outbox::default()));
             }
             _ => {}
         }
@@ -929,7 +963,7 @@ impl Dispatcher {
                     }
                     next.unsent.clear();
                     continues += 1;
-                    next.execution_id = uuid::Uuid::new_v4().simple().to_string();
+                    next.execution_id = super::clock::new_id();
                     next.chunks = 0;
                     next.input = input.clone();
                     next.output = Value::Null;
@@ -1058,9 +1092,9 @@ impl Dispatcher {
         drop(running);
         if let Some(guard) = guard.filter(|_| renew_guard) {
             let mut next = guard.clone();
-            next.id = uuid::Uuid::new_v4().simple().to_string();
+            next.id = super::clock::new_id();
             next.fire_at =
-                Some(Utc::now() + chrono::Duration::from_std(super::client::START_GUARD_DELAY).expect("small"));
+                Some(self.hub.now() + chrono::Duration::from_std(super::client::START_GUARD_DELAY).expect("small"));
             out.control.push((None, next));
         }
         if !live.status.carried.is_empty() {
@@ -1090,7 +1124,11 @@ impl Dispatcher {
                 out.control.push((Some(*timer), msg));
             }
             Event::SubOrchestrationCreated { id: task_id, name, instance_id, input } => {
-                let parent = Parent { instance_id: id.clone(), task_id: *task_id };
+                let parent = Parent {
+                    instance_id: id.clone(),
+                    task_id: *task_id,
+                    execution_id: Some(status.execution_id.clone()),
+                };
                 let start = Event::ExecutionStarted { name: name.clone(), input: input.clone(), parent: Some(parent) };
                 out.control.push((Some(*task_id), ControlMessage::event(instance_id, None, start)));
             }
@@ -1117,7 +1155,7 @@ impl Dispatcher {
             },
             _ => return,
         };
-        out.control.push((None, ControlMessage::event(&parent.instance_id, None, reply)));
+        out.control.push((None, ControlMessage::event(&parent.instance_id, parent.execution_id.as_deref(), reply)));
     }
 
     /// Sends an outbox's messages; returns the actions whose messages went out, and the first error.
@@ -1129,7 +1167,7 @@ impl Dispatcher {
         if work.is_empty() && control.is_empty() {
             return (Vec::new(), Ok(()));
         }
-        let now = Utc::now();
+        let now = self.hub.now();
         let hub = self.hub.clone();
         type Send = futures_util::future::BoxFuture<'static, (Vec<u64>, Result<(), DurableError>)>;
         let mut sends: Vec<Send> = Vec::new();

@@ -16,6 +16,11 @@ pub struct Parent {
     pub instance_id: String,
     /// The parent's task id for this sub-orchestration.
     pub task_id: u64,
+    /// The parent's execution that started it: the reply goes to that execution only, so that a
+    /// child of a run before a `continue_as_new` or a restart cannot complete a task of the next
+    /// one. `None` in instances started before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
 }
 
 /// One history event.

@@ -33,26 +33,49 @@ pub struct TaskHub {
     queues: QueueClient,
     blobs: BlobClient,
     created: OnceCell<()>,
+    /// How far this process's clock is ahead of the true time (a simulation's clock skew).
+    skew: chrono::Duration,
 }
 
 impl TaskHub {
     /// The hub `name` (lowercase letters and digits, 3 to 50 characters) in `account`.
     pub fn new(name: &str, account: &StorageAccount) -> Result<Self, DurableError> {
+        Self::with_clients(name, TableClient::new(account)?, QueueClient::new(account)?, BlobClient::new(account)?)
+    }
+
+    /// The hub `name` reached through the given clients (e.g. in-memory ones in a simulation).
+    pub fn with_clients(
+        name: &str,
+        tables: TableClient,
+        queues: QueueClient,
+        blobs: BlobClient,
+    ) -> Result<Self, DurableError> {
         if name.len() < 3 || name.len() > 50 || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
             return Err(DurableError::Setup(format!(
                 "task hub name {name:?}: use 3 to 50 lowercase letters and digits (it names a table and queues)"
             )));
         }
-        let tables = TableClient::new(account)?;
         Ok(Self {
             name: name.to_owned(),
             store: InstanceStore::new(tables.clone(), format!("{name}Instances")),
             tables,
             // In-flight work must outlive any backlog or outage: the default TTL is 7 days.
-            queues: QueueClient::new(account)?.never_expiring(),
-            blobs: BlobClient::new(account)?,
+            queues: queues.never_expiring(),
+            blobs,
             created: OnceCell::new(),
+            skew: chrono::Duration::zero(),
         })
+    }
+
+    /// The same hub on a process whose clock runs `skew` ahead of the true time (negative: behind).
+    pub fn with_clock_skew(mut self, skew: chrono::Duration) -> Self {
+        self.skew = skew;
+        self
+    }
+
+    /// The time by this process's clock ([`clock::now`](super::clock::now) plus any skew).
+    pub fn now(&self) -> DateTime<Utc> {
+        super::clock::now() + self.skew
     }
 
     /// The hub for the `AzureWebJobsStorage` connection found in the process environment (where the
@@ -135,6 +158,17 @@ impl TaskHub {
         Ok(self.queues.send_with_receipt(&self.control_queue(), &body, delay).await?)
     }
 
+    /// Keeps a control message sent with [`send_control_held`](Self::send_control_held) hidden for
+    /// `delay` more from now (its receipt is updated).
+    pub async fn hold_control(
+        &self,
+        receipt: &mut crate::storage::ReceivedMessage,
+        delay: Duration,
+    ) -> Result<(), DurableError> {
+        receipt.pop_receipt = self.queues.release(&self.control_queue(), receipt, delay).await?;
+        Ok(())
+    }
+
     /// Deletes a control message sent with [`send_control_held`](Self::send_control_held).
     pub async fn recall_control(&self, receipt: &crate::storage::ReceivedMessage) -> Result<(), DurableError> {
         Ok(self.queues.delete(&self.control_queue(), receipt).await?)
@@ -180,7 +214,7 @@ impl TaskHub {
         if text.len() <= LARGE_VALUE_BYTES {
             return Ok(());
         }
-        let name = format!("{}/{}.json", instance_id, uuid::Uuid::new_v4().simple());
+        let name = format!("{}/{}.json", instance_id, super::clock::new_id());
         self.ensure_created().await?;
         self.blobs.put(&self.large_container(), &name, Bytes::from(text), "application/json").await?;
         *value = json!({ LARGE_KEY: name });

@@ -51,6 +51,10 @@ pub struct ControlMessage {
     /// An operation for an entity (the instance id is the entity's, `@{name}@{key}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity: Option<super::entity::EntityRequest>,
+    /// For a suspend or resume: when the client sent it. Of two commands that arrive out of order
+    /// (on different workers), the one sent later wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<DateTime<Utc>>,
     /// The W3C trace context of the span that sent it, while traces are exported: the invocation
     /// that handles the message continues that trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,13 +67,14 @@ impl ControlMessage {
         Self {
             instance_id: instance_id.to_owned(),
             execution_id: execution_id.map(str::to_owned),
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            id: super::clock::new_id(),
             event: Some(event),
             command: None,
             fire_at: None,
             recover: false,
             guard: false,
             entity: None,
+            sent_at: None,
             traceparent: crate::telemetry::current_traceparent(),
         }
     }
@@ -87,6 +92,7 @@ impl ControlMessage {
             recover: false,
             guard: false,
             entity: Some(request),
+            sent_at: None,
             traceparent: crate::telemetry::current_traceparent(),
         }
     }
@@ -96,13 +102,14 @@ impl ControlMessage {
         Self {
             instance_id: instance_id.to_owned(),
             execution_id: None,
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            id: super::clock::new_id(),
             event: None,
             command: Some(command),
             fire_at: None,
             recover: false,
             guard: false,
             entity: None,
+            sent_at: None,
             traceparent: crate::telemetry::current_traceparent(),
         }
     }

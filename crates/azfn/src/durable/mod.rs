@@ -23,6 +23,7 @@
 pub mod api;
 pub mod binding;
 pub mod client;
+pub mod clock;
 pub mod context;
 pub mod dashboard;
 pub mod dispatch;

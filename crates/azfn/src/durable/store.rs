@@ -98,6 +98,9 @@ pub struct InstanceStatus {
     /// sent (a redelivered message re-sends them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub carried: Vec<super::messages::ControlMessage>,
+    /// When the last suspend or resume applied was sent: an older one arriving later is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_time: Option<DateTime<Utc>>,
 }
 
 impl InstanceStatus {
@@ -106,7 +109,7 @@ impl InstanceStatus {
         Self {
             name: name.to_owned(),
             instance_id: instance_id.to_owned(),
-            execution_id: uuid::Uuid::new_v4().simple().to_string(),
+            execution_id: super::clock::new_id(),
             runtime_status: RuntimeStatus::Pending,
             input,
             output: Value::Null,
@@ -117,6 +120,7 @@ impl InstanceStatus {
             parent,
             unsent: Vec::new(),
             carried: Vec::new(),
+            command_time: None,
         }
     }
 }

@@ -226,7 +226,11 @@ impl TestRun {
             custom_status: Value::Null,
             continues: 0,
         });
-        let parent = parent.map(|(p, task_id)| Parent { instance_id: self.instances[p].id.clone(), task_id });
+        let parent = parent.map(|(p, task_id)| Parent {
+            instance_id: self.instances[p].id.clone(),
+            task_id,
+            execution_id: None,
+        });
         self.episode(index, vec![Event::ExecutionStarted { name: name.to_owned(), input, parent }]);
         index
     }
@@ -276,8 +280,11 @@ impl TestRun {
                 instance.exec = Execution::replay(self.registry.clone(), &instance.id, &execution, Vec::new());
                 instance.tasks.clear();
                 instance.timers.clear();
-                let parent =
-                    instance.parent.map(|(p, task_id)| Parent { instance_id: self.instances[p].id.clone(), task_id });
+                let parent = instance.parent.map(|(p, task_id)| Parent {
+                    instance_id: self.instances[p].id.clone(),
+                    task_id,
+                    execution_id: None,
+                });
                 self.episode(index, vec![Event::ExecutionStarted { name, input, parent }]);
             }
             Some(outcome) => {
@@ -819,7 +826,7 @@ mod tests {
     async fn sub_orchestrations_and_continue_as_new() {
         let run = OrchestrationTest::new(registry()).run("Parent", 3).await;
         assert_eq!(run.output(), Some(&json!(3)));
-        assert!(run.child_history("test:0000").is_some_and(|h| h.len() > 3));
+        assert!(run.child_history("test:0:0000").is_some_and(|h| h.len() > 3));
 
         let run = OrchestrationTest::new(registry()).run("Countdown", 5).await;
         assert_eq!(run.output(), Some(&json!("liftoff")));

@@ -289,7 +289,7 @@ async fn sub_orchestrations_and_unknown_names() {
         Event::SubOrchestrationCreated { instance_id, .. } => Some(instance_id.clone()),
         _ => None,
     });
-    assert_eq!(child.as_deref(), Some("p1:0000"));
+    assert_eq!(child.as_deref(), Some("p1:e1:0000"), "tied to the parent's execution (issue 27, defect 2)");
 
     let mut e = Execution::replay(r.clone(), "u1", "e1", Vec::new());
     let ep =

@@ -44,12 +44,26 @@ pub struct Blob {
 #[derive(Debug, Clone)]
 pub struct BlobClient {
     service: ServiceClient,
+    #[cfg(feature = "simulation")]
+    memory: Option<super::memory::Link>,
 }
 
 impl BlobClient {
     /// A client for `account`'s blob endpoint.
     pub fn new(account: &StorageAccount) -> Result<Self, StorageError> {
-        Ok(Self { service: ServiceClient::new(account, Service::Blob)? })
+        Ok(Self {
+            service: ServiceClient::new(account, Service::Blob)?,
+            #[cfg(feature = "simulation")]
+            memory: None,
+        })
+    }
+
+    /// A client of the in-memory account behind `link` (feature `simulation`).
+    #[cfg(feature = "simulation")]
+    pub fn in_memory(link: super::memory::Link) -> Self {
+        let account = super::memory::placeholder_account();
+        let service = ServiceClient::new(&account, Service::Blob).expect("the placeholder has every endpoint");
+        Self { service, memory: Some(link) }
     }
 
     /// The same client, retrying failed requests by `policy` instead of [`RetryPolicy::from_env`].
@@ -60,6 +74,10 @@ impl BlobClient {
 
     /// Creates the container if it does not exist.
     pub async fn create_container(&self, container: &str) -> Result<(), StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.create_container(container).await;
+        }
         let req = self.service.request(Method::PUT, container).query(&[("restype", "container")]);
         self.service.create(req, &format!("create container {container}")).await
     }
@@ -85,6 +103,11 @@ impl BlobClient {
         content_type: &str,
         metadata: &[(&str, &str)],
     ) -> Result<String, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            let _ = (content_type, metadata);
+            return m.put_blob(container, name, content).await;
+        }
         let mut req = self
             .service
             .request(Method::PUT, &format!("{container}/{name}"))
@@ -103,6 +126,10 @@ impl BlobClient {
 
     /// Reads a blob.
     pub async fn get(&self, container: &str, name: &str) -> Result<Blob, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.get_blob(container, name).await;
+        }
         let req = self.service.request(Method::GET, &format!("{container}/{name}"));
         let res = self.service.send(req, &format!("read blob {container}/{name}")).await?;
         let header = |h: &str| res.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -127,6 +154,10 @@ impl BlobClient {
 
     /// Lists the blobs whose names start with `prefix`, following continuation markers.
     pub async fn list(&self, container: &str, prefix: &str) -> Result<Vec<BlobItem>, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.list_blobs(container, prefix).await;
+        }
         let mut items = Vec::new();
         let mut marker = String::new();
         loop {
@@ -163,6 +194,10 @@ impl BlobClient {
 
     /// Deletes a blob.
     pub async fn delete(&self, container: &str, name: &str) -> Result<(), StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.delete_blob(container, name).await;
+        }
         let req = self.service.request(Method::DELETE, &format!("{container}/{name}"));
         self.service.delete(req, &format!("delete blob {container}/{name}")).await
     }

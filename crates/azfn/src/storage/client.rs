@@ -60,6 +60,13 @@ impl StorageError {
         }
     }
 
+    /// A request whose answer never came (a time-out or a dropped connection): worth trying again,
+    /// and it may have taken effect.
+    #[cfg(feature = "simulation")]
+    pub(crate) fn lost(message: impl Into<String>) -> Self {
+        Self { ambiguous: true, transient: true, ..Self::other(message) }
+    }
+
     /// Whether the service's error code is `code` (e.g. `TableNotFound`).
     pub fn has_code(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)

@@ -6,11 +6,15 @@
 //! - [`QueueClient`], [`BlobClient`], [`TableClient`]: the REST operations azfn's tools need,
 //!   authorized with Shared Key or a SAS (Azurite, connection strings), or with Entra ID tokens
 //!   from the platform's managed identity endpoint for identity-based connections ([`ManagedIdentity`]).
+//! - `memory` (feature `simulation`): the same clients over an account in memory, with injected
+//!   faults, for the durable engine's deterministic simulation.
 
 mod auth;
 mod blob;
 mod client;
 mod connection;
+#[cfg(feature = "simulation")]
+pub mod memory;
 mod queue;
 mod retry;
 mod table;

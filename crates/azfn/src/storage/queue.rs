@@ -45,6 +45,8 @@ pub struct QueueClient {
     service: ServiceClient,
     /// Send `messagettl=-1` (messages never expire) instead of the service's default of 7 days.
     never_expire: bool,
+    #[cfg(feature = "simulation")]
+    memory: Option<super::memory::Link>,
 }
 
 fn time(text: Option<String>) -> Option<DateTime<Utc>> {
@@ -54,7 +56,20 @@ fn time(text: Option<String>) -> Option<DateTime<Utc>> {
 impl QueueClient {
     /// A client for `account`'s queue endpoint.
     pub fn new(account: &StorageAccount) -> Result<Self, StorageError> {
-        Ok(Self { service: ServiceClient::new(account, Service::Queue)?, never_expire: false })
+        Ok(Self {
+            service: ServiceClient::new(account, Service::Queue)?,
+            never_expire: false,
+            #[cfg(feature = "simulation")]
+            memory: None,
+        })
+    }
+
+    /// A client of the in-memory account behind `link` (feature `simulation`).
+    #[cfg(feature = "simulation")]
+    pub fn in_memory(link: super::memory::Link) -> Self {
+        let account = super::memory::placeholder_account();
+        let service = ServiceClient::new(&account, Service::Queue).expect("the placeholder has every endpoint");
+        Self { service, never_expire: false, memory: Some(link) }
     }
 
     /// The same client, sending messages that never expire (`messagettl=-1`), as DurableTask's
@@ -73,6 +88,10 @@ impl QueueClient {
 
     /// Creates the queue if it does not exist.
     pub async fn create_queue(&self, queue: &str) -> Result<(), StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.create_queue(queue).await;
+        }
         self.service.create(self.service.request(Method::PUT, queue), &format!("create queue {queue}")).await
     }
 
@@ -82,6 +101,10 @@ impl QueueClient {
     /// may hold the message twice. Consumers must tolerate duplicates (queue triggers are
     /// at-least-once anyway).
     pub async fn send(&self, queue: &str, body: &[u8], delay: Duration) -> Result<(), StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.put_message(queue, &BASE64.encode(body), delay, self.ttl()).await.map(|_| ());
+        }
         self.put_message(queue, &BASE64.encode(body), delay).await.map(|_| ())
     }
 
@@ -93,6 +116,10 @@ impl QueueClient {
         body: &[u8],
         delay: Duration,
     ) -> Result<ReceivedMessage, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.put_message(queue, &BASE64.encode(body), delay, self.ttl()).await;
+        }
         let response = self.put_message(queue, &BASE64.encode(body), delay).await?;
         let text = response.text().await.map_err(|e| StorageError::other(e.to_string()))?;
         // The answer lists the new message without its text: parsed like a received one.
@@ -106,8 +133,18 @@ impl QueueClient {
     /// Sends `text` as the message text as it is, not base64-encoded: what a producer that ignores
     /// the Functions encoding writes. A queue trigger with the default encoding cannot read it.
     pub async fn send_unencoded(&self, queue: &str, text: &str, delay: Duration) -> Result<(), StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.put_message(queue, text, delay, self.ttl()).await.map(|_| ());
+        }
         let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
         self.put_message(queue, &escaped, delay).await.map(|_| ())
+    }
+
+    /// The time-to-live sent with each message: `None` for never (Azure's default is 7 days).
+    #[cfg(feature = "simulation")]
+    fn ttl(&self) -> Option<Duration> {
+        (!self.never_expire).then_some(Duration::from_secs(7 * 24 * 3600))
     }
 
     /// Put Message with `text` (already encoded or escaped for XML), creating the queue if needed.
@@ -131,6 +168,10 @@ impl QueueClient {
         max: u32,
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.receive(queue, max, visibility, false).await;
+        }
         let req = self.service.request(Method::GET, &format!("{queue}/messages")).query(&[
             ("numofmessages", max.clamp(1, 32).to_string()),
             ("visibilitytimeout", visibility.as_secs().max(1).to_string()),
@@ -141,6 +182,10 @@ impl QueueClient {
     /// Looks at up to `max` (1 to 32) messages at the front of the queue without hiding them (no
     /// pop receipts).
     pub async fn peek(&self, queue: &str, max: u32) -> Result<Vec<ReceivedMessage>, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.receive(queue, max, Duration::ZERO, true).await;
+        }
         let req = self
             .service
             .request(Method::GET, &format!("{queue}/messages"))
@@ -155,6 +200,10 @@ impl QueueClient {
 
     /// Deletes a received message.
     pub async fn delete(&self, queue: &str, message: &ReceivedMessage) -> Result<(), StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.delete_message(queue, message).await;
+        }
         let req = self
             .service
             .request(Method::DELETE, &format!("{queue}/messages/{}", message.id))
@@ -169,6 +218,10 @@ impl QueueClient {
         message: &ReceivedMessage,
         delay: Duration,
     ) -> Result<String, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.update_visibility(queue, message, delay).await;
+        }
         let req = self
             .service
             .request(Method::PUT, &format!("{queue}/messages/{}", message.id))
@@ -179,6 +232,10 @@ impl QueueClient {
 
     /// The approximate number of messages in the queue.
     pub async fn approximate_count(&self, queue: &str) -> Result<u64, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.approximate_count(queue).await;
+        }
         let req = self.service.request(Method::GET, queue).query(&[("comp", "metadata")]);
         let res = self.service.send(req, &format!("read queue {queue}")).await?;
         Ok(res

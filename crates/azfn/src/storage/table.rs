@@ -72,12 +72,26 @@ fn key_segment(s: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct TableClient {
     service: ServiceClient,
+    #[cfg(feature = "simulation")]
+    memory: Option<super::memory::Link>,
 }
 
 impl TableClient {
     /// A client for `account`'s table endpoint.
     pub fn new(account: &StorageAccount) -> Result<Self, StorageError> {
-        Ok(Self { service: ServiceClient::new(account, Service::Table)? })
+        Ok(Self {
+            service: ServiceClient::new(account, Service::Table)?,
+            #[cfg(feature = "simulation")]
+            memory: None,
+        })
+    }
+
+    /// A client of the in-memory account behind `link` (feature `simulation`).
+    #[cfg(feature = "simulation")]
+    pub fn in_memory(link: super::memory::Link) -> Self {
+        let account = super::memory::placeholder_account();
+        let service = ServiceClient::new(&account, Service::Table).expect("the placeholder has every endpoint");
+        Self { service, memory: Some(link) }
     }
 
     /// The same client, retrying failed requests by `policy` instead of [`RetryPolicy::from_env`].
@@ -92,6 +106,10 @@ impl TableClient {
 
     /// Creates the table if it does not exist.
     pub async fn create_table(&self, table: &str) -> Result<(), StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.create_table(table).await;
+        }
         let req = self
             .service
             .request(Method::POST, "Tables")
@@ -106,6 +124,10 @@ impl TableClient {
     /// says whether it may be this call's own earlier attempt); returns its ETag. A missing table is
     /// created.
     pub async fn insert(&self, table: &str, entity: &Entity) -> Result<String, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.insert(table, entity).await;
+        }
         let req = self
             .service
             .request(Method::POST, table)
@@ -123,6 +145,10 @@ impl TableClient {
     ///
     /// A missing table is created.
     pub async fn upsert(&self, table: &str, entity: &Entity, if_match: Option<&str>) -> Result<String, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.upsert(table, entity, if_match).await;
+        }
         let mut req = self
             .service
             .request(Method::PUT, &Self::entity_path(table, &entity.partition_key, &entity.row_key))
@@ -139,6 +165,10 @@ impl TableClient {
 
     /// Reads an entity, or `None` when it does not exist.
     pub async fn get(&self, table: &str, partition_key: &str, row_key: &str) -> Result<Option<Entity>, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.get(table, partition_key, row_key).await;
+        }
         let req = self
             .service
             .request(Method::GET, &Self::entity_path(table, partition_key, row_key))
@@ -179,6 +209,10 @@ impl TableClient {
         top: Option<u32>,
         continuation: Option<&Continuation>,
     ) -> Result<(Vec<Entity>, Option<Continuation>), StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.query_page(table, filter, top, continuation).await;
+        }
         let mut query = vec![("$filter", filter.to_owned())];
         if let Some(top) = top {
             query.push(("$top", top.clamp(1, 1000).to_string()));
@@ -207,6 +241,10 @@ impl TableClient {
         row_key: &str,
         if_match: Option<&str>,
     ) -> Result<(), StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.delete_entity(table, partition_key, row_key, if_match).await;
+        }
         let req = self
             .service
             .request(Method::DELETE, &Self::entity_path(table, partition_key, row_key))
@@ -286,6 +324,10 @@ impl TableClient {
     /// insert of an existing entity; [`StorageError::ambiguous`] says whether it may be this call's
     /// own earlier attempt) and its index in the message. A missing table is created.
     pub async fn transact(&self, table: &str, ops: &[TableOp]) -> Result<Vec<String>, StorageError> {
+        #[cfg(feature = "simulation")]
+        if let Some(m) = &self.memory {
+            return m.transact(table, ops).await;
+        }
         recreating("TableNotFound", || self.transact_once(table, ops), || self.create_table(table)).await
     }
 

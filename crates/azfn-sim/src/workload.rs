@@ -1,0 +1,373 @@
+//! What a run asks of the engine: the orchestrators, activities and entity of every shape the API
+//! offers, the client steps that drive them, and what each instance must end as.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use azfn::durable::{ActivityContext, DurableClient, EntityId, OrchestrationContext, Registry, TaskError, join_all};
+use serde_json::{Value, json};
+
+use crate::faults::Chance;
+use crate::rng::Rng;
+
+/// What the activities and entities saw, across every worker.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Executions per activity call (`instance`, `execution`, task id).
+    pub executions: BTreeMap<(String, String, u64), u32>,
+    /// Per instance, the executions the `Charge` activity ran in.
+    pub charges: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The shared ledger.
+pub type SharedLedger = Arc<Mutex<Ledger>>;
+
+/// The entity every counting scenario signals: it counts each tag it is given.
+pub const TALLY: &str = "Tally";
+
+fn work_latency(ctx: &ActivityContext, max_ms: u64) -> Duration {
+    // A latency that depends only on the call, so that it is the same on every delivery.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in ctx.idempotency_key().bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    Duration::from_millis(h % (max_ms + 1))
+}
+
+/// The registry of the workload. Activities take up to `max_latency_ms` of virtual time.
+pub fn registry(ledger: SharedLedger, max_latency_ms: u64) -> Registry {
+    let (l1, l2) = (ledger.clone(), ledger);
+    Registry::new()
+        .activity("Work", move |ctx: ActivityContext, n: i64| {
+            let ledger = l1.clone();
+            async move {
+                *ledger
+                    .lock()
+                    .expect("ledger")
+                    .executions
+                    .entry((ctx.instance_id.clone(), ctx.execution_id.clone(), ctx.task_id))
+                    .or_default() += 1;
+                tokio::time::sleep(work_latency(&ctx, max_latency_ms)).await;
+                Ok::<_, String>(n * 2)
+            }
+        })
+        .activity("Charge", move |ctx: ActivityContext, amount: i64| {
+            let ledger = l2.clone();
+            async move {
+                let mut l = ledger.lock().expect("ledger");
+                *l.executions.entry((ctx.instance_id.clone(), ctx.execution_id.clone(), ctx.task_id)).or_default() += 1;
+                l.charges.entry(ctx.instance_id.clone()).or_default().insert(ctx.execution_id.clone());
+                Ok::<_, String>(amount)
+            }
+        })
+        .activity("Fail", |_ctx: ActivityContext, size: usize| async move { Err::<(), String>("x".repeat(size)) })
+        .orchestrator("Sequence", |ctx: OrchestrationContext, steps: i64| async move {
+            let mut sum = 0;
+            for i in 0..steps {
+                sum += ctx.call_activity::<i64>("Work", i).await?;
+            }
+            Ok::<_, TaskError>(sum)
+        })
+        .orchestrator("FanOut", |ctx: OrchestrationContext, width: i64| async move {
+            let calls: Vec<_> = (0..width).map(|i| ctx.call_activity::<i64>("Work", i)).collect();
+            let mut sum = 0;
+            for r in join_all(calls).await {
+                sum += r?;
+            }
+            Ok::<_, TaskError>(sum)
+        })
+        .orchestrator("Nested", |ctx: OrchestrationContext, depth: i64| async move {
+            if depth == 0 {
+                return ctx.call_activity::<i64>("Work", 1).await;
+            }
+            let a: i64 = ctx.call_sub_orchestrator("Nested", depth - 1).await?;
+            let b: i64 = ctx.call_sub_orchestrator("Nested", depth - 1).await?;
+            Ok::<_, TaskError>(a + b)
+        })
+        .orchestrator("Countdown", |ctx: OrchestrationContext, input: Value| async move {
+            let left = input["left"].as_i64().unwrap_or(0);
+            let key = input["key"].as_str().unwrap_or_default().to_owned();
+            let every = input["every"].as_u64().unwrap_or(1);
+            if left == 0 {
+                return Ok::<_, TaskError>(json!("done"));
+            }
+            ctx.sleep(Duration::from_secs(every)).await;
+            ctx.signal_entity(&EntityId::new(TALLY, &key), "add", format!("tick-{left}"));
+            ctx.continue_as_new(json!({"left": left - 1, "key": key, "every": every}));
+            Ok(Value::Null)
+        })
+        .orchestrator("Waiter", |ctx: OrchestrationContext, _: Value| async move {
+            let v: Value = ctx.wait_for_event("go").await?;
+            Ok::<_, TaskError>(v)
+        })
+        .orchestrator("Sleeper", |ctx: OrchestrationContext, hours: u64| async move {
+            ctx.sleep(Duration::from_secs(hours * 3600)).await;
+            ctx.call_activity::<i64>("Work", 21).await
+        })
+        .orchestrator("Locker", |ctx: OrchestrationContext, key: String| async move {
+            let tally = EntityId::new(TALLY, &key);
+            let section = ctx.lock_entities(std::slice::from_ref(&tally)).await?;
+            let tag = format!("locked-{}", ctx.instance_id());
+            let n: u64 = ctx.call_entity(&tally, "add", tag).await?;
+            section.release();
+            Ok::<_, TaskError>(n > 0)
+        })
+        .orchestrator("Catcher", |ctx: OrchestrationContext, size: usize| async move {
+            match ctx.call_activity::<()>("Fail", size).await {
+                Ok(()) => Ok::<_, TaskError>(0),
+                Err(e) => Ok(e.to_string().len().min(1) as i64),
+            }
+        })
+        .orchestrator("Forever", |ctx: OrchestrationContext, _: Value| async move {
+            let v: Value = ctx.wait_for_event("never").await?;
+            Ok::<_, TaskError>(v)
+        })
+        .orchestrator("Checkout", |ctx: OrchestrationContext, amount: i64| async move {
+            ctx.call_activity::<i64>("Charge", amount).await
+        })
+        .entity(TALLY, |state: &mut BTreeMap<String, u32>, op| match op.name.as_str() {
+            "add" => {
+                let tag = op.value.as_str().unwrap_or_default().to_owned();
+                *state.entry(tag).or_default() += 1;
+                Ok(json!(state.len()))
+            }
+            other => Err(format!("no operation {other}")),
+        })
+}
+
+/// How an instance must end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum End {
+    /// Completed with this output.
+    Completed(Value),
+    /// Terminated.
+    Terminated,
+    /// Purged: no status at all.
+    Gone,
+}
+
+/// One instance the run checks, and what it must end as.
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    /// The instance.
+    pub instance_id: String,
+    /// The scenario that made it.
+    pub scenario: &'static str,
+    /// How it must end.
+    pub end: End,
+    /// An execution it must have moved past (a restart in place).
+    pub not_execution: Option<String>,
+}
+
+/// Every instance's expectation, and the tags each tally must hold once.
+#[derive(Debug, Default)]
+pub struct Expected {
+    /// The instances.
+    pub instances: Vec<Expectation>,
+    /// Per tally key, the tags it must count exactly once.
+    pub tallies: BTreeMap<String, BTreeSet<String>>,
+    /// Instances whose `Charge` must have run in one execution only (keyed starts).
+    pub charged_once: Vec<String>,
+}
+
+/// The shared expectations.
+pub type SharedExpected = Arc<Mutex<Expected>>;
+
+/// The scenarios a run can draw.
+pub const SCENARIOS: [&str; 13] = [
+    "sequence",
+    "fan-out",
+    "nested",
+    "countdown",
+    "event",
+    "suspend-resume",
+    "terminate",
+    "keyed-retry",
+    "restart-in-place",
+    "restart-new-id",
+    "purge",
+    "critical-section",
+    "large-failure",
+];
+
+/// Draws `count` scenarios (and the long timer, when `long_timers`) and spawns their client steps.
+pub fn spawn_all(
+    rng: &mut Rng,
+    count: usize,
+    long_timers: bool,
+    max_fan_out: i64,
+    client: DurableClient,
+    expected: SharedExpected,
+    chance: &Chance,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut handles = Vec::new();
+    let mut picks: Vec<&'static str> =
+        (0..count).map(|_| SCENARIOS[rng.below(SCENARIOS.len() as u64) as usize]).collect();
+    if long_timers {
+        picks.push("long-timer");
+    }
+    for (i, scenario) in picks.into_iter().enumerate() {
+        let id = format!("{scenario}-{i}");
+        let step = Step {
+            client: client.clone(),
+            expected: expected.clone(),
+            chance: chance.clone(),
+            id,
+            scenario,
+            wait: Duration::from_millis(rng.below(120_000)),
+            size: rng.below(max_fan_out as u64 + 1) as i64,
+        };
+        handles.push(tokio::spawn(step.run()));
+    }
+    handles
+}
+
+struct Step {
+    client: DurableClient,
+    expected: SharedExpected,
+    chance: Chance,
+    id: String,
+    scenario: &'static str,
+    /// A pause between client steps.
+    wait: Duration,
+    /// The scenario's size (fan-out width, steps, ticks).
+    size: i64,
+}
+
+impl Step {
+    fn expect(&self, id: &str, end: End, not_execution: Option<String>) {
+        self.expected.lock().expect("expected").instances.push(Expectation {
+            instance_id: id.to_owned(),
+            scenario: self.scenario,
+            end,
+            not_execution,
+        });
+    }
+
+    async fn start(&self, name: &str, input: Value) {
+        self.chance.note(format!("client starts {name} {}", self.id));
+        if let Err(e) = self.client.start(name, Some(&self.id), input).await {
+            self.chance.note(format!("client start of {} failed: {e}", self.id));
+        }
+    }
+
+    /// Waits until the instance has ended (completed, failed or terminated), polling its status.
+    async fn finished(&self, id: &str) -> Option<String> {
+        for _ in 0..100_000 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if let Ok(view) = self.client.status(id, false).await
+                && view.status.runtime_status.is_terminal()
+            {
+                return Some(view.status.execution_id);
+            }
+        }
+        None
+    }
+
+    async fn run(self) {
+        tokio::time::sleep(self.wait / 4).await;
+        let id = self.id.clone();
+        let n = self.size.max(1);
+        match self.scenario {
+            "sequence" => {
+                let steps = n.min(8);
+                self.start("Sequence", json!(steps)).await;
+                self.expect(&id, End::Completed(json!((0..steps).map(|i| i * 2).sum::<i64>())), None);
+            }
+            "fan-out" => {
+                self.start("FanOut", json!(n)).await;
+                self.expect(&id, End::Completed(json!((0..n).map(|i| i * 2).sum::<i64>())), None);
+            }
+            "nested" => {
+                let depth = (n % 3) + 1;
+                self.start("Nested", json!(depth)).await;
+                self.expect(&id, End::Completed(json!(2 * (1 << depth))), None);
+            }
+            "countdown" => {
+                let ticks = (n % 8) + 1;
+                // Ticks seconds apart, so that continue-as-new meets the crashes and faults.
+                let every = (self.wait.as_secs() % 20) + 1;
+                self.start("Countdown", json!({"left": ticks, "key": id, "every": every})).await;
+                self.expect(&id, End::Completed(json!("done")), None);
+                let tags = (1..=ticks).map(|t| format!("tick-{t}")).collect();
+                self.expected.lock().expect("expected").tallies.insert(id.clone(), tags);
+            }
+            "event" => {
+                self.start("Waiter", json!(null)).await;
+                self.expect(&id, End::Completed(json!({"go": id})), None);
+                tokio::time::sleep(self.wait).await;
+                self.chance.note(format!("client raises go on {id}"));
+                let _ = self.client.raise_event(&id, "go", json!({"go": id})).await;
+            }
+            "suspend-resume" => {
+                self.start("Waiter", json!(null)).await;
+                self.expect(&id, End::Completed(json!(1)), None);
+                tokio::time::sleep(self.wait).await;
+                self.chance.note(format!("client suspends {id}"));
+                let _ = self.client.suspend(&id).await;
+                tokio::time::sleep(self.wait / 2).await;
+                self.chance.note(format!("client raises go on {id}"));
+                let _ = self.client.raise_event(&id, "go", json!(1)).await;
+                tokio::time::sleep(self.wait / 2).await;
+                self.chance.note(format!("client resumes {id}"));
+                let _ = self.client.resume(&id).await;
+            }
+            "terminate" => {
+                self.start("Forever", json!(null)).await;
+                self.expect(&id, End::Terminated, None);
+                tokio::time::sleep(self.wait).await;
+                self.chance.note(format!("client terminates {id}"));
+                let _ = self.client.terminate(&id, "simulated").await;
+            }
+            "keyed-retry" => {
+                self.chance.note(format!("client starts Checkout {id} with a key"));
+                let _ = self.client.start_once("Checkout", &id, json!(n)).await;
+                self.expect(&id, End::Completed(json!(n)), None);
+                self.expected.lock().expect("expected").charged_once.push(id.clone());
+                self.finished(&id).await;
+                self.chance.note(format!("client retries the keyed start of {id}"));
+                let _ = self.client.start_once("Checkout", &id, json!(n)).await;
+            }
+            "restart-in-place" => {
+                self.start("Nested", json!(1)).await;
+                let first = self.finished(&id).await;
+                self.chance.note(format!("client restarts {id} in place"));
+                let _ = self.client.restart(&id, false).await;
+                self.expect(&id, End::Completed(json!(4)), first);
+            }
+            "restart-new-id" => {
+                self.start("Nested", json!(1)).await;
+                self.expect(&id, End::Completed(json!(4)), None);
+                self.finished(&id).await;
+                self.chance.note(format!("client restarts {id} under a new id"));
+                if let Ok(new) = self.client.restart(&id, true).await {
+                    self.expect(&new, End::Completed(json!(4)), None);
+                }
+            }
+            "purge" => {
+                self.start("Sequence", json!(2)).await;
+                self.finished(&id).await;
+                self.chance.note(format!("client purges {id}"));
+                let _ = self.client.purge(&id).await;
+                self.expect(&id, End::Gone, None);
+            }
+            "critical-section" => {
+                let key = format!("shared-{}", n % 2);
+                self.start("Locker", json!(key)).await;
+                self.expect(&id, End::Completed(json!(true)), None);
+                self.expected.lock().expect("expected").tallies.entry(key).or_default().insert(format!("locked-{id}"));
+            }
+            "large-failure" => {
+                self.start("Catcher", json!(100 * 1024)).await;
+                self.expect(&id, End::Completed(json!(1)), None);
+            }
+            "long-timer" => {
+                // Beyond the 7 days a queue message may stay hidden.
+                self.start("Sleeper", json!(8 * 24)).await;
+                self.expect(&id, End::Completed(json!(42)), None);
+            }
+            other => unreachable!("unknown scenario {other}"),
+        }
+    }
+}
