@@ -25,6 +25,7 @@ fn status(id: &str) -> InstanceStatus {
         unsent: Vec::new(),
         carried: Vec::new(),
         command_time: None,
+        carried_keys: Vec::new(),
     }
 }
 

@@ -134,10 +134,19 @@ async fn simulate(config: Config) -> Report {
 
     let workers = config.workers.clamp(1, 16);
     let skew = |rng: &mut Rng| chrono::Duration::milliseconds(rng.below(4001) as i64 - 2000);
+    // A rolling deploy (some seeds): the first `old` workers run a version without one function
+    // and are replaced, one by one, by the full version while faults go on.
+    let mut deploy = Rng::new(config.seed ^ 0x0de9_10e5);
+    let rolling = config.faults && deploy.below(4) == 0;
+    let lacking = workload::FUNCTIONS[deploy.below(workload::FUNCTIONS.len() as u64) as usize];
+    let old = if rolling { 1 + deploy.below(workers as u64) as usize } else { 0 };
+    let old_registry = Arc::new(workload::registry(ledger.clone(), 30_000).without(lacking));
+    let mut registries: Vec<Arc<azfn::durable::Registry>> =
+        (0..workers).map(|i| if i < old { old_registry.clone() } else { registry.clone() }).collect();
     let mut pool: Vec<Worker> = (0..workers)
         .map(|i| {
             let s = skew(&mut rng);
-            Worker::start(&format!("w{i}"), &storage, &chance, registry.clone(), s)
+            Worker::start(&format!("w{i}"), &storage, &chance, registries[i].clone(), s)
         })
         .collect();
 
@@ -153,21 +162,33 @@ async fn simulate(config: Config) -> Report {
     };
     chance.set_rates(rates);
     chance.note(format!("{workers} workers, page size {page}, rates {rates:?}"));
+    if rolling {
+        chance.note(format!("rolling deploy: w0..w{} lack `{lacking}` until they are replaced", old - 1));
+    }
 
     let expected = Arc::new(Mutex::new(workload::Expected::default()));
+    // Draws that came later have streams of their own, so that adding one does not change the
+    // workloads of the seeds before.
+    let mut extra = Rng::new(config.seed ^ 0x005e_ed0f_a2f0);
     let long_timers = rng.below(10) == 0;
+    let max_fan_out = if extra.below(50) == 0 { 1000 } else { config.max_fan_out };
     let steps = workload::spawn_all(
         &mut rng,
         config.scenarios,
         long_timers,
-        config.max_fan_out,
+        max_fan_out,
         client.clone(),
         expected.clone(),
         &chance,
     );
 
-    // Crashes while faults are on: a worker dies at a random moment and comes back later.
-    let mut crashes = 0;
+    // While faults are on: crashes (a worker dies at a random moment and comes back later, with
+    // the same version) and the deploy's replacements (at once, with the full version).
+    enum Happening {
+        Crash(usize),
+        Upgrade(usize),
+    }
+    let mut schedule = Vec::new();
     if config.faults {
         let mut at = Duration::ZERO;
         loop {
@@ -175,18 +196,42 @@ async fn simulate(config: Config) -> Report {
             if at >= config.fault_time {
                 break;
             }
-            tokio::time::sleep_until(started + at).await;
-            let i = rng.below(workers as u64) as usize;
-            chance.note(format!("crash {}", pool[i].name));
-            pool[i].crash();
-            crashes += 1;
-            let down = Duration::from_millis(rng.below(30_000));
-            tokio::time::sleep(down).await;
-            let s = skew(&mut rng);
-            let name = format!("w{i}.{crashes}");
-            chance.note(format!("{name} starts in place of {}", pool[i].name));
-            pool[i] = Worker::start(&name, &storage, &chance, registry.clone(), s);
+            schedule.push((at, Happening::Crash(rng.below(workers as u64) as usize)));
         }
+        for i in 0..old {
+            let at = Duration::from_millis(deploy.below(config.fault_time.as_millis() as u64));
+            schedule.push((at, Happening::Upgrade(i)));
+        }
+        schedule.sort_by_key(|(at, _)| *at);
+    }
+    let mut crashes = 0;
+    let mut generation = 0;
+    for (at, happening) in schedule {
+        if tokio::time::Instant::now() < started + at {
+            tokio::time::sleep_until(started + at).await;
+        }
+        generation += 1;
+        let i = match happening {
+            Happening::Crash(i) => {
+                chance.note(format!("crash {}", pool[i].name));
+                pool[i].crash();
+                crashes += 1;
+                tokio::time::sleep(Duration::from_millis(rng.below(30_000))).await;
+                i
+            }
+            Happening::Upgrade(i) => {
+                chance.note(format!("deploy replaces {} with the full version", pool[i].name));
+                pool[i].crash();
+                registries[i] = registry.clone();
+                i
+            }
+        };
+        let s = skew(&mut rng);
+        let name = format!("w{i}.{generation}");
+        chance.note(format!("{name} starts in place of {}", pool[i].name));
+        pool[i] = Worker::start(&name, &storage, &chance, registries[i].clone(), s);
+    }
+    if config.faults {
         tokio::time::sleep_until(started + config.fault_time).await;
     }
     chance.set_rates(Rates::NONE);

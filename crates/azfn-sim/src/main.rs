@@ -19,9 +19,9 @@ struct Args {
     /// Run this one seed only, printing its trace.
     #[arg(long)]
     seed: Option<u64>,
-    /// Simulated workers per run (1 to 16).
-    #[arg(long, default_value_t = 4)]
-    workers: usize,
+    /// Simulated workers per run (1 to 16); a list (`1,2,4,8`) takes each in turn, seed by seed.
+    #[arg(long, default_value = "4", value_delimiter = ',')]
+    workers: Vec<usize>,
     /// Scenarios per run.
     #[arg(long, default_value_t = 6)]
     scenarios: usize,
@@ -45,10 +45,15 @@ fn main() -> ExitCode {
     let began = Instant::now();
     let mut failed = Vec::new();
     let (mut calls, mut faults, mut crashes) = (0, 0, 0);
-    for seed in &seeds {
+    if let Some(w) = args.workers.iter().find(|w| !(1..=16).contains(*w)) {
+        eprintln!("--workers {w}: a run has 1 to 16 workers");
+        return ExitCode::from(2);
+    }
+    for (i, seed) in seeds.iter().enumerate() {
+        let workers = args.workers[i % args.workers.len()];
         let config = azfn_sim::Config {
             seed: *seed,
-            workers: args.workers,
+            workers,
             scenarios: args.scenarios,
             max_fan_out: args.max_fan_out,
             faults: !args.no_faults,
@@ -69,8 +74,7 @@ fn main() -> ExitCode {
                 println!("{}", report.trace_text());
             }
             println!(
-                "  replay: scripts/simulate --seed {seed} --workers {} --scenarios {} --max-fan-out {}{}",
-                args.workers,
+                "  replay: scripts/simulate --seed {seed} --workers {workers} --scenarios {} --max-fan-out {}{}",
                 args.scenarios,
                 args.max_fan_out,
                 if args.no_faults { " --no-faults" } else { "" }
@@ -79,7 +83,7 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "{} seeds on {} workers: {} passed, {} failed ({calls} storage calls, {faults} faults, {crashes} crashes) in {:.1} s",
+        "{} seeds on {:?} workers: {} passed, {} failed ({calls} storage calls, {faults} faults, {crashes} crashes) in {:.1} s",
         seeds.len(),
         args.workers,
         seeds.len() - failed.len(),

@@ -23,6 +23,9 @@ pub struct Ledger {
 /// The shared ledger.
 pub type SharedLedger = Arc<Mutex<Ledger>>;
 
+/// The functions a worker of a rolling deploy may lack.
+pub const FUNCTIONS: [&str; 6] = ["Work", "Echo", "Nested", "Countdown", "Collector", TALLY];
+
 /// The entity every counting scenario signals: it counts each tag it is given.
 pub const TALLY: &str = "Tally";
 
@@ -97,6 +100,17 @@ pub fn registry(ledger: SharedLedger, max_latency_ms: u64) -> Registry {
             ctx.continue_as_new(json!({"left": left - 1, "key": key, "every": every}));
             Ok(Value::Null)
         })
+        .orchestrator("Collector", |ctx: OrchestrationContext, input: Value| async move {
+            let left = input["left"].as_i64().unwrap_or(0);
+            let key = input["key"].as_str().unwrap_or_default().to_owned();
+            if left == 0 {
+                return Ok::<_, TaskError>(json!("collected"));
+            }
+            let tag: String = ctx.wait_for_event("tick").await?;
+            ctx.signal_entity(&EntityId::new(TALLY, &key), "add", tag);
+            ctx.continue_as_new(json!({"left": left - 1, "key": key}));
+            Ok(Value::Null)
+        })
         .orchestrator("Waiter", |ctx: OrchestrationContext, _: Value| async move {
             let v: Value = ctx.wait_for_event("go").await?;
             Ok::<_, TaskError>(v)
@@ -122,6 +136,11 @@ pub fn registry(ledger: SharedLedger, max_latency_ms: u64) -> Registry {
         .orchestrator("Forever", |ctx: OrchestrationContext, _: Value| async move {
             let v: Value = ctx.wait_for_event("never").await?;
             Ok::<_, TaskError>(v)
+        })
+        .activity("Echo", |_ctx: ActivityContext, text: String| async move { Ok::<_, String>(text) })
+        .orchestrator("Large", |ctx: OrchestrationContext, text: String| async move {
+            let back: String = ctx.call_activity("Echo", text).await?;
+            Ok::<_, TaskError>(back.len())
         })
         .orchestrator("Checkout", |ctx: OrchestrationContext, amount: i64| async move {
             ctx.call_activity::<i64>("Charge", amount).await
@@ -175,7 +194,9 @@ pub struct Expected {
 pub type SharedExpected = Arc<Mutex<Expected>>;
 
 /// The scenarios a run can draw.
-pub const SCENARIOS: [&str; 13] = [
+pub const SCENARIOS: [&str; 15] = [
+    "large-value",
+    "collector",
     "sequence",
     "fan-out",
     "nested",
@@ -293,6 +314,19 @@ impl Step {
                 let tags = (1..=ticks).map(|t| format!("tick-{t}")).collect();
                 self.expected.lock().expect("expected").tallies.insert(id.clone(), tags);
             }
+            "collector" => {
+                // Events raised while the instance continues as new, one per execution.
+                let ticks = (n % 6) + 1;
+                self.start("Collector", json!({"left": ticks, "key": id})).await;
+                self.expect(&id, End::Completed(json!("collected")), None);
+                let tags: BTreeSet<String> = (1..=ticks).map(|t| format!("event-{t}")).collect();
+                self.expected.lock().expect("expected").tallies.insert(id.clone(), tags.clone());
+                for tag in tags {
+                    tokio::time::sleep(self.wait / 8).await;
+                    self.chance.note(format!("client raises tick {tag} on {id}"));
+                    let _ = self.client.raise_event(&id, "tick", json!(tag)).await;
+                }
+            }
             "event" => {
                 self.start("Waiter", json!(null)).await;
                 self.expect(&id, End::Completed(json!({"go": id})), None);
@@ -357,6 +391,11 @@ impl Step {
                 self.start("Locker", json!(key)).await;
                 self.expect(&id, End::Completed(json!(true)), None);
                 self.expected.lock().expect("expected").tallies.entry(key).or_default().insert(format!("locked-{id}"));
+            }
+            "large-value" => {
+                // 100 KB in, through an activity and back: more than a message or a property holds.
+                self.start("Large", json!("v".repeat(100 * 1024))).await;
+                self.expect(&id, End::Completed(json!(100 * 1024)), None);
             }
             "large-failure" => {
                 self.start("Catcher", json!(100 * 1024)).await;

@@ -120,7 +120,25 @@ struct Slot {
 struct Waiting {
     msg: ControlMessage,
     retry: bool,
-    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+    done: tokio::sync::oneshot::Sender<Result<(), Told>>,
+}
+
+/// Why a batch of results was not applied, as told to each worker whose result was in it.
+#[derive(Debug, Clone)]
+enum Told {
+    /// This worker cannot run the instance ([`DurableError::Elsewhere`]).
+    Elsewhere(String),
+    /// Another failure.
+    Failed(String),
+}
+
+impl From<Told> for DurableError {
+    fn from(t: Told) -> Self {
+        match t {
+            Told::Elsewhere(reason) => DurableError::Elsewhere(reason),
+            Told::Failed(e) => DurableError::Conflict(format!("applying a batch of results failed: {e}")),
+        }
+    }
 }
 
 /// Whether `msg` is an activity or entity result that can share an episode with others.
@@ -323,14 +341,23 @@ impl Dispatcher {
             }
         }
         if let Some(request) = msg.entity.clone() {
+            if let Some(entity) = EntityId::from_instance_id(&msg.instance_id)
+                && !self.registry.has_entity(&entity.name)
+                && msg.deferred < super::messages::MAX_DEFERRALS
+            {
+                let reason = format!("this worker has no entity `{}`; left for a worker that has it", entity.name);
+                return self.defer_control(msg, &reason).await;
+            }
             return self.entity_message(&msg.instance_id, request).await;
         }
         // This message is held until the chain ends: after a crash it comes back and re-sends
         // what the chain left unsent.
         let chain = self.chain_deadline(std::time::Duration::MAX);
-        match self.apply_message(&msg, dequeue_count > 1 || msg.recover, chain).await? {
-            Some(call) => self.run_chain(call, 1, chain).await,
-            None => Ok(()),
+        match self.apply_message(&msg, dequeue_count > 1 || msg.recover, chain).await {
+            Ok(Some(call)) => self.run_chain(call, 1, chain).await,
+            Ok(None) => Ok(()),
+            Err(DurableError::Elsewhere(reason)) => self.defer_control(msg, &reason).await,
+            Err(e) => Err(e),
         }
     }
 
@@ -478,7 +505,10 @@ impl Dispatcher {
             // chain only if it is deleted after this episode committed.
             let chain = chain.filter(|_| msgs.iter().any(|m| m.id == msg.id));
             let result = self.apply_locked(&mut held, &msgs, retry, chain).await;
-            let told = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+            let told = result.as_ref().map(|_| ()).map_err(|e| match e {
+                DurableError::Elsewhere(reason) => Told::Elsewhere(reason.clone()),
+                other => Told::Failed(other.to_string()),
+            });
             for w in batch {
                 let _ = w.done.send(told.clone());
             }
@@ -487,12 +517,12 @@ impl Dispatcher {
         drop(held);
         match outcome.try_recv() {
             Ok(Ok(())) => Ok(local),
-            Ok(Err(e)) => Err(DurableError::Conflict(format!("applying a batch of results failed: {e}"))),
+            Ok(Err(e)) => Err(e.into()),
             // Taken by a batch that is still being applied (its worker had the lock before this
             // one): wait for it.
             Err(_) => match outcome.await {
                 Ok(Ok(())) => Ok(local),
-                Ok(Err(e)) => Err(DurableError::Conflict(format!("applying a batch of results failed: {e}"))),
+                Ok(Err(e)) => Err(e.into()),
                 Err(_) => Err(DurableError::Conflict("a batch of results was dropped part-way".into())),
             },
         }
@@ -560,7 +590,11 @@ impl Dispatcher {
         chain: Option<tokio::time::Instant>,
     ) -> Result<Option<LocalCall>, DurableError> {
         let mut local = None;
-        if outbox.work.len() == 1 && chain.is_some_and(|deadline| tokio::time::Instant::now() < deadline) {
+        // (A call this worker has no activity for goes to the queue, for a worker that has it.)
+        if outbox.work.len() == 1
+            && self.registry.has_activity(&outbox.work[0].name)
+            && chain.is_some_and(|deadline| tokio::time::Instant::now() < deadline)
+        {
             let msg = outbox.work.pop().expect("one call");
             // Not claimed: a copy already runs in this process, and applies its result.
             local = Running::claim(&self.running, msg.key()).map(|running| LocalCall { msg, _running: running });
@@ -678,6 +712,14 @@ impl Dispatcher {
             tracing::debug!(instance = %msg.instance_id, task = msg.task_id, "a duplicate of a finished activity call was dropped");
             return Ok(());
         }
+        if !self.registry.has_activity(&msg.name) && msg.deferred < super::messages::MAX_DEFERRALS {
+            // A rolling deploy: a worker with the activity takes the call (issue 27, defect 11).
+            let mut later = msg;
+            later.deferred += 1;
+            let delay = super::messages::deferral_delay(later.deferred);
+            tracing::warn!(instance = %later.instance_id, task = later.task_id, retry_in = ?delay, "this worker has no activity `{}`; left for a worker that has it", later.name);
+            return self.hub.send_work_after(&later, delay).await;
+        }
         let Some(running) = Running::claim(&self.running, msg.key()) else {
             // The copy running here applies the result, or fails and is delivered again.
             tracing::debug!(instance = %msg.instance_id, task = msg.task_id, "a duplicate of a running activity call was dropped");
@@ -787,6 +829,35 @@ impl Dispatcher {
         Live { exec, status, etag: None, tail: Vec::new(), inbox: Vec::new(), fresh: true }
     }
 
+    /// Why this worker cannot run episodes of `live`, if it cannot: its registry lacks the
+    /// orchestrator, or its code does not replay the history (during a rolling deploy, a worker
+    /// with the other version can; issue 27, defect 11).
+    fn cannot_run(&self, live: &Live) -> Option<String> {
+        if !self.registry.has_orchestrator(&live.status.name) {
+            return Some(format!(
+                "instance {}: this worker has no orchestrator `{}`; left for a worker that has it",
+                live.status.instance_id, live.status.name
+            ));
+        }
+        live.exec.divergence().map(|d| {
+            format!(
+                "instance {}: this worker's code does not replay its history ({d}); left for a worker whose code does",
+                live.status.instance_id
+            )
+        })
+    }
+
+    /// Sends `msg` again, to come back after a back-off, because this worker cannot run it
+    /// (`reason`); another worker may take it meanwhile.
+    async fn defer_control(&self, mut msg: ControlMessage, reason: &str) -> Result<(), DurableError> {
+        msg.deferred += 1;
+        let now = self.hub.now();
+        let delay = super::messages::deferral_delay(msg.deferred);
+        tracing::warn!(instance = %msg.instance_id, deferred = msg.deferred, retry_in = ?delay, "{reason}");
+        msg.fire_at = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
+        self.hub.send_control(&msg, now).await
+    }
+
     /// Loads an instance from the table and replays its history.
     async fn load(&self, instance_id: &str) -> Result<Option<Live>, DurableError> {
         let Some(mut loaded) = self.hub.store().load(instance_id).await? else { return Ok(None) };
@@ -822,8 +893,20 @@ impl Dispatcher {
             return Ok(Applied::Stale { ambiguous: false });
         }
         if for_other_execution {
+            // Its event is not applied. But a message of the execution that continued as new may
+            // be the redelivery of the one whose episode did so, after the commit and before its
+            // sends (a crash, a lost answer, a failed send), or the message of a chain that ran
+            // into the new execution: what the new execution lists as unsent goes out, or nothing
+            // else would send it (issue 27, defect 1).
             tracing::debug!(instance = %msg.instance_id, "a message for an earlier execution was dropped");
-            return Ok(Applied::Done(Some(live), Outbox::default()));
+            let outbox =
+                if retry { self.outstanding(&live, sent, msg.guard.then_some(msg)) } else { Outbox::default() };
+            return Ok(Applied::Done(Some(live), outbox));
+        }
+        if let Some(reason) = self.cannot_run(&live)
+            && msgs.iter().all(|m| m.deferred < super::messages::MAX_DEFERRALS)
+        {
+            return Err(DurableError::Elsewhere(reason));
         }
         if status.is_terminal() {
             // Only a redelivery can matter here: the reply to a parent may not have gone out.
@@ -893,7 +976,10 @@ impl Dispatcher {
         let consumed: Vec<String> = live.inbox.iter().map(|(k, _)| k.clone()).collect();
         let mut incoming: Vec<Event> = std::mem::take(&mut live.inbox).into_iter().map(|(_, e)| e).collect();
         incoming.extend(events);
-        let fresh: Vec<Event> = incoming.into_iter().filter(|e| !live.exec.is_duplicate(e)).collect();
+        let carried_key =
+            |e: &Event| matches!(e, Event::EventRaised { key, .. } if live.status.carried_keys.contains(key));
+        let fresh: Vec<Event> =
+            incoming.into_iter().filter(|e| !live.exec.is_duplicate(e) && !carried_key(e)).collect();
         if fresh.is_empty() && consumed.is_empty() && !resuming {
             if !live.fresh {
                 // The cached state may be behind another process's commits (a result for a step it
@@ -962,6 +1048,32 @@ impl Dispatcher {
                         }
                     }
                     next.unsent.clear();
+                    // Events raised that this execution never waited for go to the next one, as
+                    // Durable Functions carries them over (issue 27, defect 1).
+                    let mut leftover: Vec<Event> = exec
+                        .unconsumed_events()
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, (name, input))| Event::EventRaised {
+                            name,
+                            input,
+                            key: format!("carried:{}:{i}", next.execution_id),
+                        })
+                        .collect();
+                    // Those that came in this episode after it continued as new keep their keys.
+                    leftover.extend(
+                        std::mem::take(&mut episode.left_over)
+                            .into_iter()
+                            .filter(|e| matches!(e, Event::EventRaised { .. })),
+                    );
+                    // A redelivery of an event this execution applied must not count again in the
+                    // next ones (issue 27, defect 1).
+                    next.carried_keys.extend(exec.history().iter().filter_map(|e| match e {
+                        Event::EventRaised { key, .. } => Some(key.clone()),
+                        _ => None,
+                    }));
+                    let over = next.carried_keys.len().saturating_sub(super::store::CARRIED_KEYS);
+                    next.carried_keys.drain(..over);
                     continues += 1;
                     next.execution_id = super::clock::new_id();
                     next.chunks = 0;
@@ -969,7 +1081,7 @@ impl Dispatcher {
                     next.output = Value::Null;
                     exec = Execution::replay(self.registry.clone(), &next.instance_id, &next.execution_id, Vec::new());
                     let start = Event::ExecutionStarted { name: next.name.clone(), input, parent: next.parent.clone() };
-                    episode = exec.run_episode(now, vec![start]);
+                    episode = exec.run_episode(now, std::iter::once(start).chain(leftover).collect());
                     continue;
                 }
                 Some(other) => {
@@ -1117,6 +1229,7 @@ impl Dispatcher {
                 input: input.clone(),
                 traceparent: telemetry::current_traceparent(),
                 also: Vec::new(),
+                deferred: 0,
             }),
             Event::TimerCreated { id: timer, fire_at } => {
                 let mut msg = ControlMessage::event(id, execution, Event::TimerFired { id: *timer });

@@ -30,6 +30,11 @@ pub enum DurableError {
     /// The storage connection is missing or not usable by this build.
     #[error("{0}")]
     Setup(String),
+    /// This worker cannot run the work, and another may: its registry lacks the orchestrator,
+    /// activity or entity, or its code does not replay the instance's history (a rolling deploy
+    /// runs old and new workers side by side). The work is left for another worker (503).
+    #[error("{0}")]
+    Elsewhere(String),
 }
 
 impl DurableError {
@@ -46,6 +51,7 @@ impl DurableError {
             DurableError::Conflict(_) => 409,
             DurableError::Gone { .. } => 410,
             DurableError::Storage(_) | DurableError::Setup(_) => 500,
+            DurableError::Elsewhere(_) => 503,
         }
     }
 }

@@ -194,13 +194,18 @@ impl TaskHub {
 
     /// Sends an activity call.
     pub async fn send_work(&self, msg: &WorkMessage) -> Result<(), DurableError> {
+        self.send_work_after(msg, Duration::ZERO).await
+    }
+
+    /// Like [`send_work`](Self::send_work), hidden for `delay`.
+    pub async fn send_work_after(&self, msg: &WorkMessage, delay: Duration) -> Result<(), DurableError> {
         let mut msg = msg.clone();
         self.offload(&msg.instance_id, &mut msg.input).await?;
         for call in msg.also.iter_mut() {
             self.offload(&call.instance_id, &mut call.input).await?;
         }
         let body = serde_json::to_vec(&msg).map_err(|e| DurableError::BadRequest(e.to_string()))?;
-        self.queues.send(&self.work_queue(), &body, Duration::ZERO).await?;
+        self.queues.send(&self.work_queue(), &body, delay).await?;
         Ok(())
     }
 

@@ -7,6 +7,20 @@ use serde_json::Value;
 
 use super::history::Event;
 
+/// How many times work is left for another worker (a rolling deploy) before the worker that
+/// has it last runs it anyway and records the failure: with delays doubling from 5 s up to 5
+/// minutes, about an hour and a half.
+pub const MAX_DEFERRALS: u32 = 24;
+
+/// How long work left for another worker for the `deferred`-th time waits before it comes back.
+pub fn deferral_delay(deferred: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(5u64.saturating_mul(1 << deferred.min(6))).min(std::time::Duration::from_secs(300))
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// What a control message asks of an instance besides (or instead of) applying an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,6 +65,10 @@ pub struct ControlMessage {
     /// An operation for an entity (the instance id is the entity's, `@{name}@{key}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity: Option<super::entity::EntityRequest>,
+    /// How many times a worker that could not run it left it for another (a rolling deploy):
+    /// each time it comes back later, up to [`MAX_DEFERRALS`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferred: u32,
     /// For a suspend or resume: when the client sent it. Of two commands that arrive out of order
     /// (on different workers), the one sent later wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,6 +93,7 @@ impl ControlMessage {
             guard: false,
             entity: None,
             sent_at: None,
+            deferred: 0,
             traceparent: crate::telemetry::current_traceparent(),
         }
     }
@@ -93,6 +112,7 @@ impl ControlMessage {
             guard: false,
             entity: Some(request),
             sent_at: None,
+            deferred: 0,
             traceparent: crate::telemetry::current_traceparent(),
         }
     }
@@ -110,6 +130,7 @@ impl ControlMessage {
             guard: false,
             entity: None,
             sent_at: None,
+            deferred: 0,
             traceparent: crate::telemetry::current_traceparent(),
         }
     }
@@ -137,6 +158,10 @@ pub struct WorkMessage {
     /// in packs (fewer queue requests), each pack still a message of its own for any worker.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<WorkMessage>,
+    /// How many times a worker without the activity left the call for another (a rolling
+    /// deploy), up to [`MAX_DEFERRALS`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferred: u32,
 }
 
 impl WorkMessage {

@@ -186,6 +186,27 @@ impl Registry {
         self.entities.keys().cloned().collect()
     }
 
+    /// The same registry without the orchestrator, activity or entity `name`: a worker of an
+    /// older version, in the deterministic simulation's rolling deploys (feature `simulation`).
+    #[cfg(feature = "simulation")]
+    pub fn without(mut self, name: &str) -> Self {
+        self.orchestrators.remove(name);
+        self.inputs.remove(name);
+        self.activities.remove(name);
+        self.entities.remove(name);
+        self
+    }
+
+    /// Whether an entity is registered under `name`.
+    pub fn has_entity(&self, name: &str) -> bool {
+        self.entities.contains_key(name)
+    }
+
+    /// Whether an activity is registered under `name`.
+    pub fn has_activity(&self, name: &str) -> bool {
+        self.activities.contains_key(name)
+    }
+
     /// Whether an orchestrator is registered under `name`.
     pub fn has_orchestrator(&self, name: &str) -> bool {
         self.orchestrators.contains_key(name)

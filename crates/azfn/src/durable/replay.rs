@@ -22,6 +22,9 @@ pub struct Episode {
     pub events: Vec<Event>,
     /// The custom status the code set, if it set one.
     pub custom_status: Option<Value>,
+    /// New events that came after the execution ended in this episode, not applied: a
+    /// `continue_as_new` carries the raised events among them over to the next execution.
+    pub left_over: Vec<Event>,
 }
 
 impl Episode {
@@ -117,6 +120,15 @@ impl Execution {
         &self.history
     }
 
+    /// The external events raised that the code has not waited for yet (by name, then in the
+    /// order they came): what a `continue_as_new` carries over to the next execution.
+    pub fn unconsumed_events(&self) -> Vec<(String, Value)> {
+        let s = self.ctx.lock();
+        let mut names: Vec<&String> = s.events.keys().collect();
+        names.sort();
+        names.into_iter().flat_map(|n| s.events[n].iter().map(move |v| (n.clone(), v.clone()))).collect()
+    }
+
     /// The first step where the code did not do what the recorded history says, if any.
     pub fn divergence(&self) -> Option<super::testing::Divergence> {
         let s = self.ctx.lock();
@@ -159,9 +171,13 @@ impl Execution {
         let start = Event::OrchestratorStarted { time: now };
         self.apply(&start);
         let mut events = vec![start];
+        let mut left_over = Vec::new();
         for e in new_events {
-            if self.outcome.is_some() && !matches!(e, Event::ExecutionTerminated { .. }) {
-                break;
+            if !left_over.is_empty() || (self.outcome.is_some() && !matches!(e, Event::ExecutionTerminated { .. })) {
+                if !self.is_duplicate(&e) {
+                    left_over.push(e);
+                }
+                continue;
             }
             if self.is_duplicate(&e) {
                 continue;
@@ -195,7 +211,7 @@ impl Execution {
             events.push(outcome.clone());
         }
         self.history.extend(events.iter().cloned());
-        Episode { events, custom_status }
+        Episode { events, custom_status, left_over }
     }
 
     fn apply(&mut self, e: &Event) {

@@ -64,6 +64,10 @@ impl RuntimeStatus {
     }
 }
 
+/// How many keys of raised events [`InstanceStatus::carried_keys`] remembers across
+/// `continue_as_new`.
+pub const CARRIED_KEYS: usize = 256;
+
 /// The status row of an instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -101,6 +105,11 @@ pub struct InstanceStatus {
     /// When the last suspend or resume applied was sent: an older one arriving later is ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_time: Option<DateTime<Utc>>,
+    /// The keys of the raised events the executions before this one applied (the last
+    /// [`CARRIED_KEYS`] of them): a redelivery of one of them, which can come minutes and several
+    /// `continue_as_new`s later (a crashed worker's lease), is not applied again here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried_keys: Vec<String>,
 }
 
 impl InstanceStatus {
@@ -121,6 +130,7 @@ impl InstanceStatus {
             unsent: Vec::new(),
             carried: Vec::new(),
             command_time: None,
+            carried_keys: Vec::new(),
         }
     }
 }
