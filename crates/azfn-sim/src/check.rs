@@ -156,5 +156,5 @@ async fn locks(hub: &TaskHub, expected: &Mutex<Expected>) -> Vec<String> {
 
 fn short(v: &Value) -> String {
     let t = v.to_string();
-    if t.len() > 120 { format!("{}…", &t[..120]) } else { t }
+    if t.len() > 400 { format!("{}…", &t[..400]) } else { t }
 }

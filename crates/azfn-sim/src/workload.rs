@@ -133,6 +133,17 @@ pub fn registry(ledger: SharedLedger, max_latency_ms: u64) -> Registry {
                 Err(e) => Ok(e.to_string().len().min(1) as i64),
             }
         })
+        .orchestrator("FailingChild", |ctx: OrchestrationContext, size: usize| async move {
+            ctx.call_activity::<()>("Fail", size).await?;
+            Ok::<_, TaskError>(())
+        })
+        .orchestrator("ChildCatcher", |ctx: OrchestrationContext, size: usize| async move {
+            match ctx.call_sub_orchestrator::<()>("FailingChild", size).await {
+                Ok(()) => Ok::<_, TaskError>(json!("the child succeeded")),
+                Err(e) if e.to_string().len() > size => Ok(json!(1)),
+                Err(e) => Ok(json!(e.to_string())),
+            }
+        })
         .orchestrator("Forever", |ctx: OrchestrationContext, _: Value| async move {
             let v: Value = ctx.wait_for_event("never").await?;
             Ok::<_, TaskError>(v)
@@ -141,6 +152,18 @@ pub fn registry(ledger: SharedLedger, max_latency_ms: u64) -> Registry {
         .orchestrator("Large", |ctx: OrchestrationContext, text: String| async move {
             let back: String = ctx.call_activity("Echo", text).await?;
             Ok::<_, TaskError>(back.len())
+        })
+        .orchestrator("HeavyFanOut", |ctx: OrchestrationContext, width: usize| async move {
+            // Each input just under the 32 KiB that would send it to a blob: one episode schedules
+            // several MB, more than one table transaction may carry (4 MiB).
+            let calls: Vec<_> = (0..width)
+                .map(|i| ctx.call_activity::<String>("Echo", format!("{i:05}{}", "h".repeat(30_000))))
+                .collect();
+            let mut total = 0;
+            for r in join_all(calls).await {
+                total += r?.len();
+            }
+            Ok::<_, TaskError>(total)
         })
         .orchestrator("Checkout", |ctx: OrchestrationContext, amount: i64| async move {
             ctx.call_activity::<i64>("Charge", amount).await
@@ -194,7 +217,9 @@ pub struct Expected {
 pub type SharedExpected = Arc<Mutex<Expected>>;
 
 /// The scenarios a run can draw.
-pub const SCENARIOS: [&str; 15] = [
+pub const SCENARIOS: [&str; 17] = [
+    "heavy-fan-out",
+    "large-child-failure",
     "large-value",
     "collector",
     "sequence",
@@ -396,6 +421,16 @@ impl Step {
                 // 100 KB in, through an activity and back: more than a message or a property holds.
                 self.start("Large", json!("v".repeat(100 * 1024))).await;
                 self.expect(&id, End::Completed(json!(100 * 1024)), None);
+            }
+            "large-child-failure" => {
+                // A child fails with 100 KB of error: its reply to the parent is over a message's 64 KiB.
+                self.start("ChildCatcher", json!(100 * 1024)).await;
+                self.expect(&id, End::Completed(json!(1)), None);
+            }
+            "heavy-fan-out" => {
+                // 150 calls of 30 KB each: about 4.5 MB of history in one episode.
+                self.start("HeavyFanOut", json!(150)).await;
+                self.expect(&id, End::Completed(json!(150 * 30_005)), None);
             }
             "large-failure" => {
                 self.start("Catcher", json!(100 * 1024)).await;

@@ -1099,6 +1099,16 @@ impl Dispatcher {
         for e in events.iter_mut() {
             self.hub.offload_event(&next.instance_id, e).await?;
         }
+        // A commit is one table transaction, at most 4 MiB (DTFx keeps its batches under 3 MB):
+        // an episode whose events come to more has its smaller values moved to blobs too (issue
+        // 27, defect 5), so that it still commits at once.
+        let size =
+            |events: &[Event]| events.iter().map(|e| serde_json::to_vec(e).map_or(0, |v| v.len())).sum::<usize>();
+        if size(&events) > super::hub::COMMIT_BYTES {
+            for e in events.iter_mut() {
+                self.hub.offload_event_over(&next.instance_id, e, 1024).await?;
+            }
+        }
         for v in [&mut next.input, &mut next.output, &mut next.custom_status] {
             self.hub.offload(&next.instance_id, v).await?;
         }
@@ -1259,11 +1269,13 @@ impl Dispatcher {
             RuntimeStatus::Completed => {
                 Event::SubOrchestrationCompleted { id: parent.task_id, result: status.output.clone() }
             }
+            // The parent's `call_sub_orchestrator` names the child in its error; a large text was
+            // offloaded with the output, and the reply points at the same blob.
             RuntimeStatus::Failed | RuntimeStatus::Terminated => Event::SubOrchestrationFailed {
                 id: parent.task_id,
                 error: match &status.output {
-                    Value::String(s) => format!("sub-orchestration {} failed: {s}", status.instance_id),
-                    other => format!("sub-orchestration {} failed: {other}", status.instance_id),
+                    Value::String(s) => s.clone(),
+                    other => TaskHub::text_reference(other).unwrap_or_else(|| other.to_string()),
                 },
             },
             _ => return,

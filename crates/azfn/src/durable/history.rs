@@ -275,6 +275,18 @@ impl Event {
         }
     }
 
+    /// The failure texts the event carries (errors, a termination's reason): offloaded to blobs
+    /// when large, as values are.
+    pub fn texts_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Event::TaskFailed { error, .. }
+            | Event::SubOrchestrationFailed { error, .. }
+            | Event::ExecutionFailed { error } => vec![error],
+            Event::ExecutionTerminated { reason } => vec![reason],
+            _ => Vec::new(),
+        }
+    }
+
     /// A short description of a scheduling event, for non-determinism errors.
     pub(crate) fn describe(&self) -> String {
         match self {

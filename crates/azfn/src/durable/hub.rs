@@ -17,9 +17,16 @@ use crate::storage::{BlobClient, QueueClient, StorageAccount, TableClient};
 /// Values whose JSON is longer than this go to a blob (queue messages hold 64 KiB, table
 /// properties 64 KiB, entities 1 MiB).
 pub const LARGE_VALUE_BYTES: usize = 32 * 1024;
+/// The most history one commit writes: an episode with more has its values over 1 KiB moved to
+/// blobs (a table transaction holds 4 MiB; DurableTask's Azure Storage provider keeps its batches
+/// under 3 MB as well).
+pub const COMMIT_BYTES: usize = 3 * 1024 * 1024;
 /// The longest a message is hidden; a timer further away is sent again when it shows up early
 /// (queues allow 7 days).
 pub const MAX_DELAY: Duration = Duration::from_secs(6 * 24 * 3600);
+/// How an offloaded failure text starts: `\u{1}$azfnLarge:<blob name>` (a control character no
+/// error message starts with).
+const LARGE_TEXT_PREFIX: &str = "\u{1}$azfnLarge:";
 /// The key of a reference to an offloaded value: `{"$azfnLarge": "<blob name>"}`.
 const LARGE_KEY: &str = "$azfnLarge";
 
@@ -212,11 +219,16 @@ impl TaskHub {
     /// Replaces `value` by a reference to a blob holding it when its JSON is longer than
     /// [`LARGE_VALUE_BYTES`].
     pub async fn offload(&self, instance_id: &str, value: &mut Value) -> Result<(), DurableError> {
+        self.offload_over(instance_id, value, LARGE_VALUE_BYTES).await
+    }
+
+    /// Like [`offload`](Self::offload), for a value whose JSON is longer than `limit` bytes.
+    async fn offload_over(&self, instance_id: &str, value: &mut Value, limit: usize) -> Result<(), DurableError> {
         if matches!(value, Value::Null | Value::Bool(_) | Value::Number(_)) || is_reference(value) {
             return Ok(());
         }
         let text = serde_json::to_vec(value).map_err(|e| DurableError::BadRequest(e.to_string()))?;
-        if text.len() <= LARGE_VALUE_BYTES {
+        if text.len() <= limit {
             return Ok(());
         }
         let name = format!("{}/{}.json", instance_id, super::clock::new_id());
@@ -236,20 +248,73 @@ impl TaskHub {
         Ok(())
     }
 
-    /// Offloads the large values an event carries.
+    /// Offloads the large values and failure texts an event carries.
     pub async fn offload_event(&self, instance_id: &str, event: &mut Event) -> Result<(), DurableError> {
         for v in event.values_mut() {
             self.offload(instance_id, v).await?;
         }
+        for t in event.texts_mut() {
+            self.offload_text(instance_id, t).await?;
+        }
         Ok(())
     }
 
-    /// Resolves the offloaded values an event carries.
+    /// Resolves the offloaded values and failure texts an event carries.
     pub async fn resolve_event(&self, event: &mut Event) -> Result<(), DurableError> {
         for v in event.values_mut() {
             self.resolve(v).await?;
         }
+        for t in event.texts_mut() {
+            self.resolve_text(t).await?;
+        }
         Ok(())
+    }
+
+    /// Like [`offload_event`](Self::offload_event), for values longer than `limit` bytes.
+    pub async fn offload_event_over(
+        &self,
+        instance_id: &str,
+        event: &mut Event,
+        limit: usize,
+    ) -> Result<(), DurableError> {
+        for v in event.values_mut() {
+            self.offload_over(instance_id, v, limit).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a failure text longer than [`LARGE_VALUE_BYTES`] by a reference to a blob holding
+    /// it: a 100 KB error fits neither a queue message (64 KiB) nor a table property (64 KiB).
+    pub async fn offload_text(&self, instance_id: &str, text: &mut String) -> Result<(), DurableError> {
+        if text.len() <= LARGE_VALUE_BYTES || text.starts_with(LARGE_TEXT_PREFIX) {
+            return Ok(());
+        }
+        let mut value = Value::String(std::mem::take(text));
+        let offloaded = self.offload(instance_id, &mut value).await;
+        *text = match (&offloaded, reference(&value), value) {
+            (Ok(()), Some(name), _) => format!("{LARGE_TEXT_PREFIX}{name}"),
+            (_, _, Value::String(s)) => s,
+            (_, _, other) => other.to_string(),
+        };
+        offloaded
+    }
+
+    /// Reads back a text [`offload_text`](Self::offload_text) replaced by a reference.
+    pub async fn resolve_text(&self, text: &mut String) -> Result<(), DurableError> {
+        let Some(name) = text.strip_prefix(LARGE_TEXT_PREFIX) else { return Ok(()) };
+        let mut value = json!({ LARGE_KEY: name });
+        self.resolve(&mut value).await?;
+        *text = match value {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        Ok(())
+    }
+
+    /// The failure text of an offloaded output value (`{"$azfnLarge": name}`), as
+    /// [`offload_text`](Self::offload_text) writes it, if `value` is such a reference.
+    pub fn text_reference(value: &Value) -> Option<String> {
+        reference(value).map(|name| format!("{LARGE_TEXT_PREFIX}{name}"))
     }
 
     /// Deletes the offloaded values of an instance.

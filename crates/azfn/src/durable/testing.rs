@@ -294,10 +294,7 @@ impl TestRun {
                             Event::SubOrchestrationCompleted { id: task_id, result }
                         }
                         Event::ExecutionFailed { error } | Event::ExecutionTerminated { reason: error } => {
-                            Event::SubOrchestrationFailed {
-                                id: task_id,
-                                error: format!("sub-orchestration {} failed: {error}", self.instances[index].id),
-                            }
+                            Event::SubOrchestrationFailed { id: task_id, error }
                         }
                         _ => return,
                     };
