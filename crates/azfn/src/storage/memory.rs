@@ -166,16 +166,17 @@ impl MemoryStorage {
     }
 }
 
-/// The account the clients of a link are built on: it is never reached, but gives them their
-/// endpoints.
-pub(crate) fn placeholder_account() -> super::StorageAccount {
-    super::StorageAccount {
+/// The service client an in-memory client is built on: never reached (every call goes to the
+/// link), but it gives the client its endpoint.
+pub(crate) fn placeholder_service(service: super::auth::Service) -> super::client::ServiceClient {
+    let account = super::StorageAccount {
         name: Some("memory".to_owned()),
         blob: Some("http://memory.invalid/blob".to_owned()),
         queue: Some("http://memory.invalid/queue".to_owned()),
         table: Some("http://memory.invalid/table".to_owned()),
         credential: super::Credential::Sas(String::new()),
-    }
+    };
+    super::client::ServiceClient::new(&account, service).expect("the placeholder account has every endpoint")
 }
 
 fn decode(text: &str) -> Vec<u8> {

@@ -67,8 +67,7 @@ impl QueueClient {
     /// A client of the in-memory account behind `link` (feature `simulation`).
     #[cfg(feature = "simulation")]
     pub fn in_memory(link: super::memory::Link) -> Self {
-        let account = super::memory::placeholder_account();
-        let service = ServiceClient::new(&account, Service::Queue).expect("the placeholder has every endpoint");
+        let service = super::memory::placeholder_service(Service::Queue);
         Self { service, never_expire: false, memory: Some(link) }
     }
 

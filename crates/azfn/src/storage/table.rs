@@ -89,8 +89,7 @@ impl TableClient {
     /// A client of the in-memory account behind `link` (feature `simulation`).
     #[cfg(feature = "simulation")]
     pub fn in_memory(link: super::memory::Link) -> Self {
-        let account = super::memory::placeholder_account();
-        let service = ServiceClient::new(&account, Service::Table).expect("the placeholder has every endpoint");
+        let service = super::memory::placeholder_service(Service::Table);
         Self { service, memory: Some(link) }
     }
 
