@@ -26,6 +26,7 @@ fn status(id: &str) -> InstanceStatus {
         carried: Vec::new(),
         command_time: None,
         carried_keys: Vec::new(),
+        start_input: None,
     }
 }
 

@@ -33,8 +33,22 @@ async fn approve(ctx: OrchestrationContext, _: Value) -> Result<bool, TaskError>
     ctx.wait_for_event("Go").await
 }
 
+/// Continues as new `n` times, then completes.
+async fn again(ctx: OrchestrationContext, n: u32) -> Result<u32, TaskError> {
+    if n > 0 {
+        ctx.continue_as_new(n - 1);
+    }
+    Ok(n)
+}
+
 fn registry() -> Arc<Registry> {
-    Arc::new(Registry::new().orchestrator("Pay", pay).orchestrator("Approve", approve).activity("Charge", charge))
+    Arc::new(
+        Registry::new()
+            .orchestrator("Pay", pay)
+            .orchestrator("Approve", approve)
+            .orchestrator("Again", again)
+            .activity("Charge", charge),
+    )
 }
 
 async fn finished(client: &DurableClient, id: &str) -> azfn::durable::InstanceStatus {
@@ -60,7 +74,11 @@ async fn two_workers(azurite: &Azurite, name: &str) -> (Arc<Dispatcher>, Arc<Dis
 }
 
 fn start_request(key: &str, body: &str) -> HttpRequest {
-    let mut req = HttpRequest::new("POST", "http://127.0.0.1:7071/api/orchestrators/Pay");
+    keyed_start("Pay", key, body)
+}
+
+fn keyed_start(orchestrator: &str, key: &str, body: &str) -> HttpRequest {
+    let mut req = HttpRequest::new("POST", &format!("http://127.0.0.1:7071/api/orchestrators/{orchestrator}"));
     req.headers.insert("idempotency-key", key.parse().unwrap());
     req.body = body.as_bytes().to_vec().into();
     req
@@ -105,6 +123,35 @@ async fn a_keyed_start_retried_after_the_run_finished_answers_with_that_run() {
     assert_eq!(explicit, id);
     let rerun = client.status(&id, false).await.unwrap().status;
     assert_ne!(rerun.execution_id, done.execution_id, "an explicit start replaces a finished instance");
+}
+
+/// Defect 4, after a `continue_as_new`: a keyed start retried once the instance had continued as
+/// new was compared with the current execution's input, another than the one it was started with,
+/// and refused with 409. The start's input is remembered (as a fingerprint) for such retries.
+#[tokio::test]
+async fn a_keyed_start_retried_after_a_continue_as_new_answers_with_that_run() {
+    let azurite = Azurite::start();
+    let hub = common::hub(&azurite, "keyedagain").await;
+    let dispatcher = Arc::new(Dispatcher::new(hub.clone(), registry()));
+    let client = DurableClient::with_dispatcher(dispatcher, registry());
+
+    let first = azfn::durable::api::handle(&client, &hub, &keyed_start("Again", "batch-1", "2"), "Again").await;
+    assert_eq!(first.status.as_u16(), 202);
+    let id = serde_json::from_str::<Value>(std::str::from_utf8(&first.body).unwrap()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = finished(&client, &id).await;
+    assert_eq!((done.runtime_status, &done.output), (RuntimeStatus::Completed, &json!(0)));
+    assert_eq!(done.input, json!(0), "the current execution's input is the last continue_as_new's");
+
+    let again = azfn::durable::api::handle(&client, &hub, &keyed_start("Again", "batch-1", "2"), "Again").await;
+    assert_eq!(again.status.as_u16(), 202, "{}", String::from_utf8_lossy(&again.body));
+    let retried = client.status(&id, false).await.unwrap().status;
+    assert_eq!(retried.execution_id, done.execution_id, "the run was replaced");
+
+    let other = azfn::durable::api::handle(&client, &hub, &keyed_start("Again", "batch-1", "3"), "Again").await;
+    assert_eq!(other.status.as_u16(), 409, "another input under the same key is another request");
 }
 
 /// Defect 6: the engine's messages were sent without `messagettl`, so Azure Storage's default of

@@ -124,6 +124,7 @@ impl DurableClient {
         let mut input = input;
         self.hub.offload(&id, &mut input).await?;
         let mut status = InstanceStatus::new(name, &id, input.clone(), None, now);
+        status.start_input = Some(super::store::input_fingerprint(&original_input));
         let start = Event::ExecutionStarted { name: name.to_owned(), input, parent: None };
 
         let mut guard = ControlMessage::event(&id, Some(&status.execution_id), start.clone());
@@ -195,9 +196,16 @@ impl DurableClient {
     /// dropped); another start is refused.
     async fn same_start(&self, existing: InstanceStatus, name: &str, input: &Value) -> Result<String, DurableError> {
         let id = existing.instance_id.clone();
-        let mut existing_input = existing.input.clone();
-        self.hub.resolve(&mut existing_input).await?;
-        if existing.name != name || existing_input != *input {
+        // The input it was started with: the current one is another after a `continue_as_new`.
+        let same_input = match &existing.start_input {
+            Some(fingerprint) => *fingerprint == super::store::input_fingerprint(input),
+            None => {
+                let mut existing_input = existing.input.clone();
+                self.hub.resolve(&mut existing_input).await?;
+                existing_input == *input
+            }
+        };
+        if existing.name != name || !same_input {
             return Err(DurableError::Conflict(format!(
                 "instance `{id}` already exists and is {:?}, running {} with another input; terminate it or use another id",
                 existing.runtime_status, existing.name

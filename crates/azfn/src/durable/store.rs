@@ -110,6 +110,26 @@ pub struct InstanceStatus {
     /// `continue_as_new`s later (a crashed worker's lease), is not applied again here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub carried_keys: Vec<String>,
+    /// A fingerprint of the input the instance was started with ([`input_fingerprint`]), kept
+    /// across `continue_as_new`: a retried start is recognised by it once the current input is
+    /// another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_input: Option<String>,
+}
+
+/// A fingerprint of a start's input: FNV-1a (64 bits) of its JSON text.
+///
+/// ```
+/// use azfn::durable::store::input_fingerprint;
+/// assert_eq!(input_fingerprint(&serde_json::json!({"a": 1})), input_fingerprint(&serde_json::json!({"a": 1})));
+/// assert_ne!(input_fingerprint(&serde_json::json!(1)), input_fingerprint(&serde_json::json!(2)));
+/// ```
+pub fn input_fingerprint(input: &Value) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in input.to_string().bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    format!("fnv1a64:{h:016x}")
 }
 
 impl InstanceStatus {
@@ -131,6 +151,7 @@ impl InstanceStatus {
             carried: Vec::new(),
             command_time: None,
             carried_keys: Vec::new(),
+            start_input: None,
         }
     }
 }
