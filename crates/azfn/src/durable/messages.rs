@@ -7,12 +7,21 @@ use serde_json::Value;
 
 use super::history::Event;
 
-/// How many times work is left for another worker (a rolling deploy) before the worker that
-/// has it last runs it anyway and records the failure: with delays doubling from 5 s up to 5
-/// minutes, about an hour and a half.
+/// How many times a worker that cannot run some work (a rolling deploy) leaves it for another
+/// before it runs it anyway and records the failure: with the delays of [`deferral_delay`], about
+/// 1.7 hours in all.
 pub const MAX_DEFERRALS: u32 = 24;
 
-/// How long work left for another worker for the `deferred`-th time waits before it comes back.
+/// How long work left for another worker for the `deferred`-th time waits before it comes back:
+/// 10 s, doubling up to 5 minutes.
+///
+/// ```
+/// use std::time::Duration;
+/// use azfn::durable::messages::deferral_delay;
+/// assert_eq!(deferral_delay(1), Duration::from_secs(10));
+/// assert_eq!(deferral_delay(3), Duration::from_secs(40));
+/// assert_eq!(deferral_delay(24), Duration::from_secs(300));
+/// ```
 pub fn deferral_delay(deferred: u32) -> std::time::Duration {
     std::time::Duration::from_secs(5u64.saturating_mul(1 << deferred.min(6))).min(std::time::Duration::from_secs(300))
 }
