@@ -74,6 +74,8 @@ try {
   await page.getByLabel("Per page").fill("1");
   await page.getByRole("button", { name: "Apply filters" }).click();
   await page.getByText("Page 1").waitFor();
+  // "Page 1" is on screen before the filter applies too: wait for the filtered page's one row.
+  await untilRows(entities, 1);
   const firstKey = await entities.locator("tbody td.mono").textContent();
   await page.getByRole("button", { name: "Next page" }).click();
   await page.getByText("Page 2").waitFor();
@@ -93,3 +95,12 @@ try {
 }
 assert.deepEqual(problems, [], "the page reported problems");
 console.log("dashboard: list, filters, paging, timeline, terminate, entities and redrive all passed");
+
+/** Waits (up to 10 s) until `table` shows exactly `n` body rows. */
+async function untilRows(table, n) {
+  for (let i = 0; i < 200; i++) {
+    if ((await table.locator("tbody tr").count()) === n) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`the table never showed ${n} row(s)`);
+}
