@@ -73,6 +73,12 @@ async fn two_workers(azurite: &Azurite, name: &str) -> (Arc<Dispatcher>, Arc<Dis
     (a, b, client)
 }
 
+/// The instance id a 202 from the management API names.
+fn started_id(answer: &azfn::HttpResponse) -> String {
+    let body: Value = serde_json::from_slice(&answer.body).unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
 fn start_request(key: &str, body: &str) -> HttpRequest {
     keyed_start("Pay", key, body)
 }
@@ -96,10 +102,7 @@ async fn a_keyed_start_retried_after_the_run_finished_answers_with_that_run() {
 
     let first = azfn::durable::api::handle(&client, &hub, &start_request("order-7", r#""o-7""#), "Pay").await;
     assert_eq!(first.status.as_u16(), 202);
-    let id = serde_json::from_str::<Value>(std::str::from_utf8(&first.body).unwrap()).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = started_id(&first);
     let done = finished(&client, &id).await;
     assert_eq!(done.runtime_status, RuntimeStatus::Completed);
     assert_eq!(CHARGES.load(Ordering::SeqCst), 1);
@@ -137,10 +140,7 @@ async fn a_keyed_start_retried_after_a_continue_as_new_answers_with_that_run() {
 
     let first = azfn::durable::api::handle(&client, &hub, &keyed_start("Again", "batch-1", "2"), "Again").await;
     assert_eq!(first.status.as_u16(), 202);
-    let id = serde_json::from_str::<Value>(std::str::from_utf8(&first.body).unwrap()).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = started_id(&first);
     let done = finished(&client, &id).await;
     assert_eq!((done.runtime_status, &done.output), (RuntimeStatus::Completed, &json!(0)));
     assert_eq!(done.input, json!(0), "the current execution's input is the last continue_as_new's");
