@@ -19,6 +19,7 @@ struct Simulated {
     start: tokio::time::Instant,
     seed: u64,
     ids: u64,
+    jitters: u64,
 }
 
 /// The time now: the system's, or the simulation's on this thread.
@@ -46,12 +47,35 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// A random duration from zero to `max`, to spread retries that would otherwise meet again: from
+/// a random UUID's bits, or, in a simulation, from the seed and a count of its own (so that ids
+/// are not shifted by it).
+pub fn jitter(max: std::time::Duration) -> std::time::Duration {
+    let bits = {
+        #[cfg(feature = "simulation")]
+        let simulated = SIMULATED.with(|s| {
+            s.borrow_mut().as_mut().map(|s| {
+                s.jitters += 1;
+                // SplitMix64 of the seed and the count: well spread, and the same on a replay.
+                let mut z = s.seed ^ s.jitters.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^ (z >> 31)
+            })
+        });
+        #[cfg(not(feature = "simulation"))]
+        let simulated: Option<u64> = None;
+        simulated.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0)
+    };
+    max.mul_f64((bits >> 11) as f64 / (1u64 << 53) as f64)
+}
+
 /// Until the guard drops, [`now`] on this thread reads `epoch` plus the time tokio's clock has
 /// moved since this call, and [`new_id`] counts from `seed`.
 #[cfg(feature = "simulation")]
 pub fn simulate(epoch: DateTime<Utc>, seed: u64) -> SimulationGuard {
     SIMULATED.with(|s| {
-        *s.borrow_mut() = Some(Simulated { epoch, start: tokio::time::Instant::now(), seed, ids: 0 });
+        *s.borrow_mut() = Some(Simulated { epoch, start: tokio::time::Instant::now(), seed, ids: 0, jitters: 0 });
     });
     SimulationGuard(())
 }

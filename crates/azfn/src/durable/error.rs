@@ -35,6 +35,10 @@ pub enum DurableError {
     /// runs old and new workers side by side). The work is left for another worker (503).
     #[error("{0}")]
     Elsewhere(String),
+    /// Other workers kept winning the ETag race for the same instance or entity (a hot entity, a
+    /// wide fan-in on many workers): the message is sent again to come back a little later (503).
+    #[error("{0}")]
+    Contended(String),
 }
 
 impl DurableError {
@@ -51,7 +55,7 @@ impl DurableError {
             DurableError::Conflict(_) => 409,
             DurableError::Gone { .. } => 410,
             DurableError::Storage(_) | DurableError::Setup(_) => 500,
-            DurableError::Elsewhere(_) => 503,
+            DurableError::Elsewhere(_) | DurableError::Contended(_) => 503,
         }
     }
 }

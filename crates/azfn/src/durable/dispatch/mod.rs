@@ -26,7 +26,7 @@ use futures_util::StreamExt as _;
 use serde_json::Value;
 use tracing::Instrument as _;
 
-use super::entity::{EntityId, EntityRequest, EntityRow, Outgoing, Reply};
+use super::entity::EntityId;
 use super::error::DurableError;
 use super::history::{Event, Parent};
 use super::hub::TaskHub;
@@ -35,6 +35,8 @@ use super::registry::{ActivityContext, Registry};
 use super::replay::Execution;
 use super::store::{InstanceStatus, RuntimeStatus};
 use crate::telemetry;
+
+mod entities;
 
 /// Instances kept in memory per process.
 const CACHE_CAPACITY: usize = 5_000;
@@ -114,6 +116,8 @@ impl Sent {
 struct Slot {
     held: tokio::sync::Mutex<Held>,
     waiting: Mutex<Vec<Waiting>>,
+    /// For an entity: the operations waiting to be applied together in its next write.
+    entity_waiting: Mutex<Vec<entities::EntityWaiting>>,
 }
 
 /// A result waiting to be applied with others in one episode, and where its outcome goes.
@@ -128,15 +132,55 @@ struct Waiting {
 enum Told {
     /// This worker cannot run the instance ([`DurableError::Elsewhere`]).
     Elsewhere(String),
+    /// Other workers kept writing first ([`DurableError::Contended`]).
+    Contended(String),
     /// Another failure.
     Failed(String),
+}
+
+impl Told {
+    /// How `result` is told to the workers whose messages were in the batch.
+    fn of<T>(result: &Result<T, DurableError>) -> Result<(), Told> {
+        result.as_ref().map(|_| ()).map_err(|e| match e {
+            DurableError::Elsewhere(reason) => Told::Elsewhere(reason.clone()),
+            DurableError::Contended(reason) => Told::Contended(reason.clone()),
+            other => Told::Failed(other.to_string()),
+        })
+    }
+
+    /// What a worker whose message was in a batch answers, from the batch's outcome (`Err`: the
+    /// batch was dropped part-way, its worker's call cancelled).
+    fn answer(outcome: Result<Result<(), Told>, tokio::sync::oneshot::error::RecvError>) -> Result<(), DurableError> {
+        outcome
+            .map_err(|_| DurableError::Conflict("a batch was dropped part-way; the message will be retried".into()))?
+            .map_err(DurableError::from)
+    }
+}
+
+/// What a call with a message waiting in a slot gets first: the lock (it then applies what
+/// waits), or the outcome of a batch another call took its message into.
+enum Turn<'a> {
+    Lock(tokio::sync::MutexGuard<'a, Held>),
+    Told(Result<(), DurableError>),
+}
+
+/// Waits for the slot's lock, or for the message's outcome if that comes first. A call whose
+/// message was already applied does not take the lock in turn: the next waiting batch is then
+/// taken by a call that still waits, and waiting batches stay large (a fan-in, a hot entity).
+async fn turn<'a>(slot: &'a Slot, outcome: &mut tokio::sync::oneshot::Receiver<Result<(), Told>>) -> Turn<'a> {
+    tokio::select! {
+        biased;
+        told = &mut *outcome => Turn::Told(Told::answer(told)),
+        held = slot.held.lock() => Turn::Lock(held),
+    }
 }
 
 impl From<Told> for DurableError {
     fn from(t: Told) -> Self {
         match t {
             Told::Elsewhere(reason) => DurableError::Elsewhere(reason),
-            Told::Failed(e) => DurableError::Conflict(format!("applying a batch of results failed: {e}")),
+            Told::Contended(reason) => DurableError::Contended(reason),
+            Told::Failed(e) => DurableError::Conflict(format!("applying a batch failed: {e}")),
         }
     }
 }
@@ -348,7 +392,10 @@ impl Dispatcher {
                 let reason = format!("this worker has no entity `{}`; left for a worker that has it", entity.name);
                 return self.defer_control(msg, &reason).await;
             }
-            return self.entity_message(&msg.instance_id, request).await;
+            return match self.entity_message(&msg.instance_id, request).await {
+                Err(DurableError::Contended(reason)) => self.requeue_contended(msg, &reason).await,
+                other => other,
+            };
         }
         // This message is held until the chain ends: after a crash it comes back and re-sends
         // what the chain left unsent.
@@ -357,120 +404,23 @@ impl Dispatcher {
             Ok(Some(call)) => self.run_chain(call, 1, chain).await,
             Ok(None) => Ok(()),
             Err(DurableError::Elsewhere(reason)) => self.defer_control(msg, &reason).await,
+            Err(DurableError::Contended(reason)) => self.requeue_contended(msg, &reason).await,
             Err(e) => Err(e),
         }
     }
 
-    /// Applies an operation to an entity under the entity's ETag (reloading after a lost race),
-    /// then sends what it produced (replies, signals, a lock passed on). The messages are stored in
-    /// the row with the write, and a process that finds them there unsent sends them before its own
-    /// write: a crash after a write loses nothing. A redelivered operation changes nothing.
-    async fn entity_message(&self, instance_id: &str, request: EntityRequest) -> Result<(), DurableError> {
-        let span = telemetry::entity_span(instance_id, &request.operation);
-        self.apply_entity_request(instance_id, request).instrument(span).await
-    }
-
-    /// [`entity_message`](Self::entity_message), inside the operation's span.
-    async fn apply_entity_request(&self, instance_id: &str, mut request: EntityRequest) -> Result<(), DurableError> {
-        let entity = EntityId::from_instance_id(instance_id)
-            .ok_or_else(|| DurableError::BadRequest(format!("{instance_id:?} is not an entity id (@name@key)")))?;
-        self.hub.resolve(&mut request.input).await?;
-        let code = match self.registry.entity_code(&entity.name) {
-            Ok(code) => Some(code.clone()),
-            // Locks need no code, and an orchestration's operation goes through the row (which
-            // answers it with the error) so that its sequence number is used up; a client's
-            // signal to an unknown entity is dropped without a row.
-            Err(_) if request.runs_without_code() => None,
-            Err(e) => {
-                match request.caller {
-                    Some(caller) => self.reply(Reply { caller, result: Err(e) }).await?,
-                    None => tracing::warn!(entity = %entity, "a signal `{}` was dropped: {e}", request.operation),
-                }
-                return Ok(());
-            }
-        };
-        // One operation at a time per entity in this process; the ETag covers other processes.
-        let slot = self.cache.lock().expect("cache lock").slot(instance_id);
-        let mut held = slot.held.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
-            let (mut row, etag) = match self.hub.store().load_entity(instance_id).await? {
-                Some((row, etag)) => (row, Some(etag)),
-                None => (EntityRow::default(), None),
-            };
-            // What the last write left to send and this process has not sent: sent before this
-            // write drops it from the row.
-            let leftover: Vec<Outgoing> =
-                std::mem::take(&mut row.outbox).into_iter().filter(|m| !held.entity_sent.contains(&m.key())).collect();
-            if !leftover.is_empty() {
-                let (sent, result) = self.send_outgoing(leftover).await;
-                held.entity_sent.extend(sent);
-                result?;
-            }
-            let mut out = row.apply(code.as_ref(), &entity, request.clone(), self.hub.now());
-            if out.changed {
-                for m in out.outgoing.iter_mut() {
-                    if let Outgoing::Entity { entity, request, .. } = m {
-                        self.hub.offload(entity, &mut request.input).await?;
-                    }
-                }
-                row.outbox = out.outgoing.clone();
-                match self.hub.store().save_entity(instance_id, &row, etag.as_deref()).await {
-                    Ok(_) => held.entity_sent.clear(),
-                    // Someone else wrote first, or this write's answer was lost and a retry met
-                    // it: read again (the operation then shows as applied, and is answered).
-                    Err(e) if e.is_conflict() || e.is_precondition_failed() => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            for failed in out.failed_signals {
-                tracing::warn!(entity = %entity, "{failed}");
-            }
-            let (sent, result) = self.send_outgoing(out.outgoing).await;
-            held.entity_sent.extend(sent);
-            return result;
-        }
-        Err(DurableError::Conflict(format!(
-            "entity {entity}: other workers kept writing first; the operation will be retried"
-        )))
-    }
-
-    /// Sends an entity's messages: results to orchestrations (applied in place when possible),
-    /// requests to entities through the control queue. Gives the keys of those sent, and the
-    /// first error.
-    async fn send_outgoing(&self, messages: Vec<Outgoing>) -> (Vec<String>, Result<(), DurableError>) {
-        let mut sent = Vec::new();
-        let mut first_error = None;
-        for m in messages {
-            let key = m.key();
-            let result = match m {
-                Outgoing::Orchestration(reply) => self.reply(reply).await,
-                Outgoing::Entity { entity, request, fire_at } => {
-                    self.hub.send_control(&ControlMessage::entity(&entity, request, fire_at), self.hub.now()).await
-                }
-            };
-            match result {
-                Ok(()) => sent.push(key),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        (sent, first_error.map_or(Ok(()), Err))
-    }
-
-    /// Gives an entity operation's result to the orchestration that called it (in place when it
-    /// can, else through the control queue).
-    async fn reply(&self, reply: Reply) -> Result<(), DurableError> {
-        let Reply { caller, result } = reply;
-        let event = match result {
-            Ok(result) => Event::TaskCompleted { id: caller.task_id, result },
-            Err(error) => Event::TaskFailed { id: caller.task_id, error },
-        };
-        let msg = ControlMessage::event(&caller.instance_id, Some(&caller.execution_id), event);
-        // As a possible redelivery: a reply sent again (after a crash, or a lost send) may find the
-        // orchestration already past it, with its own messages from then still to send. No local
-        // chain: no held message would cover it.
-        self.apply_or_send(msg, true, None).await.map(|_| ())
+    /// Sends `msg` again, to come back after a short random delay, because other workers kept
+    /// winning the ETag race for its instance (a hot entity or a wide fan-in on many workers).
+    /// Failing it instead would count a delivery, and contention alone must never send a message
+    /// to the poison queue. The copy is marked `recover`: an attempt may have committed with its
+    /// answer lost.
+    async fn requeue_contended(&self, mut msg: ControlMessage, reason: &str) -> Result<(), DurableError> {
+        msg.recover |= msg.entity.is_none();
+        let now = self.hub.now();
+        let delay = std::time::Duration::from_secs(1) + super::clock::jitter(std::time::Duration::from_secs(2));
+        tracing::info!(instance = %msg.instance_id, retry_in = ?delay, "{reason}");
+        msg.fire_at = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
+        self.hub.send_control(&msg, now).await
     }
 
     /// Applies a control message to its instance under the instance's lock, retrying lost ETag
@@ -493,10 +443,12 @@ impl Dispatcher {
         }
         let (done, mut outcome) = tokio::sync::oneshot::channel();
         slot.waiting.lock().expect("waiting lock").push(Waiting { msg: msg.clone(), retry, done });
-        let mut held = slot.held.lock().await;
+        let mut held = match turn(&slot, &mut outcome).await {
+            Turn::Told(told) => return told.map(|()| None),
+            Turn::Lock(held) => held,
+        };
         let mut local = None;
-        // Every waiting result's worker takes the lock in turn, so no result is left waiting: it
-        // is applied by the first to take the lock after it arrived.
+        // Whoever takes the lock applies every result waiting, so no result is left waiting.
         let batch = take_batch(&slot.waiting);
         if !batch.is_empty() {
             let retry = batch.iter().any(|w| w.retry);
@@ -505,27 +457,15 @@ impl Dispatcher {
             // chain only if it is deleted after this episode committed.
             let chain = chain.filter(|_| msgs.iter().any(|m| m.id == msg.id));
             let result = self.apply_locked(&mut held, &msgs, retry, chain).await;
-            let told = result.as_ref().map(|_| ()).map_err(|e| match e {
-                DurableError::Elsewhere(reason) => Told::Elsewhere(reason.clone()),
-                other => Told::Failed(other.to_string()),
-            });
+            let told = Told::of(&result);
             for w in batch {
                 let _ = w.done.send(told.clone());
             }
             local = result?;
         }
         drop(held);
-        match outcome.try_recv() {
-            Ok(Ok(())) => Ok(local),
-            Ok(Err(e)) => Err(e.into()),
-            // Taken by a batch that is still being applied (its worker had the lock before this
-            // one): wait for it.
-            Err(_) => match outcome.await {
-                Ok(Ok(())) => Ok(local),
-                Ok(Err(e)) => Err(e.into()),
-                Err(_) => Err(DurableError::Conflict("a batch of results was dropped part-way".into())),
-            },
-        }
+        // Taken by this batch, or by one another call applied (or still applies).
+        Told::answer(outcome.await).map(|()| local)
     }
 
     /// [`apply_message`](Self::apply_message) for `msgs` (one message, or results of one
@@ -574,7 +514,7 @@ impl Dispatcher {
                 Applied::Stale { ambiguous } => retry |= ambiguous,
             }
         }
-        Err(DurableError::Conflict(format!(
+        Err(DurableError::Contended(format!(
             "instance {}: other workers kept committing first; the message will be retried",
             msg.instance_id
         )))
