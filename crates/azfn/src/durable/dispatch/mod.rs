@@ -48,6 +48,9 @@ const SEND_CONCURRENCY: usize = 32;
 const MAX_CONTINUES: usize = 100;
 /// Results applied in one episode at most (a batch waiting on an instance's lock).
 const MAX_BATCH: usize = 100;
+/// An outbox of at least this many messages is recorded as sent right after it went out
+/// ([`Dispatcher::record_sent`]).
+const WIDE_OUTBOX: usize = 32;
 /// Activity calls in one work message at most (see [`packs`]).
 const MAX_PACK: usize = 16;
 /// Work messages a fan-out is sent as at least, before calls are packed together.
@@ -541,11 +544,38 @@ impl Dispatcher {
         }
         let carried = outbox.carried;
         let (sent_ids, result) = self.send(outbox.work, outbox.control).await;
+        let wide = sent_ids.len() >= WIDE_OUTBOX;
         held.sent.of(&outbox.execution_id).extend(sent_ids);
         if carried && result.is_ok() {
             held.sent.carried = true;
         }
+        if wide {
+            self.record_sent(held).await;
+        }
         result.map(|()| local)
+    }
+
+    /// Takes what this process has sent off the status row's `unsent` list at once, in a
+    /// status-only write, after a wide outbox went out. Otherwise only this process's next commit
+    /// would take them off, and a retried message handled by another worker meanwhile would send
+    /// every call of the fan-out without a result again (issue 27, defect 8). Best effort: when
+    /// another worker committed first, its state is read again next time, and the trim waits for
+    /// this process's next commit.
+    async fn record_sent(&self, held: &mut Held) {
+        let Some(live) = held.live.take() else { return };
+        let sent = held.sent.of(&live.status.execution_id);
+        let mut next = live.status.clone();
+        next.unsent.retain(|id| !sent.contains(id));
+        if next.unsent.len() == live.status.unsent.len() {
+            held.live = Some(live);
+            return;
+        }
+        next.last_updated_time = self.hub.now();
+        match self.commit_status_only(live, next).await {
+            Ok(Applied::Done(keep, _)) => held.live = keep,
+            Ok(Applied::Stale { .. }) => {}
+            Err(e) => tracing::debug!("the sent messages were not recorded (the next commit will): {e}"),
+        }
     }
 
     /// Runs a new instance's first episode in place, inserting its status and history in one
