@@ -40,6 +40,11 @@ mod entities;
 
 /// Instances kept in memory per process.
 const CACHE_CAPACITY: usize = 5_000;
+/// The byte budget of the instance cache when [`CACHE_MB_SETTING`] is not set: 256 MiB (a Flex
+/// Consumption instance has 2,048 or 4,096 MB).
+const CACHE_MB: usize = 256;
+/// The app setting that sets the instance cache's budget in MiB of history per process.
+pub const CACHE_MB_SETTING: &str = "AZFN_DURABLE_CACHE_MB";
 /// Episodes tried for one message when other workers keep winning the ETag race.
 const MAX_ATTEMPTS: usize = 10;
 /// Messages sent at once from an outbox.
@@ -79,6 +84,8 @@ struct Live {
     /// Whether this state was just read from the table (not taken from the cache, which another
     /// process may have overtaken).
     fresh: bool,
+    /// About how much memory it takes: the JSON size of its history (large values included).
+    bytes: usize,
 }
 
 /// What a process knows of one instance: its live state, if cached, and the actions of the current
@@ -232,11 +239,22 @@ impl Live {
 }
 
 /// The per-process cache: one slot per instance (its lock serializes the instance's episodes in
-/// this process), least recently used evicted first.
-#[derive(Default)]
+/// this process), least recently used evicted first once there are more than [`CACHE_CAPACITY`]
+/// slots or their instances take more than the cache's byte budget ([`CACHE_MB_SETTING`]).
 struct Cache {
-    slots: HashMap<String, (Arc<Slot>, u64)>,
+    /// Per instance: its slot, when it was last used, and its state's size as last noted.
+    slots: HashMap<String, (Arc<Slot>, u64, usize)>,
     tick: u64,
+    /// The sum of the noted sizes.
+    bytes: usize,
+    /// The most bytes of instance state kept.
+    budget: usize,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self { slots: HashMap::new(), tick: 0, bytes: 0, budget: CACHE_MB * 1024 * 1024 }
+    }
 }
 
 impl Cache {
@@ -249,20 +267,47 @@ impl Cache {
             entry.0.clone()
         };
         if self.slots.len() > CACHE_CAPACITY {
-            // Evict the least recently used tenth of the slots nobody holds.
-            let mut idle: Vec<(u64, String)> = self
-                .slots
-                .iter()
-                .filter(|(_, (s, _))| Arc::strong_count(s) == 1)
-                .map(|(k, (_, t))| (*t, k.clone()))
-                .collect();
-            idle.sort();
-            for (_, key) in idle.into_iter().take(CACHE_CAPACITY / 10) {
-                self.slots.remove(&key);
-            }
+            // The least recently used tenth of the slots nobody holds.
+            self.evict(|cache| cache.slots.len() + CACHE_CAPACITY / 10 > CACHE_CAPACITY);
         }
         slot
     }
+
+    /// Notes the size of `instance_id`'s state (after an episode), and evicts the least recently
+    /// used slots nobody holds while the cache is over its byte budget.
+    fn note(&mut self, instance_id: &str, bytes: usize) {
+        if let Some(entry) = self.slots.get_mut(instance_id) {
+            self.bytes = self.bytes - entry.2 + bytes;
+            entry.2 = bytes;
+        }
+        if self.bytes > self.budget {
+            self.evict(|cache| cache.bytes > cache.budget);
+        }
+    }
+
+    /// Evicts idle slots, least recently used first, while `over` says so.
+    fn evict(&mut self, over: impl Fn(&Self) -> bool) {
+        let mut idle: Vec<(u64, String)> = self
+            .slots
+            .iter()
+            .filter(|(_, (s, _, _))| Arc::strong_count(s) == 1)
+            .map(|(k, (_, t, _))| (*t, k.clone()))
+            .collect();
+        idle.sort();
+        for (_, key) in idle {
+            if !over(self) {
+                break;
+            }
+            if let Some((_, _, bytes)) = self.slots.remove(&key) {
+                self.bytes -= bytes;
+            }
+        }
+    }
+}
+
+/// The JSON size of `events`: about what they take in memory.
+fn json_size(events: &[Event]) -> usize {
+    events.iter().map(|e| serde_json::to_vec(e).map_or(0, |v| v.len())).sum()
 }
 
 /// Messages an episode produced, sent after its commit, each with the action it carries out (none
@@ -346,7 +391,14 @@ impl Dispatcher {
                 }
             },
         };
-        Self { hub, registry, cache: Mutex::new(Cache::default()), running: RunningSet::default(), chain_budget }
+        let mut cache = Cache::default();
+        if let Ok(text) = std::env::var(CACHE_MB_SETTING) {
+            match text.trim().parse::<usize>() {
+                Ok(mb) => cache.budget = mb.saturating_mul(1024 * 1024),
+                Err(_) => tracing::warn!("{CACHE_MB_SETTING}={text:?} is not a whole number of MiB; using {CACHE_MB}"),
+            }
+        }
+        Self { hub, registry, cache: Mutex::new(cache), running: RunningSet::default(), chain_budget }
     }
 
     /// The same dispatcher with local chains of at most `budget` (zero: every activity call goes
@@ -442,7 +494,9 @@ impl Dispatcher {
         let slot = self.cache.lock().expect("cache lock").slot(&msg.instance_id);
         if !batchable(msg) {
             let mut held = slot.held.lock().await;
-            return self.apply_locked(&mut held, std::slice::from_ref(msg), retry, chain).await;
+            let result = self.apply_locked(&mut held, std::slice::from_ref(msg), retry, chain).await;
+            self.note_size(&msg.instance_id, &held);
+            return result;
         }
         let (done, mut outcome) = tokio::sync::oneshot::channel();
         slot.waiting.lock().expect("waiting lock").push(Waiting { msg: msg.clone(), retry, done });
@@ -460,6 +514,7 @@ impl Dispatcher {
             // chain only if it is deleted after this episode committed.
             let chain = chain.filter(|_| msgs.iter().any(|m| m.id == msg.id));
             let result = self.apply_locked(&mut held, &msgs, retry, chain).await;
+            self.note_size(&msg.instance_id, &held);
             let told = Told::of(&result);
             for w in batch {
                 let _ = w.done.send(told.clone());
@@ -469,6 +524,12 @@ impl Dispatcher {
         drop(held);
         // Taken by this batch, or by one another call applied (or still applies).
         Told::answer(outcome.await).map(|()| local)
+    }
+
+    /// Tells the cache how large the instance's state in `held` now is.
+    fn note_size(&self, instance_id: &str, held: &Held) {
+        let bytes = held.live.as_ref().map_or(0, |live| live.bytes);
+        self.cache.lock().expect("cache lock").note(instance_id, bytes);
     }
 
     /// [`apply_message`](Self::apply_message) for `msgs` (one message, or results of one
@@ -597,7 +658,7 @@ impl Dispatcher {
         }
         let exec = Execution::replay(self.registry.clone(), &id, &status.execution_id, Vec::new());
         let execution_id = status.execution_id.clone();
-        let live = Live { exec, status, etag: None, tail: Vec::new(), inbox: Vec::new(), fresh: true };
+        let live = Live { exec, status, etag: None, tail: Vec::new(), inbox: Vec::new(), fresh: true, bytes: 0 };
         let msg = ControlMessage::event(&id, Some(&execution_id), start);
         let span = telemetry::orchestration_span(&live.status.name, &id, &execution_id);
         let sent = held.sent.of(&execution_id);
@@ -609,6 +670,7 @@ impl Dispatcher {
         held.live = keep;
         let chain = self.chain_deadline(super::client::START_GUARD_DELAY / 2);
         let local = self.hand_over(&mut held, outbox, chain).instrument(span).await;
+        self.note_size(&id, &held);
         drop(held);
         let this = self.clone();
         let finish = async move {
@@ -728,7 +790,7 @@ impl Dispatcher {
 
     /// Whether this process's cached state of the instance already holds the call's result.
     fn has_result(&self, msg: &WorkMessage) -> bool {
-        let slot = self.cache.lock().expect("cache lock").slots.get(&msg.instance_id).map(|(s, _)| s.clone());
+        let slot = self.cache.lock().expect("cache lock").slots.get(&msg.instance_id).map(|(s, _, _)| s.clone());
         let Some(slot) = slot else { return false };
         let Ok(held) = slot.held.try_lock() else { return false };
         held.live.as_ref().is_some_and(|live| live.has_result(msg))
@@ -796,7 +858,7 @@ impl Dispatcher {
     ) -> Live {
         let status = InstanceStatus::new(name, instance_id, input, parent, now);
         let exec = Execution::replay(self.registry.clone(), instance_id, &status.execution_id, Vec::new());
-        Live { exec, status, etag: None, tail: Vec::new(), inbox: Vec::new(), fresh: true }
+        Live { exec, status, etag: None, tail: Vec::new(), inbox: Vec::new(), fresh: true, bytes: 0 }
     }
 
     /// Why this worker cannot run episodes of `live`, if it cannot: its registry lacks the
@@ -834,6 +896,8 @@ impl Dispatcher {
         for e in loaded.history.iter_mut().chain(loaded.inbox.iter_mut().map(|(_, e)| e)) {
             self.hub.resolve_event(e).await?;
         }
+        let bytes = json_size(&loaded.history)
+            + loaded.inbox.iter().map(|(_, e)| json_size(std::slice::from_ref(e))).sum::<usize>();
         let exec = Execution::replay(self.registry.clone(), instance_id, &loaded.status.execution_id, loaded.history);
         Ok(Some(Live {
             exec,
@@ -842,6 +906,7 @@ impl Dispatcher {
             tail: loaded.tail,
             inbox: loaded.inbox,
             fresh: true,
+            bytes,
         }))
     }
 
@@ -964,7 +1029,7 @@ impl Dispatcher {
             return Ok(Applied::Done(Some(live), outbox));
         }
 
-        let Live { mut exec, status: mut next, etag, tail, .. } = live;
+        let Live { mut exec, status: mut next, etag, tail, bytes, .. } = live;
         let live_execution = next.execution_id.clone();
         // Messages carried over from the execution before (continue-as-new): sent before this
         // commit drops them, unless this process sent them already.
@@ -1072,9 +1137,8 @@ impl Dispatcher {
         // A commit is one table transaction, at most 4 MiB (DTFx keeps its batches under 3 MB):
         // an episode whose events come to more has its smaller values moved to blobs too (issue
         // 27, defect 5), so that it still commits at once.
-        let size =
-            |events: &[Event]| events.iter().map(|e| serde_json::to_vec(e).map_or(0, |v| v.len())).sum::<usize>();
-        if size(&events) > super::hub::COMMIT_BYTES {
+        let events_bytes = json_size(&events);
+        if events_bytes > super::hub::COMMIT_BYTES {
             for e in events.iter_mut() {
                 self.hub.offload_event_over(&next.instance_id, e, 1024).await?;
             }
@@ -1115,6 +1179,8 @@ impl Dispatcher {
                     outbox.carried = true;
                     outbox.control.extend(next.carried.iter().cloned().map(|m| (None, m)));
                 }
+                // (A new execution's history is this commit's events.)
+                let bytes = if next.execution_id == live_execution { bytes + events_bytes } else { events_bytes };
                 let keep = (!next.runtime_status.is_terminal()).then(|| Live {
                     exec,
                     status: next,
@@ -1122,6 +1188,7 @@ impl Dispatcher {
                     tail: committed.tail,
                     inbox: Vec::new(),
                     fresh: false,
+                    bytes,
                 });
                 Ok(Applied::Done(keep, outbox))
             }
@@ -1323,6 +1390,34 @@ fn packs(work: Vec<WorkMessage>) -> Vec<WorkMessage> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_cache_keeps_instances_within_its_byte_budget_least_recently_used_first() {
+        let mut cache = Cache { budget: 1000, ..Cache::default() };
+        for id in ["a", "b", "c"] {
+            drop(cache.slot(id));
+            cache.note(id, 300);
+        }
+        assert_eq!(cache.bytes, 900);
+        // "a" is used again, so "b" is now the least recently used.
+        drop(cache.slot("a"));
+        drop(cache.slot("d"));
+        cache.note("d", 300);
+        assert!(!cache.slots.contains_key("b"), "the least recently used goes first");
+        assert!(["a", "c", "d"].iter().all(|id| cache.slots.contains_key(*id)));
+        assert_eq!(cache.bytes, 900);
+        // A held slot stays, even over the budget; an instance that grows makes room.
+        let held = cache.slot("a");
+        cache.note("a", 900);
+        assert!(cache.slots.contains_key("a") && !cache.slots.contains_key("c") && !cache.slots.contains_key("d"));
+        assert_eq!(cache.bytes, 900);
+        drop(held);
+        let e = cache.slot("e");
+        cache.note("e", 2000);
+        assert_eq!(cache.slots.len(), 1, "only the instance being noted (held) stays: it is over the budget alone");
+        assert_eq!(cache.bytes, 2000);
+        drop(e);
+    }
+
     use super::*;
 
     fn call(task_id: u64, input: Value) -> WorkMessage {
