@@ -27,6 +27,7 @@ fn status(id: &str) -> InstanceStatus {
         command_time: None,
         carried_keys: Vec::new(),
         start_input: None,
+        last_error: None,
     }
 }
 

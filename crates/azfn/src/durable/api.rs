@@ -284,7 +284,7 @@ fn history_json(history: &[super::history::Event]) -> Value {
 
 fn status_json(s: &InstanceStatus) -> Value {
     let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    json!({
+    let mut v = json!({
         "name": s.name,
         "instanceId": s.instance_id,
         "runtimeStatus": s.runtime_status,
@@ -293,7 +293,12 @@ fn status_json(s: &InstanceStatus) -> Value {
         "output": s.output,
         "createdTime": time(s.created_time),
         "lastUpdatedTime": time(s.last_updated_time),
-    })
+    });
+    // Not in Durable Functions' payload: present only while a message for the instance fails.
+    if let Some(error) = &s.last_error {
+        v["lastError"] = json!(error);
+    }
+    v
 }
 
 /// The management URIs of an instance, built from the URL the caller used (with its `code`).

@@ -13,7 +13,7 @@ use super::history::Event;
 use super::hub::TaskHub;
 use super::messages::{Command, ControlMessage};
 use super::registry::Registry;
-use super::store::{InstanceStatus, ListFilter, RuntimeStatus};
+use super::store::{InstanceStatus, ListFilter, Purge, RuntimeStatus};
 use crate::storage::Continuation;
 
 /// How long after a start its guard message shows up (see [`DurableClient::start`]).
@@ -276,16 +276,27 @@ impl DurableClient {
     }
 
     /// Deletes a finished instance's status, history and offloaded values.
+    ///
+    /// Refused (409) while the instance runs, while its messages to entities (a critical
+    /// section's releases) are still being sent, and when it is started again meanwhile; each row
+    /// is deleted only if unchanged since read ([`InstanceStore::purge`](super::store::InstanceStore::purge)).
     pub async fn purge(&self, instance_id: &str) -> Result<(), DurableError> {
-        let status = self.existing(instance_id).await?;
-        if !status.runtime_status.is_terminal() {
-            return Err(DurableError::Conflict(format!(
-                "instance `{instance_id}` is {:?}; terminate it before purging its history",
-                status.runtime_status
-            )));
+        validate_instance_id(instance_id)?;
+        let purged = self.hub.store().purge(instance_id).await.map_err(|e| not_found_table(e, instance_id))?;
+        match purged {
+            Purge::Deleted(_) => self.hub.delete_large(instance_id).await,
+            Purge::Missing => Err(DurableError::no_instance(instance_id)),
+            Purge::NotFinished(status) => Err(DurableError::Conflict(format!(
+                "instance `{instance_id}` is {status:?}; terminate it before purging its history"
+            ))),
+            Purge::Unsent(n) => Err(DurableError::Conflict(format!(
+                "instance `{instance_id}` has finished, but {n} of its messages to entities (lock releases) are \
+                 not sent yet; purge it again in a few seconds"
+            ))),
+            Purge::Changed => Err(DurableError::Conflict(format!(
+                "instance `{instance_id}` was started again while it was being purged; it is kept"
+            ))),
         }
-        self.hub.store().delete(instance_id).await?;
-        self.hub.delete_large(instance_id).await
     }
 
     /// Signals `entity` to apply `operation` with `input` (one-way), no earlier than `at` when given.
@@ -396,13 +407,13 @@ impl DurableClient {
         }
         let mut deleted = 0;
         for id in ids {
-            match self.hub.store().delete(&id).await {
-                // Purged by someone else meanwhile.
-                Ok(0) => {}
-                Ok(_) => {
+            // Purged by someone else meanwhile, started again, or still releasing entities: skipped.
+            match self.hub.store().purge(&id).await {
+                Ok(Purge::Deleted(_)) => {
                     self.hub.delete_large(&id).await?;
                     deleted += 1;
                 }
+                Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }

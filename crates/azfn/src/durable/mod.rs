@@ -54,7 +54,7 @@ pub use messages::{Command, ControlMessage, WorkMessage};
 pub use registry::{ActivityContext, Registry};
 pub use replay::{Episode, Execution};
 pub use saga::Saga;
-pub use store::{Committed, InstanceStatus, InstanceStore, ListFilter, Loaded, RuntimeStatus};
+pub use store::{Committed, InstanceStatus, InstanceStore, ListFilter, Loaded, Purge, RuntimeStatus};
 
 #[cfg(test)]
 mod tests;

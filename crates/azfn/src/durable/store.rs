@@ -115,6 +115,27 @@ pub struct InstanceStatus {
     /// another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_input: Option<String>,
+    /// The last failed delivery of a message for the instance since its last episode, with the
+    /// error: after `maxDequeueCount` failures the message is in the poison queue, and this says
+    /// why (redrive it from the dashboard or `POST poison/{id}/redrive` once fixed). Cleared by the
+    /// next episode, or by the next delivery that goes through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// What [`InstanceStore::purge`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purge {
+    /// The instance is gone: this many rows were deleted.
+    Deleted(usize),
+    /// No such instance.
+    Missing,
+    /// It has not finished.
+    NotFinished(RuntimeStatus),
+    /// It has finished, but this many of its messages to entities are not sent yet.
+    Unsent(usize),
+    /// It was started again while being purged, and is kept.
+    Changed,
 }
 
 /// A fingerprint of a start's input: FNV-1a (64 bits) of its JSON text.
@@ -152,6 +173,7 @@ impl InstanceStatus {
             command_time: None,
             carried_keys: Vec::new(),
             start_input: None,
+            last_error: None,
         }
     }
 }
@@ -488,6 +510,40 @@ impl InstanceStore {
             self.tables.transact(&self.table, &ops).await?;
         }
         Ok(rows.len())
+    }
+
+    /// Purges a finished instance: every row of its partition, each deleted only if unchanged since
+    /// read (If-Match its ETag), the status row last. So a start or restart of the same id that
+    /// lands meanwhile keeps what it wrote (purge answers [`Purge::Changed`]), and a purge stopped
+    /// part-way leaves the instance finished, to be purged again. An instance that has not
+    /// finished, or whose messages to entities (a lock's release) are not all sent, is left alone.
+    pub async fn purge(&self, instance_id: &str) -> Result<Purge, StorageError> {
+        let filter = format!("PartitionKey eq {}", odata_string(instance_id));
+        let rows = self.tables.query(&self.table, &filter).await?;
+        let Some(status_row) = rows.iter().find(|r| r.row_key == STATUS_ROW) else { return Ok(Purge::Missing) };
+        let status = parse_status(instance_id, status_row)?;
+        if !status.runtime_status.is_terminal() {
+            return Ok(Purge::NotFinished(status.runtime_status));
+        }
+        if !status.unsent.is_empty() {
+            return Ok(Purge::Unsent(status.unsent.len()));
+        }
+        let mut deleted = 0;
+        for row in rows.iter().filter(|r| r.row_key != STATUS_ROW) {
+            match self.tables.delete(&self.table, instance_id, &row.row_key, row.etag.as_deref()).await {
+                Ok(()) => deleted += 1,
+                // Rewritten by a new start of the id (kept), or deleted by another purge.
+                Err(e) if e.is_precondition_failed() || e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match self.tables.delete(&self.table, instance_id, STATUS_ROW, status_row.etag.as_deref()).await {
+            Ok(()) => Ok(Purge::Deleted(deleted + 1)),
+            // A retried delete whose first answer was lost.
+            Err(e) if e.is_not_found() => Ok(Purge::Deleted(deleted)),
+            Err(e) if e.is_precondition_failed() => Ok(Purge::Changed),
+            Err(e) => Err(e),
+        }
     }
 
     /// The stored row of the entity `instance_id` (`@{name}@{key}`) and its ETag, if it was ever used.

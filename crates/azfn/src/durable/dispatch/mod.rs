@@ -460,7 +460,43 @@ impl Dispatcher {
             Ok(None) => Ok(()),
             Err(DurableError::Elsewhere(reason)) => self.defer_control(msg, &reason).await,
             Err(DurableError::Contended(reason)) => self.requeue_contended(msg, &reason).await,
-            Err(e) => Err(e),
+            Err(e) => {
+                self.record_failure(&msg, dequeue_count, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Records on the instance's status that a delivery of `msg` failed with `error` (issue 27,
+    /// defect 10): once the host has moved the message to the poison queue, the instance shows why
+    /// it waits (`lastError` in its status) instead of looking merely slow. Best effort, and not
+    /// for a first failure (most are transient and the retry goes through).
+    async fn record_failure(&self, msg: &ControlMessage, dequeue_count: u64, error: &DurableError) {
+        if dequeue_count < 2 {
+            return;
+        }
+        let note = format!(
+            "the control message {} failed on delivery {dequeue_count} at {}: {error}; after the queue's \
+             maxDequeueCount it waits in {}-poison (redrive it once the cause is fixed)",
+            msg.id,
+            self.hub.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.hub.control_queue(),
+        );
+        let recorded = async {
+            let Some(loaded) = self.hub.store().load(&msg.instance_id).await? else { return Ok(()) };
+            let mut status = loaded.status;
+            status.last_error = Some(note);
+            self.hub.store().commit(&mut status, Some(&loaded.etag), &loaded.tail, &[], &[]).await.map(|_| ())
+        };
+        if let Err(e) = recorded.await {
+            tracing::debug!(instance = %msg.instance_id, "the failed delivery was not recorded: {e}");
+        }
+        // The cached state's ETag is now stale: the next episode reads the instance again.
+        let slot = self.cache.lock().expect("cache lock").slots.get(&msg.instance_id).map(|(s, _, _)| s.clone());
+        if let Some(slot) = slot
+            && let Ok(mut held) = slot.held.try_lock()
+        {
+            held.live = None;
         }
     }
 
@@ -1026,6 +1062,15 @@ impl Dispatcher {
             // has not sent since).
             let outbox =
                 if retry { self.outstanding(&live, sent, msg.guard.then_some(msg)) } else { Outbox::default() };
+            if live.status.last_error.is_some() {
+                // A redelivery after recorded failures (a redrive): it goes through now.
+                let mut next = live.status.clone();
+                next.last_error = None;
+                return match self.commit_status_only(live, next).await? {
+                    Applied::Done(keep, _) => Ok(Applied::Done(keep, outbox)),
+                    stale => Ok(stale),
+                };
+            }
             return Ok(Applied::Done(Some(live), outbox));
         }
 
@@ -1167,6 +1212,7 @@ impl Dispatcher {
             next.unsent.retain(|id| to_entities.contains(id));
         }
         next.carried = carried;
+        next.last_error = None;
         match self.hub.store().commit(&mut next, etag.as_deref(), &tail, &events, &consumed).await {
             Ok(committed) => {
                 if next.runtime_status == RuntimeStatus::Failed {
