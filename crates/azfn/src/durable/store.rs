@@ -37,6 +37,9 @@ const PROPERTY_CHARS: usize = 30_000;
 const PROPERTIES_PER_ROW: usize = 15;
 /// The status row's property holding its tail: the latest events, not yet in a chunk row.
 const TAIL: &str = "Tail";
+/// Reads of an instance's partition before a load gives up because commits keep landing between
+/// its pages.
+const LOAD_ATTEMPTS: usize = 5;
 
 /// An instance's runtime status, as Durable Functions names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -320,17 +323,41 @@ impl InstanceStore {
 
     /// Loads an instance's partition with one query; `None` when it does not exist.
     pub async fn load(&self, instance_id: &str) -> Result<Option<Loaded>, StorageError> {
+        // A partition read over several pages is not one snapshot: a commit between two pages can
+        // leave an older chunk on one page beside a newer status row on the next. Chunks are never
+        // rewritten within an execution, so a read that has every chunk of the status row's
+        // execution is consistent; another is read again (issue 27, defect 9).
+        for _ in 0..LOAD_ATTEMPTS {
+            if let Some(loaded) = self.load_once(instance_id).await? {
+                return Ok(loaded);
+            }
+        }
+        Err(StorageError::other(format!(
+            "instance {instance_id}: its history kept changing while it was read ({LOAD_ATTEMPTS} reads); \
+             the message will be retried"
+        )))
+    }
+
+    /// One read of an instance's partition: `None` when the pages read do not hold every history
+    /// chunk its status row counts (a commit landed between two pages).
+    async fn load_once(&self, instance_id: &str) -> Result<Option<Option<Loaded>>, StorageError> {
         let rows = self.tables.query(&self.table, &format!("PartitionKey eq {}", odata_string(instance_id))).await?;
-        let Some(status_row) = rows.iter().find(|r| r.row_key == STATUS_ROW) else { return Ok(None) };
+        let Some(status_row) = rows.iter().find(|r| r.row_key == STATUS_ROW) else { return Ok(Some(None)) };
         let status = parse_status(instance_id, status_row)?;
         let mut history = Vec::new();
         let mut inbox = Vec::new();
+        let mut chunks_read = 0;
         for row in &rows {
             if let Some(n) = row.row_key.strip_prefix('h').and_then(|n| n.parse::<u32>().ok()) {
                 let current = row.properties.get("ExecutionId").and_then(Value::as_str) == Some(&status.execution_id);
                 if !current || n >= status.chunks {
                     continue;
                 }
+                if n != chunks_read {
+                    // A chunk before this one is missing (or older): not one snapshot.
+                    return Ok(None);
+                }
+                chunks_read += 1;
                 let mut text = String::new();
                 for i in 0..PROPERTIES_PER_ROW {
                     match row.properties.get(&format!("Events{i}")).and_then(Value::as_str) {
@@ -358,9 +385,12 @@ impl InstanceStore {
             })?,
             None => Vec::new(),
         };
+        if chunks_read != status.chunks {
+            return Ok(None);
+        }
         history.extend(tail.iter().cloned());
         let etag = status_row.etag.clone().unwrap_or_default();
-        Ok(Some(Loaded { status, etag, history, tail, inbox }))
+        Ok(Some(Some(Loaded { status, etag, history, tail, inbox })))
     }
 
     /// Commits an episode: the new status, the new `events` and the deletion of consumed inbox rows,
