@@ -140,3 +140,41 @@ fn a_retry_on_another_worker_does_not_send_a_wide_fan_out_again() {
         assert_eq!(after, sent, "worker B sent {} work messages again", after - sent);
     });
 }
+
+#[test]
+fn a_large_entity_state_lives_in_one_blob_and_the_row_stays_small() {
+    // Issue 27, defect 5: the state was kept in the row, which holds 1 MiB.
+    runtime().block_on(async {
+        let _clock = azfn::durable::clock::simulate(epoch(), 7);
+        let storage = MemoryStorage::new(epoch());
+        let registry = Arc::new(Registry::new().entity("Text", |text: &mut String, op: &EntityOp| {
+            match op.name.as_str() {
+                "set" => *text = "x".repeat(op.input::<usize>()?),
+                "touch" => {}
+                other => return Err(format!("no operation {other}")),
+            }
+            Ok(Value::Null)
+        }));
+        let w = worker(&storage, &registry);
+        w.hub().ensure_created().await.unwrap();
+        let text = EntityId::new("Text", "big");
+        let op = |n: usize, operation: &str, input: Value| {
+            let request =
+                EntityRequest { id: format!("t{n}"), operation: operation.into(), input, ..Default::default() };
+            ControlMessage::entity(&text.instance_id(), request, None)
+        };
+        let container = w.hub().large_container();
+        let client = DurableClient::new(w.hub().clone(), registry.clone());
+        for (n, size) in [(1, 2_000_000), (2, 1_500_000)] {
+            w.control(op(n, "set", json!(size)), 1).await.unwrap();
+            let view = client.entity_state(&text).await.unwrap().expect("exists");
+            assert_eq!(view.state.as_str().map(str::len), Some(size));
+            assert_eq!(storage.blob_names(&container).len(), 1, "the former state's blob is deleted");
+        }
+        // An operation that leaves the state as it is writes no new blob.
+        w.control(op(3, "touch", Value::Null), 1).await.unwrap();
+        assert_eq!(storage.blob_names(&container).len(), 1);
+        let (row, _) = w.hub().store().load_entity(&text.instance_id()).await.unwrap().unwrap();
+        assert!(serde_json::to_vec(&row).unwrap().len() < 4096, "the row holds a reference, not the state");
+    });
+}

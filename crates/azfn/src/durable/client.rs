@@ -351,11 +351,14 @@ impl DurableClient {
     pub async fn entity_state(&self, entity: &EntityId) -> Result<Option<EntityView>, DurableError> {
         entity.validate()?;
         match self.hub.store().load_entity(&entity.instance_id()).await {
-            Ok(Some((row, _))) => Ok(row.state.map(|state| EntityView {
-                entity: entity.clone(),
-                state,
-                last_modified: row.last_modified,
-            })),
+            Ok(Some((row, _))) => match row.state {
+                Some(mut state) => {
+                    // (A large state lives in a blob.)
+                    self.hub.resolve(&mut state).await?;
+                    Ok(Some(EntityView { entity: entity.clone(), state, last_modified: row.last_modified }))
+                }
+                None => Ok(None),
+            },
             Ok(None) => Ok(None),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),
@@ -377,15 +380,17 @@ impl DurableClient {
             None => None,
         };
         match self.hub.store().list_entities(name, top, continuation.as_ref()).await {
-            Ok((items, next)) => Ok((
-                items
-                    .into_iter()
-                    .filter_map(|(entity, row)| {
-                        row.state.map(|state| EntityView { entity, state, last_modified: row.last_modified })
-                    })
-                    .collect(),
-                next.map(|c| c.to_token()),
-            )),
+            Ok((items, next)) => {
+                let mut views = Vec::with_capacity(items.len());
+                for (entity, row) in items {
+                    if let Some(mut state) = row.state {
+                        // (A large state lives in a blob.)
+                        self.hub.resolve(&mut state).await?;
+                        views.push(EntityView { entity, state, last_modified: row.last_modified });
+                    }
+                }
+                Ok((views, next.map(|c| c.to_token())))
+            }
             Err(e) if e.is_not_found() => Ok((Vec::new(), None)),
             Err(e) => Err(e.into()),
         }

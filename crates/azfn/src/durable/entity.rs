@@ -350,6 +350,9 @@ pub(crate) fn request_for(
     })
 }
 
+/// The largest call result (JSON bytes) an entity remembers with the operation's id.
+pub const REMEMBERED_RESULT_BYTES: usize = 1024;
+
 /// An entity's stored row: its state and what it remembers to apply each operation once, in order.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -495,7 +498,11 @@ impl EntityRow {
             }
         };
         let caller = request.caller.filter(|_| answer);
-        let remembered = caller.as_ref().map(|_| result.clone());
+        // A call's result is remembered to answer a redelivered call again, when small: a large
+        // one would grow the row towards its 1 MiB (issue 27, defect 5), and the reply itself is
+        // kept in the row's outbox until it is sent.
+        let small = |r: &Result<Value, String>| serde_json::to_vec(r).is_ok_and(|t| t.len() <= REMEMBERED_RESULT_BYTES);
+        let remembered = caller.as_ref().map(|_| result.clone()).filter(small);
         self.applied.push(Applied { id: request.id.clone(), at: now, result: remembered });
         if let Some(caller) = caller {
             out.outgoing.push(Outgoing::Orchestration(Reply { caller, result }));
@@ -628,6 +635,32 @@ pub(crate) mod tests {
 
         row.apply(Some(&f), &e, signal("4", "delete", Value::Null), now());
         assert_eq!(row.state, None);
+    }
+
+    #[test]
+    fn a_large_call_result_is_answered_once_and_not_kept_in_the_row() {
+        // Issue 27, defect 5: results kept inline grew a hot entity's row towards its 1 MiB.
+        let f = entity_fn(|text: &mut String, op: &EntityOp| {
+            *text = "x".repeat(op.input::<usize>()?);
+            Ok(json!(text.clone()))
+        });
+        let e = EntityId::new("Text", "k");
+        let mut row = EntityRow::default();
+        let caller = Caller { instance_id: "o".into(), execution_id: "x".into(), task_id: 1 };
+        let call =
+            |id: &str, size: usize| EntityRequest { caller: Some(caller.clone()), ..signal(id, "set", json!(size)) };
+        let out = row.apply(Some(&f), &e, call("small", 10), now());
+        assert_eq!(out.outgoing.len(), 1);
+        let out = row.apply(Some(&f), &e, call("large", 5000), now());
+        assert!(
+            matches!(&out.outgoing[..], [Outgoing::Orchestration(Reply { result: Ok(v), .. })] if v.as_str().unwrap().len() == 5000)
+        );
+        assert!(row.applied[0].result.is_some(), "a small result is remembered");
+        assert_eq!(row.applied[1].result, None, "a large one is not (its reply waits in the row's outbox until sent)");
+        assert!(serde_json::to_vec(&row.applied).unwrap().len() < 500);
+        // A redelivered large call changes nothing and is not run again.
+        let again = row.apply(Some(&f), &e, call("large", 7000), now());
+        assert!(!again.changed && again.outgoing.is_empty());
     }
 
     #[test]

@@ -317,6 +317,16 @@ impl TaskHub {
         reference(value).map(|name| format!("{LARGE_TEXT_PREFIX}{name}"))
     }
 
+    /// Deletes the blob that `value` refers to, if it is a reference made by
+    /// [`offload`](Self::offload) (and already gone is fine).
+    pub async fn delete_referenced(&self, value: &Value) -> Result<(), DurableError> {
+        let Some(name) = reference(value) else { return Ok(()) };
+        match self.blobs.delete(&self.large_container(), &name).await {
+            Err(e) if !e.is_not_found() => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
     /// Deletes the offloaded values of an instance.
     pub async fn delete_large(&self, instance_id: &str) -> Result<(), DurableError> {
         let container = self.large_container();

@@ -110,6 +110,13 @@ impl Dispatcher {
                 held.entity_sent.extend(sent);
                 result?;
             }
+            // A large state lives in a blob (the row holds 1 MiB): read it back to apply the
+            // operations; written again only if they change it.
+            let stored_state = row.state.clone();
+            if let Some(state) = row.state.as_mut() {
+                self.hub.resolve(state).await?;
+            }
+            let state_before = row.state.clone();
             let now = self.hub.now();
             let mut out = Outcome::default();
             for request in requests {
@@ -125,11 +132,30 @@ impl Dispatcher {
                     }
                 }
                 row.outbox = out.outgoing.clone();
+                let state_changed = row.state != state_before;
+                match (&mut row.state, state_changed) {
+                    (Some(state), true) => self.hub.offload(&instance_id, state).await?,
+                    _ => row.state.clone_from(&stored_state),
+                }
+                // The blob of a state replaced by this write, or of this write's own state if it
+                // does not land: deleted once it is no longer referenced (best effort).
+                let new_blob = row.state.clone().filter(|_| state_changed);
                 match self.hub.store().save_entity(&instance_id, &row, etag.as_deref()).await {
-                    Ok(_) => held.entity_sent.clear(),
+                    Ok(_) => {
+                        held.entity_sent.clear();
+                        if state_changed && let Some(old) = &stored_state {
+                            self.forget_blob(old).await;
+                        }
+                    }
                     // Someone else wrote first, or this write's answer was lost and a retry met
                     // it: read again (the operations then show as applied, and are answered).
-                    Err(e) if e.is_conflict() || e.is_precondition_failed() => continue,
+                    Err(e) if e.is_conflict() || e.is_precondition_failed() => {
+                        // (A write whose answer was lost may have landed: its blob is kept.)
+                        if let Some(new) = new_blob.filter(|_| !e.ambiguous) {
+                            self.forget_blob(&new).await;
+                        }
+                        continue;
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -143,6 +169,14 @@ impl Dispatcher {
         Err(DurableError::Contended(format!(
             "entity {entity}: other workers kept writing first; the operations will be retried"
         )))
+    }
+
+    /// Deletes the blob an entity's former state was offloaded to, if it was (best effort: a
+    /// blob left behind costs storage, nothing else).
+    async fn forget_blob(&self, state: &serde_json::Value) {
+        if let Err(e) = self.hub.delete_referenced(state).await {
+            tracing::debug!("an entity's former state blob was not deleted: {e}");
+        }
     }
 
     /// Sends an entity's messages: results to orchestrations (applied in place when possible),
