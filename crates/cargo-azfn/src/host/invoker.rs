@@ -9,7 +9,7 @@ use super::console::Console;
 use super::invocation::Invocation;
 use super::queue_listener::parse_timespan;
 use super::response::{Applied, apply, never_completes};
-use super::retry_policy::{RetryPolicy, retry_context};
+use super::retry_policy::{Failure, RetryPolicy, retry_context, retry_exception};
 use super::worker::Worker;
 use azfn::function_json::{AppMetadata, FunctionSpec};
 
@@ -101,9 +101,11 @@ impl Invoker {
         loop {
             let id = uuid::Uuid::new_v4().to_string();
             let started = Instant::now();
+            let mut failure = None;
             let result = match tokio::time::timeout(timeout, self.run(spec, &id, &mut attempt_inv)).await {
                 Ok(r) => r,
                 Err(_) => {
+                    failure = Some(Failure::Timeout { timeout, id: id.clone() });
                     // The host gives the cancelled invocation a grace period (2 s), then restarts the
                     // handler process (WebScriptHostExceptionHandler.OnTimeoutExceptionAsync).
                     let worker = self.worker.clone();
@@ -145,7 +147,9 @@ impl Invoker {
             ));
             tokio::time::sleep(delay).await;
             attempt_inv = inv.clone();
-            attempt_inv.metadata.insert("RetryContext".into(), retry_context(policy, retry, Some(&error)));
+            let failure = failure.unwrap_or_else(|| Failure::from_error(&error));
+            let exception = retry_exception(&spec.name, &failure);
+            attempt_inv.metadata.insert("RetryContext".into(), retry_context(policy, retry, Some(exception)));
         }
     }
 

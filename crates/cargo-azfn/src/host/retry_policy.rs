@@ -126,16 +126,78 @@ impl Delays {
     }
 }
 
+/// Why an attempt failed, as far as the host can tell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// It outlasted `functionTimeout`.
+    Timeout {
+        /// The limit.
+        timeout: Duration,
+        /// The attempt's invocation id.
+        id: String,
+    },
+    /// The handler answered with this non-success status.
+    Status(u16),
+    /// Something else failed (the handler did not answer, a binding failed): the built-in host's
+    /// own message.
+    Other(String),
+}
+
+impl Failure {
+    /// The failure an invoker's error text describes: the invoker's messages for a status start
+    /// with .NET's own "Response status code does not indicate success: {code}".
+    pub fn from_error(error: &str) -> Self {
+        error
+            .strip_prefix("Response status code does not indicate success: ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .map_or_else(|| Failure::Other(error.to_owned()), Failure::Status)
+    }
+}
+
+/// `RetryContext.Exception` for a failed attempt of `function`, as the real host serializes it:
+/// webjobs-sdk wraps the failure in a `FunctionInvocationException` whose message names the
+/// function as `Functions.{name}` (the host's generated type is `Functions`), except a timeout,
+/// which stays a `FunctionTimeoutException`; a custom handler's error status is the
+/// `HttpRequestException` of `EnsureSuccessStatusCode`, so the handler's own error text is not in
+/// it. Only `ClassName`, `Message` and `InnerException` of the serialized exceptions are given.
+pub fn retry_exception(function: &str, failure: &Failure) -> Value {
+    let inner = match failure {
+        Failure::Timeout { timeout, id } => {
+            let s = timeout.as_secs();
+            return json!({
+                "ClassName": "Microsoft.Azure.WebJobs.Host.FunctionTimeoutException",
+                "Message": format!(
+                    "Timeout value of {:02}:{:02}:{:02} exceeded by function 'Functions.{function}' (Id: '{id}'). Initiating cancellation.",
+                    s / 3600, s / 60 % 60, s % 60
+                ),
+            });
+        }
+        Failure::Status(code) => {
+            let reason = reqwest::StatusCode::from_u16(*code).ok().and_then(|c| c.canonical_reason()).unwrap_or("");
+            json!({
+                "ClassName": "System.Net.Http.HttpRequestException",
+                "Message": format!("Response status code does not indicate success: {code} ({reason})."),
+            })
+        }
+        // (The built-in host's own failures have no .NET counterpart: a stand-in class.)
+        Failure::Other(message) => json!({ "ClassName": "System.Exception", "Message": message }),
+    };
+    json!({
+        "ClassName": "Microsoft.Azure.WebJobs.Host.FunctionInvocationException",
+        "Message": format!("Exception while executing function: Functions.{function}"),
+        "InnerException": inner,
+    })
+}
+
 /// The `Metadata.RetryContext` of attempt `retry` (0 for the first), after the previous attempt's
-/// `error`: webjobs-sdk's `RetryContext` as the host serializes it (`SetRetryContext`).
-pub fn retry_context(policy: &RetryPolicy, retry: u32, error: Option<&str>) -> Value {
+/// `exception` ([`retry_exception`]): webjobs-sdk's `RetryContext` as the host serializes it
+/// (`SetRetryContext`).
+pub fn retry_context(policy: &RetryPolicy, retry: u32, exception: Option<Value>) -> Value {
     json!({
         "RetryCount": retry,
         "MaxRetryCount": policy.max_retry_count(),
-        "Exception": error.map(|message| json!({
-            "ClassName": "Microsoft.Azure.WebJobs.Host.FunctionInvocationException",
-            "Message": message,
-        })),
+        "Exception": exception,
         "Instance": null,
         "State": {},
     })
@@ -160,6 +222,50 @@ mod tests {
         assert!(RetryPolicy::parse(Some(&bad), "function.json").unwrap_err().contains("\"linear\""));
         let bad = json!({"strategy": "fixedDelay", "maxRetryCount": 1});
         assert!(RetryPolicy::parse(Some(&bad), "f").unwrap_err().contains("retry.delayInterval"));
+    }
+
+    /// webjobs-sdk `src/Microsoft.Azure.WebJobs.Host/Executors/FunctionExecutor.cs`,
+    /// `GetExceptionDispatchInfo` (dev @ f79ea0b, lines 377-385):
+    ///
+    /// ```text
+    /// if (invocationException is OperationCanceledException || invocationException is FunctionTimeoutException)
+    ///     exceptionInfo = ExceptionDispatchInfo.Capture(invocationException);
+    /// ...
+    ///     string errorMessage = string.Format("Exception while executing function: {0}", functionInstance.FunctionDescriptor.ShortName);
+    ///     FunctionInvocationException fex = new FunctionInvocationException(errorMessage, functionInstance.Id, functionInstance.FunctionDescriptor.FullName, invocationException);
+    /// ```
+    ///
+    /// `FunctionExecutorExtensions.TryExecuteAsync` (line 72): `retryContext.Exception =
+    /// functionResult?.Exception;`; azure-functions-host `DefaultHttpWorkerService.
+    /// ProcessDefaultInvocationRequest` (89dc438, line 194): `invocationResponse.EnsureSuccessStatusCode();`
+    /// for a custom handler's answer; `ShortName` is `Functions.{name}` (`ScriptHost.cs` line 47
+    /// names the generated type `Functions`).
+    #[test]
+    fn the_retry_contexts_exception_is_the_hosts_wrapper() {
+        let e = retry_exception(
+            "ProcessOrder",
+            &Failure::from_error("Response status code does not indicate success: 500: order has no items"),
+        );
+        assert_eq!(e["ClassName"], "Microsoft.Azure.WebJobs.Host.FunctionInvocationException");
+        assert_eq!(e["Message"], "Exception while executing function: Functions.ProcessOrder");
+        assert_eq!(e["InnerException"]["ClassName"], "System.Net.Http.HttpRequestException");
+        assert_eq!(
+            e["InnerException"]["Message"],
+            "Response status code does not indicate success: 500 (Internal Server Error)."
+        );
+        let t = retry_exception("Slow", &Failure::Timeout { timeout: Duration::from_secs(90), id: "i-1".into() });
+        assert_eq!(t["ClassName"], "Microsoft.Azure.WebJobs.Host.FunctionTimeoutException", "a timeout is not wrapped");
+        assert_eq!(
+            t["Message"],
+            "Timeout value of 00:01:30 exceeded by function 'Functions.Slow' (Id: 'i-1'). Initiating cancellation."
+        );
+        assert_eq!(
+            Failure::from_error("the handler did not answer: refused"),
+            Failure::Other("the handler did not answer: refused".into())
+        );
+        let policy = RetryPolicy::FixedDelay { max_retry_count: 2, delay: Duration::from_secs(1) };
+        let c = retry_context(&policy, 1, Some(e));
+        assert_eq!((c["RetryCount"].as_u64(), c["MaxRetryCount"].as_i64()), (Some(1), Some(2)));
     }
 
     #[test]
