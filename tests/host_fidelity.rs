@@ -74,23 +74,74 @@ async fn a_retry_policy_runs_the_function_again_with_its_retry_context() {
 
 /// `ScriptJobHostOptionsSetup.ConfigureFunctionTimeout`, `FunctionExecutor.TryHandleTimeoutAsync` and
 /// `WebScriptHostExceptionHandler.OnTimeoutExceptionAsync`: an invocation longer than host.json's
-/// `functionTimeout` is cancelled and fails with the host's message, and the handler restarts. (1 ms: the handler's round
-/// trip and the queue output's write to Azurite take longer.)
+/// `functionTimeout` is cancelled and fails with the host's message, and the handler restarts.
+/// The timeout is the host's minimum, 1 s (`MinFunctionTimeout = TimeSpan.FromSeconds(1)`); the
+/// invocation is made slow by stopping Azurite for 3 s while `CreateOrder` writes its queue
+/// output, as a storage account that is slow to answer would.
 #[tokio::test]
 async fn function_timeout_cancels_a_long_invocation() {
     let azurite = Azurite::start();
     let app = common::app_copy();
-    edit_json(&app.path().join("host.json"), |h| h["functionTimeout"] = "00:00:00.001".into());
+    edit_json(&app.path().join("host.json"), |h| h["functionTimeout"] = "00:00:01".into());
     let host = LocalHost::start(app.path(), &azurite, &[]).await;
     let order = serde_json::json!({"customerId": "c-1", "items": [{"sku": "s-1", "quantity": 1, "unitPrice": 1.0}], "currency": "EUR"});
-    let res = reqwest::Client::new().post(host.url("/api/orders")).json(&order).send().await.unwrap();
-    assert_eq!(res.status(), 500);
-    host.wait_for("Timeout value of 00:00:00 exceeded by function 'CreateOrder'", 1, WAIT).await;
+    azurite.pause();
+    let request = reqwest::Client::new().post(host.url("/api/orders")).json(&order).send();
+    let (res, ()) = tokio::join!(request, async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        azurite.resume();
+    });
+    assert_eq!(res.unwrap().status(), 500);
+    host.wait_for("Timeout value of 00:00:01 exceeded by function 'CreateOrder'", 1, WAIT).await;
     // After the 2 s grace period the handler process is restarted (OnTimeoutExceptionAsync), and
     // that is not one of its errors.
     host.wait_for("restarting the handler after a function timeout", 1, WAIT).await;
     host.wait_for("handler ready on", 2, WAIT).await;
     assert!(!host.console().contains("errors)"), "{}", host.console());
+}
+
+/// `ScriptJobHostOptionsSetup.ValidateTimeoutValue` (89dc438, lines 126-129): "if (timeoutValue <
+/// MinFunctionTimeout || timeoutValue > maxTimeout) { string message =
+/// $\"{nameof(options.FunctionTimeout)} must be greater than {MinFunctionTimeout} and less than
+/// {maxTimeout}.\"; throw new ArgumentException(message); }": the host does not start with a
+/// `functionTimeout` under 1 s, nor over 10 minutes (or `-1`) on the Consumption plan. Neither does
+/// `cargo azfn start`, and it says why.
+#[test]
+fn a_function_timeout_out_of_the_hosts_bounds_stops_the_host() {
+    let app = common::app_copy();
+    for (value, sku, expected) in [
+        ("00:00:00.5", None, "FunctionTimeout must be greater than 00:00:01 and less than 10675199.02:48:05.4775807."),
+        ("-1", Some("Dynamic"), "FunctionTimeout must be greater than 00:00:01 and less than 00:10:00."),
+    ] {
+        edit_json(&app.path().join("host.json"), |h| h["functionTimeout"] = value.into());
+        let mut cmd = std::process::Command::new(common::cargo_azfn());
+        cmd.args(["azfn", "start", "--builtin", "--port", &common::free_port().to_string()])
+            .args(["--handler", env!("CARGO_BIN_EXE_orders")])
+            .current_dir(app.path())
+            .env("NO_COLOR", "1")
+            .env_remove("WEBSITE_SKU");
+        if let Some(sku) = sku {
+            cmd.env("WEBSITE_SKU", sku);
+        }
+        let log = app.path().join("start.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut child = cmd.stdout(file.try_clone().unwrap()).stderr(file).spawn().unwrap();
+        // A host that accepted the value would run until stopped.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(status.is_some_and(|s| !s.success()) && text.contains(expected), "{value}: {status:?} {text}");
+    }
 }
 
 /// Tables extension, `TableEntityWriter.AddAsync`: an entity with `"ETag": "*"` is an upsert, so

@@ -39,6 +39,21 @@ impl Azurite {
         panic!("Azurite did not start on three sets of free ports");
     }
 
+    /// Stops Azurite's process (SIGSTOP) until [`resume`](Self::resume): every request to it waits,
+    /// as when storage is slow to answer.
+    #[allow(dead_code)]
+    pub fn pause(&self) {
+        let ok = Command::new("kill").args(["-STOP", &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "SIGSTOP to Azurite failed");
+    }
+
+    /// Lets a [`pause`](Self::pause)d Azurite run again.
+    #[allow(dead_code)]
+    pub fn resume(&self) {
+        let ok = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "SIGCONT to Azurite failed");
+    }
+
     /// Waits (up to 60 s, as the machine may be busy with other tests) until Azurite listens on
     /// every port; `false` if it exited first.
     fn listening(ports: &[u16], child: &mut Child) -> bool {

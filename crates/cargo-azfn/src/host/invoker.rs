@@ -156,7 +156,9 @@ impl Invoker {
     /// host.json's `functionTimeout`, or the host's default: 30 minutes, 5 on Consumption
     /// (`WEBSITE_SKU=Dynamic`); `-1` means none.
     fn function_timeout(&self) -> Duration {
+        // (Checked when the host started: `start` refuses a value the host would stop with.)
         function_timeout(self.meta.host.function_timeout.as_ref(), std::env::var("WEBSITE_SKU").ok().as_deref())
+            .unwrap_or(Duration::from_secs(30 * 60))
     }
 
     async fn run(&self, spec: &FunctionSpec, id: &str, inv: &mut Invocation) -> Result<Applied, String> {
@@ -200,16 +202,32 @@ impl Invoker {
     }
 }
 
-/// The host's limit on one invocation: host.json's `functionTimeout` (`-1`: none), else 30 minutes,
-/// or 5 on the Consumption plan (`WEBSITE_SKU=Dynamic`) (ScriptHostOptionsSetup; docs/host-fidelity.md).
-pub fn function_timeout(configured: Option<&serde_json::Value>, sku: Option<&str>) -> Duration {
+/// The host's limit on one invocation, checked as the host checks host.json's `functionTimeout`
+/// (`ScriptJobHostOptionsSetup.ConfigureFunctionTimeout`, `ValidateTimeoutValue`; docs/host-fidelity.md):
+/// unset, 5 minutes on the Consumption plan (`WEBSITE_SKU=Dynamic`) and 30 elsewhere (Flex
+/// Consumption included); `-1` (minus one day) is no limit where the plan allows it (not on
+/// Consumption); any other value must lie from 1 second to 10 minutes on Consumption, from 1
+/// second up elsewhere. `Err` is what the host stops with.
+pub fn function_timeout(configured: Option<&serde_json::Value>, sku: Option<&str>) -> Result<Duration, String> {
     const NONE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    match configured {
-        Some(v) if v.as_i64() == Some(-1) || v.as_str().is_some_and(|s| s.trim() == "-1") => NONE,
-        Some(v) => parse_timespan(v).unwrap_or(Duration::from_secs(30 * 60)),
-        None if sku.is_some_and(|s| s.eq_ignore_ascii_case("Dynamic")) => Duration::from_secs(5 * 60),
-        None => Duration::from_secs(30 * 60),
+    let consumption = sku.is_some_and(|s| s.eq_ignore_ascii_case("Dynamic"));
+    let Some(v) = configured else {
+        return Ok(Duration::from_secs(if consumption { 5 * 60 } else { 30 * 60 }));
+    };
+    let max = if consumption { "00:10:00" } else { "10675199.02:48:05.4775807" };
+    let out_of_range = || format!("FunctionTimeout must be greater than 00:00:01 and less than {max}.");
+    let text = v.as_str().map(str::trim);
+    if v.as_i64() == Some(-1) || matches!(text, Some("-1" | "-1.00:00:00")) {
+        return if consumption { Err(out_of_range()) } else { Ok(NONE) };
     }
+    if text.is_some_and(|t| t.starts_with('-')) {
+        return Err(out_of_range());
+    }
+    let timeout = parse_timespan(v).ok_or_else(|| {
+        format!("functionTimeout {v} is not a TimeSpan such as \"00:10:00\" (the host cannot read its configuration)")
+    })?;
+    let too_long = consumption && timeout > Duration::from_secs(10 * 60);
+    if timeout < Duration::from_secs(1) || too_long { Err(out_of_range()) } else { Ok(timeout) }
 }
 
 /// `hh:mm:ss` as .NET prints a TimeSpan.
@@ -244,12 +262,41 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// azure-functions-host `src/WebJobs.Script/Config/ScriptJobHostOptionsSetup.cs` (dev @ 89dc438):
+    ///
+    /// ```text
+    /// 18 internal static readonly TimeSpan MinFunctionTimeout = TimeSpan.FromSeconds(1);
+    /// 19 internal static readonly TimeSpan DefaultConsumptionFunctionTimeout = TimeSpan.FromMinutes(5);
+    /// 20 internal static readonly TimeSpan MaxFunctionTimeoutDynamic = TimeSpan.FromMinutes(10);
+    /// 21 internal static readonly TimeSpan DefaultFunctionTimeout = TimeSpan.FromMinutes(30);
+    /// 101     options.FunctionTimeout = (_environment.IsConsumptionSku() && !_environment.IsFlexConsumptionSku()) ? DefaultConsumptionFunctionTimeout : DefaultFunctionTimeout;
+    /// 103 else if (SkuSupportsUnboundedTimeout(_environment) && TimeSpan.Compare(options.FunctionTimeout.Value, TimeSpan.FromDays(-1)) == 0)
+    /// 126 if (timeoutValue < MinFunctionTimeout || timeoutValue > maxTimeout)
+    /// 128     string message = $"{nameof(options.FunctionTimeout)} must be greater than {MinFunctionTimeout} and less than {maxTimeout}.";
+    /// 136 return !environment.IsConsumptionSku() || environment.IsFlexConsumptionSku();
+    /// ```
+    ///
+    /// The messages are those of `ScriptJobHostOptionsSetupTests.cs` lines 250 and 272.
     #[test]
-    fn function_timeout_defaults_as_the_host_does() {
-        assert_eq!(function_timeout(None, None), Duration::from_secs(1800));
-        assert_eq!(function_timeout(None, Some("Dynamic")), Duration::from_secs(300));
-        assert_eq!(function_timeout(Some(&json!("00:00:02")), Some("Dynamic")), Duration::from_secs(2));
-        assert!(function_timeout(Some(&json!("-1")), None) > Duration::from_secs(86_400 * 365));
+    fn function_timeout_is_checked_as_the_host_checks_it() {
+        let t = |v: Option<serde_json::Value>, sku: Option<&str>| function_timeout(v.as_ref(), sku);
+        assert_eq!(t(None, None), Ok(Duration::from_secs(1800)));
+        assert_eq!(t(None, Some("Dynamic")), Ok(Duration::from_secs(300)));
+        assert_eq!(t(None, Some("FlexConsumption")), Ok(Duration::from_secs(1800)));
+        assert_eq!(t(Some(json!("00:00:02")), Some("Dynamic")), Ok(Duration::from_secs(2)));
+        // The bounds are inclusive, whatever the message says.
+        assert_eq!(t(Some(json!("00:00:01")), None), Ok(Duration::from_secs(1)));
+        assert_eq!(t(Some(json!("00:10:00")), Some("Dynamic")), Ok(Duration::from_secs(600)));
+        assert!(t(Some(json!("-1")), None).unwrap() > Duration::from_secs(86_400 * 365));
+        assert!(t(Some(json!("-1")), Some("FlexConsumption")).is_ok());
+        let dynamic = "FunctionTimeout must be greater than 00:00:01 and less than 00:10:00.";
+        assert_eq!(t(Some(json!("-1")), Some("Dynamic")).unwrap_err(), dynamic);
+        assert_eq!(t(Some(json!("00:10:01")), Some("Dynamic")).unwrap_err(), dynamic);
+        assert_eq!(
+            t(Some(json!("00:00:00.5")), None).unwrap_err(),
+            "FunctionTimeout must be greater than 00:00:01 and less than 10675199.02:48:05.4775807."
+        );
+        assert!(t(Some(json!("ten minutes")), None).unwrap_err().contains("not a TimeSpan"));
         assert_eq!(timespan(Duration::from_secs(3725)), "01:02:05");
     }
 }

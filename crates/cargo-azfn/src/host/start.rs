@@ -216,6 +216,9 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
     super::console::set_dashboard_url(format!("http://127.0.0.1:{port}/api/dashboard"));
     let settings = Settings::load(&opts.root)?;
     let meta = resolve_app_settings(meta, &settings)?;
+    // The host stops at startup on a functionTimeout it does not accept (issue 28 #13).
+    super::invoker::function_timeout(meta.host.function_timeout.as_ref(), std::env::var("WEBSITE_SKU").ok().as_deref())
+        .map_err(|e| format!("host.json: {e} The Functions host does not start with this value."))?;
     let host_doc: Value = std::fs::read_to_string(opts.root.join("host.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
