@@ -9,6 +9,11 @@ use cargo_azfn::host::worker::{Worker, WorkerConfig, WorkerState};
 
 /// A handler that answers `GET /` on FUNCTIONS_CUSTOMHANDLER_PORT for `secs`, then exits with `code`.
 fn handler(secs: f64, code: i32) -> WorkerConfig {
+    handler_writing(secs, code, "")
+}
+
+/// [`handler`], writing `stderr` to its standard error just before it exits.
+fn handler_writing(secs: f64, code: i32, stderr: &str) -> WorkerConfig {
     let script = format!(
         "import http.server, os, threading, sys\n\
          class H(http.server.BaseHTTPRequestHandler):\n\
@@ -18,6 +23,7 @@ fn handler(secs: f64, code: i32) -> WorkerConfig {
          s = http.server.HTTPServer(('127.0.0.1', int(os.environ['FUNCTIONS_CUSTOMHANDLER_PORT'])), H)\n\
          threading.Thread(target=s.serve_forever, daemon=True).start()\n\
          threading.Event().wait({secs})\n\
+         sys.stderr.write({stderr:?}); sys.stderr.flush()\n\
          os._exit({code})\n"
     );
     WorkerConfig {
@@ -74,6 +80,24 @@ async fn three_crashes_stop_the_host() {
         tokio::time::timeout(Duration::from_secs(20), fatal.wait_for(|f| f.is_some())).await.unwrap().unwrap().clone();
     let why = why.unwrap();
     assert!(why.contains("exited with code 3") && why.contains("Exceeded http worker restart retry count"), "{why}");
+}
+
+/// azure-functions-host (89dc438) `WorkerProcess.OnProcessExited`, line 181: `new
+/// WorkerProcessExitException($"{Process.StartInfo.FileName} exited with code {Process.ExitCode}
+/// (0x{Process.ExitCode.ToString("X")})", new Exception(sanitizedExceptionMessage))`, the inner
+/// message the last 3 stderr lines logged as errors (`maxNumberOfErrorMessages = 3`), joined by `,`;
+/// a custom handler's stderr lines are errors unless they mention "warn" (`ParseErrorMessageAndLog`
+/// with `HttpWorkerDescription.UseStdErrorStreamForErrorsOnly = true`).
+#[tokio::test]
+async fn a_crash_is_reported_with_the_handlers_last_error_lines() {
+    let stderr = "warn: slow start\nboom: database unreachable\nfirst\nsecond\nthird\n";
+    let worker = Worker::start(handler_writing(0.2, 3, stderr), Console::new()).await.unwrap();
+    let mut fatal = worker.fatal.clone();
+    let why =
+        tokio::time::timeout(Duration::from_secs(20), fatal.wait_for(|f| f.is_some())).await.unwrap().unwrap().clone();
+    let why = why.unwrap();
+    assert!(why.contains("exited with code 3 (0x3): first,second,third"), "{why}");
+    assert!(!why.contains("boom") && !why.contains("slow start"), "{why}");
 }
 
 #[tokio::test]

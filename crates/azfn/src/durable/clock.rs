@@ -51,23 +51,28 @@ pub fn new_id() -> String {
 /// a random UUID's bits, or, in a simulation, from the seed and a count of its own (so that ids
 /// are not shifted by it).
 pub fn jitter(max: std::time::Duration) -> std::time::Duration {
-    let bits = {
-        #[cfg(feature = "simulation")]
-        let simulated = SIMULATED.with(|s| {
-            s.borrow_mut().as_mut().map(|s| {
-                s.jitters += 1;
-                // SplitMix64 of the seed and the count: well spread, and the same on a replay.
-                let mut z = s.seed ^ s.jitters.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^ (z >> 31)
-            })
-        });
-        #[cfg(not(feature = "simulation"))]
-        let simulated: Option<u64> = None;
-        simulated.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0)
-    };
+    let bits = simulated_bits().unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
     max.mul_f64((bits >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+/// The simulation's next random bits for [`jitter`]: SplitMix64 of the seed and a count of its own
+/// (well spread, and the same on a replay); `None` outside a simulation.
+#[cfg(feature = "simulation")]
+fn simulated_bits() -> Option<u64> {
+    SIMULATED.with(|s| {
+        s.borrow_mut().as_mut().map(|s| {
+            s.jitters += 1;
+            let mut z = s.seed ^ s.jitters.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+    })
+}
+
+#[cfg(not(feature = "simulation"))]
+fn simulated_bits() -> Option<u64> {
+    None
 }
 
 /// Until the guard drops, [`now`] on this thread reads `epoch` plus the time tokio's clock has

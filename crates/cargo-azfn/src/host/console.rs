@@ -168,9 +168,14 @@ impl Console {
         if stderr && is_failure_line(line) {
             return;
         }
+        // A line that starts with `LanguageWorkerConsoleLog` goes to the host's own log without
+        // that prefix (`WorkerProcessUtilities.IsConsoleLog`, `RemoveLogPrefix`).
+        let line = match line.get(..24) {
+            Some(p) if p.eq_ignore_ascii_case("LanguageWorkerConsoleLog") => &line[24..],
+            _ => line,
+        };
         let line = with_dashboard_link(line);
-        let text =
-            if stderr && !line.to_ascii_lowercase().contains("warn") { self.paint(RED, &line) } else { line.clone() };
+        let text = if stderr && super::worker::stderr_is_error(&line) { self.paint(RED, &line) } else { line.clone() };
         self.line(&format!("{} {} {text}", self.stamp(), self.paint(DIM, "handler:")));
     }
 }

@@ -10,7 +10,9 @@
 //! - exit code 0: not restarted; 200: restarted; anything else (or a start-up timeout) is an error
 //!   and the handler is restarted, until 3 errors fall within 30 minutes of each other, when the
 //!   host shuts down;
-//! - stdout lines are information, stderr lines errors (warnings when they mention "warn").
+//! - stdout lines are information, stderr lines errors (warnings when they mention "warn"): a custom
+//!   handler's description sets `UseStdErrorStreamForErrorsOnly` (see [`stderr_is_error`]); the last
+//!   three error lines go into the message of an exit with an error code.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -265,7 +267,39 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-fn spawn(config: &WorkerConfig, port: u16, console: Console) -> std::io::Result<Child> {
+/// The last error lines a handler wrote to stderr, as the host keeps them
+/// (`WorkerProcessUtilities.AddStdErrMessage`, `maxNumberOfErrorMessages = 3`).
+type StderrTail = Arc<std::sync::Mutex<std::collections::VecDeque<String>>>;
+
+/// Whether the host logs a handler's stderr `line` as an error (kept for the exit message), not a
+/// warning. azure-functions-host (89dc438) `WorkerProcess.ParseErrorMessageAndLog` (lines 120-131):
+/// `if (msg.IndexOf("warn", StringComparison.OrdinalIgnoreCase) > -1) { BuildAndLogConsoleLog(msg,
+/// LogLevel.Warning); } else { if (_useStdErrorStreamForErrorsOnly) { LogError(msg); } ...`, and
+/// `HttpWorkerDescription.cs` line 20, `public override bool UseStdErrorStreamForErrorsOnly { get;
+/// set; } = true;` for custom handlers: every other stderr line is an error. (The keyword rule,
+/// "error", "fail", "severe", "unhandled exception", is for language workers without that flag.)
+pub fn stderr_is_error(line: &str) -> bool {
+    !line.to_ascii_lowercase().contains("warn")
+}
+
+/// The message of a handler's exit with `code`, as `WorkerProcess.OnProcessExited` builds it
+/// (89dc438, line 181): `$"{Process.StartInfo.FileName} exited with code {Process.ExitCode}
+/// (0x{Process.ExitCode.ToString("X")})"`, its inner exception the last stderr error lines joined
+/// by `,` (line 179).
+pub fn exit_message(program: &str, code: i32, tail: &[String]) -> String {
+    let inner = tail.iter().filter(|l| !l.is_empty()).cloned().collect::<Vec<_>>().join(",");
+    let head = format!("{program} exited with code {code} (0x{code:X})");
+    if inner.is_empty() { head } else { format!("{head}: {inner}") }
+}
+
+/// Starts the handler; also gives the task that reads its stderr (it ends at the pipe's end, after
+/// the process exits).
+fn spawn(
+    config: &WorkerConfig,
+    port: u16,
+    console: Console,
+    tail: StderrTail,
+) -> std::io::Result<(Child, Option<tokio::task::JoinHandle<()>>)> {
     let id = uuid::Uuid::new_v4().to_string();
     let mut cmd = Command::new(&config.program);
     cmd.args(&config.args)
@@ -295,15 +329,23 @@ fn spawn(config: &WorkerConfig, port: u16, console: Console) -> std::io::Result<
             }
         });
     }
+    let mut stderr_task = None;
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(async move {
+        stderr_task = Some(tokio::spawn(async move {
             let mut lines = BufReader::new(err).lines();
             while let Ok(Some(l)) = lines.next_line().await {
+                if stderr_is_error(&l) {
+                    let mut tail = tail.lock().expect("stderr tail");
+                    if tail.len() >= 3 {
+                        tail.pop_front();
+                    }
+                    tail.push_back(l.clone());
+                }
                 console.worker_output(&l, true);
             }
-        });
+        }));
     }
-    Ok(child)
+    Ok((child, stderr_task))
 }
 
 /// Polls `GET /` until any HTTP answer; `false` when the child exits or the time is up.
@@ -341,7 +383,8 @@ async fn supervise(config: WorkerConfig, port: u16, console: Console, control: C
         let _ = state.send(WorkerState::Starting);
         // The restart requests made so far are answered by this start.
         let generation = restart.borrow_and_update().0;
-        let mut child = match spawn(&config, port, console) {
+        let tail = StderrTail::default();
+        let (mut child, stderr_task) = match spawn(&config, port, console, tail.clone()) {
             Ok(c) => c,
             Err(e) => {
                 let why = format!("cannot start the handler {program}: {e}");
@@ -382,7 +425,14 @@ async fn supervise(config: WorkerConfig, port: u16, console: Console, control: C
                                 console.info("the handler exited with code 200 (intentional restart); restarting it");
                                 continue;
                             }
-                            Some(code) => format!("{program} exited with code {code}"),
+                            Some(code) => {
+                                // Its last lines may still be in the pipe.
+                                if let Some(task) = stderr_task {
+                                    let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+                                }
+                                let lines: Vec<String> = tail.lock().expect("stderr tail").iter().cloned().collect();
+                                exit_message(&program, code, &lines)
+                            }
                             None => format!("{program} was killed by a signal"),
                         }
                     }
