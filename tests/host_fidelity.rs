@@ -429,3 +429,44 @@ async fn a_timer_schedule_follows_website_time_zone() {
     let line = console.lines().find(|l| l.contains("OrderSummary: timerTrigger")).unwrap();
     assert!(line.contains("in Asia/Kolkata, next at ") && line.contains("T03:30:00+00:00"), "{line}");
 }
+
+/// azure-functions-host (89dc438): `AuthenticationLevelHandler.GetAuthorizationKeyInfoAsync` reads
+/// the key from `x-functions-key`, else `code` ("header takes precedence");
+/// `SecretManager.GetAuthorizationLevelAsync` gives the master key `Admin`, a system key `System`, a
+/// host function key `Function`; `AuthUtility.PrincipalHasAuthLevelClaim`: "If we have a claim with
+/// Admin level, regardless of whether a name is required, return true", else the level must be the
+/// one required. Without the key, 401. Core Tools checks no key, nor does `cargo azfn start` unless
+/// `--keys` (issue 28 #5).
+#[tokio::test]
+async fn with_keys_function_and_admin_routes_need_their_key() {
+    let azurite = Azurite::start();
+    let env = [("AZFN_MASTER_KEY", "master-k"), ("AZFN_FUNCTION_KEY", "function-k"), ("AZFN_EVENTGRID_KEY", "eg-k")];
+    let host = LocalHost::start_with(&common::repo_root(), &azurite, &env, &["--keys"]).await;
+    let client = reqwest::Client::new();
+    let status = |url: String, key: Option<&'static str>| {
+        let mut req = client.get(url);
+        if let Some(k) = key {
+            req = req.header("x-functions-key", k);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // Hello is `anonymous`; GetOrder is `function`.
+    assert_eq!(status(host.url("/api/hello"), None).await, 200);
+    assert_eq!(status(host.url("/api/orders/none"), None).await, 401);
+    assert_eq!(status(host.url("/api/orders/none?code=wrong"), None).await, 401);
+    assert_eq!(status(host.url("/api/orders/none?code=function-k"), None).await, 404);
+    assert_eq!(status(host.url("/api/orders/none"), Some("function-k")).await, 404);
+    assert_eq!(status(host.url("/api/orders/none?code=master-k"), None).await, 404);
+    assert_eq!(status(host.url("/api/orders/none?code=eg-k"), None).await, 401, "a system key opens no function route");
+    // The admin API needs the master key.
+    assert_eq!(status(host.url("/admin/host/status?code=function-k"), None).await, 401);
+    assert_eq!(status(host.url("/admin/host/status"), Some("master-k")).await, 200);
+    // The Event Grid webhook needs its system key (or the master key).
+    let hook = "/runtime/webhooks/eventgrid?functionName=CatalogEvents";
+    let post = |code: &str| {
+        client.post(host.url(&format!("{hook}&code={code}"))).header("aeg-event-type", "Notification").body("[]").send()
+    };
+    assert_eq!(post("function-k").await.unwrap().status(), 401);
+    assert_ne!(post("eg-k").await.unwrap().status(), 401);
+    assert!(host.console().contains("keys are checked (--keys)"), "{}", host.console());
+}

@@ -19,6 +19,12 @@ pub struct LocalHost {
 impl LocalHost {
     /// Starts the app in `root` with `extra_env` and waits until `GET /admin/host/status` says Running.
     pub async fn start(root: &Path, azurite: &Azurite, extra_env: &[(&str, &str)]) -> LocalHost {
+        Self::start_with(root, azurite, extra_env, &[]).await
+    }
+
+    /// [`start`](Self::start) with more arguments to `cargo azfn start` (e.g. `--keys`; the status
+    /// is then read with `AZFN_MASTER_KEY` from `extra_env`).
+    pub async fn start_with(root: &Path, azurite: &Azurite, extra_env: &[(&str, &str)], args: &[&str]) -> LocalHost {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("console.log");
@@ -33,6 +39,7 @@ impl LocalHost {
                 "--handler",
                 env!("CARGO_BIN_EXE_orders"),
             ])
+            .args(args)
             .current_dir(root)
             .env("AzureWebJobsStorage", azurite.connection_string())
             .env("NO_COLOR", "1")
@@ -53,7 +60,8 @@ impl LocalHost {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = client.get(host.url("/admin/host/status")).send().await
+            let master = extra_env.iter().find(|(k, _)| *k == "AZFN_MASTER_KEY").map_or("", |(_, v)| *v);
+            if let Ok(r) = client.get(host.url("/admin/host/status")).header("x-functions-key", master).send().await
                 && r.text().await.unwrap_or_default().contains("Running")
             {
                 return host;

@@ -197,6 +197,11 @@ pub struct StartArgs {
     /// queue messages or durable work in flight (built-in host).
     #[arg(long)]
     pub watch: bool,
+    /// Check function keys as Azure does: `function` and `admin` routes, `/admin/...` and webhooks
+    /// answer 401 without `x-functions-key` or `?code=` (keys from AZFN_MASTER_KEY,
+    /// AZFN_FUNCTION_KEY and AZFN_EVENTGRID_KEY, generated when unset; built-in host).
+    #[arg(long)]
+    pub keys: bool,
     /// Build with --release.
     #[arg(long, conflicts_with = "handler")]
     pub release: bool,
@@ -360,7 +365,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 Some(h) => HandlerSource::Prebuilt(std::path::absolute(h).map_err(|e| e.to_string())?),
                 None => HandlerSource::Cargo(BuildOptions { release: a.release, ..BuildOptions::default() }),
             };
-            let opts = StartOptions { root, port: a.port, builtin: a.builtin, watch: a.watch, handler };
+            let opts = StartOptions { root, port: a.port, builtin: a.builtin, watch: a.watch, keys: a.keys, handler };
             Ok(crate::host::start::start(opts))
         }
         Command::Invoke(a) => {

@@ -37,6 +37,13 @@ pub struct Front {
     pub invoker: Arc<Invoker>,
     /// The HTTP routes.
     pub routes: RouteTable,
+    /// The keys requests must present (`--keys`); `None`: none checked, as Core Tools does.
+    pub keys: Option<super::keys::Keys>,
+}
+
+/// The host's answer without the key something needs: 401 with no body.
+fn unauthorized() -> Response {
+    StatusCode::UNAUTHORIZED.into_response()
 }
 
 /// The front end's router.
@@ -58,6 +65,19 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     if path == "/" && req.method() == http::Method::GET {
         return home(&front);
+    }
+    use super::keys::Level;
+    // The level the request's key gives (`None`: keys are not checked).
+    let presented =
+        front.keys.as_ref().map(|k| k.level_of(super::keys::presented(req.headers(), req.uri().query()).as_deref()));
+    let allowed = |required: Level| presented.is_none_or(|p| p.meets(required));
+    // The host's admin API needs the master key (`AuthorizationLevel.Admin`), an extension's
+    // webhook its system key.
+    if path.to_ascii_lowercase().starts_with("/admin/") && !allowed(Level::Admin) {
+        return unauthorized();
+    }
+    if path.eq_ignore_ascii_case(super::event_grid_webhook::PATH) && !allowed(Level::System) {
+        return unauthorized();
     }
     if path.eq_ignore_ascii_case("/admin/host/status") {
         let state = match front.invoker.worker.state() {
@@ -101,6 +121,9 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
             let Ok(spec) = invoker.spec(&function) else {
                 return error(StatusCode::NOT_FOUND, format!("no function {function}"));
             };
+            if !allowed(Level::from_auth_level(spec.trigger().value("authLevel").and_then(|v| v.as_str()))) {
+                return unauthorized();
+            }
             if invoker.meta.host.forwarding && spec.is_http_only() {
                 forward(&front, spec, req).await
             } else {

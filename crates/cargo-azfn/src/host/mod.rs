@@ -14,6 +14,7 @@
 //! - [`invoker`]: one invocation: inputs, POST to the handler, outputs, console line.
 //! - [`bindings`]: storage for inputs and outputs, and the queue wake-up signal.
 //! - [`front`]: the HTTP front end: HTTP triggers, the admin endpoint, the status page.
+//! - [`keys`]: function keys, enforced under `--keys` as in Azure.
 //! - [`event_grid_webhook`]: `/runtime/webhooks/eventgrid`, where Event Grid delivers events.
 //! - [`queue_listener`], [`blob_listener`], [`timer_listener`]: the non-HTTP triggers.
 //! - [`blob_events`]: Event Grid's blob events for the local storage account (`AZFN_BLOB_EVENTS`).
@@ -30,6 +31,7 @@ pub mod event_grid_webhook;
 pub mod front;
 pub mod invocation;
 pub mod invoker;
+pub mod keys;
 pub mod queue_listener;
 pub mod response;
 pub mod retry_policy;

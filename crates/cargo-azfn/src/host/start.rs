@@ -56,6 +56,8 @@ pub struct StartOptions {
     pub builtin: bool,
     /// Rebuild and swap the handler when the app's sources change.
     pub watch: bool,
+    /// Enforce function keys as Azure does (built-in host; see [`super::keys`]).
+    pub keys: bool,
     /// The handler binary, or how to build it.
     pub handler: HandlerSource,
 }
@@ -102,6 +104,10 @@ pub fn start(opts: StartOptions) -> ExitCode {
         }
     };
     let mut opts = opts;
+    if opts.keys && !opts.builtin && find_on_path("func").is_some() {
+        console.info("--keys runs the app under azfn's built-in host (Core Tools does not check keys)");
+        opts.builtin = true;
+    }
     if opts.watch && !opts.builtin && find_on_path("func").is_some() {
         console.info("--watch runs the app under azfn's built-in host (Core Tools cannot swap a handler)");
         opts.builtin = true;
@@ -417,7 +423,23 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
     println!();
     console.info(&format!("host listening on http://127.0.0.1:{port} (Ctrl-C stops it)"));
 
-    let front = Arc::new(Front { invoker: invoker.clone(), routes });
+    let keys = opts.keys.then(|| {
+        let (keys, generated) = super::keys::Keys::from_settings(&settings);
+        console.info(&format!(
+            "keys are checked (--keys), as in Azure: x-functions-key or ?code=; master key {}, function key {}, \
+             Event Grid system key {}{}",
+            keys.master,
+            keys.function,
+            keys.eventgrid,
+            if generated.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} generated for this run)", generated.join(", "))
+            }
+        ));
+        keys
+    });
+    let front = Arc::new(Front { invoker: invoker.clone(), routes, keys });
     let serve = axum::serve(listener, front::router(front)).with_graceful_shutdown({
         let mut stop = stop.clone();
         async move {
