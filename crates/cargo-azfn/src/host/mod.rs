@@ -4,6 +4,7 @@
 //! - [`invocation`]: building invocation payloads exactly as the real host does.
 //! - [`response`]: applying the handler's answer (outputs, `res`, logs) exactly as the real host does.
 //! - [`routes`]: HTTP route templates with constraints, 404 and 405.
+//! - [`expressions`]: binding expressions (`{name}`, `{a.b}`, `{rand-guid}`, `{datetime:format}`, `{sys.*}`).
 //! - [`schedule`]: NCRONTAB and interval schedules for timer triggers.
 //! - [`settings`]: `local.settings.json` with the environment winning.
 //!
@@ -28,6 +29,7 @@ pub mod blob_events;
 pub mod blob_listener;
 pub mod console;
 pub mod event_grid_webhook;
+pub mod expressions;
 pub mod front;
 pub mod invocation;
 pub mod invoker;

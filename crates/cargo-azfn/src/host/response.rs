@@ -17,7 +17,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use azfn::encoding::{BASE64, unwrap_text};
+use azfn::encoding::BASE64;
 use azfn::function_json::{Binding, FunctionSpec};
 
 /// The HTTP response an HTTP-triggered invocation gives its caller.
@@ -117,36 +117,7 @@ pub fn never_completes(body: &[u8]) -> bool {
     text.is_empty() || text == "null"
 }
 
-/// Fills `{name}` expressions from the binding data (whose values the host encoded).
-pub fn resolve_expression(template: &str, binding_data: &Map<String, Value>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        let end = after.find('}').ok_or_else(|| format!("unclosed `{{` in {template:?}"))?;
-        let key = &after[..end];
-        let value = match key.to_ascii_lowercase().as_str() {
-            "rand-guid" => uuid::Uuid::new_v4().to_string(),
-            "datetime" => chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            _ => binding_data
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .and_then(|(_, v)| match v {
-                    Value::String(s) => Some(unwrap_text(s).into_owned()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    format!("the binding expression {{{key}}} in {template:?} has no value in the trigger's data")
-                })?,
-        };
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
+pub use super::expressions::resolve_expression;
 
 /// Reads the handler's answer (`status`, `content_type`, `body`) for the function `spec`, invoked
 /// with `binding_data`; the error says why the real host would fail the invocation.
