@@ -72,7 +72,9 @@ fn evaluate(expression: &str, data: &Map<String, Value>) -> Result<String, Strin
                 Value::Number(n) => Reached::Text(n.to_string()),
                 Value::Bool(b) => Reached::Text(if b { "True" } else { "False" }.to_owned()),
                 _ => {
-                    return Err("its value is an object, an array or null, which a binding expression cannot use".into());
+                    return Err(
+                        "its value is an object, an array or null, which a binding expression cannot use".into()
+                    );
                 }
             }
         }

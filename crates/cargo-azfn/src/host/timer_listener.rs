@@ -2,8 +2,10 @@
 //!
 //! - it fires on a six-field NCRONTAB or `hh:mm:ss` schedule, read on the wall clock of
 //!   `WEBSITE_TIME_ZONE` (or `TZ`) when set, else in UTC, and once at start-up with `runOnStartup`;
-//! - runs never overlap: the next occurrence is waited for only once an invocation is done, and
-//!   occurrences missed meanwhile are skipped;
+//! - runs never overlap: the next occurrence is the schedule's first after the time the last
+//!   invocation started ([`after_run`]), so a run that outlasted one or more occurrences is followed
+//!   by one catch-up run at once (not past due), and the occurrences it missed beyond that are
+//!   skipped;
 //! - `ScheduleStatus.Next` is the occurrence now firing, `Last` the previous one (`0001-01-01` before
 //!   the first);
 //! - with the schedule monitor (`useMonitor`, on by default, off for schedules that fire more than
@@ -129,21 +131,24 @@ pub async fn listen(invoker: Arc<Invoker>, t: TimerTrigger, mut stop: watch::Rec
         }
     };
     let now = Utc::now();
+    let mut cursor = now;
     match stored {
         // An occurrence passed while no host was running: run now, past due.
         Some((_, next)) if next < now => {
             fire(true, last, Some(next)).await;
-            last = Some(next);
+            (last, cursor) = after_run(now, None);
             if let Some(m) = &monitor {
-                m.write(Some(next), t.next_after(Utc::now()), invoker.console).await;
+                m.write(last, t.next_after(cursor), invoker.console).await;
             }
         }
-        _ if t.run_on_startup => fire(false, last, t.next_after(now)).await,
+        _ if t.run_on_startup => {
+            fire(false, last, t.next_after(now)).await;
+            (last, cursor) = after_run(now, None);
+        }
         _ => {}
     }
-    let mut cursor = Utc::now();
     loop {
-        let Some(due) = t.next_after(cursor.max(Utc::now())) else {
+        let Some(due) = t.next_after(cursor) else {
             return invoker.console.warn(&format!("{}: the schedule has no next occurrence", t.function));
         };
         if let Some(m) = &monitor {
@@ -154,12 +159,24 @@ pub async fn listen(invoker: Arc<Invoker>, t: TimerTrigger, mut stop: watch::Rec
             _ = tokio::time::sleep(wait) => {}
             _ = super::worker::stopped(&mut stop) => return,
         }
-        let past_due = (Utc::now() - due).num_milliseconds() > 1000;
-        // Awaited: runs never overlap, and occurrences missed meanwhile are skipped.
-        fire(past_due, last, Some(due)).await;
-        last = Some(due);
-        cursor = due;
+        // A scheduled run is never past due, however late (only a start-up run is).
+        let started = Utc::now();
+        // Awaited: runs never overlap.
+        fire(false, last, Some(due)).await;
+        (last, cursor) = after_run(started, Some(due));
     }
+}
+
+/// The status after an invocation that started at `started` for the occurrence `due` (`None`: a
+/// start-up run): `Last`, and the time the next occurrence is counted from. As
+/// `TimerListener.InvokeJobFunction` (azure-webjobs-sdk-extensions 2e7550f, lines 325-339): "If the
+/// trigger fired before it was officially scheduled ... adjust the invocation time forward" to
+/// `Next`; then `Last = adjustedInvocationTime`, `Next = _schedule.GetNextOccurrence(adjustedInvocationTime)`,
+/// and `GetNextTimerInterval` makes a `Next` already passed (the run outlasted it) an immediate
+/// invocation ("adjust the interval back up 1 Tick ... for an immediate invocation").
+pub fn after_run(started: DateTime<Utc>, due: Option<DateTime<Utc>>) -> (Option<DateTime<Utc>>, DateTime<Utc>) {
+    let adjusted = due.map_or(started, |due| started.max(due));
+    (Some(adjusted), adjusted)
 }
 
 #[cfg(test)]
@@ -198,6 +215,25 @@ mod tests {
 
     /// Without a monitor `ScheduleStatus` is null (`TimerListener`: `ScheduleStatus
     /// timerInfoStatus = null; if (ScheduleMonitor != null) { timerInfoStatus = ScheduleStatus; }`).
+    /// A run that outlasts occurrences is followed by one catch-up run at once, counted from the time
+    /// it started (see [`after_run`]); the ones beyond are skipped.
+    #[test]
+    fn a_long_run_is_followed_by_one_catch_up_run() {
+        let t = trigger("0 * * * * *", true);
+        let at = |s: &str| -> DateTime<Utc> { s.parse().unwrap() };
+        // The 12:00 run starts on time and ends at 12:03:30: the next occurrence is 12:01, already
+        // passed, so it runs at once.
+        let (last, cursor) = after_run(at("2026-01-01T12:00:00Z"), Some(at("2026-01-01T12:00:00Z")));
+        assert_eq!(last, Some(at("2026-01-01T12:00:00Z")));
+        assert_eq!(t.next_after(cursor), Some(at("2026-01-01T12:01:00Z")));
+        // That catch-up starts at 12:03:30: the next is 12:04 (12:02 and 12:03 are skipped).
+        let (_, cursor) = after_run(at("2026-01-01T12:03:30Z"), Some(at("2026-01-01T12:01:00Z")));
+        assert_eq!(t.next_after(cursor), Some(at("2026-01-01T12:04:00Z")));
+        // A timer that fires early counts from its occurrence, so it does not fire twice.
+        let (_, cursor) = after_run(at("2026-01-01T12:04:59.6Z"), Some(at("2026-01-01T12:05:00Z")));
+        assert_eq!(t.next_after(cursor), Some(at("2026-01-01T12:06:00Z")));
+    }
+
     #[test]
     fn without_a_monitor_schedule_status_is_null() {
         let inv = invocation::timer("T", "timer", false, None);
