@@ -470,3 +470,27 @@ async fn with_keys_function_and_admin_routes_need_their_key() {
     assert_ne!(post("eg-k").await.unwrap().status(), 401);
     assert!(host.console().contains("keys are checked (--keys)"), "{}", host.console());
 }
+
+/// azure-functions-host (89dc438) `Program.cs` line 50, `o.Limits.MaxRequestBodySize =
+/// ScriptConstants.DefaultMaxRequestBodySize;` with `DefaultMaxRequestBodySize = 104857600`
+/// (`ScriptConstants.cs` line 239): Kestrel refuses a larger body with 413, before any function
+/// runs, forwarded or not (issue 28 #8 and #17: it was a 400 here, and a forwarded function got
+/// the request with an empty body).
+#[tokio::test]
+async fn a_body_over_100_mb_is_refused_with_413() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let azurite = Azurite::start();
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[]).await;
+    // Hello is forwarded (enableForwardingHttpRequest), CreateOrder goes through the invocation.
+    for path in ["/api/hello", "/api/orders"] {
+        let mut stream = tokio::net::TcpStream::connect(host.url("").trim_start_matches("http://")).await.unwrap();
+        let head = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 104857601\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 64];
+        let n = stream.read(&mut answer).await.unwrap();
+        let text = String::from_utf8_lossy(&answer[..n]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{path}: {text}");
+    }
+    // The limit itself is the host's.
+    assert_eq!(cargo_azfn::host::front::MAX_BODY, 104_857_600);
+}

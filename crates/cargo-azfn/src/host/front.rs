@@ -27,8 +27,26 @@ use super::routes::{RouteMatch, RouteTable};
 use super::worker::{HOST_VERSION, WorkerState};
 use azfn::function_json::FunctionSpec;
 
-/// Requests bigger than this are refused (the Functions front end's limit is 100 MB).
-const MAX_BODY: usize = 100 * 1024 * 1024;
+/// Requests bigger than this are refused with 413, as the host's Kestrel refuses them:
+/// azure-functions-host (89dc438) `Program.cs` line 50, `o.Limits.MaxRequestBodySize =
+/// ScriptConstants.DefaultMaxRequestBodySize;`, `ScriptConstants.cs` line 239,
+/// `DefaultMaxRequestBodySize = 104857600;` (Kestrel answers a larger body `413 Payload Too Large`).
+pub const MAX_BODY: usize = 104_857_600;
+
+/// Reads a request body of at most [`MAX_BODY`]: a larger one is a 413 with no body (Kestrel's), a
+/// body that breaks off a 400.
+async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes, Response> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = source {
+            if err.is::<http_body_util::LengthLimitError>() {
+                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            }
+            source = err.source();
+        }
+        error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))
+    })
+}
 
 /// What the front end needs.
 #[derive(Debug)]
@@ -63,6 +81,12 @@ pub(crate) fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp
 
 async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
+    // Kestrel refuses a declared length over the limit before anything else runs.
+    let declared =
+        req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
     if path == "/" && req.method() == http::Method::GET {
         return home(&front);
     }
@@ -89,9 +113,9 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
     }
     if path.eq_ignore_ascii_case(super::event_grid_webhook::PATH) {
         let (parts, body) = req.into_parts();
-        let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        let body = match read_body(body).await {
             Ok(b) => b,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")),
+            Err(response) => return response,
         };
         let query = parts.uri.query();
         return super::event_grid_webhook::handle(front.invoker.clone(), &parts.method, query, &parts.headers, &body)
@@ -152,9 +176,9 @@ async fn admin(front: Arc<Front>, name: &str, req: Request, wait: bool) -> Respo
         return error(StatusCode::NOT_FOUND, format!("no function named {name:?}"));
     };
     let (name, spec) = (name.clone(), spec.clone());
-    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+    let body = match read_body(req.into_body()).await {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")),
+        Err(response) => return response,
     };
     if body.is_empty() {
         return error(StatusCode::BAD_REQUEST, "the body must be JSON: {\"input\": \"...\"}");
@@ -300,10 +324,10 @@ async fn default_protocol(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .is_some_and(|n| n > 0);
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+    let body = match read_body(body).await {
         Ok(b) if has_length => b,
         Ok(_) => Default::default(),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")),
+        Err(response) => return response,
     };
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
     let http_parts = HttpParts {
@@ -358,8 +382,14 @@ async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > 0);
-    let body =
-        if has_length { axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default() } else { Default::default() };
+    let body = if has_length {
+        match read_body(body).await {
+            Ok(b) => b,
+            Err(response) => return response,
+        }
+    } else {
+        Default::default()
+    };
     let mut merged: Vec<(String, String)> = Vec::new();
     for (k, v) in query_pairs(parts.uri.query()) {
         match merged.iter_mut().find(|(key, _)| *key == k) {
