@@ -494,3 +494,26 @@ async fn a_body_over_100_mb_is_refused_with_413() {
     // The limit itself is the host's.
     assert_eq!(cargo_azfn::host::front::MAX_BODY, 104_857_600);
 }
+
+/// A forwarded HTTP function (`enableForwardingHttpRequest`) is an invocation like any other in the
+/// host, so `functionTimeout` cuts it too (`FunctionExecutor.TryHandleTimeoutAsync`) and the handler
+/// restarts (`WebScriptHostExceptionHandler.OnTimeoutExceptionAsync`); the forwarding path here
+/// called the handler with no limit (issue 28 #8). The handler is stopped (SIGSTOP) so that `Hello`
+/// never answers.
+#[tokio::test]
+async fn function_timeout_cuts_a_forwarded_request_too() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    edit_json(&app.path().join("host.json"), |h| h["functionTimeout"] = "00:00:01".into());
+    let host = LocalHost::start(app.path(), &azurite, &[]).await;
+    let pid = host.handler_pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    let res = reqwest::Client::new().get(host.url("/api/hello")).send().await.unwrap();
+    assert_eq!(res.status(), 500);
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    host.wait_for("Timeout value of 00:00:01 exceeded by function 'Hello'", 1, WAIT).await;
+    host.wait_for("handler ready on", 2, WAIT).await;
+    let res = reqwest::Client::new().get(host.url("/api/hello")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "the restarted handler answers");
+}

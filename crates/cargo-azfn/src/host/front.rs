@@ -427,7 +427,14 @@ async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
     if has_length {
         out = out.body(body);
     }
-    match invoker.worker.send(out).await {
+    // A forwarded request is an invocation like any other: functionTimeout cuts it
+    // (`FunctionExecutor.TryHandleTimeoutAsync`), and the handler is restarted.
+    let timeout = invoker.function_timeout();
+    let sent = match tokio::time::timeout(timeout, invoker.worker.send(out)).await {
+        Ok(sent) => sent,
+        Err(_) => Err(invoker.timed_out(&spec.name, &id, timeout)),
+    };
+    match sent {
         Ok((status, headers, bytes)) => {
             invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Ok(()));
             let mut res = Response::new(Body::from(bytes));

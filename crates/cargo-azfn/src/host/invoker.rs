@@ -106,18 +106,7 @@ impl Invoker {
                 Ok(r) => r,
                 Err(_) => {
                     failure = Some(Failure::Timeout { timeout, id: id.clone() });
-                    // The host gives the cancelled invocation a grace period (2 s), then restarts the
-                    // handler process (WebScriptHostExceptionHandler.OnTimeoutExceptionAsync).
-                    let worker = self.worker.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                        worker.restart();
-                    });
-                    Err(format!(
-                        "Timeout value of {} exceeded by function '{function}' (Id: '{id}'); it was cancelled, and \
-                         the handler restarts in 2 s (host.json functionTimeout)",
-                        timespan(timeout)
-                    ))
+                    Err(self.timed_out(function, &id, timeout))
                 }
             };
             let outcome = result.as_ref().map(|_| ()).map_err(String::as_str);
@@ -155,10 +144,26 @@ impl Invoker {
 
     /// host.json's `functionTimeout`, or the host's default: 30 minutes, 5 on Consumption
     /// (`WEBSITE_SKU=Dynamic`); `-1` means none.
-    fn function_timeout(&self) -> Duration {
+    pub(crate) fn function_timeout(&self) -> Duration {
         // (Checked when the host started: `start` refuses a value the host would stop with.)
         function_timeout(self.meta.host.function_timeout.as_ref(), std::env::var("WEBSITE_SKU").ok().as_deref())
             .unwrap_or(Duration::from_secs(30 * 60))
+    }
+
+    /// What happens when an invocation outlasts `timeout`: the host gives it a grace period (2 s),
+    /// then restarts the handler process (`WebScriptHostExceptionHandler.OnTimeoutExceptionAsync`).
+    /// Gives the failure's message.
+    pub(crate) fn timed_out(&self, function: &str, id: &str, timeout: Duration) -> String {
+        let worker = self.worker.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            worker.restart();
+        });
+        format!(
+            "Timeout value of {} exceeded by function '{function}' (Id: '{id}'); it was cancelled, and \
+             the handler restarts in 2 s (host.json functionTimeout)",
+            timespan(timeout)
+        )
     }
 
     async fn run(&self, spec: &FunctionSpec, id: &str, inv: &mut Invocation) -> Result<Applied, String> {
