@@ -214,6 +214,10 @@ pub struct HostJson {
     pub retry: Option<Value>,
     /// `functionTimeout` as written (`hh:mm:ss`, or `-1` for none).
     pub function_timeout: Option<Value>,
+    /// `functions`: when present, only these functions are loaded (names without regard to case).
+    pub functions: Option<Vec<String>>,
+    /// Whether `extensionBundle` is set (Azure loads the storage bindings from it).
+    pub extension_bundle: bool,
 }
 
 impl HostJson {
@@ -237,6 +241,9 @@ impl HostJson {
                 .and_then(|v| v.as_str().map(str::to_owned)),
             retry: path(&["retry"]).filter(|v| !v.is_null()),
             function_timeout: path(&["functionTimeout"]).filter(|v| !v.is_null()),
+            functions: path(&["functions"])
+                .and_then(|v| v.as_array().map(|a| a.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect())),
+            extension_bundle: path(&["extensionBundle"]).is_some_and(|v| v.is_object()),
         })
     }
 }

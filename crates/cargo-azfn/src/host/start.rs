@@ -222,6 +222,10 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
     super::console::set_dashboard_url(format!("http://127.0.0.1:{port}/api/dashboard"));
     let settings = Settings::load(&opts.root)?;
     let meta = resolve_app_settings(meta, &settings)?;
+    let (meta, notes) = apply_host_json(meta)?;
+    for note in notes {
+        console.warn(&note);
+    }
     // The host stops at startup on a functionTimeout it does not accept (issue 28 #13).
     super::invoker::function_timeout(meta.host.function_timeout.as_ref(), std::env::var("WEBSITE_SKU").ok().as_deref())
         .map_err(|e| format!("host.json: {e} The Functions host does not start with this value."))?;
@@ -662,9 +666,88 @@ async fn run_func(opts: &StartOptions, binary: &Path, func: &Path, console: Cons
     if status.success() { Ok(()) } else { Err(format!("func start ended with {status}")) }
 }
 
+/// What host.json decides before the host loads anything (issue 28 #13), as azure-functions-host
+/// (89dc438) does:
+/// - `functions` keeps only the functions it names, without regard to case
+///   (`FunctionMetadataManager.ApplyAllowList`: `allowList.Any(functionName =>
+///   functionName.Equals(metadata.Name, StringComparison.CurrentCultureIgnoreCase))`);
+/// - an invalid `retry` stops the host (`ScriptJobHostOptionsSetup.Configure` calls
+///   `Utility.ValidateRetryOptions(options.Retry)`, line 58, which throws);
+/// - without `extensionBundle`, the storage bindings are not loaded in Azure (custom handlers get
+///   their extensions from the bundle): a warning here, where the bindings are built in.
+///
+/// Gives the app and the warnings to show.
+fn apply_host_json(mut meta: AppMetadata) -> Result<(AppMetadata, Vec<String>), String> {
+    let mut notes = Vec::new();
+    super::retry_policy::RetryPolicy::parse(meta.host.retry.as_ref(), "host.json")
+        .map_err(|e| format!("{e}. The Functions host does not start with an invalid host.json retry."))?;
+    if let Some(allow) = meta.host.functions.clone() {
+        let left_out: Vec<String> =
+            meta.functions.keys().filter(|name| !allow.iter().any(|a| a.eq_ignore_ascii_case(name))).cloned().collect();
+        for name in &left_out {
+            meta.functions.remove(name);
+        }
+        if !left_out.is_empty() {
+            notes.push(format!("host.json `functions` leaves out {}: they are not loaded", left_out.join(", ")));
+        }
+    }
+    let storage = meta.functions.values().any(|f| {
+        f.json.bindings.iter().any(|b| {
+            ["queueTrigger", "blobTrigger", "queue", "blob", "table", "serviceBusTrigger", "eventGridTrigger"]
+                .iter()
+                .any(|t| b.is_type(t))
+        })
+    });
+    if storage && !meta.host.extension_bundle {
+        notes.push(
+            "host.json has no extensionBundle: in Azure a custom handler gets its storage, Service Bus and Event Grid \
+             bindings from the bundle, so those functions fail there; add \
+             \"extensionBundle\": {\"id\": \"Microsoft.Azure.Functions.ExtensionBundle\", \"version\": \"[4.*, 5.0.0)\"}"
+                .to_owned(),
+        );
+    }
+    Ok((meta, notes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `apply_host_json`'s rules, with the lines it quotes.
+    #[test]
+    fn host_json_functions_retry_and_bundle_are_applied_as_the_host_applies_them() {
+        let app = tempfile::tempdir().unwrap();
+        let write = |host: &str| std::fs::write(app.path().join("host.json"), host).unwrap();
+        for name in ["Ship", "Hello"] {
+            std::fs::create_dir_all(app.path().join(format!("functions/{name}"))).unwrap();
+        }
+        std::fs::write(
+            app.path().join("functions/Ship/function.json"),
+            r#"{"bindings": [{"type": "queueTrigger", "direction": "in", "name": "msg", "queueName": "ship"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            app.path().join("functions/Hello/function.json"),
+            r#"{"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req"}, {"type": "http", "direction": "out", "name": "res"}]}"#,
+        )
+        .unwrap();
+        write(r#"{"version": "2.0", "functions": ["hello"]}"#);
+        let (meta, notes) = apply_host_json(AppMetadata::load(app.path()).unwrap()).unwrap();
+        assert_eq!(meta.functions.keys().collect::<Vec<_>>(), ["Hello"]);
+        assert!(notes[0].contains("leaves out Ship"), "{notes:?}");
+        // Ship is a storage trigger and there is no bundle.
+        write(r#"{"version": "2.0"}"#);
+        let (meta, notes) = apply_host_json(AppMetadata::load(app.path()).unwrap()).unwrap();
+        assert_eq!(meta.functions.len(), 2);
+        assert!(notes.iter().any(|n| n.contains("no extensionBundle")), "{notes:?}");
+        write(
+            r#"{"version": "2.0", "extensionBundle": {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"}}"#,
+        );
+        assert!(apply_host_json(AppMetadata::load(app.path()).unwrap()).unwrap().1.is_empty());
+        write(r#"{"version": "2.0", "retry": {"strategy": "linear", "maxRetryCount": 1}}"#);
+        let err = apply_host_json(AppMetadata::load(app.path()).unwrap()).unwrap_err();
+        assert!(err.contains("\"linear\"") && err.contains("does not start"), "{err}");
+    }
 
     /// `ScriptHostIdProvider.GetDefaultHostId` and `Utility.GetStableHash` (azure-functions-host):
     /// `{machine}-{Math.Abs(hash of the script path)}`, at most 32 characters, lowercase. The
