@@ -106,3 +106,44 @@ async fn the_dashboard_lists_filters_draws_the_timeline_terminates_and_redrives_
     assert_eq!(approved["output"]["status"], "approved", "{approved}");
     assert!(Path::new(&shot).exists(), "no screenshot at {shot}");
 }
+
+/// A browser app served from another origin calls the local API, with local.settings.json's
+/// `Host.CORS` naming that origin (Core Tools' `Startup.Configure`: `UseCors(builder =>
+/// builder.WithOrigins(_corsOrigins).AllowAnyHeader().AllowAnyMethod())`; issue 28 #15): Chromium
+/// lets the allowed origin's GET and JSON POST (with its preflight) through, and refuses another
+/// origin's. Before, the built-in host sent no CORS header, so every such call failed.
+#[tokio::test]
+async fn a_browser_app_on_an_allowed_origin_calls_the_api() {
+    let root = common::repo_root();
+    let playwright = root.join("tools/node_modules/playwright-core/index.mjs");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    assert!(
+        playwright.exists() && Path::new(&chromium).exists(),
+        "this test needs Debian's chromium ({chromium}) and playwright-core (tools/node_modules): scripts/test installs both"
+    );
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    let (allowed, other) = (common::free_port(), common::free_port());
+    let allowed_origin = format!("http://127.0.0.1:{allowed}");
+    let settings = app.path().join("local.settings.json");
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    doc["Host"] = json!({"CORS": allowed_origin});
+    std::fs::write(&settings, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let host = LocalHost::start(app.path(), &azurite, &[]).await;
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/cors.mjs"))
+        .env("PLAYWRIGHT_CORE", &playwright)
+        .env("CHROMIUM", &chromium)
+        .env("API_BASE", host.url(""))
+        .env("ALLOWED_ORIGIN", &allowed_origin)
+        .env("OTHER_ORIGIN", format!("http://127.0.0.1:{other}"))
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{}\n{}\nhost console:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        host.console()
+    );
+}

@@ -517,3 +517,59 @@ async fn function_timeout_cuts_a_forwarded_request_too() {
     let res = reqwest::Client::new().get(host.url("/api/hello")).send().await.unwrap();
     assert_eq!(res.status(), 200, "the restarted handler answers");
 }
+
+/// Core Tools (azure-functions-core-tools 3ee97a6) reads local.settings.json's `Host` section
+/// (`HostStartSettings`: `LocalHttpPort`, `CORS`, `CORSCredentials`): the port is the default of
+/// `--port` (`StartHostAction`: `.SetDefault(hostSettings.LocalHttpPort == default(int) ? DefaultPort
+/// : hostSettings.LocalHttpPort)`), and `Startup.Configure` applies `UseCors(builder =>
+/// builder.WithOrigins(_corsOrigins).AllowAnyHeader().AllowAnyMethod())`, with `AllowCredentials()`
+/// when `CORSCredentials` (issue 28 #15; both were ignored here).
+#[tokio::test]
+async fn local_settings_host_section_sets_the_port_and_cors() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    let port = common::free_port();
+    edit_json(&app.path().join("local.settings.json"), |s| {
+        s["Host"] = serde_json::json!({"LocalHttpPort": port, "CORS": "http://localhost:3000,https://app.example", "CORSCredentials": true});
+    });
+    // No --port: the host listens on Host.LocalHttpPort.
+    let log = app.path().join("start.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = tokio::process::Command::new(common::cargo_azfn())
+        .args(["azfn", "start", "--builtin", "--handler", env!("CARGO_BIN_EXE_orders")])
+        .current_dir(app.path())
+        .env("AzureWebJobsStorage", azurite.connection_string())
+        .env("NO_COLOR", "1")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while client.get(format!("{base}/api/hello")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+        assert!(std::time::Instant::now() < deadline, "{}", std::fs::read_to_string(&log).unwrap());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A preflight from an allowed origin, then the request itself.
+    let pre = client
+        .request(reqwest::Method::OPTIONS, format!("{base}/api/orders"))
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(pre.headers()["access-control-allow-origin"], "http://localhost:3000");
+    assert_eq!(pre.headers()["access-control-allow-methods"], "POST");
+    assert_eq!(pre.headers()["access-control-allow-credentials"], "true");
+    let res = client.get(format!("{base}/api/hello")).header("origin", "https://app.example").send().await.unwrap();
+    assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example");
+    // Another origin gets no allowance.
+    let res = client.get(format!("{base}/api/hello")).header("origin", "http://evil.example").send().await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}

@@ -187,9 +187,10 @@ pub struct NewArgs {
 /// `start`'s options.
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// The HTTP port (0: any free one).
-    #[arg(long, short, default_value_t = 7071)]
-    pub port: u16,
+    /// The HTTP port (0: any free one); default: local.settings.json's `Host.LocalHttpPort`, else
+    /// 7071, as Core Tools.
+    #[arg(long, short)]
+    pub port: Option<u16>,
     /// Use the built-in host even when Core Tools' `func` is on PATH.
     #[arg(long)]
     pub builtin: bool,
@@ -365,7 +366,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 Some(h) => HandlerSource::Prebuilt(std::path::absolute(h).map_err(|e| e.to_string())?),
                 None => HandlerSource::Cargo(BuildOptions { release: a.release, ..BuildOptions::default() }),
             };
-            let opts = StartOptions { root, port: a.port, builtin: a.builtin, watch: a.watch, keys: a.keys, handler };
+            let local_port = || crate::host::settings::Settings::load(&root).ok().and_then(|s| s.host.local_http_port);
+            let port = a.port.or_else(local_port).unwrap_or(7071);
+            let opts = StartOptions { root, port, builtin: a.builtin, watch: a.watch, keys: a.keys, handler };
             Ok(crate::host::start::start(opts))
         }
         Command::Invoke(a) => {

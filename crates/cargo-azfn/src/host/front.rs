@@ -57,6 +57,8 @@ pub struct Front {
     pub routes: RouteTable,
     /// The keys requests must present (`--keys`); `None`: none checked, as Core Tools does.
     pub keys: Option<super::keys::Keys>,
+    /// local.settings.json's `Host.CORS`.
+    pub cors: Option<super::cors::Cors>,
 }
 
 /// The host's answer without the key something needs: 401 with no body.
@@ -80,6 +82,17 @@ pub(crate) fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp
 }
 
 async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
+    let Some(cors) = front.cors.clone() else { return route(front, req).await };
+    if let Some(answer) = cors.preflight(req.method(), req.headers()) {
+        return answer;
+    }
+    let headers = req.headers().clone();
+    let mut res = route(front, req).await;
+    cors.apply(&headers, &mut res);
+    res
+}
+
+async fn route(front: Arc<Front>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     // Kestrel refuses a declared length over the limit before anything else runs.
     let declared =

@@ -16,6 +16,7 @@
 //! - [`bindings`]: storage for inputs and outputs, and the queue wake-up signal.
 //! - [`front`]: the HTTP front end: HTTP triggers, the admin endpoint, the status page.
 //! - [`keys`]: function keys, enforced under `--keys` as in Azure.
+//! - [`cors`]: local.settings.json's `Host.CORS`, as Core Tools applies it.
 //! - [`event_grid_webhook`]: `/runtime/webhooks/eventgrid`, where Event Grid delivers events.
 //! - [`queue_listener`], [`blob_listener`], [`timer_listener`]: the non-HTTP triggers.
 //! - [`blob_events`]: Event Grid's blob events for the local storage account (`AZFN_BLOB_EVENTS`).
@@ -28,6 +29,7 @@ pub mod bindings;
 pub mod blob_events;
 pub mod blob_listener;
 pub mod console;
+pub mod cors;
 pub mod event_grid_webhook;
 pub mod expressions;
 pub mod front;

@@ -10,6 +10,20 @@ use serde_json::Value;
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     values: BTreeMap<String, String>,
+    /// The file's `Host` section.
+    pub host: HostSection,
+}
+
+/// `local.settings.json`'s `Host` section, as Core Tools reads it (`HostStartSettings`:
+/// `LocalHttpPort`, `CORS`, `CORSCredentials`, names without regard to case as Newtonsoft reads them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostSection {
+    /// The port `start` listens on when `--port` is not given.
+    pub local_http_port: Option<u16>,
+    /// The origins allowed to call the app from a browser, comma-separated (`*`: any).
+    pub cors: Option<String>,
+    /// Whether those origins may send credentials.
+    pub cors_credentials: bool,
 }
 
 impl Settings {
@@ -57,7 +71,23 @@ impl Settings {
                 }
             }
         }
-        Ok(Self { values })
+        let section =
+            doc.as_object().and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("Host"))).map(|(_, v)| v);
+        let field = |name: &str| {
+            section
+                .and_then(Value::as_object)
+                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                .map(|(_, v)| v)
+        };
+        let host = HostSection {
+            local_http_port: field("LocalHttpPort")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0),
+            cors: field("CORS").and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty()),
+            cors_credentials: field("CORSCredentials").and_then(Value::as_bool).unwrap_or(false),
+        };
+        Ok(Self { values, host })
     }
 
     /// A setting: the environment variable when set, otherwise the `Values` entry; the name

@@ -443,7 +443,11 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
         ));
         keys
     });
-    let front = Arc::new(Front { invoker: invoker.clone(), routes, keys });
+    let cors = super::cors::Cors::from_host(&settings.host);
+    if let Some(origins) = &settings.host.cors {
+        console.info(&format!("CORS (local.settings.json Host.CORS): {origins}"));
+    }
+    let front = Arc::new(Front { invoker: invoker.clone(), routes, keys, cors });
     let serve = axum::serve(listener, front::router(front)).with_graceful_shutdown({
         let mut stop = stop.clone();
         async move {
