@@ -176,5 +176,9 @@ fn a_large_entity_state_lives_in_one_blob_and_the_row_stays_small() {
         assert_eq!(storage.blob_names(&container).len(), 1);
         let (row, _) = w.hub().store().load_entity(&text.instance_id()).await.unwrap().unwrap();
         assert!(serde_json::to_vec(&row).unwrap().len() < 4096, "the row holds a reference, not the state");
+        // Deleting the entity deletes its state and its blob.
+        w.control(op(4, "delete", Value::Null), 1).await.unwrap();
+        assert!(client.entity_state(&text).await.unwrap().is_none(), "deleted");
+        assert!(storage.blob_names(&container).is_empty(), "{:?}", storage.blob_names(&container));
     });
 }

@@ -135,7 +135,9 @@ impl Dispatcher {
                 let state_changed = row.state != state_before;
                 match (&mut row.state, state_changed) {
                     (Some(state), true) => self.hub.offload(&instance_id, state).await?,
-                    _ => row.state.clone_from(&stored_state),
+                    // Deleted: no state, no blob.
+                    (None, true) => {}
+                    (_, false) => row.state.clone_from(&stored_state),
                 }
                 // The blob of a state replaced by this write, or of this write's own state if it
                 // does not land: deleted once it is no longer referenced (best effort).
