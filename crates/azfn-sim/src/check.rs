@@ -125,11 +125,13 @@ async fn tallies(client: &DurableClient, expected: &Mutex<Expected>) -> Vec<Stri
         for tag in &tags {
             let n = state.get(tag).and_then(Value::as_u64).unwrap_or(0);
             if n != 1 {
+                let tag = tag.chars().take(40).collect::<String>();
                 out.push(format!("entity {TALLY}@{key}: operation {tag} took effect {n} times, not once"));
             }
         }
         if let Some(m) = state.as_object() {
             for extra in m.keys().filter(|k| !tags.contains(*k)) {
+                let extra = extra.chars().take(40).collect::<String>();
                 out.push(format!("entity {TALLY}@{key}: an operation {extra} nobody sent"));
             }
         }

@@ -111,6 +111,23 @@ pub fn registry(ledger: SharedLedger, max_latency_ms: u64) -> Registry {
             ctx.continue_as_new(json!({"left": left - 1, "key": key}));
             Ok(Value::Null)
         })
+        .orchestrator("Resetter", |ctx: OrchestrationContext, input: Value| async move {
+            // Signals before a delete, the delete, and signals after it, in that order (one
+            // sender): only the tags after the delete remain. Padded tags make a state large
+            // enough to live in a blob.
+            let key = input["key"].as_str().unwrap_or_default().to_owned();
+            let tally = EntityId::new(TALLY, &key);
+            for tag in
+                input["before"].as_array().into_iter().flatten().chain(input["after"].as_array().into_iter().flatten())
+            {
+                if tag == "delete" {
+                    ctx.signal_entity(&tally, "delete", Value::Null);
+                } else {
+                    ctx.signal_entity(&tally, "add", tag.clone());
+                }
+            }
+            Ok::<_, TaskError>(json!("reset"))
+        })
         .orchestrator("Waiter", |ctx: OrchestrationContext, _: Value| async move {
             let v: Value = ctx.wait_for_event("go").await?;
             Ok::<_, TaskError>(v)
@@ -217,7 +234,7 @@ pub struct Expected {
 pub type SharedExpected = Arc<Mutex<Expected>>;
 
 /// The scenarios a run can draw.
-pub const SCENARIOS: [&str; 17] = [
+pub const SCENARIOS: [&str; 18] = [
     "heavy-fan-out",
     "large-child-failure",
     "large-value",
@@ -235,6 +252,7 @@ pub const SCENARIOS: [&str; 17] = [
     "purge",
     "critical-section",
     "large-failure",
+    "entity-reset",
 ];
 
 /// Draws `count` scenarios (and the long timer, when `long_timers`) and spawns their client steps.
@@ -410,6 +428,17 @@ impl Step {
                 self.chance.note(format!("client purges {id}"));
                 let _ = self.client.purge(&id).await;
                 self.expect(&id, End::Gone, None);
+            }
+            "entity-reset" => {
+                let pad = if n % 2 == 0 { "x".repeat(20_000) } else { String::new() };
+                let tag = |when: &str, i: i64| format!("{when}-{i}-{pad}");
+                let before: Vec<String> = (1..=(n % 4) + 1).map(|i| tag("before", i)).collect();
+                let after: Vec<String> = (1..=(n % 3) + 1).map(|i| tag("after", i)).collect();
+                let mut sequence: Vec<String> = before;
+                sequence.push("delete".to_owned());
+                self.start("Resetter", json!({"key": id, "before": sequence, "after": after})).await;
+                self.expect(&id, End::Completed(json!("reset")), None);
+                self.expected.lock().expect("expected").tallies.insert(id.clone(), after.into_iter().collect());
             }
             "critical-section" => {
                 let key = format!("shared-{}", n % 2);
