@@ -9,7 +9,7 @@
 //!   background (`FunctionsController.Invoke`); 400 without a body, 404 for an unknown function.
 //!   With `?wait=true` (azfn's own, what `cargo azfn invoke` uses) it answers when the invocation
 //!   is done: 200 with [`summary`] of what it produced, or the error.
-//! - Everything else is routed by [`RouteTable`]: 404, 405, or the function's response.
+//! - Everything else is routed by [`RouteTable`]: 404, or the function's response.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -147,9 +147,6 @@ async fn route(front: Arc<Front>, req: Request) -> Response {
     }
     match front.routes.route(req.method().as_str(), &path) {
         RouteMatch::NotFound => error(StatusCode::NOT_FOUND, format!("no function is routed at {path}")),
-        RouteMatch::MethodNotAllowed => {
-            error(StatusCode::METHOD_NOT_ALLOWED, format!("{path} does not accept {}", req.method()))
-        }
         RouteMatch::Found { function, params } => {
             let invoker = &front.invoker;
             if invoker.bindings.settings().is_disabled(&function) {

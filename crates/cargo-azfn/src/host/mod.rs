@@ -3,7 +3,7 @@
 //! Building blocks, pure and unit-tested:
 //! - [`invocation`]: building invocation payloads exactly as the real host does.
 //! - [`response`]: applying the handler's answer (outputs, `res`, logs) exactly as the real host does.
-//! - [`routes`]: HTTP route templates with constraints, 404 and 405.
+//! - [`routes`]: HTTP route templates with constraints, in the host's order, 404.
 //! - [`expressions`]: binding expressions (`{name}`, `{a.b}`, `{rand-guid}`, `{datetime:format}`, `{sys.*}`).
 //! - [`schedule`]: NCRONTAB and interval schedules for timer triggers.
 //! - [`settings`]: `local.settings.json` with the environment winning.

@@ -294,8 +294,14 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
     let mut fatal = worker.fatal.clone();
     let invoker = Arc::new(Invoker::new(meta.clone(), bindings.clone(), worker.clone(), console));
 
-    let enabled: Vec<_> = meta.functions.values().filter(|f| !settings.is_disabled(&f.name)).collect();
-    let routes = RouteTable::new(&meta.host.route_prefix, enabled.iter().copied())?;
+    // A disabled function keeps its route (the request gets a 404 there, not another function's
+    // answer), as in Azure, where the route is registered and the invocation refused.
+    let routes = RouteTable::new(&meta.host.route_prefix, meta.functions.values())?;
+    for (function, why) in &routes.errors {
+        console.error(&format!(
+            "function {function} is in error, as the Functions host would put it: {why} It is not routed."
+        ));
+    }
     let (stop_tx, stop) = watch::channel(false);
 
     let mut queue_opts =
