@@ -573,3 +573,36 @@ async fn local_settings_host_section_sets_the_port_and_cors() {
     let _ = child.start_kill();
     let _ = child.wait().await;
 }
+
+/// host.json `extensions.http` (azure-functions-host 89dc438): `CustomHttpHeadersMiddleware` adds
+/// `customHeaders` to every function response (`context.Response.Headers.TryAdd(header.Key,
+/// header.Value)`), and `HttpRequestQueue` holds at most `maxOutstandingRequests` requests
+/// (`BoundedCapacity`), the one beyond refused by `HttpThrottleMiddleware.RejectRequest` with 429 and
+/// `X-FUNCTION-SCALEOUT: 1` (issue 28 #7; both were ignored here). The handler is stopped so that the
+/// first request stays outstanding.
+#[tokio::test]
+async fn http_custom_headers_and_the_request_limit_apply() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    edit_json(&app.path().join("host.json"), |h| {
+        h["extensions"]["http"]["customHeaders"] = serde_json::json!({"X-Frame-Options": "DENY"});
+        h["extensions"]["http"]["maxOutstandingRequests"] = 1.into();
+        h["extensions"]["http"]["maxConcurrentRequests"] = 1.into();
+    });
+    let host = LocalHost::start(app.path(), &azurite, &[]).await;
+    let client = reqwest::Client::new();
+    let res = client.get(host.url("/api/hello")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+    let pid = host.handler_pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let first = tokio::spawn(client.get(host.url("/api/hello?name=first")).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = client.get(host.url("/api/hello?name=second")).send().await.unwrap();
+    assert_eq!(second.status(), 429);
+    assert_eq!(second.headers()["x-function-scaleout"], "1");
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.text().await.unwrap(), "Hello, first");
+}

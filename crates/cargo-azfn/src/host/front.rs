@@ -59,6 +59,66 @@ pub struct Front {
     pub keys: Option<super::keys::Keys>,
     /// local.settings.json's `Host.CORS`.
     pub cors: Option<super::cors::Cors>,
+    /// host.json's `extensions.http` options the front end applies.
+    pub http: HttpOptions,
+}
+
+/// host.json's `extensions.http` options that act on requests, as azure-functions-host (89dc438)
+/// applies them to function requests:
+/// - `customHeaders`: `CustomHttpHeadersMiddleware` adds each to the response unless the function
+///   set it (`context.Response.Headers.TryAdd(header.Key, header.Value)`);
+/// - `maxConcurrentRequests` and `maxOutstandingRequests` (`-1`, the default: unbounded):
+///   `HttpRequestQueue` runs at most the first at once and holds at most the second in all
+///   (`MaxDegreeOfParallelism`, `BoundedCapacity`); a request beyond is refused by
+///   `HttpThrottleMiddleware.RejectRequest`: 429 with `X-FUNCTION-SCALEOUT: 1`.
+#[derive(Debug, Default)]
+pub struct HttpOptions {
+    /// `customHeaders`.
+    pub custom_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `maxConcurrentRequests`, when bounded.
+    pub concurrent: Option<Arc<tokio::sync::Semaphore>>,
+    /// `maxOutstandingRequests`, when bounded.
+    pub max_outstanding: Option<usize>,
+    /// Function requests being run or waiting to.
+    pub outstanding: std::sync::atomic::AtomicUsize,
+}
+
+impl HttpOptions {
+    /// The options of a host.json document (its `extensions.http`); a wrong one says what is wrong.
+    pub fn from_host_json(doc: &Value) -> Result<Self, String> {
+        let http = &doc["extensions"]["http"];
+        let mut options = Self::default();
+        if let Some(headers) = http.get("customHeaders").and_then(Value::as_object) {
+            for (k, v) in headers {
+                let name = http::HeaderName::from_bytes(k.as_bytes())
+                    .map_err(|e| format!("host.json extensions.http.customHeaders: {k:?} is not a header name: {e}"))?;
+                let value = http::HeaderValue::from_str(v.as_str().unwrap_or_default())
+                    .map_err(|e| format!("host.json extensions.http.customHeaders.{k}: {e}"))?;
+                options.custom_headers.push((name, value));
+            }
+        }
+        let bound = |key: &str| -> Result<Option<usize>, String> {
+            match http.get(key).and_then(Value::as_i64) {
+                None | Some(-1) => Ok(None),
+                Some(n) if n > 0 => Ok(Some(n as usize)),
+                Some(n) => {
+                    Err(format!("host.json extensions.http.{key} is {n}: use -1 (unbounded) or a positive number"))
+                }
+            }
+        };
+        options.concurrent = bound("maxConcurrentRequests")?.map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
+        options.max_outstanding = bound("maxOutstandingRequests")?;
+        Ok(options)
+    }
+}
+
+/// Counts a function request as outstanding while it lives.
+struct Outstanding<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The host's answer without the key something needs: 401 with no body.
@@ -158,11 +218,29 @@ async fn route(front: Arc<Front>, req: Request) -> Response {
             if !allowed(Level::from_auth_level(spec.trigger().value("authLevel").and_then(|v| v.as_str()))) {
                 return unauthorized();
             }
-            if invoker.meta.host.forwarding && spec.is_http_only() {
+            let options = &front.http;
+            let held = options.outstanding.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _outstanding = Outstanding(&options.outstanding);
+            if options.max_outstanding.is_some_and(|max| held >= max) {
+                let mut res = StatusCode::TOO_MANY_REQUESTS.into_response();
+                res.headers_mut().insert("x-function-scaleout", http::HeaderValue::from_static("1"));
+                return res;
+            }
+            let _permit = match &options.concurrent {
+                Some(s) => s.clone().acquire_owned().await.ok(),
+                None => None,
+            };
+            let mut res = if invoker.meta.host.forwarding && spec.is_http_only() {
                 forward(&front, spec, req).await
             } else {
                 default_protocol(&front, spec, params, req).await
+            };
+            for (name, value) in &options.custom_headers {
+                if !res.headers().contains_key(name) {
+                    res.headers_mut().insert(name.clone(), value.clone());
+                }
             }
+            res
         }
     }
 }

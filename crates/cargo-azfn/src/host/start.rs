@@ -453,7 +453,8 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
     if let Some(origins) = &settings.host.cors {
         console.info(&format!("CORS (local.settings.json Host.CORS): {origins}"));
     }
-    let front = Arc::new(Front { invoker: invoker.clone(), routes, keys, cors });
+    let http = front::HttpOptions::from_host_json(&host_doc)?;
+    let front = Arc::new(Front { invoker: invoker.clone(), routes, keys, cors, http });
     let serve = axum::serve(listener, front::router(front)).with_graceful_shutdown({
         let mut stop = stop.clone();
         async move {
