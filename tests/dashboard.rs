@@ -41,8 +41,9 @@ async fn reaches(http: &reqwest::Client, host: &LocalHost, id: &str, want: &str)
     }
 }
 
-#[tokio::test]
-async fn the_dashboard_lists_filters_draws_the_timeline_terminates_and_redrives_in_a_browser() {
+/// Runs `tests/browser/{script}` with node, driving Debian's Chromium through playwright-core, with
+/// `env`; panics with its output and the host's console when it fails.
+fn run_in_browser(script: &str, env: &[(&str, String)], host: &LocalHost) {
     let root = common::repo_root();
     let playwright = root.join("tools/node_modules/playwright-core/index.mjs");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
@@ -50,6 +51,25 @@ async fn the_dashboard_lists_filters_draws_the_timeline_terminates_and_redrives_
         playwright.exists() && Path::new(&chromium).exists(),
         "this test needs Debian's chromium ({chromium}) and playwright-core (tools/node_modules): scripts/test installs both"
     );
+    let out = Command::new("node")
+        .arg(root.join("tests/browser").join(script))
+        .env("PLAYWRIGHT_CORE", &playwright)
+        .env("CHROMIUM", &chromium)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{}\n{}\nhost console:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        host.console()
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_filters_draws_the_timeline_terminates_and_redrives_in_a_browser() {
+    let root = common::repo_root();
     let azurite = Azurite::start();
     let host = LocalHost::start(&root, &azurite, &[]).await;
     let http = reqwest::Client::new();
@@ -83,23 +103,13 @@ async fn the_dashboard_lists_filters_draws_the_timeline_terminates_and_redrives_
     // The screenshot goes to target/ (AZFN_SCREENSHOT names another place, e.g. docs/).
     let shot = std::env::var("AZFN_SCREENSHOT")
         .unwrap_or_else(|_| root.join("target/dashboard-instance.png").display().to_string());
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/dashboard.mjs"))
-        .env("PLAYWRIGHT_CORE", &playwright)
-        .env("CHROMIUM", &chromium)
-        .env("DASHBOARD_URL", host.url("/api/dashboard"))
-        .env("SEQUENCE_ID", &sequence)
-        .env("WAITING_ID", &waiting)
-        .env("SCREENSHOT", &shot)
-        .output()
-        .expect("run node");
-    assert!(
-        out.status.success(),
-        "the browser test failed:\n{}\n{}\nhost console:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        host.console()
-    );
+    let env = [
+        ("DASHBOARD_URL", host.url("/api/dashboard")),
+        ("SEQUENCE_ID", sequence.clone()),
+        ("WAITING_ID", waiting.clone()),
+        ("SCREENSHOT", shot.clone()),
+    ];
+    run_in_browser("dashboard.mjs", &env, &host);
     // What the page did, seen through the API.
     assert_eq!(reaches(&http, &host, &waiting, "Terminated").await["output"], "terminated from the dashboard");
     let approved = reaches(&http, &host, &approval, "Completed").await;
@@ -114,13 +124,6 @@ async fn the_dashboard_lists_filters_draws_the_timeline_terminates_and_redrives_
 /// origin's. Before, the built-in host sent no CORS header, so every such call failed.
 #[tokio::test]
 async fn a_browser_app_on_an_allowed_origin_calls_the_api() {
-    let root = common::repo_root();
-    let playwright = root.join("tools/node_modules/playwright-core/index.mjs");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    assert!(
-        playwright.exists() && Path::new(&chromium).exists(),
-        "this test needs Debian's chromium ({chromium}) and playwright-core (tools/node_modules): scripts/test installs both"
-    );
     let azurite = Azurite::start();
     let app = common::app_copy();
     let (allowed, other) = (common::free_port(), common::free_port());
@@ -130,20 +133,10 @@ async fn a_browser_app_on_an_allowed_origin_calls_the_api() {
     doc["Host"] = json!({"CORS": allowed_origin});
     std::fs::write(&settings, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     let host = LocalHost::start(app.path(), &azurite, &[]).await;
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/cors.mjs"))
-        .env("PLAYWRIGHT_CORE", &playwright)
-        .env("CHROMIUM", &chromium)
-        .env("API_BASE", host.url(""))
-        .env("ALLOWED_ORIGIN", &allowed_origin)
-        .env("OTHER_ORIGIN", format!("http://127.0.0.1:{other}"))
-        .output()
-        .expect("run node");
-    assert!(
-        out.status.success(),
-        "the browser test failed:\n{}\n{}\nhost console:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        host.console()
-    );
+    let env = [
+        ("API_BASE", host.url("")),
+        ("ALLOWED_ORIGIN", allowed_origin.clone()),
+        ("OTHER_ORIGIN", format!("http://127.0.0.1:{other}")),
+    ];
+    run_in_browser("cors.mjs", &env, &host);
 }
