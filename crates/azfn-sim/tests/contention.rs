@@ -6,6 +6,8 @@
 //! - a wide fan-out: once its calls went out, another worker that handles a retried message for the
 //!   instance does not send them again.
 
+mod common;
+
 use std::sync::Arc;
 
 use azfn::durable::entity::EntityRequest;
@@ -15,7 +17,7 @@ use azfn::durable::{
 };
 use azfn::storage::memory::{Fault, Faults, MemoryStorage};
 use azfn_sim::worker;
-use chrono::TimeZone as _;
+use common::{epoch, runtime};
 use serde_json::{Value, json};
 
 fn counter(n: &mut i64, op: &EntityOp) -> Result<Value, String> {
@@ -43,14 +45,6 @@ fn signal(entity: &EntityId, n: usize) -> ControlMessage {
     let request =
         EntityRequest { id: format!("op{n}"), operation: "add".into(), input: json!(1), ..Default::default() };
     ControlMessage::entity(&entity.instance_id(), request, None)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap()
-}
-
-fn epoch() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
 }
 
 /// A worker process: its own hub (over its own link to `storage`) and dispatcher.

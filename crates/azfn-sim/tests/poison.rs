@@ -2,6 +2,8 @@
 //! first is recorded on the instance (`last_error`, `lastError` in the API), so an instance whose
 //! message the host parked in the poison queue shows why it waits; the next episode clears it.
 
+mod common;
+
 use std::sync::Arc;
 
 use azfn::durable::{
@@ -9,7 +11,6 @@ use azfn::durable::{
 };
 use azfn::storage::memory::{Fault, Faults, MemoryStorage, NoFaults};
 use azfn_sim::worker;
-use chrono::TimeZone as _;
 use serde_json::json;
 
 /// The work queue is down: every send to it is refused (503).
@@ -24,9 +25,8 @@ impl Faults for WorkQueueDown {
 
 #[test]
 fn a_failing_message_is_recorded_on_its_instance_and_cleared_by_the_next_episode() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    runtime.block_on(async {
-        let epoch = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    common::runtime().block_on(async {
+        let epoch = common::epoch();
         let _clock = azfn::durable::clock::simulate(epoch, 3);
         let storage = MemoryStorage::new(epoch);
         let registry = Arc::new(

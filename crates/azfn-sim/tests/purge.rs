@@ -1,13 +1,15 @@
 //! Purge (issue 27, defect 10): a purge that meets a restart of the same id keeps the restarted
 //! instance, and a finished instance whose messages to entities are not all sent is not purged.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use azfn::durable::{Dispatcher, DurableClient, InstanceStatus, OrchestrationContext, Purge, Registry, RuntimeStatus};
 use azfn::storage::memory::{Fault, Faults, MemoryStorage, NoFaults};
 use azfn_sim::worker;
-use chrono::TimeZone as _;
+use common::{epoch, runtime};
 use serde_json::json;
 
 /// Deletes take 10 ms to reach the table; everything else is at once.
@@ -22,14 +24,6 @@ impl Faults for SlowDeletes {
             Fault::None
         }
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap()
-}
-
-fn epoch() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
 }
 
 #[test]

@@ -2,13 +2,14 @@
 //! between two pages (here a continue-as-new that rewrites the first history chunk) must not give
 //! a history cut short under the new status row's ETag.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use azfn::durable::{Event, InstanceStatus};
 use azfn::storage::memory::{Fault, Faults, MemoryStorage, NoFaults};
 use azfn_sim::worker;
-use chrono::TimeZone as _;
 use serde_json::json;
 
 /// Each page of a table query takes 10 ms to come back; everything else is at once.
@@ -28,9 +29,8 @@ fn big(n: usize) -> Event {
 
 #[test]
 fn a_load_over_several_pages_is_one_snapshot() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    runtime.block_on(async {
-        let epoch = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    common::runtime().block_on(async {
+        let epoch = common::epoch();
         let _clock = azfn::durable::clock::simulate(epoch, 6);
         // Pages of 5 rows: chunks h0..h4 on the first page, h5 and the status row on the second.
         let storage = MemoryStorage::new(epoch).with_page_size(5);
