@@ -606,3 +606,193 @@ async fn http_custom_headers_and_the_request_limit_apply() {
     assert_eq!(first.status(), 200);
     assert_eq!(first.text().await.unwrap(), "Hello, first");
 }
+
+/// Storage Queues extension (Azure/azure-sdk-for-net, sdk/storage/Azure.Storage.Queues/src/QueueMessageCodec.cs,
+/// `DecodeMessageBody`: `case QueueMessageEncoding.None: return new BinaryData(messageText);`, and
+/// `EncodeMessageBody`, which leaves the text as it is): with host.json `messageEncoding: none` a
+/// plain-text message is run, not poisoned, and a queue output writes its text unencoded. The
+/// durable engine, which writes base64, keeps working: it reads its messages either way.
+#[tokio::test]
+async fn message_encoding_none_gives_the_stored_text_and_the_engine_still_runs() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    edit_json(&app.path().join("host.json"), |h| h["extensions"]["queues"]["messageEncoding"] = "none".into());
+    let host = LocalHost::start(app.path(), &azurite, &[]).await;
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    let order = serde_json::json!({"orderId": "o-plain", "customerId": "c-1", "currency": "EUR", "createdAt": "2026-11-27T00:00:00Z",
+        "items": [{"sku": "s-1", "quantity": 1, "unitPriceCents": 100}]});
+    queues.send_unencoded("orders", &order.to_string(), Duration::ZERO).await.unwrap();
+    host.wait_for("order processed order_id=o-plain", 1, WAIT).await;
+    assert!(!host.console().contains("not valid base64"), "{}", host.console());
+
+    // The engine's messages are base64 (the Functions default); the trigger now passes them on as
+    // stored, and the engine decodes them itself.
+    let client = reqwest::Client::new();
+    let res = client.post(host.url("/api/orchestrators/HelloSequence")).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let started: serde_json::Value = res.json().await.unwrap();
+    let status_uri = started["statusQueryGetUri"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let body: serde_json::Value = client.get(&status_uri).send().await.unwrap().json().await.unwrap();
+        if body["runtimeStatus"] == "Completed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}\n{}", host.console());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// QueueListenerFactory.CreatePoisonQueueReference: `if (name == null ||
+/// name.EndsWith(poisonQueueSuffix, StringComparison.Ordinal)) { return null; }`, and
+/// QueueProcessor.CompleteProcessingMessageAsync: "For queues without a corresponding poison queue,
+/// leave the message invisible when processing fails to prevent a fast infinite loop.
+/// Specifically, don't call ReleaseMessage(message)". The 5.3.8 fix ("MaxDequeueCount was being
+/// applied to messages in the poison queue itself ... silently skipped", CHANGELOG) runs it again
+/// once the lease is over, past `maxDequeueCount`. The trigger's queue is not created by the
+/// listener (QueueListener.ExecuteAsync waits on `_queue.ExistsAsync`).
+#[tokio::test]
+async fn a_trigger_on_a_poison_queue_leaves_a_failed_message_hidden_for_its_lease() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    edit_json(&app.path().join("functions/ProcessOrder/function.json"), |f| {
+        f["bindings"][0]["queueName"] = "orders-poison".into();
+    });
+    edit_json(&app.path().join("host.json"), |h| h["extensions"]["queues"]["maxDequeueCount"] = 1.into());
+    let host = LocalHost::start(app.path(), &azurite, &[("AZFN_QUEUE_LEASE", "00:00:04")]).await;
+    host.wait_for("queue \"orders-poison\" does not exist; waiting for it", 1, WAIT).await;
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    assert!(queues.receive("orders-poison", 1, Duration::ZERO).await.is_err(), "the listener created the queue");
+
+    let incomplete = serde_json::json!({"orderId": "o-p", "customerId": "c", "currency": "EUR", "items": [], "createdAt": "x"});
+    queues.send("orders-poison", incomplete.to_string().as_bytes(), Duration::ZERO).await.unwrap();
+    host.wait_for("has no poison queue, so it stays hidden until its lease ends", 1, WAIT).await;
+    let first = std::time::Instant::now();
+    // Not released: hidden right after the failure, so not run again at once.
+    assert!(queues.receive("orders-poison", 1, Duration::from_secs(1)).await.unwrap().is_empty());
+    host.wait_for("has no poison queue, so it stays hidden until its lease ends", 2, WAIT).await;
+    assert!(first.elapsed() >= Duration::from_secs(2), "run again only after the lease");
+    assert_eq!(host.count("Executed 'ProcessOrder' (queueTrigger"), 2, "{}", host.console());
+    assert!(!host.console().contains("moved it to queue"), "{}", host.console());
+}
+
+/// StorageQueueMessageToByteArrayConverter (`return input.Body.ToArray();`): a `dataType: binary`
+/// trigger is given any bytes, so a message that is not UTF-8 reaches the handler; a string trigger
+/// cannot be bound (`BinaryDataExtensions.ToValidUTF8String` uses `new UTF8Encoding(false, true)`,
+/// which throws), so that invocation fails in the host.
+#[tokio::test]
+async fn a_binary_trigger_is_given_bytes_that_are_not_utf8() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    edit_json(&app.path().join("functions/ProcessOrder/function.json"), |f| {
+        f["bindings"][0]["dataType"] = "binary".into();
+    });
+    edit_json(&app.path().join("host.json"), |h| h["extensions"]["queues"]["maxDequeueCount"] = 1.into());
+    let host = LocalHost::start(app.path(), &azurite, &[]).await;
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    queues.send("orders", &[0xff, 0xfe, b'{', 0x80], Duration::ZERO).await.unwrap();
+    host.wait_for("moved it to queue \"orders-poison\"", 1, WAIT).await;
+    let console = host.console();
+    // The handler ran and refused the bytes; the host did not stop them.
+    assert_eq!(host.count("Executed 'ProcessOrder' (queueTrigger"), 1, "{console}");
+    assert!(!console.contains("is not UTF-8 text"), "{console}");
+    let poisoned = queues.receive("orders-poison", 1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(poisoned[0].body, [0xff, 0xfe, b'{', 0x80], "the same bytes in the poison queue");
+}
+
+/// Invalid host.json queue options stop the host, as `QueuesOptions`' setters throw while the
+/// options are bound (`BatchSize`: `if (value > MaxBatchSize) throw new
+/// ArgumentOutOfRangeException(nameof(value));`, MaxBatchSize 32); locally they were clamped.
+#[test]
+fn an_invalid_queue_option_stops_the_host() {
+    let app = common::app_copy();
+    edit_json(&app.path().join("host.json"), |h| h["extensions"]["queues"]["batchSize"] = 64.into());
+    let text = start_expecting_failure(app.path());
+    assert!(text.contains("host.json extensions.queues.batchSize is 64: it should be 1 to 32"), "{text}");
+}
+
+/// Runs `cargo azfn start --builtin` in `root` and returns its output once it exits with an error.
+fn start_expecting_failure(root: &std::path::Path) -> String {
+    let log = root.join("start.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = std::process::Command::new(common::cargo_azfn())
+        .args(["azfn", "start", "--builtin", "--port", &common::free_port().to_string()])
+        .args(["--handler", env!("CARGO_BIN_EXE_orders")])
+        .current_dir(root)
+        .env("NO_COLOR", "1")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.is_some_and(|s| !s.success()), "the host should have stopped: {status:?} {text}");
+    text
+}
+
+/// Blobs extension, BlobListenerFactory.CreateAsync: "we do not need to create SharedBlobListener for
+/// EventGrid blob trigger" (only `if (_blobTriggerSource == BlobTriggerSource.LogsAndContainerScan)`
+/// is the container scanned), and BlobsExtensionConfigProvider.ConvertAsync with the Event Grid
+/// HttpRequestProcessor: `/runtime/webhooks/blobs?functionName=Host.Functions.<Name>` validates the
+/// subscription and queues each notified blob, answering 202. So a blob written is not run until
+/// its event is posted.
+#[tokio::test]
+async fn an_event_grid_blob_trigger_runs_from_the_webhook_and_is_not_scanned() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    std::fs::write(
+        app.path().join("functions/AuditReceipt/function.json"),
+        r#"{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "receipt", "path": "receipts/{name}", "source": "EventGrid", "connection": "AzureWebJobsStorage"}]}"#,
+    )
+    .unwrap();
+    let host = LocalHost::start(app.path(), &azurite, &[("AZFN_BLOB_EVENTS", "")]).await;
+    assert!(host.console().contains("from Event Grid (not scanned"), "{}", host.console());
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    let order = serde_json::json!({"orderId": "o-eg", "customerId": "c-1", "currency": "EUR", "createdAt": "2026-11-27T00:00:00Z",
+        "items": [{"sku": "s-1", "quantity": 2, "unitPriceCents": 150}]});
+    queues.send("orders", order.to_string().as_bytes(), Duration::ZERO).await.unwrap();
+    host.wait_for("order processed order_id=o-eg", 1, WAIT).await;
+    // ProcessOrder wrote receipts/o-eg.json; no scan runs it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(host.count("Executed 'AuditReceipt'"), 0, "{}", host.console());
+
+    let client = reqwest::Client::new();
+    let hook = host.url("/runtime/webhooks/blobs?functionName=Host.Functions.AuditReceipt");
+    let validation = serde_json::json!([{"id": "v-1", "topic": "/subscriptions/x", "subject": "", "eventTime": "2026-11-27T00:00:00Z",
+        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent", "dataVersion": "2", "metadataVersion": "1",
+        "data": {"validationCode": "code-1", "validationUrl": "https://example/validate"}}]);
+    let res = client.post(&hook).header("aeg-event-type", "SubscriptionValidation").json(&validation).send().await.unwrap();
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap(), serde_json::json!({"validationResponse": "code-1"}));
+
+    // A BlobCreated event in the Event Grid schema, as "Azure Blob Storage as an Event Grid source"
+    // documents it.
+    let url = format!("{}/receipts/o-eg.json", azurite.account().blob.unwrap());
+    let created = serde_json::json!([{"topic": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/devstoreaccount1",
+        "subject": "/blobServices/default/containers/receipts/blobs/o-eg.json", "eventType": "Microsoft.Storage.BlobCreated",
+        "id": "e-1", "eventTime": "2026-11-27T00:00:00Z", "dataVersion": "", "metadataVersion": "1",
+        "data": {"api": "PutBlob", "contentType": "application/json", "contentLength": 100, "blobType": "BlockBlob", "url": url,
+            "eTag": "0x8D4BCC2E4835CD0", "sequencer": "00000000000004420000000000028963", "storageDiagnostics": {"batchId": "b"}}}]);
+    let res = client.post(&hook).header("aeg-event-type", "Notification").json(&created).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    host.wait_for("receipt checked blob=o-eg.json", 1, WAIT).await;
+
+    let res = client
+        .post(host.url("/runtime/webhooks/blobs?functionName=Host.Functions.ProcessOrder"))
+        .header("aeg-event-type", "Notification")
+        .json(&created)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "not a blob trigger with source EventGrid");
+}

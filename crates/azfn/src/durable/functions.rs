@@ -17,7 +17,7 @@ use super::client::DurableClient;
 use super::dispatch::Dispatcher;
 use super::error::DurableError;
 use super::hub::TaskHub;
-use super::messages::{ControlMessage, WorkMessage};
+use super::messages::{ControlMessage, WorkMessage, from_queue_text};
 use super::registry::Registry;
 use crate::{App, Context, HttpRequest, QueueMessage};
 
@@ -94,13 +94,19 @@ impl App {
         let mut app = self;
         app.durable = Some(rt.clone());
         let (control, work, api) = (rt.clone(), rt.clone(), rt);
-        app.function(CONTROL_FUNCTION, move |msg: QueueMessage<ControlMessage>, _ctx: Context| {
+        app.function(CONTROL_FUNCTION, move |msg: QueueMessage, _ctx: Context| {
             let rt = control.clone();
-            async move { rt.dispatcher().await?.control(msg.body, msg.dequeue_count).await }
+            async move {
+                let body: ControlMessage = engine_message(&msg.text)?;
+                rt.dispatcher().await?.control(body, msg.dequeue_count).await
+            }
         })
-        .function(WORK_FUNCTION, move |msg: QueueMessage<WorkMessage>, _ctx: Context| {
+        .function(WORK_FUNCTION, move |msg: QueueMessage, _ctx: Context| {
             let rt = work.clone();
-            async move { rt.dispatcher().await?.work(msg.body, msg.dequeue_count).await }
+            async move {
+                let body: WorkMessage = engine_message(&msg.text)?;
+                rt.dispatcher().await?.work(body, msg.dequeue_count).await
+            }
         })
         .function(API_FUNCTION, move |req: HttpRequest, _ctx: Context| {
             let rt = api.clone();
@@ -120,4 +126,11 @@ impl App {
             Ok::<_, DurableError>(super::dashboard::serve(&req, &path))
         })
     }
+}
+
+/// An engine message from its queue text, or a bad-request error that says which.
+fn engine_message<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, DurableError> {
+    from_queue_text(text).map_err(|e| {
+        DurableError::BadRequest(format!("the queue message is not a {}: {e}", std::any::type_name::<T>()))
+    })
 }

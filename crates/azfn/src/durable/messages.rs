@@ -179,3 +179,32 @@ impl WorkMessage {
         (self.instance_id.clone(), self.execution_id.clone(), self.task_id)
     }
 }
+
+/// Reads an engine message from a queue trigger's text. The engine writes its messages base64-encoded
+/// (the Functions default, `messageEncoding: base64`), so the trigger usually passes the JSON on
+/// decoded; with host.json `extensions.queues.messageEncoding: none` it passes the stored text as it
+/// is (`QueueMessageCodec.DecodeMessageBody`: `QueueMessageEncoding.None => new BinaryData(messageText)`),
+/// which is that JSON in base64. Both are read here, so the setting does not stop the engine.
+pub(crate) fn from_queue_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
+    match serde_json::from_str(text) {
+        Ok(m) => Ok(m),
+        Err(e) => match crate::encoding::decode_base64(text) {
+            Some(bytes) if bytes.first() == Some(&b'{') => serde_json::from_slice(&bytes),
+            _ => Err(e),
+        },
+    }
+}
+
+#[cfg(test)]
+mod queue_text_tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_read_as_json_or_as_the_base64_that_messageencoding_none_passes_on() {
+        let json = r#"{"instance":"a","execution":"e","events":[]}"#;
+        let plain: Value = from_queue_text(json).unwrap();
+        let encoded: Value = from_queue_text(&crate::encoding::encode_base64(json.as_bytes())).unwrap();
+        assert_eq!(plain, encoded);
+        assert!(from_queue_text::<Value>("not json").is_err());
+    }
+}

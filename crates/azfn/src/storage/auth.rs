@@ -52,7 +52,7 @@ pub(crate) fn authorize(req: &mut Request, service: Service, credential: &Creden
             Ok(())
         }
         // The bearer token is added by the client (`ServiceClient::send`), which holds the token cache.
-        Credential::ManagedIdentity { .. } | Credential::Default { .. } => Ok(()),
+        Credential::ManagedIdentity { .. } | Credential::Default { .. } | Credential::App { .. } => Ok(()),
     }
 }
 

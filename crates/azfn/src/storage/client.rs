@@ -10,7 +10,7 @@ use reqwest::{Method, Request, RequestBuilder, Response};
 use super::auth::{Service, authorize};
 use super::connection::{Credential, StorageAccount};
 use super::retry::{RetryPolicy, is_transient, server_delay};
-use super::token::{IdentityEndpoint, ManagedIdentity};
+use super::token::{AppCredential, IdentityEndpoint, ManagedIdentity, TokenSource};
 
 /// How long a connection to the service may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,19 +142,21 @@ pub(crate) struct ServiceClient {
     credential: Credential,
     service: Service,
     /// Token source for identity-based connections.
-    identity: Option<std::sync::Arc<ManagedIdentity>>,
+    identity: Option<std::sync::Arc<TokenSource>>,
 }
 
 impl ServiceClient {
     pub(crate) fn new(account: &StorageAccount, service: Service) -> Result<Self, StorageError> {
-        Self::with_identity_endpoint(account, service, IdentityEndpoint::from_env())
+        Self::with_identity_endpoint(account, service, IdentityEndpoint::from_env(), &super::token::authority_from_env())
     }
 
-    /// Like [`new`](Self::new), taking identity-based connections' tokens from `tokens`.
+    /// Like [`new`](Self::new), taking managed identity tokens from `tokens` and an app
+    /// registration's from `authority`.
     pub(crate) fn with_identity_endpoint(
         account: &StorageAccount,
         service: Service,
         tokens: IdentityEndpoint,
+        authority: &str,
     ) -> Result<Self, StorageError> {
         let endpoint = match service {
             Service::Blob => &account.blob,
@@ -166,8 +168,11 @@ impl ServiceClient {
         })?;
         let identity = match &account.credential {
             Credential::ManagedIdentity { client_id } | Credential::Default { client_id } => {
-                Some(std::sync::Arc::new(ManagedIdentity::new(tokens, client_id.clone())))
+                Some(std::sync::Arc::new(TokenSource::Managed(ManagedIdentity::new(tokens, client_id.clone()))))
             }
+            Credential::App { tenant_id, client_id, proof } => Some(std::sync::Arc::new(TokenSource::App(
+                AppCredential::new(authority, tenant_id, client_id, proof.clone()),
+            ))),
             Credential::SharedKey { .. } | Credential::Sas(_) => None,
         };
         let http = reqwest::Client::builder()
@@ -395,7 +400,7 @@ mod tests {
         let account = resolve("Storage", |k| settings.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
         let tokens =
             IdentityEndpoint::AppService { endpoint: format!("{identity_url}/msi/token"), header: "secret".into() };
-        let client = ServiceClient::with_identity_endpoint(&account, Service::Queue, tokens).unwrap();
+        let client = ServiceClient::with_identity_endpoint(&account, Service::Queue, tokens, "http://unused").unwrap();
         for q in ["q1", "q2"] {
             client.create(client.request(Method::PUT, q), "create queue").await.unwrap();
         }
@@ -409,6 +414,62 @@ mod tests {
             " secret",
         ] {
             assert!(calls[0].contains(part), "{part} in {}", calls[0]);
+        }
+    }
+
+    /// The Microsoft identity platform's client credentials grant ("OAuth 2.0 client credentials
+    /// flow", first case: access token request with a shared secret): `POST
+    /// /{tenant}/oauth2/v2.0/token` with `client_id`, `scope=https://storage.azure.com/.default`,
+    /// `client_secret`, `grant_type=client_credentials`; the answer's `access_token` is the bearer
+    /// token, cached for its `expires_in`. A stand-in authority answers here.
+    #[tokio::test]
+    async fn a_service_principal_connection_sends_client_credentials_tokens() {
+        let grants: Seen = Arc::default();
+        let authority = axum::Router::new()
+            .route(
+                "/tenant-1/oauth2/v2.0/token",
+                axum::routing::post(|State(seen): State<Seen>, body: String| async move {
+                    seen.lock().unwrap().push(body);
+                    axum::Json(serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "app-tok"}))
+                }),
+            )
+            .with_state(grants.clone());
+        let authority_url = serve(authority).await;
+        let storage_calls: Seen = Arc::default();
+        let storage = axum::Router::new()
+            .route(
+                "/acct/{queue}",
+                put(|State(seen): State<Seen>, h: HeaderMap| async move {
+                    seen.lock().unwrap().push(h.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned());
+                    axum::http::StatusCode::CREATED
+                }),
+            )
+            .with_state(storage_calls.clone());
+        let storage_url = serve(storage).await;
+        let settings = [
+            ("Storage__queueServiceUri".to_owned(), format!("{storage_url}/acct")),
+            ("Storage__tenantId".to_owned(), "tenant-1".to_owned()),
+            ("Storage__clientId".to_owned(), "app-1".to_owned()),
+            ("Storage__clientSecret".to_owned(), "s&cret".to_owned()),
+        ];
+        let account = resolve("Storage", |k| settings.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
+        let client =
+            ServiceClient::with_identity_endpoint(&account, Service::Queue, IdentityEndpoint::Imds, &authority_url)
+                .unwrap();
+        for q in ["q1", "q2"] {
+            client.create(client.request(Method::PUT, q), "create queue").await.unwrap();
+        }
+        assert_eq!(*storage_calls.lock().unwrap(), ["Bearer app-tok", "Bearer app-tok"]);
+        let grants = grants.lock().unwrap().clone();
+        assert_eq!(grants.len(), 1, "the token is cached: {grants:?}");
+        let form: Vec<(String, String)> = serde_urlencoded::from_str(&grants[0]).unwrap();
+        for (k, v) in [
+            ("grant_type", "client_credentials"),
+            ("client_id", "app-1"),
+            ("scope", "https://storage.azure.com/.default"),
+            ("client_secret", "s&cret"),
+        ] {
+            assert!(form.contains(&(k.to_owned(), v.to_owned())), "{k}={v} in {form:?}");
         }
     }
 

@@ -47,6 +47,16 @@ pub enum Credential {
         /// A client id hint for managed identity.
         client_id: Option<String>,
     },
+    /// Entra ID tokens for an app registration (`tenantId`, `clientId` and `clientSecret`, or
+    /// `credential=workloadidentity` with a federated token file), by the client credentials grant.
+    App {
+        /// The directory (tenant) id.
+        tenant_id: String,
+        /// The app's client id.
+        client_id: String,
+        /// Its secret or federated token file.
+        proof: super::token::AppProof,
+    },
 }
 
 impl fmt::Debug for Credential {
@@ -61,6 +71,12 @@ impl fmt::Debug for Credential {
                 f.debug_struct("ManagedIdentity").field("client_id", client_id).finish()
             }
             Self::Default { client_id } => f.debug_struct("Default").field("client_id", client_id).finish(),
+            Self::App { tenant_id, client_id, proof } => f
+                .debug_struct("App")
+                .field("tenant_id", tenant_id)
+                .field("client_id", client_id)
+                .field("proof", proof)
+                .finish(),
         }
     }
 }
@@ -139,8 +155,19 @@ pub fn resolve(name: &str, setting: impl Fn(&str) -> Option<String>) -> Result<S
 }
 
 /// The settings below a connection's section that make it exist.
-const SECTION_KEYS: &[&str] =
-    &["accountName", "blobServiceUri", "queueServiceUri", "tableServiceUri", "serviceUri", "credential", "clientId"];
+const SECTION_KEYS: &[&str] = &[
+    "accountName",
+    "blobServiceUri",
+    "queueServiceUri",
+    "tableServiceUri",
+    "serviceUri",
+    "credential",
+    "clientId",
+    "tenantId",
+    "clientSecret",
+    "clientCertificate",
+    "tokenFilePath",
+];
 
 /// [`resolve`] of the connection `name` from the settings of `section`.
 fn resolve_section(
@@ -160,10 +187,17 @@ fn resolve_section(
         return parse_connection_string(name, &text);
     }
     let account = get("accountName");
+    // An explicit `{service}ServiceUri` wins over `accountName`: the host's own storage
+    // (azure-functions-host `StorageServiceUriOptions.GetBlobServiceUri`) and the extensions'
+    // `StorageClientProvider.TryGetServiceUri` since azure-sdk-for-net#58661 ("now prefers an explicit
+    // {subdomain}ServiceUri over accountName"). `serviceUri` is the endpoint of the client being
+    // made: `ClientFactory.CreateClient` matches it to the constructor parameter `serviceUri` of
+    // `BlobServiceClient` and of `QueueServiceClient` (`TableServiceClient`'s is `endpoint`).
     let uri = |service: &str, key: &str| -> Result<Option<String>, ConnectionError> {
-        let explicit = get(key).or_else(|| if service == "blob" { get("serviceUri") } else { None });
+        let shared = if service == "table" { None } else { get("serviceUri").map(|u| ("serviceUri", u)) };
+        let explicit = get(key).map(|u| (key, u)).or(shared);
         match (explicit, &account) {
-            (Some(u), _) => check_uri(name, key, &u).map(Some),
+            (Some((key, u)), _) => check_uri(name, key, &u).map(Some),
             (None, Some(a)) => Ok(Some(format!("https://{a}.{service}.core.windows.net"))),
             (None, None) => Ok(None),
         }
@@ -177,18 +211,54 @@ fn resolve_section(
              `__queueServiceUri`, `__tableServiceUri`) for an identity-based connection"
         )));
     }
+    let credential = credential(name, &get)?;
+    Ok(StorageAccount { name: account, blob, queue, table, credential })
+}
+
+/// The credential of an identity-based connection, as Microsoft.Extensions.Azure's
+/// `ClientFactory.CreateCredential` chooses it (azure-sdk-for-net, sdk/extensions/Microsoft.Extensions.Azure/src/Internal/ClientFactory.cs):
+/// `managedidentity`; `workloadidentity` ("'tenantId', 'clientId', and 'tokenFilePath' must be
+/// specified", each also from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_FEDERATED_TOKEN_FILE`);
+/// else `tenantId` + `clientId` + `clientSecret` is a `ClientSecretCredential`; a
+/// `clientCertificate` (a thumbprint in the machine's certificate store) is refused here; anything
+/// else, an unknown `credential` value included, is the default chain (`DefaultAzureCredential`).
+fn credential(name: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<Credential, ConnectionError> {
     let client_id = get("clientId");
-    let credential = match get("credential").map(|c| c.to_ascii_lowercase()) {
-        None => Credential::Default { client_id },
-        Some(c) if c == "managedidentity" => Credential::ManagedIdentity { client_id },
-        Some(other) => {
+    let kind = get("credential").map(|c| c.to_ascii_lowercase());
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    match kind.as_deref() {
+        Some("managedidentity") => return Ok(Credential::ManagedIdentity { client_id }),
+        Some("workloadidentity") => {
+            let tenant_id = get("tenantId").or_else(|| env("AZURE_TENANT_ID"));
+            let client_id = client_id.or_else(|| env("AZURE_CLIENT_ID"));
+            let file = get("tokenFilePath").or_else(|| env("AZURE_FEDERATED_TOKEN_FILE"));
+            return match (tenant_id, client_id, file) {
+                (Some(tenant_id), Some(client_id), Some(file)) => Ok(Credential::App {
+                    tenant_id,
+                    client_id,
+                    proof: super::token::AppProof::TokenFile(file.into()),
+                }),
+                _ => Err(ConnectionError(format!(
+                    "`{name}__credential` is `workloadidentity`: for workload identity, 'tenantId', 'clientId', and \
+                     'tokenFilePath' must be specified (`{name}__tenantId`, `{name}__clientId`, `{name}__tokenFilePath`, \
+                     or AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE)"
+                ))),
+            };
+        }
+        _ => {}
+    }
+    if let (Some(tenant_id), Some(client_id)) = (get("tenantId"), client_id.clone()) {
+        if let Some(secret) = get("clientSecret") {
+            return Ok(Credential::App { tenant_id, client_id, proof: super::token::AppProof::Secret(secret) });
+        }
+        if get("clientCertificate").is_some() {
             return Err(ConnectionError(format!(
-                "`{name}__credential` is `{other}`; the only value the Functions runtime accepts is `managedidentity` \
-                 (leave it unset to use the default credential chain)"
+                "`{name}__clientCertificate` names a certificate in the machine's certificate store, which azfn \
+                 does not read; use `{name}__clientSecret`, `credential=workloadidentity` or a managed identity"
             )));
         }
-    };
-    Ok(StorageAccount { name: account, blob, queue, table, credential })
+    }
+    Ok(Credential::Default { client_id })
 }
 
 fn check_uri(name: &str, key: &str, uri: &str) -> Result<String, ConnectionError> {
@@ -350,9 +420,65 @@ mod tests {
         assert_eq!(a.blob.as_deref(), Some("https://a.blob.core.windows.net"));
         assert_eq!(a.queue.as_deref(), Some("https://a.queue.core.windows.net"));
         assert_eq!(a.credential, Credential::Default { client_id: None });
-        let only_blob = resolve("Conn", with(&[("Conn__serviceUri", "https://b.blob.core.windows.net")])).unwrap();
-        assert_eq!(only_blob.blob.as_deref(), Some("https://b.blob.core.windows.net"));
-        assert_eq!(only_blob.table, None);
+    }
+
+    /// `serviceUri` is the endpoint of whichever client is made: Microsoft.Extensions.Azure
+    /// `ClientFactory.CreateClient` binds configuration keys to constructor parameters by name
+    /// (`TryConvertArgument(configuration, parameter.Name, ...)`), and `BlobServiceClient(Uri
+    /// serviceUri, TokenCredential credential, ...)` and `QueueServiceClient(Uri serviceUri, ...)` both
+    /// call it `serviceUri` (`TableServiceClient`'s is `endpoint`). An explicit `{service}ServiceUri`
+    /// wins over `accountName`: azure-functions-host `StorageServiceUriOptions.GetBlobServiceUri`
+    /// (`if (!string.IsNullOrEmpty(BlobServiceUri)) return new Uri(BlobServiceUri); else if
+    /// (!string.IsNullOrEmpty(AccountName))`), and the extensions' `StorageClientProvider.TryGetServiceUri`
+    /// since azure-sdk-for-net#58661.
+    #[test]
+    fn service_uri_serves_each_client_and_explicit_uris_beat_the_account_name() {
+        let shared = resolve("Conn", with(&[("Conn__serviceUri", "https://b.example.net")])).unwrap();
+        assert_eq!(shared.blob.as_deref(), Some("https://b.example.net"));
+        assert_eq!(shared.queue.as_deref(), Some("https://b.example.net"));
+        assert_eq!(shared.table, None);
+        let both = resolve(
+            "Conn",
+            with(&[("Conn__accountName", "acct"), ("Conn__queueServiceUri", "https://q.example.net")]),
+        )
+        .unwrap();
+        assert_eq!(both.queue.as_deref(), Some("https://q.example.net"));
+        assert_eq!(both.blob.as_deref(), Some("https://acct.blob.core.windows.net"));
+    }
+
+    /// Microsoft.Extensions.Azure `ClientFactory.CreateCredential`: `tenantId` + `clientId` +
+    /// `clientSecret` is a `ClientSecretCredential`; `workloadidentity` needs the three of
+    /// "'tenantId', 'clientId', and 'tokenFilePath'"; an unknown `credential` value matches no branch
+    /// and ends in the default `DefaultAzureCredential`.
+    #[test]
+    fn service_principal_and_workload_identity_credentials() {
+        let base = [("C__accountName", "x"), ("C__tenantId", "t"), ("C__clientId", "app")];
+        let mut secret = base.to_vec();
+        secret.push(("C__clientSecret", "s3cret"));
+        let a = resolve("C", with(&secret)).unwrap();
+        assert_eq!(
+            a.credential,
+            Credential::App {
+                tenant_id: "t".into(),
+                client_id: "app".into(),
+                proof: crate::storage::AppProof::Secret("s3cret".into())
+            }
+        );
+        assert!(!format!("{:?}", a.credential).contains("s3cret"), "secrets are never printed");
+        let mut workload = base.to_vec();
+        workload.extend([("C__credential", "workloadidentity"), ("C__tokenFilePath", "/var/run/token")]);
+        assert!(matches!(resolve("C", with(&workload)).unwrap().credential, Credential::App { .. }));
+        let incomplete = [("C__accountName", "x"), ("C__credential", "WorkloadIdentity"), ("C__tenantId", "t")];
+        if std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_none() {
+            let err = resolve("C", with(&incomplete)).unwrap_err().to_string();
+            assert!(err.contains("'tenantId', 'clientId', and 'tokenFilePath' must be specified"), "{err}");
+        }
+        let unknown = resolve("C", with(&[("C__accountName", "x"), ("C__credential", "password")])).unwrap();
+        assert_eq!(unknown.credential, Credential::Default { client_id: None });
+        let mut certificate = base.to_vec();
+        certificate.push(("C__clientCertificate", "ABCDEF"));
+        let err = resolve("C", with(&certificate)).unwrap_err().to_string();
+        assert!(err.contains("clientCertificate") && err.contains("clientSecret"), "{err}");
     }
 
     #[test]
@@ -373,9 +499,6 @@ mod tests {
         assert!(err.contains("neither `AccountKey=`"), "{err}");
         let err = resolve("C", with(&[("C", "AccountName=x;AccountKey=not base64!")])).unwrap_err().to_string();
         assert!(err.contains("not base64"), "{err}");
-        let err =
-            resolve("C", with(&[("C__accountName", "x"), ("C__credential", "password")])).unwrap_err().to_string();
-        assert!(err.contains("managedidentity"), "{err}");
         let err = resolve("C", with(&[("C__blobServiceUri", "x.blob.core.windows.net")])).unwrap_err().to_string();
         assert!(err.contains("http(s) URL"), "{err}");
     }

@@ -649,6 +649,7 @@ fn to_received(m: &Message) -> ReceivedMessage {
         expiration_time: m.expires,
         next_visible_time: Some(m.visible_at),
         body: decode(&m.text),
+        text: m.text.clone(),
         base64: true,
     }
 }

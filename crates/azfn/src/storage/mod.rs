@@ -28,4 +28,4 @@ pub use queue::{QueueClient, ReceivedMessage};
 pub use retry::RetryPolicy;
 pub(crate) use table::is_forbidden_in_key;
 pub use table::{Continuation, Entity, TableClient, TableOp, is_valid_key, odata_string};
-pub use token::{IdentityEndpoint, ManagedIdentity, STORAGE_RESOURCE};
+pub use token::{AppCredential, AppProof, IdentityEndpoint, ManagedIdentity, STORAGE_RESOURCE, TokenSource};

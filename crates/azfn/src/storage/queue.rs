@@ -33,6 +33,9 @@ pub struct ReceivedMessage {
     pub next_visible_time: Option<DateTime<Utc>>,
     /// The body, base64-decoded (or the raw text when it is not base64).
     pub body: Vec<u8>,
+    /// The message text as stored, not decoded: what a queue trigger with `messageEncoding: none`
+    /// is given, and what goes to a poison queue unchanged.
+    pub text: String,
     /// Whether the message text was valid base64 (ASCII whitespace ignored, as .NET's
     /// `Convert.FromBase64String` ignores it). A Functions queue trigger with the default
     /// `messageEncoding` cannot decode one that is not, and moves it to the poison queue.
@@ -259,6 +262,7 @@ fn parse_message(m: &str) -> ReceivedMessage {
         expiration_time: time(xml::first(m, "ExpirationTime")),
         next_visible_time: time(xml::first(m, "TimeNextVisible")),
         base64: decoded.is_some(),
-        body: decoded.unwrap_or_else(|| body_text.into_bytes()),
+        body: decoded.unwrap_or_else(|| body_text.clone().into_bytes()),
+        text: body_text,
     }
 }

@@ -7,8 +7,14 @@
 //! - elsewhere in Azure, the Instance Metadata Service
 //!   (`http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01`, header `Metadata: true`).
 //!
-//! Both answer `{"access_token": "...", "expires_on": "<unix seconds>", ...}`. Tokens are cached
-//! until five minutes before they expire.
+//! Both answer `{"access_token": "...", "expires_on": "<unix seconds>", ...}`.
+//!
+//! An app registration (`credential` unset, with `tenantId`, `clientId` and `clientSecret`; or
+//! `credential=workloadidentity` with a federated token file) gets its tokens by the OAuth 2.0
+//! client credentials grant ([`AppCredential`]): `POST {authority}/{tenant}/oauth2/v2.0/token`,
+//! answered `{"access_token": "...", "expires_in": <seconds>, ...}`.
+//!
+//! Tokens are cached until five minutes before they expire.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -123,5 +129,159 @@ impl ManagedIdentity {
         let expires = UNIX_EPOCH + Duration::from_secs(seconds);
         *cached = Some((answer.access_token.clone(), expires));
         Ok(answer.access_token)
+    }
+}
+
+/// Entra ID's public cloud authority, unless `AZURE_AUTHORITY_HOST` names another (as the Azure
+/// SDKs read it).
+pub fn authority_from_env() -> String {
+    std::env::var("AZURE_AUTHORITY_HOST")
+        .ok()
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "https://login.microsoftonline.com".to_owned())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// How an app registration proves itself in the client credentials grant.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AppProof {
+    /// A client secret (`ClientSecretCredential`).
+    Secret(String),
+    /// A file holding a federated token, read at each request as it is rotated
+    /// (`WorkloadIdentityCredential`, `tokenFilePath` or `AZURE_FEDERATED_TOKEN_FILE`).
+    TokenFile(std::path::PathBuf),
+}
+
+impl std::fmt::Debug for AppProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret(..)"),
+            Self::TokenFile(path) => f.debug_tuple("TokenFile").field(path).finish(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct GrantAnswer {
+    access_token: String,
+    expires_in: serde_json::Value,
+}
+
+/// An app registration's tokens for one audience, by the client credentials grant, cached.
+#[derive(Debug)]
+pub struct AppCredential {
+    authority: String,
+    tenant_id: String,
+    client_id: String,
+    proof: AppProof,
+    scope: String,
+    http: reqwest::Client,
+    cached: Mutex<Option<(String, SystemTime)>>,
+}
+
+impl AppCredential {
+    /// Storage tokens for the app `client_id` of `tenant_id`, from `authority`
+    /// (`https://login.microsoftonline.com` in the public cloud).
+    pub fn new(authority: &str, tenant_id: &str, client_id: &str, proof: AppProof) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Self {
+            authority: authority.trim_end_matches('/').to_owned(),
+            tenant_id: tenant_id.to_owned(),
+            client_id: client_id.to_owned(),
+            proof,
+            scope: format!("{STORAGE_RESOURCE}.default"),
+            http,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// A valid token, from the cache or the authority.
+    pub async fn token(&self) -> Result<String, String> {
+        let mut cached = self.cached.lock().await;
+        if let Some((token, expires)) = cached.as_ref()
+            && SystemTime::now() + MARGIN < *expires
+        {
+            return Ok(token.clone());
+        }
+        let url = format!("{}/{}/oauth2/v2.0/token", self.authority, self.tenant_id);
+        let what = format!("getting a token for app {} from {url}", self.client_id);
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", self.client_id.clone()),
+            ("scope", self.scope.clone()),
+        ];
+        match &self.proof {
+            AppProof::Secret(secret) => form.push(("client_secret", secret.clone())),
+            AppProof::TokenFile(path) => {
+                let assertion = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{what}: cannot read the federated token file {}: {e}", path.display()))?;
+                form.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
+                form.push(("client_assertion", assertion.trim().to_owned()));
+            }
+        }
+        // Asking for a token changes nothing, so a failed request is simply tried again.
+        let mut last = String::new();
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+            }
+            let res = match self.http.post(&url).form(&form).send().await {
+                Ok(res) => res,
+                Err(e) => {
+                    last = format!("{what}: {e}");
+                    continue;
+                }
+            };
+            let status = res.status();
+            let text = res.text().await.unwrap_or_default();
+            if status.is_server_error() || status.as_u16() == 429 {
+                last = format!("{what}: HTTP {status}");
+                continue;
+            }
+            if !status.is_success() {
+                // Entra ID's error answer: {"error": "invalid_client", "error_description": "AADSTS..."}.
+                let detail = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["error_description"].as_str().or(v["error"].as_str()).map(str::to_owned))
+                    .unwrap_or_else(|| text.lines().next().unwrap_or("").to_owned());
+                return Err(format!("{what}: HTTP {status}: {detail}"));
+            }
+            let answer: GrantAnswer =
+                serde_json::from_str(&text).map_err(|e| format!("{what}: the answer is not understood: {e}"))?;
+            let seconds = match &answer.expires_in {
+                serde_json::Value::String(s) => s.parse::<u64>().ok(),
+                serde_json::Value::Number(n) => n.as_u64(),
+                _ => None,
+            }
+            .ok_or_else(|| format!("{what}: the answer has no usable expires_in"))?;
+            let expires = SystemTime::now() + Duration::from_secs(seconds);
+            *cached = Some((answer.access_token.clone(), expires));
+            return Ok(answer.access_token);
+        }
+        Err(last)
+    }
+}
+
+/// Where an identity-based connection's tokens come from.
+#[derive(Debug)]
+pub enum TokenSource {
+    /// A managed identity.
+    Managed(ManagedIdentity),
+    /// An app registration.
+    App(AppCredential),
+}
+
+impl TokenSource {
+    /// A valid token.
+    pub async fn token(&self) -> Result<String, String> {
+        match self {
+            Self::Managed(m) => m.token().await,
+            Self::App(a) => a.token().await,
+        }
     }
 }

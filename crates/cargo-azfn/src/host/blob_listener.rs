@@ -1,21 +1,28 @@
-//! The blob trigger, as the Storage Blobs extension's polling scan runs it
-//! (`custom-handler-protocol.md` §5.2):
+//! The blob trigger, as the Storage Blobs extension 5.x runs it (`custom-handler-protocol.md` §5.2,
+//! docs/host-fidelity.md §9):
 //!
-//! - the container is scanned for blobs whose names fit the path pattern (`receipts/{name}`);
+//! - the container is scanned for blobs whose names fit the path pattern (`receipts/{name}`); with
+//!   `source: EventGrid` it is not scanned, and the extension's webhook
+//!   (`/runtime/webhooks/blobs?functionName=Host.Functions.<Function>`, [`webhook`]) runs the blobs
+//!   the Event Grid events name instead;
 //! - a blob version (name + ETag) triggers once: after a success a receipt is written to
 //!   `azure-webjobs-hosts/blobreceipts/<hostId>/Host.Functions.<Function>/<ETag>/<container>/<blob>`,
 //!   and a version with a receipt is skipped, across restarts too (delete the receipt to run it again);
-//! - a failed version is retried on the next scans, up to `maxDequeueCount` attempts (default 5,
-//!   or `extensions.blobs.poisonBlobThreshold`), then a message
+//! - a failed version is tried again, up to `extensions.blobs.poisonBlobThreshold` attempts (default
+//!   5, whatever the queues' `maxDequeueCount`), then a message
 //!   `{FunctionId, BlobType, ContainerName, BlobName, ETag}` goes to `webjobs-blobtrigger-poison`
-//!   and the version gets its receipt.
+//!   and the version gets its receipt;
+//! - at most `extensions.blobs.maxDegreeOfParallelism` blobs (default 8 per processor, 8 on
+//!   Consumption) run at once, for all the app's blob triggers together.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::bindings::Clients;
@@ -27,6 +34,53 @@ use azfn::storage::Blob;
 pub const HOSTS_CONTAINER: &str = "azure-webjobs-hosts";
 /// The queue for blobs that failed every attempt.
 pub const POISON_QUEUE: &str = "webjobs-blobtrigger-poison";
+/// The Blobs extension's webhook (`[Extension("AzureStorageBlobs", "Blobs")]`, so
+/// `runtime/webhooks/blobs` by DefaultScriptWebHookProvider), for `source: EventGrid` triggers.
+pub const WEBHOOK_PATH: &str = "/runtime/webhooks/blobs";
+
+/// host.json `extensions.blobs`, with the extension's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobOptions {
+    /// Attempts before a blob is poisoned (`PoisonBlobThreshold`, default 5).
+    pub poison_blob_threshold: u32,
+    /// Blobs run at once by all the blob triggers (`MaxDegreeOfParallelism`, default
+    /// `8 * processors`).
+    pub max_degree_of_parallelism: usize,
+}
+
+impl BlobOptions {
+    /// Reads `extensions.blobs`; a value the extension refuses is an error naming it, as it stops
+    /// the real host (`BlobsOptions`: `if (value < 1) throw new ArgumentException("PoisonBlobThreshold
+    /// must not be less than 1.")`; `MaxDegreeOfParallelism`: `if (value <= 0) throw`). The default
+    /// threshold is the extension's own (`DefaultPoisonBlobThreshold = 5`), not the queues'
+    /// `maxDequeueCount`: SharedBlobQueueListenerFactory builds the blob queue's options afresh.
+    ///
+    /// ```
+    /// use cargo_azfn::host::blob_listener::BlobOptions;
+    /// let host = serde_json::json!({"extensions": {"queues": {"maxDequeueCount": 2}}});
+    /// let o = BlobOptions::from_host_json(&host, 1).unwrap();
+    /// assert_eq!((o.poison_blob_threshold, o.max_degree_of_parallelism), (5, 8));
+    /// ```
+    pub fn from_host_json(host: &Value, processors: u32) -> Result<Self, String> {
+        let b = &host["extensions"]["blobs"];
+        let int = |k: &str, least: i64| -> Result<Option<i64>, String> {
+            let Some(v) = b.get(k).filter(|v| !v.is_null()) else { return Ok(None) };
+            match v.as_i64().or_else(|| v.as_str()?.trim().parse().ok()) {
+                Some(n) if n >= least => Ok(Some(n)),
+                Some(n) => Err(format!(
+                    "host.json extensions.blobs.{k} is {n}: it must not be less than {least}; the Functions host does \
+                     not start with it"
+                )),
+                None => Err(format!("host.json extensions.blobs.{k} should be a whole number, got {v}")),
+            }
+        };
+        Ok(Self {
+            poison_blob_threshold: int("poisonBlobThreshold", 1)?.map_or(5, |n| n as u32),
+            max_degree_of_parallelism: int("maxDegreeOfParallelism", 1)?
+                .map_or(8 * processors.max(1) as usize, |n| n as usize),
+        })
+    }
+}
 
 /// One function's blob trigger.
 #[derive(Debug, Clone)]
@@ -45,9 +99,9 @@ pub struct BlobTrigger {
     pub max_attempts: u32,
     /// How often to scan.
     pub interval: Duration,
-    /// Invocations at once for this trigger (host.json `extensions.blobs.maxDegreeOfParallelism`,
-    /// by default 8 per core, as the Blobs extension 5.x).
-    pub max_parallel: usize,
+    /// The app's blob invocations at once ([`BlobOptions::max_degree_of_parallelism`]), shared by
+    /// every blob trigger.
+    pub permits: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +236,6 @@ pub async fn listen(invoker: Arc<Invoker>, t: BlobTrigger, mut stop: watch::Rece
         Ok(c) => c,
         Err(e) => return console.error(&format!("{}: blob trigger cannot start: {e}", t.function)),
     };
-    let permits = Arc::new(tokio::sync::Semaphore::new(t.max_parallel.max(1)));
     let done: Arc<Mutex<HashSet<String>>> = Arc::default();
     let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
     let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
@@ -200,11 +253,18 @@ pub async fn listen(invoker: Arc<Invoker>, t: BlobTrigger, mut stop: watch::Rece
                     let (invoker, t, clients) = (invoker.clone(), t.clone(), clients.clone());
                     let (done, busy, attempts) = (done.clone(), busy.clone(), attempts.clone());
                     let container = container.to_owned();
-                    let permits = permits.clone();
                     tokio::spawn(async move {
-                        let Ok(_permit) = permits.acquire_owned().await else { return };
+                        let Ok(_permit) = t.permits.clone().acquire_owned().await else { return };
                         let finished = process(
-                            &invoker, &clients, &t, &container, &item.name, &item.etag, params, &key, &attempts,
+                            &invoker,
+                            &clients,
+                            &t,
+                            &container,
+                            &item.name,
+                            Some(&item.etag),
+                            params,
+                            &key,
+                            &attempts,
                         )
                         .await;
                         if finished {
@@ -240,7 +300,7 @@ async fn process(
     t: &BlobTrigger,
     container: &str,
     name: &str,
-    etag: &str,
+    etag: Option<&str>,
     params: BTreeMap<String, String>,
     receipt: &str,
     attempts: &Mutex<HashMap<String, u32>>,
@@ -255,7 +315,7 @@ async fn process(
         }
     }
     let blob = match clients.blobs.get(container, name).await {
-        Ok(b) if b.etag.trim_matches('"') == etag.trim_matches('"') => b,
+        Ok(b) if etag.is_none_or(|etag| b.etag.trim_matches('"') == etag.trim_matches('"')) => b,
         // Changed or deleted since the scan: the next scan sees the new version.
         Ok(_) => return false,
         Err(e) if e.is_not_found() => return true,
@@ -293,7 +353,7 @@ async fn process(
             "BlobType": blob_type,
             "ContainerName": container,
             "BlobName": name,
-            "ETag": etag,
+            "ETag": etag.unwrap_or(&blob.etag),
         });
         let sent = async {
             invoker.bindings.ensure_queue(clients, &t.connection, POISON_QUEUE).await?;
@@ -325,6 +385,89 @@ async fn process(
         console.warn(&format!("{}: cannot write the receipt of {container}/{name}: {e}", t.function));
     }
     true
+}
+
+/// Answers a request to the Blobs extension's webhook (`BlobsExtensionConfigProvider.ConvertAsync`
+/// and the Event Grid `HttpRequestProcessor.ProcessAsync` it links in): the Event Grid handshake
+/// and validation as [`super::event_grid_webhook::protocol`]; a `Notification` queues each event's
+/// blob (`data.url`) for the function and answers 202 at once (`ProcessEventsAsync` enqueues them
+/// and returns `HttpStatusCode.Accepted`; it does not look at `eventType`). `functionName` is the
+/// function's id, `Host.Functions.<Name>`, or its short name `Functions.<Name>`.
+pub async fn webhook(
+    invoker: Arc<Invoker>,
+    triggers: &BTreeMap<String, BlobTrigger>,
+    method: &http::Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let function = super::event_grid_webhook::function_name(query);
+    let short = function.strip_prefix("Host.").unwrap_or(&function);
+    let found = short
+        .strip_prefix("Functions.")
+        .and_then(|name| triggers.get(&name.to_ascii_lowercase()))
+        .cloned()
+        .ok_or_else(|| {
+            super::front::error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no blob trigger with source EventGrid is named {function:?}; functionName is \
+                     Host.Functions.<Name> for a function whose blobTrigger has \"source\": \"EventGrid\""
+                ),
+            )
+        });
+    super::event_grid_webhook::protocol(method, headers, body, found, |t, events| async move {
+        for event in events {
+            let url = event["data"]["url"].as_str().unwrap_or_default().to_owned();
+            tokio::spawn(on_event(invoker.clone(), t.clone(), url));
+        }
+        StatusCode::ACCEPTED.into_response()
+    })
+    .await
+}
+
+/// Runs the blob an Event Grid event names, with its attempts and poisoning, as the scan would.
+async fn on_event(invoker: Arc<Invoker>, t: BlobTrigger, url: String) {
+    let console = invoker.console;
+    let clients = match invoker.bindings.clients(&t.connection) {
+        Ok(c) => c,
+        Err(e) => return console.error(&format!("{}: blob trigger cannot run: {e}", t.function)),
+    };
+    let endpoint = clients.account.blob.clone().unwrap_or_default();
+    let Some((container, pattern)) = t.path.split_once('/') else { return };
+    let path = url.strip_prefix(endpoint.as_str()).map(|p| p.trim_start_matches('/'));
+    let (in_container, name) = match path.and_then(|p| p.split_once('/')) {
+        Some((c, n)) => (c.to_owned(), azfn::encoding::percent_decode(n)),
+        None => {
+            return console.warn(&format!(
+                "{}: event for {url:?} ignored: not a blob of this connection's account ({endpoint})",
+                t.function
+            ));
+        }
+    };
+    let params = NamePattern::parse(pattern).ok().and_then(|p| p.matches(&name));
+    let (true, Some(params)) = (in_container == container, params) else {
+        return console.warn(&format!("{}: event for {in_container}/{name} ignored: it does not fit {:?}", t.function, t.path));
+    };
+    let attempts: Mutex<HashMap<String, u32>> = Mutex::default();
+    // The receipt is keyed by the blob's ETag, read when it runs (the Event Grid source skips the
+    // scan's ETag check: BlobQueueTriggerExecutor).
+    for _ in 0..t.max_attempts.saturating_mul(2).max(2) {
+        let Ok(_permit) = t.permits.clone().acquire_owned().await else { return };
+        let etag = match clients.blobs.get(&in_container, &name).await {
+            Ok(blob) => blob.etag,
+            Err(e) if e.is_not_found() => return console.warn(&format!("{}: blob {in_container}/{name} not found", t.function)),
+            Err(e) => {
+                console.warn(&format!("{}: cannot read {in_container}/{name}: {e}", t.function));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let key = receipt_name(&t, &in_container, &name, &etag);
+        if process(&invoker, &clients, &t, &in_container, &name, None, params.clone(), &key, &attempts).await {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,56 @@ pub async fn handle(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    let function = function_name(query);
+    let spec = invoker
+        .meta
+        .functions
+        .values()
+        .find(|s| s.name.eq_ignore_ascii_case(&function) && s.trigger().is_type("eventGridTrigger"))
+        .cloned();
+    let found = spec.ok_or_else(|| error(StatusCode::NOT_FOUND, format!("cannot find function: '{function}'")));
+    protocol(method, headers, body, found, |spec, events| async move {
+        let binding = spec.trigger().name.clone();
+        let runs = events.into_iter().map(|event| {
+            let (invoker, name, binding) = (invoker.clone(), spec.name.clone(), binding.clone());
+            async move {
+                let inv = invocation::event_grid(&name, &binding, &event);
+                invoker.invoke(&name, "eventGridTrigger", inv).await
+            }
+        });
+        let results = futures_util::future::join_all(runs).await;
+        match results.into_iter().find_map(Result::err) {
+            None => StatusCode::ACCEPTED.into_response(),
+            Some(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    })
+    .await
+}
+
+/// The `functionName` query parameter (its name matched without regard to case).
+pub fn function_name(query: Option<&str>) -> String {
+    super::front::query_pairs(query)
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("functionName"))
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+/// The part of Event Grid's webhook protocol every extension shares (`HttpRequestProcessor.ProcessAsync`,
+/// which the Blobs extension links in too): the handshake, subscription validation and
+/// unsubscription; `notify` is given the events of a `Notification` and the `target` found for the
+/// request (`Err`: the answer when none was).
+pub async fn protocol<T, F, Fut>(
+    method: &http::Method,
+    headers: &HeaderMap,
+    body: &[u8],
+    target: Result<T, Response>,
+    notify: F,
+) -> Response
+where
+    F: FnOnce(T, Vec<Value>) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if method == http::Method::OPTIONS {
         // Event Grid's own origins are echoed; any other caller is told Event Grid's.
@@ -47,17 +97,9 @@ pub async fn handle(
             .unwrap_or_else(|| "eventgrid.azure.net".to_owned());
         return (StatusCode::OK, [("webhook-allowed-origin", origin)]).into_response();
     }
-    let function = query
-        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
-        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k.eq_ignore_ascii_case("functionName")).map(|(_, v)| v))
-        .unwrap_or_default();
-    let spec = invoker
-        .meta
-        .functions
-        .values()
-        .find(|s| s.name.eq_ignore_ascii_case(&function) && s.trigger().is_type("eventGridTrigger"));
-    let Some(spec) = spec else {
-        return error(StatusCode::NOT_FOUND, format!("cannot find function: '{function}'"));
+    let target = match target {
+        Ok(t) => t,
+        Err(response) => return response,
     };
     if method != http::Method::POST {
         return error(StatusCode::METHOD_NOT_ALLOWED, "use POST (or OPTIONS for the CloudEvents handshake)");
@@ -89,21 +131,7 @@ pub async fn handle(
                 ),
             }
         }
-        "notification" => {
-            let binding = spec.trigger().name.clone();
-            let runs = events.into_iter().map(|event| {
-                let (invoker, name, binding) = (invoker.clone(), spec.name.clone(), binding.clone());
-                async move {
-                    let inv = invocation::event_grid(&name, &binding, &event);
-                    invoker.invoke(&name, "eventGridTrigger", inv).await
-                }
-            });
-            let results = futures_util::future::join_all(runs).await;
-            match results.into_iter().find_map(Result::err) {
-                None => StatusCode::ACCEPTED.into_response(),
-                Some(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-            }
-        }
+        "notification" => notify(target, events).await,
         "unsubscribe" => StatusCode::ACCEPTED.into_response(),
         "" => error(StatusCode::BAD_REQUEST, "the request has no aeg-event-type header"),
         other => error(StatusCode::BAD_REQUEST, format!("unknown aeg-event-type {other:?}")),

@@ -61,6 +61,9 @@ pub struct Front {
     pub cors: Option<super::cors::Cors>,
     /// host.json's `extensions.http` options the front end applies.
     pub http: HttpOptions,
+    /// The blob triggers with `source: EventGrid`, by lowercase function name: the Blobs
+    /// extension's webhook runs them.
+    pub blob_webhook: BTreeMap<String, super::blob_listener::BlobTrigger>,
 }
 
 /// host.json's `extensions.http` options that act on requests, as azure-functions-host (89dc438)
@@ -173,7 +176,10 @@ async fn route(front: Arc<Front>, req: Request) -> Response {
     if path.to_ascii_lowercase().starts_with("/admin/") && !allowed(Level::Admin) {
         return unauthorized();
     }
-    if path.eq_ignore_ascii_case(super::event_grid_webhook::PATH) && !allowed(Level::System) {
+    let webhook = [super::event_grid_webhook::PATH, super::blob_listener::WEBHOOK_PATH]
+        .into_iter()
+        .find(|p| path.eq_ignore_ascii_case(p));
+    if webhook.is_some() && !allowed(Level::System) {
         return unauthorized();
     }
     if path.eq_ignore_ascii_case("/admin/host/status") {
@@ -184,15 +190,20 @@ async fn route(front: Arc<Front>, req: Request) -> Response {
         };
         return axum::Json(json!({"state": state, "version": HOST_VERSION})).into_response();
     }
-    if path.eq_ignore_ascii_case(super::event_grid_webhook::PATH) {
+    if let Some(webhook) = webhook {
         let (parts, body) = req.into_parts();
         let body = match read_body(body).await {
             Ok(b) => b,
             Err(response) => return response,
         };
         let query = parts.uri.query();
-        return super::event_grid_webhook::handle(front.invoker.clone(), &parts.method, query, &parts.headers, &body)
-            .await;
+        let (method, headers) = (&parts.method, &parts.headers);
+        return if webhook == super::blob_listener::WEBHOOK_PATH {
+            super::blob_listener::webhook(front.invoker.clone(), &front.blob_webhook, method, query, headers, &body)
+                .await
+        } else {
+            super::event_grid_webhook::handle(front.invoker.clone(), method, query, headers, &body).await
+        };
     }
     if let Some(name) = path.strip_prefix("/admin/functions/") {
         if req.method() != http::Method::POST {
@@ -393,7 +404,8 @@ async fn admin_invocation(
     })
 }
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+/// The pairs of a query string, decoded (none when it does not parse).
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     query.and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok()).unwrap_or_default()
 }
 

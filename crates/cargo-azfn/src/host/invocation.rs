@@ -24,13 +24,16 @@ pub struct Invocation {
     pub data: Map<String, Value>,
     /// `Metadata`: the trigger's binding data, encoded and filtered.
     pub metadata: Map<String, Value>,
+    /// The trigger's bytes, when the `binary` data type is to be given them rather than the text
+    /// (a queue message that is not UTF-8). Not sent.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Invocation {
     fn new(function: &str) -> Self {
         let mut metadata = Map::new();
         metadata.insert("sys".into(), sys(function));
-        Self { data: Map::new(), metadata }
+        Self { data: Map::new(), metadata, raw: None }
     }
 
     /// The JSON body the host POSTs.
@@ -302,7 +305,9 @@ pub fn apply_data_type(trigger: &azfn::function_json::Binding, inv: &mut Invocat
     let Some(value) = inv.data.get_mut(&trigger.name) else { return };
     let data_type = trigger.data_type.as_deref().unwrap_or_default().to_ascii_lowercase();
     if trigger.is_type("queueTrigger") && data_type == "binary" {
-        if let Value::String(s) = value {
+        if let Some(bytes) = &inv.raw {
+            *value = Value::String(encode_base64(bytes));
+        } else if let Value::String(s) = value {
             let text = azfn::encoding::unwrap_text(s).into_owned();
             *value = Value::String(encode_base64(text.as_bytes()));
         }

@@ -107,8 +107,8 @@ pub fn presented(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(v) = headers.get("x-functions-key") {
         return v.to_str().ok().map(str::to_owned);
     }
-    let pairs: Vec<(String, String)> = query.and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
-    pairs.into_iter().find(|(k, _)| k.eq_ignore_ascii_case("code")).map(|(_, v)| v)
+    super::front::query_pairs(query)
+        .into_iter().find(|(k, _)| k.eq_ignore_ascii_case("code")).map(|(_, v)| v)
 }
 
 /// A new random key, URL-safe (as the host's are: 40 characters of base64 without padding).

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::bindings::Bindings;
 use super::blob_events;
-use super::blob_listener::{self, BlobTrigger};
+use super::blob_listener::{self, BlobOptions, BlobTrigger};
 use super::console::Console;
 use super::front::{self, Front};
 use super::invoker::Invoker;
@@ -304,8 +304,9 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
     }
     let (stop_tx, stop) = watch::channel(false);
 
-    let mut queue_opts =
-        QueueOptions::from_host_json(&host_doc, std::thread::available_parallelism().map_or(1, |n| n.get()) as u32);
+    // The storage extensions size themselves by the processor count: 1 on Consumption.
+    let processors = queue_listener::processor_count(settings.get("WEBSITE_SKU").as_deref());
+    let mut queue_opts = QueueOptions::from_host_json(&host_doc, processors)?;
     if let Some(lease) = settings.get("AZFN_QUEUE_LEASE") {
         queue_opts.lease = super::queue_listener::parse_timespan(&Value::String(lease.clone()))
             .filter(|l| *l >= Duration::from_secs(2))
@@ -313,14 +314,6 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
                 format!("AZFN_QUEUE_LEASE {lease:?} should be a time span of 2 s or more, such as \"00:00:30\"")
             })?;
     }
-    if !queue_opts.base64 {
-        console.warn(
-            "extensions.queues.messageEncoding `none` is not supported by the built-in host; messages are base64",
-        );
-    }
-    let blob_attempts = host_doc["extensions"]["blobs"]["poisonBlobThreshold"]
-        .as_u64()
-        .map_or(queue_opts.max_dequeue_count, |n| n as u32);
     // Timer schedules follow WEBSITE_TIME_ZONE (or TZ) when set: an IANA name on Linux. A TZ that
     // is not a zone name (a shell's `:/etc/localtime`, say) is ignored.
     let time_zone = match settings.get("WEBSITE_TIME_ZONE").filter(|z| !z.trim().is_empty()) {
@@ -331,9 +324,11 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
         })?),
         None => settings.get("TZ").and_then(|z| z.trim().parse::<chrono_tz::Tz>().ok()),
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let blob_parallel =
-        host_doc["extensions"]["blobs"]["maxDegreeOfParallelism"].as_u64().map_or(8 * cores, |n| n.max(1) as usize);
+    let blob_opts = BlobOptions::from_host_json(&host_doc, processors)?;
+    // One cap for every blob trigger of the app: the extension runs them all through one shared
+    // queue listener per host (BlobListenerFactory.CreateAsync, `GetOrCreateInstance<SharedBlobQueueListener>`).
+    let blob_permits = Arc::new(tokio::sync::Semaphore::new(blob_opts.max_degree_of_parallelism));
+    let mut blob_webhook = std::collections::BTreeMap::new();
     let host_id = settings.get("AzureFunctionsWebHost__hostid").unwrap_or_else(|| host_id_for(&opts.root));
 
     println!("\nFunctions:\n");
@@ -350,23 +345,40 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
             "queuetrigger" => {
                 let queue = t.property("queueName").unwrap_or_default().to_owned();
                 println!("    {}: queueTrigger on {queue:?}", spec.name);
-                let trig = QueueTrigger { function: spec.name.clone(), binding: t.name.clone(), queue, connection };
+                let binary = t.data_type.as_deref().is_some_and(|d| d.eq_ignore_ascii_case("binary"));
+                let trig =
+                    QueueTrigger { function: spec.name.clone(), binding: t.name.clone(), queue, connection, binary };
                 tokio::spawn(queue_listener::listen(invoker.clone(), trig, queue_opts.clone(), stop.clone()));
             }
             "blobtrigger" => {
                 let path = t.property("path").unwrap_or_default().to_owned();
-                println!("    {}: blobTrigger on {path:?}", spec.name);
+                let event_grid = t.property("source").is_some_and(|v| v.eq_ignore_ascii_case("EventGrid"));
                 let trig = BlobTrigger {
                     function: spec.name.clone(),
                     binding: t.name.clone(),
-                    path,
+                    path: path.clone(),
                     connection,
                     host_id: host_id.clone(),
-                    max_attempts: blob_attempts,
+                    max_attempts: blob_opts.poison_blob_threshold,
                     interval: Duration::from_secs(1),
-                    max_parallel: blob_parallel,
+                    permits: blob_permits.clone(),
                 };
-                tokio::spawn(blob_listener::listen(invoker.clone(), trig, stop.clone()));
+                if event_grid {
+                    // BlobListenerFactory.CreateAsync: "we do not need to create SharedBlobListener for
+                    // EventGrid blob trigger": no scan; the Event Grid subscription posts to the
+                    // extension's webhook.
+                    println!(
+                        "    {}: blobTrigger on {path:?} from Event Grid (not scanned; Event Grid delivers to \
+                         http://127.0.0.1:{port}{}?functionName=Host.Functions.{})",
+                        spec.name,
+                        super::blob_listener::WEBHOOK_PATH,
+                        spec.name
+                    );
+                    blob_webhook.insert(spec.name.to_ascii_lowercase(), trig);
+                } else {
+                    println!("    {}: blobTrigger on {path:?}", spec.name);
+                    tokio::spawn(blob_listener::listen(invoker.clone(), trig, stop.clone()));
+                }
             }
             "timertrigger" => {
                 let text = t.property("schedule").unwrap_or_default();
@@ -454,7 +466,7 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
         console.info(&format!("CORS (local.settings.json Host.CORS): {origins}"));
     }
     let http = front::HttpOptions::from_host_json(&host_doc)?;
-    let front = Arc::new(Front { invoker: invoker.clone(), routes, keys, cors, http });
+    let front = Arc::new(Front { invoker: invoker.clone(), routes, keys, cors, http, blob_webhook });
     let serve = axum::serve(listener, front::router(front)).with_graceful_shutdown({
         let mut stop = stop.clone();
         async move {
