@@ -626,6 +626,16 @@ fn quiet_repeated_panics() {
 async fn start(app: App) -> Result<ExitCode, StartupError> {
     let port = port_from_env()?;
     let metadata = AppMetadata::discover()?;
+    // The task hub's queues and tables are made now, not at the first orchestration: the Functions
+    // host does not create a queue trigger's queue, and polls a missing one with a back-off that
+    // reaches a minute in Azure, so the first orchestration would wait that long.
+    if let Some(durable) = app.durable.clone() {
+        tokio::spawn(async move {
+            if let Err(e) = durable.dispatcher().await {
+                tracing::warn!("the task hub could not be created yet (it is tried again at first use): {e}");
+            }
+        });
+    }
     let handler = handler(app, &metadata)?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         .await

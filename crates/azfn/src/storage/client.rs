@@ -147,7 +147,12 @@ pub(crate) struct ServiceClient {
 
 impl ServiceClient {
     pub(crate) fn new(account: &StorageAccount, service: Service) -> Result<Self, StorageError> {
-        Self::with_identity_endpoint(account, service, IdentityEndpoint::from_env(), &super::token::authority_from_env())
+        Self::with_identity_endpoint(
+            account,
+            service,
+            IdentityEndpoint::from_env(),
+            &super::token::authority_from_env(),
+        )
     }
 
     /// Like [`new`](Self::new), taking managed identity tokens from `tokens` and an app
@@ -430,7 +435,9 @@ mod tests {
                 "/tenant-1/oauth2/v2.0/token",
                 axum::routing::post(|State(seen): State<Seen>, body: String| async move {
                     seen.lock().unwrap().push(body);
-                    axum::Json(serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "app-tok"}))
+                    axum::Json(
+                        serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "app-tok"}),
+                    )
                 }),
             )
             .with_state(grants.clone());
@@ -440,7 +447,9 @@ mod tests {
             .route(
                 "/acct/{queue}",
                 put(|State(seen): State<Seen>, h: HeaderMap| async move {
-                    seen.lock().unwrap().push(h.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned());
+                    seen.lock()
+                        .unwrap()
+                        .push(h.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned());
                     axum::http::StatusCode::CREATED
                 }),
             )

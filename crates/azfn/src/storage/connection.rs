@@ -233,11 +233,9 @@ fn credential(name: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<Creden
             let client_id = client_id.or_else(|| env("AZURE_CLIENT_ID"));
             let file = get("tokenFilePath").or_else(|| env("AZURE_FEDERATED_TOKEN_FILE"));
             return match (tenant_id, client_id, file) {
-                (Some(tenant_id), Some(client_id), Some(file)) => Ok(Credential::App {
-                    tenant_id,
-                    client_id,
-                    proof: super::token::AppProof::TokenFile(file.into()),
-                }),
+                (Some(tenant_id), Some(client_id), Some(file)) => {
+                    Ok(Credential::App { tenant_id, client_id, proof: super::token::AppProof::TokenFile(file.into()) })
+                }
                 _ => Err(ConnectionError(format!(
                     "`{name}__credential` is `workloadidentity`: for workload identity, 'tenantId', 'clientId', and \
                      'tokenFilePath' must be specified (`{name}__tenantId`, `{name}__clientId`, `{name}__tokenFilePath`, \
@@ -437,11 +435,9 @@ mod tests {
         assert_eq!(shared.blob.as_deref(), Some("https://b.example.net"));
         assert_eq!(shared.queue.as_deref(), Some("https://b.example.net"));
         assert_eq!(shared.table, None);
-        let both = resolve(
-            "Conn",
-            with(&[("Conn__accountName", "acct"), ("Conn__queueServiceUri", "https://q.example.net")]),
-        )
-        .unwrap();
+        let both =
+            resolve("Conn", with(&[("Conn__accountName", "acct"), ("Conn__queueServiceUri", "https://q.example.net")]))
+                .unwrap();
         assert_eq!(both.queue.as_deref(), Some("https://q.example.net"));
         assert_eq!(both.blob.as_deref(), Some("https://acct.blob.core.windows.net"));
     }

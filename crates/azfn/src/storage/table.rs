@@ -20,7 +20,7 @@ pub struct Entity {
     pub row_key: String,
     /// The ETag the service gave it, for conditional updates.
     pub etag: Option<String>,
-    /// The other properties (no `odata.*` annotations, no `Timestamp`).
+    /// The other properties (no `odata.*` annotations, no `Timestamp`); an `Edm.Int64` is a number.
     pub properties: Map<String, Value>,
 }
 
@@ -48,6 +48,19 @@ impl Entity {
             Some(Value::String(s)) => Some(s),
             _ => None,
         };
+        // Edm.Int64 travels as a string; Azure.Data.Tables reads it as a `long`
+        // (`DictionaryTableExtensions.CastAndRemoveAnnotations`: `TableConstants.Odata.EdmInt64 =>
+        // long.Parse(...)`), and the Tables binding hands it on as a JSON number, so it is one here.
+        let int64: Vec<String> = m
+            .iter()
+            .filter(|(k, v)| k.ends_with("@odata.type") && v.as_str() == Some("Edm.Int64"))
+            .map(|(k, _)| k.trim_end_matches("@odata.type").to_owned())
+            .collect();
+        for key in int64 {
+            if let Some(n) = m.get(&key).and_then(Value::as_str).and_then(|t| t.parse::<i64>().ok()) {
+                m.insert(key, Value::from(n));
+            }
+        }
         m.retain(|k, _| !k.starts_with("odata.") && !k.ends_with("@odata.type") && k != "Timestamp");
         Self { partition_key, row_key, etag, properties: m }
     }

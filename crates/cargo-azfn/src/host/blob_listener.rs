@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -403,19 +403,18 @@ pub async fn webhook(
 ) -> Response {
     let function = super::event_grid_webhook::function_name(query);
     let short = function.strip_prefix("Host.").unwrap_or(&function);
-    let found = short
-        .strip_prefix("Functions.")
-        .and_then(|name| triggers.get(&name.to_ascii_lowercase()))
-        .cloned()
-        .ok_or_else(|| {
-            super::front::error(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "no blob trigger with source EventGrid is named {function:?}; functionName is \
+    let found =
+        short.strip_prefix("Functions.").and_then(|name| triggers.get(&name.to_ascii_lowercase())).cloned().ok_or_else(
+            || {
+                super::front::error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no blob trigger with source EventGrid is named {function:?}; functionName is \
                      Host.Functions.<Name> for a function whose blobTrigger has \"source\": \"EventGrid\""
-                ),
-            )
-        });
+                    ),
+                )
+            },
+        );
     super::event_grid_webhook::protocol(method, headers, body, found, |t, events| async move {
         for event in events {
             let url = event["data"]["url"].as_str().unwrap_or_default().to_owned();
@@ -447,7 +446,8 @@ async fn on_event(invoker: Arc<Invoker>, t: BlobTrigger, url: String) {
     };
     let params = NamePattern::parse(pattern).ok().and_then(|p| p.matches(&name));
     let (true, Some(params)) = (in_container == container, params) else {
-        return console.warn(&format!("{}: event for {in_container}/{name} ignored: it does not fit {:?}", t.function, t.path));
+        return console
+            .warn(&format!("{}: event for {in_container}/{name} ignored: it does not fit {:?}", t.function, t.path));
     };
     let attempts: Mutex<HashMap<String, u32>> = Mutex::default();
     // The receipt is keyed by the blob's ETag, read when it runs (the Event Grid source skips the
@@ -456,7 +456,9 @@ async fn on_event(invoker: Arc<Invoker>, t: BlobTrigger, url: String) {
         let Ok(_permit) = t.permits.clone().acquire_owned().await else { return };
         let etag = match clients.blobs.get(&in_container, &name).await {
             Ok(blob) => blob.etag,
-            Err(e) if e.is_not_found() => return console.warn(&format!("{}: blob {in_container}/{name} not found", t.function)),
+            Err(e) if e.is_not_found() => {
+                return console.warn(&format!("{}: blob {in_container}/{name} not found", t.function));
+            }
             Err(e) => {
                 console.warn(&format!("{}: cannot read {in_container}/{name}: {e}", t.function));
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -451,9 +451,10 @@ async fn default_protocol(
             // No http output set: the host's middleware answers 200 with no body (OkResult).
             None => StatusCode::OK.into_response(),
             Some(r) => {
-                let mut res = Response::new(Body::from(r.body));
-                *res.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                for (k, v) in r.headers {
+                let (status, headers, body) = r.finish();
+                let mut res = Response::new(Body::from(body));
+                *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                for (k, v) in headers {
                     if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
                         res.headers_mut().append(k, v);
                     }
@@ -469,10 +470,9 @@ async fn default_protocol(
 /// only when it has a Content-Length above 0; the handler's response is passed back as it is.
 async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
     let invoker = &front.invoker;
-    let id = uuid::Uuid::new_v4().to_string();
-    let started = Instant::now();
     if let Err(e) = invoker.worker.ready().await {
-        invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Err(&e));
+        let id = uuid::Uuid::new_v4().to_string();
+        invoker.console.invocation(&spec.name, "httpTrigger", &id, std::time::Duration::ZERO, Err(&e));
         return failed_invocation(&spec.name, &e);
     }
     let (parts, body) = req.into_parts();
@@ -505,50 +505,91 @@ async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
         url.push('?');
         url.push_str(&serde_urlencoded::to_string(&merged).unwrap_or_default());
     }
-    let mut out = invoker.worker.client().request(parts.method.clone(), url);
-    let mut agent = None;
-    for (k, v) in &parts.headers {
-        match k.as_str() {
-            // The host copies the caller's headers, Host included, so the handler sees the URL the
-            // caller used (HttpRequestExtensions.ToHttpRequestMessage, TryAddWithoutValidation).
-            "content-length" | "transfer-encoding" | "connection" => {}
-            "user-agent" => agent = v.to_str().ok().map(str::to_owned),
-            _ => out = out.header(k, v),
+    // The retry policy applies to a forwarded request as to any invocation (webjobs-sdk
+    // `FunctionExecutor` retries whatever the trigger; `FunctionIndexer.CheckRetrySupport` only
+    // warns). A forwarded invocation fails when the handler cannot be reached or the request times
+    // out; a handler's error status is its answer, passed on (DefaultHttpWorkerService has no
+    // `EnsureSuccessStatusCode` on this path). The body is held, so each attempt sends it again.
+    let policy = invoker.policy(&spec.name);
+    let mut delays = policy.as_ref().map(super::retry_policy::RetryPolicy::delays);
+    let mut retry = 0u32;
+    loop {
+        let id = uuid::Uuid::new_v4().to_string();
+        let started = Instant::now();
+        let mut out = invoker.worker.client().request(parts.method.clone(), url.clone());
+        let mut agent = None;
+        for (k, v) in &parts.headers {
+            match k.as_str() {
+                // The host copies the caller's headers, Host included, so the handler sees the URL the
+                // caller used (HttpRequestExtensions.ToHttpRequestMessage, TryAddWithoutValidation).
+                "content-length" | "transfer-encoding" | "connection" => {}
+                "user-agent" => agent = v.to_str().ok().map(str::to_owned),
+                _ => out = out.header(k, v),
+            }
         }
-    }
-    let agent = match agent {
-        Some(a) => format!("{a} Azure-Functions-Host/{HOST_VERSION}"),
-        None => format!("Azure-Functions-Host/{HOST_VERSION}"),
-    };
-    out = out
-        .header("user-agent", agent)
-        .header("x-azure-functions-hostversion", HOST_VERSION)
-        .header("x-azure-functions-invocationid", &id);
-    if has_length {
-        out = out.body(body);
-    }
-    // A forwarded request is an invocation like any other: functionTimeout cuts it
-    // (`FunctionExecutor.TryHandleTimeoutAsync`), and the handler is restarted.
-    let timeout = invoker.function_timeout();
-    let sent = match tokio::time::timeout(timeout, invoker.worker.send(out)).await {
-        Ok(sent) => sent,
-        Err(_) => Err(invoker.timed_out(&spec.name, &id, timeout)),
-    };
-    match sent {
-        Ok((status, headers, bytes)) => {
-            invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Ok(()));
-            let mut res = Response::new(Body::from(bytes));
-            *res.status_mut() = status;
-            for (k, v) in &headers {
-                if !matches!(k.as_str(), "transfer-encoding" | "connection" | "content-length") {
-                    res.headers_mut().append(k, v.clone());
+        let agent = match agent {
+            Some(a) => format!("{a} Azure-Functions-Host/{HOST_VERSION}"),
+            None => format!("Azure-Functions-Host/{HOST_VERSION}"),
+        };
+        out = out
+            .header("user-agent", agent)
+            .header("x-azure-functions-hostversion", HOST_VERSION)
+            .header("x-azure-functions-invocationid", &id);
+        if has_length {
+            out = out.body(body.clone());
+        }
+        // A forwarded request is an invocation like any other: functionTimeout cuts it
+        // (`FunctionExecutor.TryHandleTimeoutAsync`), and the handler is restarted.
+        let timeout = invoker.function_timeout();
+        let generation = invoker.worker.generation();
+        let mut timed_out = false;
+        let sent = match tokio::time::timeout(timeout, invoker.worker.send(out)).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                timed_out = true;
+                Err(invoker.timed_out(&spec.name, &id, timeout))
+            }
+        };
+        match sent {
+            Ok((status, headers, bytes)) => {
+                invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Ok(()));
+                let mut res = Response::new(Body::from(bytes));
+                *res.status_mut() = status;
+                for (k, v) in &headers {
+                    if !matches!(k.as_str(), "transfer-encoding" | "connection" | "content-length") {
+                        res.headers_mut().append(k, v.clone());
+                    }
+                }
+                return res;
+            }
+            Err(e) => {
+                invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Err(&e));
+                let (Some(policy), Some(delays)) = (&policy, delays.as_mut()) else {
+                    return failed_invocation(&spec.name, &e);
+                };
+                retry += 1;
+                if !policy.allows(retry) {
+                    return failed_invocation(&spec.name, &e);
+                }
+                let delay = delays.next_delay(super::jitter());
+                invoker.console.warn(&format!(
+                    "{}: retry {retry} of {} in {:.1} s (retry policy)",
+                    spec.name,
+                    if policy.max_retry_count() < 0 {
+                        "unlimited".to_owned()
+                    } else {
+                        policy.max_retry_count().to_string()
+                    },
+                    delay.as_secs_f64()
+                ));
+                tokio::time::sleep(delay).await;
+                // After a timeout the retry goes to the restarted handler, not the one that hung.
+                let ready =
+                    if timed_out { invoker.worker.ready_after(generation).await } else { invoker.worker.ready().await };
+                if let Err(e) = ready {
+                    return failed_invocation(&spec.name, &e);
                 }
             }
-            res
-        }
-        Err(e) => {
-            invoker.console.invocation(&spec.name, "httpTrigger", &id, started.elapsed(), Err(&e));
-            failed_invocation(&spec.name, &e)
         }
     }
 }

@@ -102,6 +102,7 @@ impl Invoker {
             let id = uuid::Uuid::new_v4().to_string();
             let started = Instant::now();
             let mut failure = None;
+            let generation = self.worker.generation();
             let result = match tokio::time::timeout(timeout, self.run(spec, &id, &mut attempt_inv)).await {
                 Ok(r) => r,
                 Err(_) => {
@@ -135,11 +136,20 @@ impl Invoker {
                 delay.as_secs_f64()
             ));
             tokio::time::sleep(delay).await;
+            if matches!(failure, Some(Failure::Timeout { .. })) {
+                // The retry goes to the restarted handler, not the one that hung.
+                let _ = self.worker.ready_after(generation).await;
+            }
             attempt_inv = inv.clone();
             let failure = failure.unwrap_or_else(|| Failure::from_error(&error));
             let exception = retry_exception(&spec.name, &failure);
             attempt_inv.metadata.insert("RetryContext".into(), retry_context(policy, retry, Some(exception)));
         }
+    }
+
+    /// The function's retry policy (its own, else host.json's), if it has one.
+    pub(crate) fn policy(&self, function: &str) -> Option<RetryPolicy> {
+        self.spec(function).ok().and_then(|spec| self.policies.get(&spec.name).cloned())
     }
 
     /// host.json's `functionTimeout`, or the host's default: 30 minutes, 5 on Consumption

@@ -107,8 +107,7 @@ pub fn presented(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(v) = headers.get("x-functions-key") {
         return v.to_str().ok().map(str::to_owned);
     }
-    super::front::query_pairs(query)
-        .into_iter().find(|(k, _)| k.eq_ignore_ascii_case("code")).map(|(_, v)| v)
+    super::front::query_pairs(query).into_iter().find(|(k, _)| k.eq_ignore_ascii_case("code")).map(|(_, v)| v)
 }
 
 /// A new random key, URL-safe (as the host's are: 40 characters of base64 without padding).

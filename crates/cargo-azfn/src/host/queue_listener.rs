@@ -114,9 +114,9 @@ impl QueueOptions {
         let span = |k: &str| -> Result<Option<Duration>, String> {
             match q.get(k) {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => parse_timespan(v)
-                    .map(Some)
-                    .ok_or_else(|| format!("host.json extensions.queues.{k} should be a time span such as \"00:00:30\", got {v}")),
+                Some(v) => parse_timespan(v).map(Some).ok_or_else(|| {
+                    format!("host.json extensions.queues.{k} should be a time span such as \"00:00:30\", got {v}")
+                }),
             }
         };
         let refuse = |k: &str, v: i64, why: &str| {
@@ -294,8 +294,8 @@ pub async fn listen(invoker: Arc<Invoker>, t: QueueTrigger, opts: QueueOptions, 
                 let missing = e.status == Some(404);
                 let why = if missing {
                     format!(
-                        "{}: queue {:?} does not exist; waiting for it (the Functions host does not create a \
-                         trigger's queue: create it, or write to it from a queue output)",
+                        "{}: queue {:?} does not exist yet; polling until it does (the Functions host does not \
+                         create a trigger's queue: create it, or write to it from a queue output)",
                         t.function, t.queue
                     )
                 } else {
@@ -304,7 +304,11 @@ pub async fn listen(invoker: Arc<Invoker>, t: QueueTrigger, opts: QueueOptions, 
                 // Said once per kind of problem, not at every poll.
                 let kind = if missing { "missing" } else { "error" }.to_owned();
                 if reported.as_ref() != Some(&kind) {
-                    console.warn(&why);
+                    if missing {
+                        console.info(&why)
+                    } else {
+                        console.warn(&why)
+                    }
                     reported = Some(kind);
                 }
             }

@@ -29,6 +29,104 @@ pub struct HttpResult {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// Which of `RawScriptResult`'s output formatters writes the body.
+    pub formatter: Formatter,
+}
+
+/// The output formatter azure-functions-host's `RawScriptResult` picks for a body
+/// (src/WebJobs.Script/Binding/Http/RawScriptResult.cs, lines 20-25: `StreamOutputFormatter`,
+/// `StringOutputFormatter`, `ByteArrayOutputFormatter`; anything else is written as its `ToString()`
+/// through the string formatter, lines 105-109).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Formatter {
+    /// ASP.NET Core's `StringOutputFormatter`: the Content-Type defaults to `text/plain` and always
+    /// gets a charset (`TextOutputFormatter.WriteAsync`: "Override the content type value even if one
+    /// already existed"), UTF-8 unless the type names UTF-16.
+    Text,
+    /// The host's `ByteArrayOutputFormatter`: bytes as they are (a `$return` string that was base64).
+    Bytes,
+}
+
+impl HttpResult {
+    fn text(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
+        Self { status, headers, body, formatter: Formatter::Text }
+    }
+
+    /// The response's headers, Content-Type as the formatter writes it, and its body (UTF-16 when
+    /// the Content-Type asks for it). A header that differs from an earlier one only in case is left
+    /// out, as ASP.NET Core's case-insensitive header collection keeps the first
+    /// (`RawScriptResult`: `if (response.Headers.ContainsKey(header.Key))`).
+    pub fn finish(self) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut headers: Vec<(String, String)> = Vec::new();
+        let mut content_type = None;
+        for (k, v) in self.headers {
+            if k.eq_ignore_ascii_case("content-type") {
+                content_type.get_or_insert(v);
+            } else if !headers.iter().any(|(seen, _)| seen.eq_ignore_ascii_case(&k)) {
+                headers.push((k, v));
+            }
+        }
+        let mut body = self.body;
+        let content_type = match self.formatter {
+            Formatter::Bytes => content_type,
+            Formatter::Text => {
+                let (media, utf16) = with_charset(content_type.as_deref().unwrap_or("text/plain"));
+                if utf16 {
+                    body = String::from_utf8_lossy(&body).encode_utf16().flat_map(u16::to_le_bytes).collect();
+                }
+                Some(media)
+            }
+        };
+        if let Some(ct) = content_type {
+            headers.push(("Content-Type".to_owned(), ct));
+        }
+        (self.status, headers, body)
+    }
+}
+
+/// `media` with the charset `TextOutputFormatter` writes: the one it names when the string
+/// formatter supports it (UTF-8 or UTF-16, its `SupportedEncodings`), else UTF-8; `true` for UTF-16.
+fn with_charset(media: &str) -> (String, bool) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut utf16 = false;
+    for (i, part) in media.split(';').map(str::trim).filter(|p| !p.is_empty()).enumerate() {
+        match part.split_once('=') {
+            Some((k, v)) if i > 0 && k.trim().eq_ignore_ascii_case("charset") => {
+                utf16 = v.trim().trim_matches('"').eq_ignore_ascii_case("utf-16");
+            }
+            _ => parts.push(part.to_owned()),
+        }
+    }
+    parts.push(format!("charset={}", if utf16 { "utf-16" } else { "utf-8" }));
+    (parts.join("; "), utf16)
+}
+
+/// A JSON value as .NET's `ToString()` writes it, the way `RawScriptResult` sends a body no
+/// formatter takes: strings as they are, `True`/`False`, numbers in .NET's shortest round-trip
+/// form (`1` for `1.0`, `1E+15` from 10^15), `null` empty, objects and arrays as Newtonsoft's
+/// `JToken.ToString()`: indented JSON.
+fn dotnet_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".to_owned(),
+        Value::Bool(false) => "False".to_owned(),
+        Value::Number(n) if n.is_f64() => dotnet_double(n.as_f64().unwrap_or_default()),
+        Value::Number(n) => n.to_string(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+    }
+}
+
+/// A double as .NET Core 3.0+ `double.ToString()` writes it: the shortest text that reads back the
+/// same, in exponent form (`E+15`, `E-05`) outside 0.0001 to 1E+15.
+fn dotnet_double(d: f64) -> String {
+    if d == 0.0 || (1e-4..1e15).contains(&d.abs()) {
+        return format!("{d}");
+    }
+    let text = format!("{d:e}");
+    let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    format!("{mantissa}E{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
 }
 
 /// One write an output binding asks for.
@@ -258,17 +356,20 @@ fn blob_bytes(value: Converted) -> Vec<u8> {
 }
 
 /// The HTTP response of a `$return` http output, as `HttpBinding.CreateResult` reads it: lenient.
-/// A string is the body (after the base64 attempt every `$return` value gets); an object is a
-/// response only when it has a `body` key, with the status from `statusCode`, else `status`;
-/// any other object is sent whole as the body, with 200.
+/// A string is the body (after the base64 attempt every `$return` value gets: bytes then, written
+/// by the byte-array formatter); an object is a response only when it has a `body` key, with the
+/// status from `statusCode`, else `status`, and an object body written compact (it is an
+/// `ExpandoObject` there: RawScriptResult line 98, `Utility.ToJson(expandoContent,
+/// Formatting.None)`); any other object is sent whole as the body, indented, with 200.
 fn return_http_result(value: Option<Value>) -> Option<HttpResult> {
-    let ok = |body: Vec<u8>| HttpResult { status: 200, headers: Vec::new(), body };
     match value? {
         Value::Null => None,
-        Value::String(s) => Some(ok(base64_like_dotnet(&s).unwrap_or_else(|| s.into_bytes()))),
-        Value::Object(o) if field(&o, "body").is_some() => Some(response_object(&o, &["statusCode", "status"])),
-        Value::Object(o) => Some(ok(serde_json::to_string_pretty(&o).unwrap_or_default().into_bytes())),
-        other => Some(ok(other.to_string().into_bytes())),
+        Value::String(s) => Some(match base64_like_dotnet(&s) {
+            Some(bytes) => HttpResult { status: 200, headers: Vec::new(), body: bytes, formatter: Formatter::Bytes },
+            None => HttpResult::text(200, Vec::new(), s.into_bytes()),
+        }),
+        Value::Object(o) if field(&o, "body").is_some() => Some(response_object(&o, &["statusCode", "status"], true)),
+        other => Some(HttpResult::text(200, Vec::new(), dotnet_text(&other).into_bytes())),
     }
 }
 
@@ -282,7 +383,7 @@ fn http_result(value: Option<Value>, present: bool, outputs_present: bool) -> Re
                 .to_owned());
         }
         Some(Value::Null) | None if outputs_present => {
-            return Ok(Some(HttpResult { status: 200, headers: Vec::new(), body: b"{}".to_vec() }));
+            return Ok(Some(HttpResult::text(200, Vec::new(), b"{}".to_vec())));
         }
         Some(Value::Null) | None => return Ok(None),
         Some(Value::String(s)) => serde_json::from_str::<Value>(&s).unwrap_or(Value::Null),
@@ -290,7 +391,7 @@ fn http_result(value: Option<Value>, present: bool, outputs_present: bool) -> Re
     };
     match value {
         // For `res` the host reads only `statusCode` (its `Status` key is always there, and null).
-        Value::Object(o) => Ok(Some(response_object(&o, &["statusCode"]))),
+        Value::Object(o) => Ok(Some(response_object(&o, &["statusCode"], false))),
         _ => Err("Failed while trying to Deserialize to httpOutputBindingResponse: the http output is not an object"
             .to_owned()),
     }
@@ -302,9 +403,10 @@ fn field(o: &Map<String, Value>, key: &str) -> Option<Value> {
 }
 
 /// An HTTP response from a response object: the status from the first of `status_keys` that holds
-/// a number (or a numeric string), else 200; `headers`; and `body` (a string as it is, other JSON
-/// indented, none or null empty).
-fn response_object(o: &Map<String, Value>, status_keys: &[&str]) -> HttpResult {
+/// a number (or a numeric string), else 200; `headers` (values as .NET's `ToString()` writes them);
+/// and `body` as [`dotnet_text`], except that an object body is compact JSON when `compact` (a
+/// `$return` response).
+fn response_object(o: &Map<String, Value>, status_keys: &[&str], compact: bool) -> HttpResult {
     let status_of = |v: Option<Value>| match v {
         Some(Value::Number(n)) => n.as_u64().map(|n| n as u16),
         Some(Value::String(s)) => s.trim().parse().ok(),
@@ -312,17 +414,15 @@ fn response_object(o: &Map<String, Value>, status_keys: &[&str]) -> HttpResult {
     };
     let status = status_keys.iter().find_map(|k| status_of(field(o, k))).unwrap_or(200);
     let headers = match field(o, "headers") {
-        Some(Value::Object(h)) => {
-            h.into_iter().map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))).collect()
-        }
+        Some(Value::Object(h)) => h.into_iter().map(|(k, v)| (k, dotnet_text(&v))).collect(),
         _ => Vec::new(),
     };
     let body = match field(o, "body") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => s.into_bytes(),
-        Some(v) => serde_json::to_string_pretty(&v).unwrap_or_default().into_bytes(),
+        None => Vec::new(),
+        Some(v @ Value::Object(_)) if compact => v.to_string().into_bytes(),
+        Some(v) => dotnet_text(&v).into_bytes(),
     };
-    HttpResult { status, headers, body }
+    HttpResult::text(status, headers, body)
 }
 
 #[cfg(test)]
@@ -512,5 +612,70 @@ mod tests {
         // Only JSON content types are read; an empty or null body never completes.
         assert!(apply(&q, &Map::new(), 200, None, b"{}").unwrap_err().contains("not JSON"));
         assert!(never_completes(b"") && never_completes(b" null \n") && !never_completes(b"{}"));
+    }
+
+    /// azure-functions-host (89dc438) `RawScriptResult.WriteResponseBodyAsync` and ASP.NET Core's
+    /// `StringOutputFormatter`/`TextOutputFormatter`: a string body goes out as it is with
+    /// `text/plain; charset=utf-8` (the host's own test `RawScriptResultTests.HandlesStringContent`),
+    /// a set Content-Type gets the charset added (`HandlesStringContent_WithHeader` expects
+    /// `"application/json; charset=utf-8"`); an object body of `res` is `JToken.ToString()`,
+    /// indented, and of a `$return` response `Utility.ToJson(expandoContent, Formatting.None)`,
+    /// compact; other values are .NET's `ToString()` (`True`, `1`); a `$return` string that is
+    /// base64 is bytes for `ByteArrayOutputFormatter`, with no Content-Type of its own.
+    #[test]
+    fn bodies_and_content_types_as_raw_script_result_writes_them() {
+        let res = spec(
+            json!([{"type": "httpTrigger", "direction": "in", "name": "req"}, {"type": "http", "direction": "out", "name": "res"}]),
+        );
+        let ret = spec(
+            json!([{"type": "httpTrigger", "direction": "in", "name": "req"}, {"type": "http", "direction": "out", "name": "$return"}]),
+        );
+        let sent = |s: &FunctionSpec, body: Value| ok(s, &Map::new(), &body).http.unwrap().finish();
+        let ct = |headers: &[(String, String)]| {
+            headers.iter().find(|(k, _)| k == "Content-Type").map(|(_, v)| v.clone()).unwrap_or_default()
+        };
+
+        let (_, h, b) = sent(&res, json!({"Outputs": {"res": {"statusCode": 200, "body": "hello"}}}));
+        assert_eq!((ct(&h).as_str(), b.as_slice()), ("text/plain; charset=utf-8", &b"hello"[..]));
+        let (_, h, b) = sent(
+            &res,
+            json!({"Outputs": {"res": {"body": "hello", "headers": {"Content-Type": "application/json", "content-type": "x/y", "X-N": 5}}}}),
+        );
+        assert_eq!((ct(&h).as_str(), b.as_slice()), ("application/json; charset=utf-8", &b"hello"[..]));
+        assert!(h.contains(&("X-N".to_owned(), "5".to_owned())), "{h:?}");
+        let (_, h, _) = sent(
+            &res,
+            json!({"Outputs": {"res": {"body": "x", "headers": {"content-type": "text/html; charset=iso-8859-1"}}}}),
+        );
+        assert_eq!(ct(&h), "text/html; charset=utf-8");
+        let (_, h, b) = sent(
+            &res,
+            json!({"Outputs": {"res": {"body": "hé", "headers": {"content-type": "text/plain; charset=utf-16"}}}}),
+        );
+        assert_eq!((ct(&h).as_str(), b.as_slice()), ("text/plain; charset=utf-16", &[b'h', 0, 0xe9, 0][..]));
+
+        let (_, h, b) = sent(&res, json!({"Outputs": {"res": {"body": {"a": 1}}}}));
+        assert_eq!((ct(&h).as_str(), b.as_slice()), ("text/plain; charset=utf-8", &b"{\n  \"a\": 1\n}"[..]));
+        let (_, _, b) = sent(&ret, json!({"ReturnValue": {"body": {"a": 1}, "statusCode": 201}}));
+        assert_eq!(b, b"{\"a\":1}", "a $return response's object body is compact");
+        for (body, text) in [
+            (json!(true), "True"),
+            (json!(false), "False"),
+            (json!(42), "42"),
+            (json!(1.0), "1"),
+            (json!(1.5), "1.5"),
+            (json!(1e15), "1E+15"),
+            (json!(0.00001), "1E-05"),
+            (json!(null), ""),
+        ] {
+            let (_, h, b) = sent(&res, json!({"Outputs": {"res": {"body": body}}}));
+            assert_eq!(
+                (String::from_utf8(b).unwrap().as_str(), ct(&h).as_str()),
+                (text, "text/plain; charset=utf-8"),
+                "{body}"
+            );
+        }
+        let (_, h, b) = sent(&ret, json!({"ReturnValue": "dGVzdA=="}));
+        assert_eq!((ct(&h).as_str(), b.as_slice()), ("", &b"test"[..]), "base64 is bytes, no Content-Type added");
     }
 }

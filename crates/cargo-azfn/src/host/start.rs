@@ -302,6 +302,19 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
             "function {function} is in error, as the Functions host would put it: {why} It is not routed."
         ));
     }
+    // Outputs the built-in host has no client for are said at start, not first at an invocation.
+    for spec in meta.functions.values() {
+        for b in spec.outputs() {
+            let known = ["http", "queue", "blob", "table"].iter().any(|t| b.is_type(t));
+            if !known {
+                console.warn(&format!(
+                    "{}: output `{}` is a `{}` binding, which the built-in host cannot write: an invocation that \
+                     sets it fails here (Azure writes it); run the app under `func start` to use it",
+                    spec.name, b.name, b.binding_type
+                ));
+            }
+        }
+    }
     let (stop_tx, stop) = watch::channel(false);
 
     // The storage extensions size themselves by the processor count: 1 on Consumption.

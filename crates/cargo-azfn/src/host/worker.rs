@@ -153,6 +153,20 @@ impl Worker {
         }
     }
 
+    /// The generation of the running handler: raised each time it is restarted.
+    pub fn generation(&self) -> u64 {
+        *self.served.borrow()
+    }
+
+    /// Waits until a handler started after `generation` is ready (a function timeout restarts it
+    /// 2 s after the timeout), then as [`ready`](Self::ready).
+    pub async fn ready_after(&self, generation: u64) -> Result<(), String> {
+        let mut served = self.served.clone();
+        let _ =
+            tokio::time::timeout(START_TIMEOUT + Duration::from_secs(5), served.wait_for(|g| *g > generation)).await;
+        self.ready().await
+    }
+
     /// POSTs an invocation body to `/{function}` with the host's headers; gives the status, the
     /// content type and the body.
     pub async fn invoke(
