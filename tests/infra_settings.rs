@@ -34,9 +34,13 @@ const PLATFORM_PROVIDED: &[&str] =
     &["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "WEBSITE_SITE_NAME", "WEBSITE_INSTANCE_ID"];
 
 /// The standard OpenTelemetry variables (`OTEL_*`) are optional tuning with defaults, except the one
-/// that chooses the exporter, which the Bicep sets.
+/// that chooses the exporter, which the Bicep sets. The Azure SDKs' identity variables
+/// (`AZURE_AUTHORITY_HOST`, and `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_FEDERATED_TOKEN_FILE`
+/// for a `workloadidentity` connection) are read only by connections the Bicep does not make: its
+/// connections use the user-assigned managed identity.
 fn optional(name: &str) -> bool {
-    name.starts_with("OTEL_") && name != "OTEL_TRACES_EXPORTER"
+    (name.starts_with("OTEL_") && name != "OTEL_TRACES_EXPORTER")
+        || ["AZURE_AUTHORITY_HOST", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"].contains(&name)
 }
 
 fn root() -> PathBuf {

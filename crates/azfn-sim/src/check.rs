@@ -3,7 +3,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use azfn::durable::{DurableClient, EntityId, RuntimeStatus, TaskHub};
+use std::sync::Arc;
+
+use azfn::durable::{DurableClient, EntityId, Execution, Registry, RuntimeStatus, TaskHub};
 use azfn::storage::memory::MemoryStorage;
 use serde_json::Value;
 
@@ -18,6 +20,8 @@ pub struct View<'a> {
     pub hub: &'a TaskHub,
     /// The storage, for its poison queues.
     pub storage: &'a MemoryStorage,
+    /// The current code, to replay every history with.
+    pub registry: &'a Arc<Registry>,
 }
 
 /// Waits (in virtual time, until `deadline`) for every instance to reach its end, then checks
@@ -32,7 +36,7 @@ pub async fn settle_and_check(
     crashes: u32,
     faulty: bool,
 ) -> Vec<String> {
-    let View { client, hub, storage } = view;
+    let View { client, hub, storage, registry } = view;
     // Settled means every instance at its end, every tally exact and every lock released; it
     // must still hold an hour later (nothing late may change it).
     let mut settled_once = false;
@@ -58,6 +62,7 @@ pub async fn settle_and_check(
     if !failures.is_empty() {
         failures.insert(0, "not settled within the bound of virtual time:".to_owned());
     }
+    failures.extend(replays(hub, registry, expected).await);
     for queue in ["sim-control-poison", "sim-work-poison"] {
         let parked = storage.queue_contents(queue);
         if !parked.is_empty() {
@@ -83,6 +88,41 @@ pub async fn settle_and_check(
         }
     }
     failures
+}
+
+/// Every kept history replays with the current code: the orchestrator, run again over the
+/// recorded events, takes the recorded steps (no divergence), and a completed one reaches its
+/// recorded end.
+async fn replays(hub: &TaskHub, registry: &Arc<Registry>, expected: &Mutex<Expected>) -> Vec<String> {
+    let instances = expected.lock().expect("expected").instances.clone();
+    let mut out = Vec::new();
+    for x in instances {
+        if matches!(x.end, End::Gone) {
+            continue;
+        }
+        let mut loaded = match hub.store().load(&x.instance_id).await {
+            Ok(Some(l)) => l,
+            Ok(None) => continue,
+            Err(e) => {
+                out.push(format!("{} ({}): its history could not be loaded: {e}", x.instance_id, x.scenario));
+                continue;
+            }
+        };
+        // Large values live in blobs; the history holds references, resolved as the dispatcher does.
+        for e in loaded.history.iter_mut() {
+            if let Err(err) = hub.resolve_event(e).await {
+                out.push(format!("{} ({}): a large value could not be read: {err}", x.instance_id, x.scenario));
+            }
+        }
+        let status = loaded.status.runtime_status;
+        let exec = Execution::replay(registry.clone(), &x.instance_id, &loaded.status.execution_id, loaded.history);
+        if let Some(d) = exec.divergence() {
+            out.push(format!("{} ({}): its history does not replay: {d}", x.instance_id, x.scenario));
+        } else if status == RuntimeStatus::Completed && exec.outcome().is_none() {
+            out.push(format!("{} ({}): Completed, but its replayed history does not end", x.instance_id, x.scenario));
+        }
+    }
+    out
 }
 
 async fn ends(client: &DurableClient, expected: &Mutex<Expected>) -> Vec<String> {

@@ -244,7 +244,7 @@ async fn simulate(config: Config) -> Report {
         let _ = tokio::time::timeout_at(deadline, step).await;
     }
     let failures = check::settle_and_check(
-        check::View { client: &client, hub: &client_hub, storage: &storage },
+        check::View { client: &client, hub: &client_hub, storage: &storage, registry: &registry },
         &expected,
         &ledger,
         deadline,
