@@ -51,11 +51,21 @@ pub struct Config {
     pub fault_time: Duration,
     /// Whether faults are injected at all (off: a clean run, which must also be exact).
     pub faults: bool,
+    /// Draw only this scenario (one of [`workload::SCENARIOS`]); `None`: any.
+    pub only: Option<&'static str>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { seed: 0, workers: 4, scenarios: 6, max_fan_out: 40, fault_time: Duration::from_secs(180), faults: true }
+        Self {
+            seed: 0,
+            workers: 4,
+            scenarios: 6,
+            max_fan_out: 40,
+            fault_time: Duration::from_secs(180),
+            faults: true,
+            only: None,
+        }
     }
 }
 
@@ -174,6 +184,7 @@ async fn simulate(config: Config) -> Report {
     let max_fan_out = if extra.below(50) == 0 { 1000 } else { config.max_fan_out };
     let steps = workload::spawn_all(
         &mut rng,
+        config.only,
         config.scenarios,
         long_timers,
         max_fan_out,

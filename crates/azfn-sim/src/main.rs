@@ -34,6 +34,9 @@ struct Args {
     /// Print the trace of every failing seed (always done for --seed).
     #[arg(long)]
     trace: bool,
+    /// Draw only this scenario (e.g. `quiet-sender`), for a run that walks one shape many times.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,16 @@ fn main() -> ExitCode {
         eprintln!("--workers {w}: a run has 1 to 16 workers");
         return ExitCode::from(2);
     }
+    let only = match args.only.as_deref() {
+        None => None,
+        Some(name) => match azfn_sim::workload::SCENARIOS.iter().find(|s| **s == name) {
+            Some(s) => Some(*s),
+            None => {
+                eprintln!("--only {name}: not a scenario; the scenarios are {:?}", azfn_sim::workload::SCENARIOS);
+                return ExitCode::from(2);
+            }
+        },
+    };
     for (i, seed) in seeds.iter().enumerate() {
         let workers = args.workers[i % args.workers.len()];
         let config = azfn_sim::Config {
@@ -57,6 +70,7 @@ fn main() -> ExitCode {
             scenarios: args.scenarios,
             max_fan_out: args.max_fan_out,
             faults: !args.no_faults,
+            only,
             ..azfn_sim::Config::default()
         };
         let report = azfn_sim::run(&config);
@@ -74,10 +88,11 @@ fn main() -> ExitCode {
                 println!("{}", report.trace_text());
             }
             println!(
-                "  replay: scripts/simulate --seed {seed} --workers {workers} --scenarios {} --max-fan-out {}{}",
+                "  replay: scripts/simulate --seed {seed} --workers {workers} --scenarios {} --max-fan-out {}{}{}",
                 args.scenarios,
                 args.max_fan_out,
-                if args.no_faults { " --no-faults" } else { "" }
+                if args.no_faults { " --no-faults" } else { "" },
+                only.map(|o| format!(" --only {o}")).unwrap_or_default()
             );
             failed.push(*seed);
         }

@@ -128,6 +128,26 @@ pub fn registry(ledger: SharedLedger, max_latency_ms: u64) -> Registry {
             }
             Ok::<_, TaskError>(json!("reset"))
         })
+        .orchestrator("QuietSender", |ctx: OrchestrationContext, input: Value| async move {
+            // Signals, a sleep longer than an entity remembers a quiet sender (4 hours), then more
+            // signals and a call: they must still apply, once each (docs/adr/0006).
+            let key = input["key"].as_str().unwrap_or_default().to_owned();
+            let tally = EntityId::new(TALLY, &key);
+            for tag in input["before"].as_array().into_iter().flatten() {
+                ctx.signal_entity(&tally, "add", tag.clone());
+            }
+            let hours = input["hours"].as_u64().unwrap_or(0);
+            if hours > 0 {
+                ctx.sleep(Duration::from_secs(hours * 3600)).await;
+            }
+            for tag in input["after"].as_array().into_iter().flatten() {
+                ctx.signal_entity(&tally, "add", tag.clone());
+            }
+            if let Some(last) = input["last"].as_str() {
+                let _: u64 = ctx.call_entity(&tally, "add", last).await?;
+            }
+            Ok::<_, TaskError>(json!("quiet"))
+        })
         .orchestrator("Waiter", |ctx: OrchestrationContext, _: Value| async move {
             let v: Value = ctx.wait_for_event("go").await?;
             Ok::<_, TaskError>(v)
@@ -234,7 +254,7 @@ pub struct Expected {
 pub type SharedExpected = Arc<Mutex<Expected>>;
 
 /// The scenarios a run can draw.
-pub const SCENARIOS: [&str; 18] = [
+pub const SCENARIOS: [&str; 19] = [
     "heavy-fan-out",
     "large-child-failure",
     "large-value",
@@ -253,11 +273,14 @@ pub const SCENARIOS: [&str; 18] = [
     "critical-section",
     "large-failure",
     "entity-reset",
+    "quiet-sender",
 ];
 
-/// Draws `count` scenarios (and the long timer, when `long_timers`) and spawns their client steps.
+/// Draws `count` scenarios (all `only`, when given; and the long timer, when `long_timers`) and
+/// spawns their client steps.
 pub fn spawn_all(
     rng: &mut Rng,
+    only: Option<&'static str>,
     count: usize,
     long_timers: bool,
     max_fan_out: i64,
@@ -266,8 +289,12 @@ pub fn spawn_all(
     chance: &Chance,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut handles = Vec::new();
-    let mut picks: Vec<&'static str> =
-        (0..count).map(|_| SCENARIOS[rng.below(SCENARIOS.len() as u64) as usize]).collect();
+    let mut picks: Vec<&'static str> = (0..count)
+        .map(|_| {
+            let drawn = SCENARIOS[rng.below(SCENARIOS.len() as u64) as usize];
+            only.unwrap_or(drawn)
+        })
+        .collect();
     if long_timers {
         picks.push("long-timer");
     }
@@ -439,6 +466,32 @@ impl Step {
                 self.start("Resetter", json!({"key": id, "before": sequence, "after": after})).await;
                 self.expect(&id, End::Completed(json!("reset")), None);
                 self.expected.lock().expect("expected").tallies.insert(id.clone(), after.into_iter().collect());
+            }
+            "quiet-sender" => {
+                // One sender goes quiet for 5 hours; another writes to the entity after 4.5, which
+                // makes the entity forget the first; the first's later requests still apply.
+                let tags =
+                    |who: &str, when: &str, k: i64| (1..=k).map(|i| format!("{who}-{when}-{i}")).collect::<Vec<_>>();
+                let (before, after) = (tags("quiet", "before", (n % 3) + 1), tags("quiet", "after", (n % 2) + 1));
+                let last = "quiet-last".to_owned();
+                self.start(
+                    "QuietSender",
+                    json!({"key": id, "hours": 5, "before": before, "after": after, "last": last}),
+                )
+                .await;
+                self.expect(&id, End::Completed(json!("quiet")), None);
+                tokio::time::sleep(Duration::from_secs(4 * 3600 + 1800)).await;
+                let other = format!("{id}-other");
+                let others = tags("other", "now", 2);
+                self.chance.note(format!("client starts QuietSender {other}"));
+                if let Err(e) =
+                    self.client.start("QuietSender", Some(&other), json!({"key": id, "before": others})).await
+                {
+                    self.chance.note(format!("client start of {other} failed: {e}"));
+                }
+                self.expect(&other, End::Completed(json!("quiet")), None);
+                let all = before.into_iter().chain(after).chain(others).chain([last]).collect();
+                self.expected.lock().expect("expected").tallies.insert(id.clone(), all);
             }
             "critical-section" => {
                 let key = format!("shared-{}", n % 2);

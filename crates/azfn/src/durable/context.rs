@@ -496,7 +496,7 @@ impl OrchestrationContext {
             }
             let locks: Vec<super::entity::LockTarget> = held
                 .iter()
-                .map(|e| super::entity::LockTarget { entity: e.clone(), seq: s.next_entity_seq(e) })
+                .map(|e| super::entity::LockTarget { entity: e.clone(), seq: s.next_entity_seq(e), prev_at: None })
                 .collect();
             s.locks = Some(held.clone());
             (s.schedule(|id| Event::EntityLockRequested { id, locks }), held)

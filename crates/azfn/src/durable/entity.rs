@@ -49,6 +49,14 @@ pub const REMEMBER_FOR: chrono::Duration = chrono::Duration::minutes(30);
 /// At most this many applied operation ids are remembered (the oldest are forgotten first).
 pub const REMEMBER_AT_MOST: usize = 1500;
 
+/// How long an entity remembers a sender that has gone quiet (its last sequence number), and how old
+/// a request's predecessor must be for the request to run without a record of its sender: longer
+/// than any delay a message meets on its way (a lease of 10 minutes, a rolling deploy's deferrals
+/// of about 1.7 hours). Like Durable Functions' entity message reorder window (30 minutes there),
+/// it bounds the row: it keeps the senders of the last 4 hours, not every sender ever
+/// (docs/adr/0006-entity-sender-pruning.md).
+pub const SENDER_WINDOW: chrono::Duration = chrono::Duration::hours(4);
+
 /// An entity's address: its registered name and a key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EntityId {
@@ -208,6 +216,10 @@ pub struct LockTarget {
     pub entity: String,
     /// The orchestration's sequence number for its operations on the entity.
     pub seq: u64,
+    /// When the orchestration sent its previous request to the entity, if it did
+    /// ([`EntityRequest::prev_at`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_at: Option<DateTime<Utc>>,
 }
 
 /// What a request asks of an entity.
@@ -261,6 +273,11 @@ pub struct EntityRequest {
     /// entity's id) and its sequence number for this entity, so that they apply in sent order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<(String, u64)>,
+    /// When the sender sent its previous request to this entity (`None` for its first, and from
+    /// engines before this field): an entity that no longer remembers the sender runs the request
+    /// at once when that is older than [`SENDER_WINDOW`], as the previous one was applied long ago.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_at: Option<DateTime<Utc>>,
     /// An operation (the default), a lock or a release.
     #[serde(default, skip_serializing_if = "RequestKind::is_operation")]
     pub kind: RequestKind,
@@ -297,14 +314,47 @@ impl Outgoing {
     }
 }
 
+/// When an execution sent each of its ordered messages to entities: the time of the episode that
+/// recorded it, by entity instance id and sequence number.
+pub(crate) type SendTimes = std::collections::HashMap<(String, u64), DateTime<Utc>>;
+
+/// The [`SendTimes`] of a history (of one execution; for events of a later execution that follow,
+/// theirs replace the earlier one's).
+pub(crate) fn send_times<'a>(history: impl IntoIterator<Item = &'a Event>) -> SendTimes {
+    let mut times = SendTimes::new();
+    let mut now = None;
+    for e in history {
+        let mut note = |entity: &str, seq: u64| {
+            if let Some(t) = now {
+                times.insert((entity.to_owned(), seq), t);
+            }
+        };
+        match e {
+            Event::OrchestratorStarted { time } => now = Some(*time),
+            Event::EntityCalled { entity, seq, .. } | Event::EntityUnlockSent { entity, seq, .. } => note(entity, *seq),
+            Event::EntitySignaled { entity, seq, .. } if *seq > 0 => note(entity, *seq),
+            Event::EntityLockRequested { locks, .. } => {
+                for l in locks {
+                    note(&l.entity, l.seq);
+                }
+            }
+            _ => {}
+        }
+    }
+    times
+}
+
 /// The entity message an orchestration's history event sends, if it sends one: the entity's
 /// instance id, the request, and the time it is due (for a scheduled signal). The request's id is
-/// the same for every copy, so the entity applies it once.
+/// the same for every copy, so the entity applies it once. `times` (the execution's
+/// [`send_times`]) gives each request its predecessor's time.
 pub(crate) fn request_for(
     event: &Event,
     instance_id: &str,
     execution_id: &str,
+    times: &SendTimes,
 ) -> Option<(String, EntityRequest, Option<DateTime<Utc>>)> {
+    let prev = |entity: &str, seq: u64| (seq > 1).then(|| times.get(&(entity.to_owned(), seq - 1)).copied()).flatten();
     let owner = format!("{instance_id}|{execution_id}");
     let caller =
         |task_id: u64| Caller { instance_id: instance_id.to_owned(), execution_id: execution_id.to_owned(), task_id };
@@ -319,6 +369,7 @@ pub(crate) fn request_for(
                 input: input.clone(),
                 caller: Some(caller(*id)),
                 sender: Some((owner.clone(), *seq)),
+                prev_at: prev(entity, *seq),
                 ..base(*id, operation)
             };
             (entity.clone(), request, None)
@@ -326,14 +377,17 @@ pub(crate) fn request_for(
         Event::EntitySignaled { id, entity, operation, input, seq, at } => {
             // A scheduled signal (seq 0) is outside the sender's order.
             let sender = (*seq > 0).then(|| (owner.clone(), *seq));
-            (entity.clone(), EntityRequest { input: input.clone(), sender, ..base(*id, operation) }, *at)
+            let prev_at = prev(entity, *seq);
+            (entity.clone(), EntityRequest { input: input.clone(), sender, prev_at, ..base(*id, operation) }, *at)
         }
         Event::EntityLockRequested { id, locks } => {
             let (first, then) = locks.split_first()?;
+            let then = then.iter().map(|t| LockTarget { prev_at: prev(&t.entity, t.seq), ..t.clone() }).collect();
             let request = EntityRequest {
                 caller: Some(caller(*id)),
                 sender: Some((owner.clone(), first.seq)),
-                kind: RequestKind::Lock { then: then.to_vec() },
+                prev_at: prev(&first.entity, first.seq),
+                kind: RequestKind::Lock { then },
                 ..base(*id, "lock")
             };
             (first.entity.clone(), request, None)
@@ -341,6 +395,7 @@ pub(crate) fn request_for(
         Event::EntityUnlockSent { id, entity, seq, .. } => {
             let request = EntityRequest {
                 sender: Some((owner.clone(), *seq)),
+                prev_at: prev(entity, *seq),
                 kind: RequestKind::Release,
                 ..base(*id, "unlock")
             };
@@ -367,6 +422,11 @@ pub struct EntityRow {
     /// Per sender, the last sequence number applied.
     #[serde(default)]
     pub senders: BTreeMap<String, u64>,
+    /// Per sender, when its last request was applied; a sender quiet for [`SENDER_WINDOW`] is
+    /// forgotten. (A sender missing here, in a row written before this field, counts from the
+    /// row's next write.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sender_at: BTreeMap<String, DateTime<Utc>>,
     /// Operations that wait: behind an earlier one from the same sender, or for a lock to end.
     #[serde(default)]
     pub waiting: Vec<EntityRequest>,
@@ -379,6 +439,9 @@ pub struct EntityRow {
     /// Per entity this one signalled, the last sequence number used.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub signalled: BTreeMap<String, u64>,
+    /// Per entity this one signalled, when it last did (its next signal's `prev_at`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signalled_at: BTreeMap<String, DateTime<Utc>>,
     /// The messages of the last write, kept until the next one: a process that finds them here
     /// (after a crash, or a lost send) sends them again before it writes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -438,7 +501,7 @@ impl EntityRow {
         }
         self.waiting.push(request);
         out.changed = true;
-        while let Some(i) = self.waiting.iter().position(|w| self.can_run(w)) {
+        while let Some(i) = self.waiting.iter().position(|w| self.can_run(w, now)) {
             let next = self.waiting.remove(i);
             self.run(f, entity, next, now, &mut out);
         }
@@ -447,10 +510,15 @@ impl EntityRow {
     }
 
     /// Whether `request` can run now: it is its sender's next, and the entity is not locked by
-    /// another orchestration.
-    fn can_run(&self, request: &EntityRequest) -> bool {
+    /// another orchestration. A sender the row does not remember is at its first request, or was
+    /// forgotten after [`SENDER_WINDOW`] of quiet: its request runs when its predecessor was sent
+    /// longer ago than that (the predecessor was applied then).
+    fn can_run(&self, request: &EntityRequest, now: DateTime<Utc>) -> bool {
         let sender = request.sender.as_ref();
-        let next = sender.is_none_or(|(s, seq)| self.senders.get(s).copied().unwrap_or(0) + 1 == *seq);
+        let next = sender.is_none_or(|(s, seq)| match self.senders.get(s) {
+            Some(last) => last + 1 == *seq,
+            None => *seq == 1 || request.prev_at.is_some_and(|p| now - p > SENDER_WINDOW),
+        });
         let free = self.lock.as_ref().is_none_or(|owner| sender.is_some_and(|(s, _)| s == owner));
         next && free
     }
@@ -465,6 +533,7 @@ impl EntityRow {
     ) {
         if let Some((sender, seq)) = &request.sender {
             self.senders.insert(sender.clone(), *seq);
+            self.sender_at.insert(sender.clone(), now);
         }
         let owner = request.sender.as_ref().map(|(s, _)| s.clone());
         // Whether the caller gets its answer here (a lock passed on is answered by the last entity).
@@ -482,6 +551,7 @@ impl EntityRow {
                             operation: request.operation.clone(),
                             caller: request.caller.clone(),
                             sender: Some((owner, next.seq)),
+                            prev_at: next.prev_at,
                             kind: RequestKind::Lock { then: rest.to_vec() },
                             ..EntityRequest::default()
                         };
@@ -531,12 +601,13 @@ impl EntityRow {
         let signals = op.signals.into_inner().unwrap_or_else(|e| e.into_inner());
         for (n, (target, operation, input, at)) in signals.into_iter().enumerate() {
             let target = target.instance_id();
-            let sender = match at {
-                Some(_) => None,
+            let (sender, prev_at) = match at {
+                Some(_) => (None, None),
                 None => {
                     let seq = self.signalled.entry(target.clone()).or_insert(0);
                     *seq += 1;
-                    Some((entity.instance_id(), *seq))
+                    let prev_at = self.signalled_at.insert(target.clone(), now);
+                    (Some((entity.instance_id(), *seq)), prev_at.filter(|_| *seq > 1))
                 }
             };
             let request = EntityRequest {
@@ -544,6 +615,7 @@ impl EntityRow {
                 operation,
                 input,
                 sender,
+                prev_at,
                 ..EntityRequest::default()
             };
             out.outgoing.push(Outgoing::Entity { entity: target, request, fire_at: at });
@@ -551,11 +623,31 @@ impl EntityRow {
         Ok(result)
     }
 
-    /// Forgets applied ids older than [`REMEMBER_FOR`], and the oldest beyond [`REMEMBER_AT_MOST`].
+    /// Forgets applied ids older than [`REMEMBER_FOR`], and the oldest beyond [`REMEMBER_AT_MOST`];
+    /// and senders quiet for [`SENDER_WINDOW`] with nothing waiting (a sender with no time yet, from
+    /// a row written before times were kept, is given `now`).
     fn forget(&mut self, now: DateTime<Utc>) {
         self.applied.retain(|a| now - a.at < REMEMBER_FOR);
         let extra = self.applied.len().saturating_sub(REMEMBER_AT_MOST);
         self.applied.drain(..extra);
+        for sender in self.senders.keys() {
+            self.sender_at.entry(sender.clone()).or_insert(now);
+        }
+        let waiting: std::collections::HashSet<&str> =
+            self.waiting.iter().filter_map(|w| w.sender.as_ref().map(|(s, _)| s.as_str())).collect();
+        let quiet: Vec<String> = self
+            .sender_at
+            .iter()
+            .filter(|(s, at)| {
+                now - **at > SENDER_WINDOW && !waiting.contains(s.as_str()) && self.lock.as_ref() != Some(s)
+            })
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in quiet {
+            self.senders.remove(&s);
+            self.sender_at.remove(&s);
+        }
+        self.sender_at.retain(|s, _| self.senders.contains_key(s));
     }
 }
 
@@ -684,6 +776,85 @@ pub(crate) mod tests {
         assert!(!row.apply(Some(&f), &e, from(2, "b"), now()).changed, "an old one again");
     }
 
+    /// Issue 27, defect 5 (docs/adr/0006-entity-sender-pruning.md): a sender quiet for longer than
+    /// [`SENDER_WINDOW`] is forgotten, so the row holds the senders of a window, not every sender
+    /// ever; a forgotten sender's next request runs at once (its predecessor is older than the
+    /// window), while an unknown sender's request whose predecessor is recent still waits for it.
+    #[test]
+    fn quiet_senders_are_forgotten_and_their_next_request_still_runs() {
+        let f = entity_fn(|log: &mut Vec<String>, op: &EntityOp| {
+            log.push(op.input::<String>()?);
+            Ok(Value::Null)
+        });
+        let e = EntityId::new("Log", "k");
+        let mut row = EntityRow::default();
+        let t0 = now();
+        let from = |who: &str, seq: u64, v: &str, prev_at: Option<DateTime<Utc>>| EntityRequest {
+            sender: Some((who.into(), seq)),
+            prev_at,
+            ..signal(&format!("{who}{seq}"), "push", json!(v))
+        };
+        row.apply(Some(&f), &e, from("a|1", 1, "a1", None), t0);
+        row.apply(Some(&f), &e, from("a|1", 2, "a2", Some(t0)), t0);
+        // Many short-lived senders over two days: the row keeps only the last window's.
+        for i in 0..2000 {
+            let at = t0 + chrono::Duration::minutes(i);
+            row.apply(Some(&f), &e, from(&format!("s{i}|1"), 1, "x", None), at);
+        }
+        let late = t0 + chrono::Duration::minutes(2000);
+        assert!(row.senders.len() <= 4 * 60 + 2, "{} senders kept", row.senders.len());
+        assert!(!row.senders.contains_key("a|1"), "quiet for more than the window");
+        assert_eq!(row.senders.len(), row.sender_at.len());
+        // `a`'s third request, its second sent two days ago: runs at once.
+        row.apply(Some(&f), &e, from("a|1", 3, "a3", Some(t0)), late);
+        assert!(row.waiting.is_empty());
+        // An unknown sender whose first request is still on its way (sent a minute ago): waits.
+        row.apply(Some(&f), &e, from("b|1", 2, "b2", Some(late - chrono::Duration::minutes(1))), late);
+        assert_eq!(row.waiting.len(), 1);
+        row.apply(Some(&f), &e, from("b|1", 1, "b1", None), late);
+        assert!(row.waiting.is_empty());
+        let log: Vec<String> = serde_json::from_value(row.state.clone().unwrap()).unwrap();
+        assert_eq!(log[..2], ["a1", "a2"]);
+        assert_eq!(log[log.len() - 3..], ["a3", "b1", "b2"]);
+    }
+
+    /// A request from an engine before `prev_at` (none on a sequence number above 1) keeps the old
+    /// rule when its sender is unknown: it waits for its predecessor.
+    #[test]
+    fn a_request_without_prev_at_from_an_unknown_sender_waits() {
+        let f = counter();
+        let e = EntityId::new("Counter", "k");
+        let mut row = EntityRow::default();
+        let req = EntityRequest { sender: Some(("o|1".into(), 2)), ..signal("o2", "add", json!(1)) };
+        row.apply(Some(&f), &e, req, now() + chrono::Duration::days(1));
+        assert_eq!(row.waiting.len(), 1);
+    }
+
+    /// An orchestration's requests carry the time of the episode that sent the previous one to the
+    /// same entity (`send_times`, from the history's `OrchestratorStarted` times).
+    #[test]
+    fn an_orchestrations_request_carries_its_predecessors_episode_time() {
+        let t1 = now();
+        let t2 = t1 + chrono::Duration::hours(5);
+        let history = vec![
+            Event::OrchestratorStarted { time: t1 },
+            Event::EntitySignaled {
+                id: 0,
+                entity: "@log@k".into(),
+                operation: "push".into(),
+                input: json!(1),
+                seq: 1,
+                at: None,
+            },
+            Event::OrchestratorStarted { time: t2 },
+            Event::EntityCalled { id: 1, entity: "@log@k".into(), operation: "push".into(), input: json!(2), seq: 2 },
+        ];
+        let times = send_times(&history);
+        let (_, first, _) = request_for(&history[1], "o", "e1", &times).unwrap();
+        let (_, second, _) = request_for(&history[3], "o", "e1", &times).unwrap();
+        assert_eq!((first.prev_at, second.prev_at), (None, Some(t1)));
+    }
+
     #[test]
     fn applied_ids_are_forgotten_by_age_and_count() {
         let f = counter();
@@ -714,7 +885,7 @@ pub(crate) mod tests {
         let a = EntityId::new("Counter", "a");
         let mut row = EntityRow::default();
         let caller = Caller { instance_id: "o".into(), execution_id: "x".into(), task_id: 1 };
-        let then = vec![LockTarget { entity: "@Counter@b".into(), seq: 1 }];
+        let then = vec![LockTarget { entity: "@Counter@b".into(), seq: 1, prev_at: None }];
         let lock = EntityRequest {
             caller: Some(caller.clone()),
             ..from("o|x", 1, "o|x|1", RequestKind::Lock { then }, "lock", Value::Null)

@@ -254,8 +254,9 @@ impl TestRun {
                 }
                 _ => {
                     let inst = &self.instances[index];
+                    let times = super::entity::send_times(inst.exec.history());
                     if let Some((entity, request, at)) =
-                        super::entity::request_for(e, &inst.id, &inst.continues.to_string())
+                        super::entity::request_for(e, &inst.id, &inst.continues.to_string(), &times)
                     {
                         self.send_to_entity(entity, request, at);
                     }

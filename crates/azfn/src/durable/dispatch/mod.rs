@@ -1116,12 +1116,13 @@ impl Dispatcher {
                         next.unsent.iter().copied().filter(|id| !sent.contains(id) && !done.contains(id)).collect();
                     let history = exec.history();
                     let this_episode = history.len() - episode.events.len();
+                    let times = super::entity::send_times(history);
                     for (i, e) in history.iter().enumerate() {
                         if i < this_episode && !e.scheduled_id().is_some_and(|id| pending.contains(&id)) {
                             continue;
                         }
                         if let Some((entity, mut request, at)) =
-                            super::entity::request_for(e, &next.instance_id, &next.execution_id)
+                            super::entity::request_for(e, &next.instance_id, &next.execution_id, &times)
                         {
                             self.hub.offload(&entity, &mut request.input).await?;
                             carried.push(ControlMessage::entity(&entity, request, at));
@@ -1220,7 +1221,12 @@ impl Dispatcher {
                     let reason = next.output.as_str().map_or_else(|| next.output.to_string(), str::to_owned);
                     tracing::warn!(instance = %next.instance_id, "orchestration {} failed: {reason}", next.name);
                 }
-                let mut outbox = self.outbox(&next, &events);
+                let times = if events.iter().any(Event::is_entity_message) {
+                    super::entity::send_times(exec.history().iter().chain(&events))
+                } else {
+                    Default::default()
+                };
+                let mut outbox = self.outbox(&next, &events, &times);
                 if !next.carried.is_empty() {
                     outbox.carried = true;
                     outbox.control.extend(next.carried.iter().cloned().map(|m| (None, m)));
@@ -1255,10 +1261,10 @@ impl Dispatcher {
     }
 
     /// The messages for the actions in `events`, and the reply to the parent if the instance ended.
-    fn outbox(&self, status: &InstanceStatus, events: &[Event]) -> Outbox {
+    fn outbox(&self, status: &InstanceStatus, events: &[Event], times: &super::entity::SendTimes) -> Outbox {
         let mut out = Outbox { execution_id: status.execution_id.clone(), ..Outbox::default() };
         for e in events {
-            self.action_message(status, e, &mut out);
+            self.action_message(status, e, times, &mut out);
         }
         self.parent_reply(status, &mut out);
         out
@@ -1283,6 +1289,7 @@ impl Dispatcher {
         let execution = &live.status.execution_id;
         let here = |id: u64| running.contains(&(live.status.instance_id.clone(), execution.clone(), id));
         let mut renew_guard = false;
+        let times = super::entity::send_times(live.exec.history());
         for e in live.exec.history() {
             let Some(id) = e.scheduled_id() else { continue };
             if !unsent.contains(&id) || done.contains(&id) || sent.contains(&id) {
@@ -1291,7 +1298,7 @@ impl Dispatcher {
             if here(id) {
                 renew_guard = true;
             } else {
-                self.action_message(&live.status, e, &mut out);
+                self.action_message(&live.status, e, &times, &mut out);
             }
         }
         drop(running);
@@ -1310,7 +1317,7 @@ impl Dispatcher {
         out
     }
 
-    fn action_message(&self, status: &InstanceStatus, e: &Event, out: &mut Outbox) {
+    fn action_message(&self, status: &InstanceStatus, e: &Event, times: &super::entity::SendTimes, out: &mut Outbox) {
         let id = &status.instance_id;
         let execution = Some(status.execution_id.as_str());
         match e {
@@ -1339,7 +1346,7 @@ impl Dispatcher {
                 out.control.push((Some(*task_id), ControlMessage::event(instance_id, None, start)));
             }
             _ => {
-                if let Some((entity, request, at)) = super::entity::request_for(e, id, &status.execution_id) {
+                if let Some((entity, request, at)) = super::entity::request_for(e, id, &status.execution_id, times) {
                     out.control.push((e.scheduled_id(), ControlMessage::entity(&entity, request, at)));
                 }
             }
