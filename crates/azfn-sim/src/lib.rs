@@ -182,16 +182,8 @@ async fn simulate(config: Config) -> Report {
     let mut extra = Rng::new(config.seed ^ 0x005e_ed0f_a2f0);
     let long_timers = rng.below(10) == 0;
     let max_fan_out = if extra.below(50) == 0 { 1000 } else { config.max_fan_out };
-    let steps = workload::spawn_all(
-        &mut rng,
-        config.only,
-        config.scenarios,
-        long_timers,
-        max_fan_out,
-        client.clone(),
-        expected.clone(),
-        &chance,
-    );
+    let draw = workload::Draw { only: config.only, count: config.scenarios, long_timers, max_fan_out };
+    let steps = workload::spawn_all(&mut rng, draw, client.clone(), expected.clone(), &chance);
 
     // While faults are on: crashes (a worker dies at a random moment and comes back later, with
     // the same version) and the deploy's replacements (at once, with the full version).

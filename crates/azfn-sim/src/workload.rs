@@ -276,18 +276,29 @@ pub const SCENARIOS: [&str; 19] = [
     "quiet-sender",
 ];
 
-/// Draws `count` scenarios (all `only`, when given; and the long timer, when `long_timers`) and
-/// spawns their client steps.
+/// What a run draws: `count` scenarios (all `only`, when given), the long timer too when
+/// `long_timers`, and fan-outs up to `max_fan_out`.
+#[derive(Debug, Clone, Copy)]
+pub struct Draw {
+    /// Draw only this scenario; `None`: any.
+    pub only: Option<&'static str>,
+    /// How many scenarios.
+    pub count: usize,
+    /// Whether the long timer (8 days) is added.
+    pub long_timers: bool,
+    /// The widest fan-out.
+    pub max_fan_out: i64,
+}
+
+/// Draws the scenarios `draw` says and spawns their client steps.
 pub fn spawn_all(
     rng: &mut Rng,
-    only: Option<&'static str>,
-    count: usize,
-    long_timers: bool,
-    max_fan_out: i64,
+    draw: Draw,
     client: DurableClient,
     expected: SharedExpected,
     chance: &Chance,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let Draw { only, count, long_timers, max_fan_out } = draw;
     let mut handles = Vec::new();
     let mut picks: Vec<&'static str> = (0..count)
         .map(|_| {
