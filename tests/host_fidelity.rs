@@ -825,3 +825,38 @@ async fn an_output_the_built_in_host_cannot_write_is_named_at_start() {
     queues.send("orders", order.to_string().as_bytes(), Duration::ZERO).await.unwrap();
     host.wait_for("order processed order_id=o-eh", 1, WAIT).await;
 }
+
+/// azure-functions-host (89dc438) `ScriptHost.cs` line 903: `if (environment.IsFlexConsumptionSku()
+/// && function.Metadata != null && function.Metadata.IsLegacyBlobTriggerFunction()) { throw new
+/// InvalidOperationException($"The Flex Consumption SKU only supports EventGrid as the source for
+/// BlobTrigger functions. ...") }`: on Flex Consumption (`WEBSITE_SKU=FlexConsumption`, the plan
+/// `cargo azfn init` deploys) a blob trigger that scans is in error; one with `source: EventGrid`
+/// runs. Without that SKU the scan runs, and the start-up says what Flex would do.
+#[tokio::test]
+async fn flex_consumption_puts_a_scanning_blob_trigger_in_error() {
+    let azurite = Azurite::start();
+    let app = common::app_copy();
+    std::fs::write(
+        app.path().join("functions/AuditReceipt/function.json"),
+        r#"{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "receipt", "path": "receipts/{name}", "connection": "AzureWebJobsStorage"}]}"#,
+    )
+    .unwrap();
+    let flex =
+        LocalHost::start(app.path(), &azurite, &[("AZFN_BLOB_EVENTS", ""), ("WEBSITE_SKU", "FlexConsumption")]).await;
+    assert!(
+        flex.console().contains(
+            "function AuditReceipt is in error, as the Functions host would put it: The Flex Consumption SKU only supports \
+             EventGrid as the source for BlobTrigger functions. Please update function 'AuditReceipt' to use EventGrid."
+        ),
+        "{}",
+        flex.console()
+    );
+    drop(flex);
+    let elsewhere = LocalHost::start(app.path(), &azurite, &[("AZFN_BLOB_EVENTS", "")]).await;
+    let console = elsewhere.console();
+    assert!(console.contains("AuditReceipt: blobTrigger on \"receipts/{name}\""), "{console}");
+    assert!(
+        console.contains("on Flex Consumption (the plan `cargo azfn init` deploys) the Functions host puts"),
+        "{console}"
+    );
+}

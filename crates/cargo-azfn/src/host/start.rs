@@ -342,6 +342,7 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
     // queue listener per host (BlobListenerFactory.CreateAsync, `GetOrCreateInstance<SharedBlobQueueListener>`).
     let blob_permits = Arc::new(tokio::sync::Semaphore::new(blob_opts.max_degree_of_parallelism));
     let mut blob_webhook = std::collections::BTreeMap::new();
+    let mut flex_note = false;
     let host_id = settings.get("AzureFunctionsWebHost__hostid").unwrap_or_else(|| host_id_for(&opts.root));
 
     println!("\nFunctions:\n");
@@ -376,6 +377,20 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
                     interval: Duration::from_secs(1),
                     permits: blob_permits.clone(),
                 };
+                if !event_grid && settings.get("WEBSITE_SKU").is_some_and(|s| s.trim() == "FlexConsumption") {
+                    // azure-functions-host ScriptHost.ValidateFunction (89dc438, ScriptHost.cs line 903):
+                    // on Flex Consumption a blob trigger that scans is put in error.
+                    console.error(&format!(
+                        "function {} is in error, as the Functions host would put it: The Flex Consumption SKU only \
+                         supports EventGrid as the source for BlobTrigger functions. Please update function '{}' to use \
+                         EventGrid. For more information see https://aka.ms/blob-trigger-eg.",
+                        spec.name, spec.name
+                    ));
+                    continue;
+                }
+                if !event_grid {
+                    flex_note = true;
+                }
                 if event_grid {
                     // BlobListenerFactory.CreateAsync: "we do not need to create SharedBlobListener for
                     // EventGrid blob trigger": no scan; the Event Grid subscription posts to the
@@ -456,6 +471,13 @@ async fn run(opts: &StartOptions, console: Console, session: &mut Session) -> Re
         }
     }
     println!();
+    if flex_note {
+        console.info(
+            "a blob trigger without \"source\": \"EventGrid\" scans its container; on Flex Consumption (the plan \
+             `cargo azfn init` deploys) the Functions host puts such a function in error: use \"source\": \"EventGrid\" \
+             there (WEBSITE_SKU=FlexConsumption shows that here)",
+        );
+    }
     console.info(&format!("host listening on http://127.0.0.1:{port} (Ctrl-C stops it)"));
 
     let keys = opts.keys.then(|| {
