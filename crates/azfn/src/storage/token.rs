@@ -120,15 +120,20 @@ impl ManagedIdentity {
         }
         let answer: TokenAnswer =
             serde_json::from_str(&text).map_err(|e| format!("the token answer from {what} is not understood: {e}"))?;
-        let seconds = match &answer.expires_on {
-            serde_json::Value::String(s) => s.parse::<u64>().ok(),
-            serde_json::Value::Number(n) => n.as_u64(),
-            _ => None,
-        }
-        .ok_or_else(|| format!("the token answer from {what} has no usable expires_on"))?;
+        let seconds = whole_seconds(&answer.expires_on)
+            .ok_or_else(|| format!("the token answer from {what} has no usable expires_on"))?;
         let expires = UNIX_EPOCH + Duration::from_secs(seconds);
         *cached = Some((answer.access_token.clone(), expires));
         Ok(answer.access_token)
+    }
+}
+
+/// A count of seconds as token answers give it: a number, or a string holding one.
+fn whole_seconds(v: &serde_json::Value) -> Option<u64> {
+    match v {
+        serde_json::Value::String(s) => s.parse().ok(),
+        serde_json::Value::Number(n) => n.as_u64(),
+        _ => None,
     }
 }
 
@@ -253,12 +258,8 @@ impl AppCredential {
             }
             let answer: GrantAnswer =
                 serde_json::from_str(&text).map_err(|e| format!("{what}: the answer is not understood: {e}"))?;
-            let seconds = match &answer.expires_in {
-                serde_json::Value::String(s) => s.parse::<u64>().ok(),
-                serde_json::Value::Number(n) => n.as_u64(),
-                _ => None,
-            }
-            .ok_or_else(|| format!("{what}: the answer has no usable expires_in"))?;
+            let seconds = whole_seconds(&answer.expires_in)
+                .ok_or_else(|| format!("{what}: the answer has no usable expires_in"))?;
             let expires = SystemTime::now() + Duration::from_secs(seconds);
             *cached = Some((answer.access_token.clone(), expires));
             return Ok(answer.access_token);

@@ -572,16 +572,7 @@ async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
                     return failed_invocation(&spec.name, &e);
                 }
                 let delay = delays.next_delay(super::jitter());
-                invoker.console.warn(&format!(
-                    "{}: retry {retry} of {} in {:.1} s (retry policy)",
-                    spec.name,
-                    if policy.max_retry_count() < 0 {
-                        "unlimited".to_owned()
-                    } else {
-                        policy.max_retry_count().to_string()
-                    },
-                    delay.as_secs_f64()
-                ));
+                invoker.console.warn(&policy.announce(&spec.name, retry, delay));
                 tokio::time::sleep(delay).await;
                 // After a timeout the retry goes to the restarted handler, not the one that hung.
                 let ready =

@@ -126,15 +126,7 @@ impl Invoker {
                 return Err(error);
             }
             let delay = delays.next_delay(crate::host::jitter());
-            self.console.warn(&format!(
-                "{function}: retry {retry} of {} in {:.1} s (retry policy)",
-                if policy.max_retry_count() < 0 {
-                    "unlimited".to_owned()
-                } else {
-                    policy.max_retry_count().to_string()
-                },
-                delay.as_secs_f64()
-            ));
+            self.console.warn(&policy.announce(function, retry, delay));
             tokio::time::sleep(delay).await;
             if matches!(failure, Some(Failure::Timeout { .. })) {
                 // The retry goes to the restarted handler, not the one that hung.

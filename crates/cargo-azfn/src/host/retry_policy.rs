@@ -71,6 +71,15 @@ impl RetryPolicy {
         }
     }
 
+    /// The console line for retry number `retry` of `function`, due in `delay`.
+    pub fn announce(&self, function: &str, retry: u32, delay: std::time::Duration) -> String {
+        let of = match self.max_retry_count() {
+            n if n < 0 => "unlimited".to_owned(),
+            n => n.to_string(),
+        };
+        format!("{function}: retry {retry} of {of} in {:.1} s (retry policy)", delay.as_secs_f64())
+    }
+
     /// Retries allowed after the first attempt (-1: forever).
     pub fn max_retry_count(&self) -> i32 {
         match self {
