@@ -782,3 +782,44 @@ async fn the_dashboard_is_served_with_its_assets_and_the_history_has_times() {
     let err = azfn::durable::testing::replay_check(&registry, &recorded).unwrap_err();
     assert!(err.to_string().contains("HelloSequence"), "read, and the orchestrator named: {err}");
 }
+
+/// Retention (issue 29): with `AZFN_DURABLE_RETENTION=completed=3s` the app purges Completed
+/// instances finished more than 3 s ago, in the background, while work goes on; a Failed instance
+/// (not named by the policy) and a Running one stay. `GET retention` shows the policy and the
+/// last pass.
+#[tokio::test]
+async fn retention_purges_only_what_its_policy_names_while_work_goes_on() {
+    let azurite = Azurite::start();
+    let host = LocalHost::start(
+        &common::repo_root(),
+        &azurite,
+        &[("AZFN_DURABLE_RETENTION", "completed=3s"), ("AZFN_DURABLE_RETENTION_EVERY", "1s")],
+    )
+    .await;
+    let api = Api::new(&host);
+    let done = api.start("HelloSequence", json!(["Tokyo"])).await;
+    assert_eq!(api.finished(&done, WAIT).await["runtimeStatus"], "Completed");
+    let failed = api.start("HelloSequence", json!([""])).await;
+    assert_eq!(api.finished(&failed, WAIT).await["runtimeStatus"], "Failed");
+    let waiting = api.start("ApprovalWorkflow", json!({"timeoutSeconds": 600})).await;
+    api.reaches(&waiting, "Running", WAIT).await;
+
+    // Work goes on meanwhile: more sequences complete (and are purged in their turn).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let more = api.start("HelloSequence", json!(["Lima"])).await;
+        assert_eq!(api.finished(&more, WAIT).await["runtimeStatus"], "Completed");
+        if api.status(&done).await.0 == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the completed instance was not purged: {}", host.console());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(api.status(&failed).await.1["runtimeStatus"], "Failed", "Failed is not in the policy");
+    assert_eq!(api.status(&waiting).await.1["runtimeStatus"], "Running");
+    let res = api.http.get(format!("{}/retention", api.base)).send().await.unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["policy"], json!({"Completed": "3s"}), "{body}");
+    assert_eq!(body["every"], "1s");
+    assert!(body["lastPass"]["started"].is_string(), "{body}");
+}

@@ -29,6 +29,10 @@ try {
   const list = page.getByRole("table", { name: "Instances" });
   await list.getByRole("link", { name: sequence }).waitFor();
   await list.getByRole("link", { name: waiting }).waitFor();
+  // The retention policy is shown (this host runs without one).
+  const retention = page.getByLabel("Retention");
+  await retention.waitFor();
+  assert.match(await retention.textContent(), /^Retention: off \(set AZFN_DURABLE_RETENTION/);
 
   // Filters: by status, then by name prefix.
   await page.getByLabel("Status").selectOption("Completed");

@@ -165,6 +165,8 @@ pub enum StartupError {
     Registration(Vec<String>),
     /// The listening socket cannot be opened.
     Bind(std::io::Error),
+    /// An app setting the runtime reads is not valid; the message names it.
+    Setting(String),
 }
 
 impl fmt::Display for StartupError {
@@ -180,6 +182,7 @@ impl fmt::Display for StartupError {
                 Ok(())
             }
             Self::Bind(e) => write!(f, "cannot listen: {e}"),
+            Self::Setting(m) => f.write_str(m),
         }
     }
 }

@@ -630,9 +630,19 @@ async fn start(app: App) -> Result<ExitCode, StartupError> {
     // host does not create a queue trigger's queue, and polls a missing one with a back-off that
     // reaches a minute in Azure, so the first orchestration would wait that long.
     if let Some(durable) = app.durable.clone() {
+        // A retention policy that cannot be read stops the start, naming the setting.
+        let retention = crate::durable::retention::RetentionPolicy::from_env()
+            .and_then(|p| Ok(p.zip(Some(crate::durable::retention::every_from_env()?))))
+            .map_err(StartupError::Setting)?;
         tokio::spawn(async move {
             if let Err(e) = durable.dispatcher().await {
                 tracing::warn!("the task hub could not be created yet (it is tried again at first use): {e}");
+            }
+            if let Some((policy, every)) = retention {
+                match durable.client().await {
+                    Ok(client) => crate::durable::retention::run(client, policy, every).await,
+                    Err(e) => tracing::warn!("retention is off: no client of the task hub: {e}"),
+                }
             }
         });
     }

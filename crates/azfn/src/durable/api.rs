@@ -13,6 +13,7 @@
 //! | `DELETE instances?createdTimeFrom=&createdTimeTo=&runtimeStatus=` | purge the finished instances created in the range (`createdTimeFrom` required; by default Completed, Failed and Terminated); `{"instancesDeleted": n}` |
 //! | `POST instances/{id}/restart?restartWithNewInstanceId=` | start a finished instance again with its original input, under a new id (the default) or its own; 202 and the management URIs |
 //! | `GET poison`, `POST poison/redrive` | parked messages of the hub's queues, and sending them back |
+//! | `GET retention` | the retention policy, and this process's last pass ([`retention`](super::retention)) |
 //! | `POST entities/{name}/{key}?op={operation}[&scheduledTime=]` | signal an entity (the body is the input); 202 |
 //! | `GET entities/{name}/{key}` | the entity's state as the body; 404 when it does not exist |
 //! | `GET entities?name=&top=` | existing entities with their state; paging by `x-ms-continuation-token` |
@@ -176,6 +177,7 @@ async fn route(
             Ok(res)
         }
         ("GET", ["poison"]) => poison(hub).await,
+        ("GET", ["retention"]) => Ok(HttpResponse::ok().json(&super::retention::status())),
         ("POST", ["poison", "redrive"]) => {
             let moved = redrive(hub).await?;
             Ok(HttpResponse::ok().json(&json!({ "redriven": moved })))

@@ -35,6 +35,7 @@ pub mod hub;
 pub mod messages;
 pub mod registry;
 pub mod replay;
+pub mod retention;
 pub mod saga;
 pub mod store;
 pub mod testing;

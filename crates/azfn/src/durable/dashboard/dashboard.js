@@ -109,8 +109,26 @@ async function instancesView(params) {
     el("button", { type: "button", disabled: listState.page === 0, onclick: () => { listState.page--; instancesView({}); } }, "Previous page"),
     el("span", {}, `Page ${listState.page + 1}`),
     el("button", { type: "button", disabled: !next, onclick: () => { listState.tokens[listState.page + 1] = next; listState.page++; instancesView({}); } }, "Next page"));
-  show(el("h2", {}, "Instances"), form, table, pager);
+  show(el("h2", {}, "Instances"), await retentionLine(), form, table, pager);
   scheduleRefresh();
+}
+
+// The retention policy (AZFN_DURABLE_RETENTION) and what its last pass in this process purged.
+async function retentionLine() {
+  const res = await call("GET", "retention");
+  const line = el("p", { class: "retention", "aria-label": "Retention" });
+  if (res.status !== 200) { line.textContent = `Retention: unknown (HTTP ${res.status})`; return line; }
+  const { policy, every, lastPass, error } = res.body;
+  if (!policy) {
+    line.textContent = error ? `Retention: off (${error})` : "Retention: off (set AZFN_DURABLE_RETENTION to purge finished instances)";
+    return line;
+  }
+  const kept = Object.entries(policy).map(([status, span]) => `${status} ${span}`).join(", ");
+  const last = lastPass
+    ? `last pass ${time(lastPass.started)}: ${lastPass.purged} purged, ${lastPass.kept} kept${lastPass.error ? ` (stopped: ${lastPass.error})` : ""}`
+    : "no pass yet in this process";
+  line.textContent = `Retention: ${kept}, checked every ${every}; ${last}`;
+  return line;
 }
 
 function scheduleRefresh() {
