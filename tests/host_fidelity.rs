@@ -481,8 +481,7 @@ async fn function_timeout_cuts_a_forwarded_request_too() {
     let app = common::app_copy();
     edit_json(&app.path().join("host.json"), |h| h["functionTimeout"] = "00:00:01".into());
     let host = LocalHost::start(app.path(), &azurite, &[]).await;
-    let pid = host.handler_pid().to_string();
-    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    common::stop_process(host.handler_pid());
     let started = std::time::Instant::now();
     let res = reqwest::Client::new().get(host.url("/api/hello")).send().await.unwrap();
     assert_eq!(res.status(), 500);
@@ -570,7 +569,7 @@ async fn http_custom_headers_and_the_request_limit_apply() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["x-frame-options"], "DENY");
     let pid = host.handler_pid().to_string();
-    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    common::stop_process(host.handler_pid());
     let first = tokio::spawn(client.get(host.url("/api/hello?name=first")).send());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let second = client.get(host.url("/api/hello?name=second")).send().await.unwrap();
@@ -790,8 +789,7 @@ async fn a_retry_policy_applies_to_a_forwarded_request() {
         h["retry"] = serde_json::json!({"strategy": "fixedDelay", "maxRetryCount": 1, "delayInterval": "00:00:00.2"});
     });
     let host = LocalHost::start(app.path(), &azurite, &[]).await;
-    let pid = host.handler_pid().to_string();
-    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    common::stop_process(host.handler_pid());
     let res = reqwest::Client::new().get(host.url("/api/hello")).send().await.unwrap();
     assert_eq!(res.status(), 200, "{}", host.console());
     let console = host.console();

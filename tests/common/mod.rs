@@ -50,6 +50,28 @@ pub fn fixture(name: &str) -> Value {
 }
 
 /// A free port on 127.0.0.1, found as the host finds one (bind port 0, read it, release it).
+/// Stops the process `pid` (SIGSTOP) and waits until the kernel shows each of its threads stopped
+/// (`T` in `/proc/<pid>/task/*/stat`): `kill` returns once the signal is sent, and a thread already
+/// running could answer one more request before the whole process has stopped.
+#[allow(dead_code)]
+pub fn stop_process(pid: u32) {
+    assert!(Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Every thread's state follows its command name in parentheses: "tid (comm) T ...".
+    let stopped = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+        tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+            matches!(state, Some("T") | Some("t"))
+        })
+    };
+    while !stopped() {
+        assert!(std::time::Instant::now() < deadline, "process {pid} did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
