@@ -493,7 +493,19 @@ impl EntityRow {
         }
         let already = |seq: u64, sender: &str| seq <= self.senders.get(sender).copied().unwrap_or(0);
         if request.sender.as_ref().is_some_and(|(s, seq)| already(*seq, s)) {
-            // Applied before and forgotten since: nothing to do (a call's reply went out then).
+            // Applied before and forgotten since: nothing to do (a call's reply went out then). Or
+            // it came more than SENDER_WINDOW late, after a later request of its sender ran: a call
+            // is then answered with an error, so that its caller does not wait for ever (a caller
+            // that had its answer ignores a second one for the same task).
+            if let Some(caller) = request.caller.clone() {
+                let late = format!(
+                    "operation `{}` on {entity} arrived after a later operation of the same sender had run (more \
+                     than {} hours late); it was not applied",
+                    request.operation,
+                    SENDER_WINDOW.num_hours()
+                );
+                out.outgoing.push(Outgoing::Orchestration(Reply { caller, result: Err(late) }));
+            }
             return out;
         }
         if self.waiting.iter().any(|w| w.id == request.id) {
@@ -517,7 +529,11 @@ impl EntityRow {
         let sender = request.sender.as_ref();
         let next = sender.is_none_or(|(s, seq)| match self.senders.get(s) {
             Some(last) => last + 1 == *seq,
-            None => *seq == 1 || request.prev_at.is_some_and(|p| now - p > SENDER_WINDOW),
+            // Never past an earlier request of the same sender that waits here (held by a lock).
+            None => {
+                (*seq == 1 || request.prev_at.is_some_and(|p| now - p > SENDER_WINDOW))
+                    && !self.waiting.iter().any(|w| w.sender.as_ref().is_some_and(|(ws, wseq)| ws == s && wseq < seq))
+            }
         });
         let free = self.lock.as_ref().is_none_or(|owner| sender.is_some_and(|(s, _)| s == owner));
         next && free
@@ -606,8 +622,12 @@ impl EntityRow {
                 None => {
                     let seq = self.signalled.entry(target.clone()).or_insert(0);
                     *seq += 1;
+                    // A row from before send times were kept has none for its last signal: it was
+                    // sent before this engine ran, so it counts as long ago (else a receiver that
+                    // has forgotten this sender would wait for it for ever).
                     let prev_at = self.signalled_at.insert(target.clone(), now);
-                    (Some((entity.instance_id(), *seq)), prev_at.filter(|_| *seq > 1))
+                    let prev_at = (*seq > 1).then(|| prev_at.unwrap_or(DateTime::<Utc>::MIN_UTC));
+                    (Some((entity.instance_id(), *seq)), prev_at)
                 }
             };
             let request = EntityRequest {
@@ -816,6 +836,76 @@ pub(crate) mod tests {
         let log: Vec<String> = serde_json::from_value(row.state.clone().unwrap()).unwrap();
         assert_eq!(log[..2], ["a1", "a2"]);
         assert_eq!(log[log.len() - 3..], ["a3", "b1", "b2"]);
+    }
+
+    /// Found in review: a request whose predecessor is old must still not pass that predecessor
+    /// when both wait in the row (held by another orchestration's lock): the sender's lowest
+    /// waiting request runs first.
+    #[test]
+    fn a_forgotten_senders_requests_keep_their_order_behind_a_lock() {
+        let f = entity_fn(|log: &mut Vec<String>, op: &EntityOp| {
+            log.push(op.input::<String>()?);
+            Ok(Value::Null)
+        });
+        let e = EntityId::new("Log", "k");
+        let mut row = EntityRow::default();
+        let t0 = now();
+        row.apply(Some(&f), &e, from("o1|1", 1, "lock-1", RequestKind::Lock { then: vec![] }, "lock", Value::Null), t0);
+        let o2 = |seq: u64, v: &str| EntityRequest {
+            sender: Some(("o2|1".into(), seq)),
+            prev_at: (seq > 1).then_some(t0),
+            ..signal(&format!("o2-{seq}"), "push", json!(v))
+        };
+        row.apply(Some(&f), &e, o2(2, "second"), t0);
+        row.apply(Some(&f), &e, o2(1, "first"), t0);
+        assert_eq!(row.waiting.len(), 2, "held by the lock");
+        let later = t0 + chrono::Duration::hours(5);
+        row.apply(Some(&f), &e, from("o1|1", 2, "unlock-1", RequestKind::Release, "unlock", Value::Null), later);
+        assert!(row.waiting.is_empty(), "{:?}", row.waiting);
+        assert_eq!(row.state, Some(json!(["first", "second"])));
+    }
+
+    /// Found in review: an entity's signal from a row written before send times were kept (no
+    /// `signalled_at`) counts its predecessor as long ago, so a receiver that forgot the sender
+    /// runs it; and a call that arrives after a later request of its sender ran is answered with an
+    /// error instead of never.
+    #[test]
+    fn legacy_signals_run_and_a_late_call_is_answered() {
+        let mut sender = EntityRow { signalled: [("@log@k".to_owned(), 5)].into(), ..EntityRow::default() };
+        let f = entity_fn(|n: &mut u64, op: &EntityOp| {
+            op.signal_entity(&EntityId::new("log", "k"), "push", json!(1));
+            *n += 1;
+            Ok(Value::Null)
+        });
+        let out = sender.apply(Some(&f), &EntityId::new("Src", "s"), signal("x", "go", Value::Null), now());
+        let Some(Outgoing::Entity { request, .. }) = out.outgoing.first() else { panic!("{:?}", out.outgoing) };
+        assert_eq!(request.sender.as_ref().map(|(_, seq)| *seq), Some(6));
+        assert_eq!(request.prev_at, Some(DateTime::<Utc>::MIN_UTC));
+
+        let counter = counter();
+        let e = EntityId::new("Counter", "k");
+        let mut row = EntityRow::default();
+        let at = now();
+        row.apply(
+            Some(&counter),
+            &e,
+            EntityRequest {
+                sender: Some(("o|1".into(), 3)),
+                prev_at: Some(at - chrono::Duration::hours(5)),
+                ..signal("o3", "add", json!(1))
+            },
+            at,
+        );
+        let late = EntityRequest {
+            caller: Some(Caller { instance_id: "o".into(), execution_id: "1".into(), task_id: 2 }),
+            sender: Some(("o|1".into(), 2)),
+            ..signal("o2", "add", json!(1))
+        };
+        let out = row.apply(Some(&counter), &e, late, at);
+        let Some(Outgoing::Orchestration(Reply { result: Err(why), .. })) = out.outgoing.first() else {
+            panic!("{:?}", out.outgoing)
+        };
+        assert!(why.contains("more than 4 hours late"), "{why}");
     }
 
     /// A request from an engine before `prev_at` (none on a sequence number above 1) keeps the old

@@ -466,7 +466,8 @@ async fn on_event(invoker: Arc<Invoker>, t: BlobTrigger, url: String) {
             }
         };
         let key = receipt_name(&t, &in_container, &name, &etag);
-        if process(&invoker, &clients, &t, &in_container, &name, None, params.clone(), &key, &attempts).await {
+        // The version read is the one run (a blob replaced meanwhile is read again, with its own receipt).
+        if process(&invoker, &clients, &t, &in_container, &name, Some(&etag), params.clone(), &key, &attempts).await {
             return;
         }
     }
