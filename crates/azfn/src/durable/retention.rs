@@ -7,8 +7,9 @@
 //! or `s`). Unset, nothing is purged. Every worker runs a pass every [`EVERY_SETTING`] (10 minutes by
 //! default, with up to a tenth more at random so that workers spread out). A pass lists the
 //! instances of each named status created before the cutoff, a page of [`BATCH`] at a time, and
-//! purges those that finished before it, one after the other with a pause between pages, so that it
-//! never crowds out the app's own work. A purge deletes only rows unchanged since it read them and
+//! purges those of the page that finished before it, one after the other, with a pause between
+//! pages and at most [`MAX_PER_PASS`] per status, so that it never crowds out the app's own work
+//! and a backlog is worked off over several passes. A purge deletes only rows unchanged since it read them and
 //! skips an instance whose messages to entities are not all sent (`InstanceStore::purge`), so passes
 //! on several workers at once are harmless; blobs of large values go with their instance.
 
@@ -31,6 +32,8 @@ pub const EVERY_SETTING: &str = "AZFN_DURABLE_RETENTION_EVERY";
 pub const BATCH: u32 = 50;
 /// The pause between two pages of a pass.
 const PAUSE: Duration = Duration::from_millis(200);
+/// At most this many instances are tried per status in one pass.
+pub const MAX_PER_PASS: usize = 1000;
 
 /// How long each final status is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +171,7 @@ async fn purge_expired(
     now: DateTime<Utc>,
     done: &mut RetentionPass,
 ) -> Result<(), DurableError> {
+    let mut first_error = None;
     for (status, keep) in &policy.keep {
         let cutoff = chrono::Duration::from_std(*keep)
             .ok()
@@ -175,30 +179,33 @@ async fn purge_expired(
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         // Created after the cutoff means finished after it too: not listed.
         let filter = ListFilter { statuses: vec![*status], created_to: Some(cutoff), ..ListFilter::default() };
-        // The ids of a status first, then the purges: purging while paging would move the pages.
-        let mut ids = Vec::new();
+        // A page at a time, purged before the next is read (the table's continuation is a key, so
+        // rows deleted before it do not move it), with at most MAX_PER_PASS purges for a status in
+        // one pass: a backlog is worked off over several passes, never in one long burst.
         let mut token: Option<String> = None;
+        let mut tried = 0;
         loop {
             let (items, next) = client.list(&filter, Some(BATCH), token.as_deref()).await?;
-            ids.extend(items.into_iter().filter(|i| i.last_updated_time <= cutoff).map(|i| i.instance_id));
-            match next {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
-        for chunk in ids.chunks(BATCH as usize) {
-            for id in chunk {
-                match client.purge(id).await {
+            for item in items.into_iter().filter(|i| i.last_updated_time <= cutoff) {
+                tried += 1;
+                match client.purge(&item.instance_id).await {
                     Ok(()) => done.purged += 1,
                     Err(DurableError::Conflict(_)) => done.kept += 1,
                     Err(DurableError::NotFound(_)) => {}
-                    Err(e) => return Err(e),
+                    // One instance's failure does not stop the others; the pass reports the first.
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
             tokio::time::sleep(PAUSE).await;
+            match next {
+                Some(t) if tried < MAX_PER_PASS => token = Some(t),
+                _ => break,
+            }
         }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Runs a pass every `every` (and a little more, at random), for ever; each is logged.
