@@ -707,6 +707,14 @@ pub(crate) mod tests {
         entity_fn(add_only_counter)
     }
 
+    /// An entity whose state is the list of the inputs it was given, in the order it applied them.
+    fn log_entity() -> EntityFn {
+        entity_fn(|log: &mut Vec<String>, op: &EntityOp| {
+            log.push(op.input::<String>()?);
+            Ok(Value::Null)
+        })
+    }
+
     fn now() -> DateTime<Utc> {
         "2026-01-01T00:00:00Z".parse().unwrap()
     }
@@ -777,10 +785,7 @@ pub(crate) mod tests {
 
     #[test]
     fn one_senders_operations_apply_in_order() {
-        let f = entity_fn(|log: &mut Vec<String>, op: &EntityOp| {
-            log.push(op.input::<String>()?);
-            Ok(Value::Null)
-        });
+        let f = log_entity();
         let e = EntityId::new("Log", "k");
         let mut row = EntityRow::default();
         let from = |seq: u64, v: &str| EntityRequest {
@@ -802,10 +807,7 @@ pub(crate) mod tests {
     /// window), while an unknown sender's request whose predecessor is recent still waits for it.
     #[test]
     fn quiet_senders_are_forgotten_and_their_next_request_still_runs() {
-        let f = entity_fn(|log: &mut Vec<String>, op: &EntityOp| {
-            log.push(op.input::<String>()?);
-            Ok(Value::Null)
-        });
+        let f = log_entity();
         let e = EntityId::new("Log", "k");
         let mut row = EntityRow::default();
         let t0 = now();
@@ -843,10 +845,7 @@ pub(crate) mod tests {
     /// waiting request runs first.
     #[test]
     fn a_forgotten_senders_requests_keep_their_order_behind_a_lock() {
-        let f = entity_fn(|log: &mut Vec<String>, op: &EntityOp| {
-            log.push(op.input::<String>()?);
-            Ok(Value::Null)
-        });
+        let f = log_entity();
         let e = EntityId::new("Log", "k");
         let mut row = EntityRow::default();
         let t0 = now();
