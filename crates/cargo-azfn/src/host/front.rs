@@ -571,12 +571,9 @@ async fn forward(front: &Front, spec: &FunctionSpec, req: Request) -> Response {
                 if !policy.allows(retry) {
                     return failed_invocation(&spec.name, &e);
                 }
-                let delay = delays.next_delay(super::jitter());
-                invoker.console.warn(&policy.announce(&spec.name, retry, delay));
-                tokio::time::sleep(delay).await;
-                // After a timeout the retry goes to the restarted handler, not the one that hung.
-                let ready =
-                    if timed_out { invoker.worker.ready_after(generation).await } else { invoker.worker.ready().await };
+                let waited =
+                    invoker.wait_to_retry(&spec.name, policy, delays, retry, timed_out.then_some(generation)).await;
+                let ready = if timed_out { waited } else { invoker.worker.ready().await };
                 if let Err(e) = ready {
                     return failed_invocation(&spec.name, &e);
                 }

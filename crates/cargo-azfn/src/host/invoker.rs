@@ -125,17 +125,33 @@ impl Invoker {
             if !policy.allows(retry) {
                 return Err(error);
             }
-            let delay = delays.next_delay(crate::host::jitter());
-            self.console.warn(&policy.announce(function, retry, delay));
-            tokio::time::sleep(delay).await;
-            if matches!(failure, Some(Failure::Timeout { .. })) {
-                // The retry goes to the restarted handler, not the one that hung.
-                let _ = self.worker.ready_after(generation).await;
-            }
+            let timed_out = matches!(failure, Some(Failure::Timeout { .. }));
+            // (A handler that is not back is met, and reported, by the next attempt.)
+            let _ = self.wait_to_retry(function, policy, delays, retry, timed_out.then_some(generation)).await;
             attempt_inv = inv.clone();
             let failure = failure.unwrap_or_else(|| Failure::from_error(&error));
             let exception = retry_exception(&spec.name, &failure);
             attempt_inv.metadata.insert("RetryContext".into(), retry_context(policy, retry, Some(exception)));
+        }
+    }
+
+    /// Waits before retry `retry` of `function`: the policy's next delay, announced on the console;
+    /// after a timeout (`restarted_after`: the handler's generation when the attempt began) also until
+    /// the restarted handler is ready, so that the retry does not go to the one that hung.
+    pub(crate) async fn wait_to_retry(
+        &self,
+        function: &str,
+        policy: &RetryPolicy,
+        delays: &mut super::retry_policy::Delays,
+        retry: u32,
+        restarted_after: Option<u64>,
+    ) -> Result<(), String> {
+        let delay = delays.next_delay(crate::host::jitter());
+        self.console.warn(&policy.announce(function, retry, delay));
+        tokio::time::sleep(delay).await;
+        match restarted_after {
+            Some(generation) => self.worker.ready_after(generation).await,
+            None => Ok(()),
         }
     }
 
