@@ -243,6 +243,7 @@ impl TestRun {
             self.instances[index].custom_status = status;
         }
         let mut children = Vec::new();
+        let times = super::entity::send_times(self.instances[index].exec.history());
         for e in &episode.events {
             match e {
                 Event::TaskScheduled { id, name, input } => {
@@ -254,7 +255,6 @@ impl TestRun {
                 }
                 _ => {
                     let inst = &self.instances[index];
-                    let times = super::entity::send_times(inst.exec.history());
                     if let Some((entity, request, at)) =
                         super::entity::request_for(e, &inst.id, &inst.continues.to_string(), &times)
                     {
