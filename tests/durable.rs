@@ -823,3 +823,223 @@ async fn retention_purges_only_what_its_policy_names_while_work_goes_on() {
     assert_eq!(body["every"], "1s");
     assert!(body["lastPass"]["started"].is_string(), "{body}");
 }
+
+/// Versioned orchestrators (issue 29): a rolling deploy played by two hosts on one task hub, the
+/// app's first release (`ORDERS_RELEASE=1`: `ConfirmOrder` version 1 only) beside the current one
+/// (versions 1 and 2). Each host starts instances on its newest version; every instance completes
+/// on its own version's code (the two versions take different steps, so a wrong one could not
+/// replay it), whichever host takes its messages: the old host leaves version 2's work for the
+/// new one. Once no version 1 instance is left, `GET versions` says its code can be removed; a
+/// recorded version 1 history then fails the replay check against changed version 1 code.
+#[tokio::test]
+async fn a_rolling_deploy_runs_each_instance_on_its_own_versions_code() {
+    let azurite = Azurite::start();
+    let root = common::repo_root();
+    let old = LocalHost::start(&root, &azurite, &[("ORDERS_RELEASE", "1")]).await;
+    let old_api = Api::new(&old);
+    let mut v1 = Vec::new();
+    for k in 0..3 {
+        let id = old_api.start("ConfirmOrder", json!({"customer": format!("old-{k}")})).await;
+        assert_eq!(old_api.reaches(&id, "Running", WAIT).await["version"], "1");
+        v1.push(id);
+    }
+    let new = LocalHost::start(&root, &azurite, &[]).await;
+    let new_api = Api::new(&new);
+    let mut v2 = Vec::new();
+    for k in 0..3 {
+        let id = new_api.start("ConfirmOrder", json!({"customer": format!("new-{k}")})).await;
+        assert_eq!(new_api.reaches(&id, "Running", WAIT).await["version"], "2");
+        v2.push(id);
+    }
+    let versions = |api: &Api| {
+        let url = format!("{}/versions", api.base);
+        let http = api.http.clone();
+        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let of = |body: &Value, version: &str| -> Value {
+        body["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "ConfirmOrder" && v["version"] == version)
+            .cloned()
+            .unwrap_or_else(|| panic!("no ConfirmOrder {version} in {body}"))
+    };
+    let during = versions(&new_api).await;
+    assert_eq!(of(&during, "1")["inFlight"], 3, "{during}");
+    assert_eq!(of(&during, "1")["removable"], false, "{during}");
+    assert_eq!(of(&during, "2")["startsNew"], true, "{during}");
+    let seen_by_old = versions(&old_api).await;
+    assert_eq!(of(&seen_by_old, "2")["registered"], false, "{seen_by_old}");
+    assert_eq!(of(&seen_by_old, "2")["inFlight"], 3, "{seen_by_old}");
+
+    // Each event goes through either host, as the hosts take turns; both read the control queue.
+    for (k, id) in v1.iter().chain(&v2).enumerate() {
+        let api = if k % 2 == 0 { &old_api } else { &new_api };
+        assert_eq!(api.post(&format!("instances/{id}/raiseEvent/Confirm"), Some(json!(5))).await.0, 202);
+    }
+    for (k, id) in v1.iter().enumerate() {
+        let done = new_api.finished(id, 2 * WAIT).await;
+        assert_eq!(done["output"], json!({"version": "1", "greeting": format!("Hello old-{k}!")}), "{done}");
+        assert_eq!(done["version"], "1");
+    }
+    for (k, id) in v2.iter().enumerate() {
+        let done = old_api.finished(id, 2 * WAIT).await;
+        let want = json!({"version": "2", "units": 5, "greeting": format!("Hello new-{k}!")});
+        assert_eq!(done["output"], want, "{done}\nold host:\n{}", old.console());
+    }
+    let after = versions(&new_api).await;
+    assert_eq!(of(&after, "1")["inFlight"], 0, "{after}");
+    assert_eq!(of(&after, "1")["removable"], true, "{after}");
+    assert_eq!(of(&after, "2")["removable"], false, "{after}");
+
+    // A history of version 1, recorded from this run, against version 1 changed in place.
+    let res = new_api.http.get(format!("{}/instances/{}?showHistory=true", new_api.base, v1[0])).send().await.unwrap();
+    let recorded: Value = res.json().await.unwrap();
+    async fn number(_ctx: azfn::durable::ActivityContext, k: u64) -> Result<u64, String> {
+        Ok(k)
+    }
+    async fn say_hello(_ctx: azfn::durable::ActivityContext, name: String) -> Result<String, String> {
+        Ok(format!("Hello {name}!"))
+    }
+    async fn edited(ctx: azfn::durable::OrchestrationContext, _: Value) -> Result<Value, azfn::durable::TaskError> {
+        let units: Value = ctx.wait_for_event("Confirm").await?;
+        let units: u64 = ctx.call_activity("Number", units).await?;
+        Ok(json!(units))
+    }
+    let changed = azfn::durable::Registry::new()
+        .orchestrator_version("ConfirmOrder", "1", edited)
+        .activity("Number", number)
+        .activity("SayHello", say_hello);
+    let err = azfn::durable::testing::replay_check(&changed, &recorded).unwrap_err().to_string();
+    assert!(err.contains("register the changed code as a new version"), "{err}");
+}
+
+/// The instances a schedule started: ids `{schedule}-{time}`, in time order.
+async fn scheduled(api: &Api, schedule: &str) -> Vec<String> {
+    let url = format!("{}/instances?namePrefix=HelloSequence&top=1000", api.base);
+    let list: Vec<Value> = api.http.get(url).send().await.unwrap().json().await.unwrap();
+    let prefix = format!("{schedule}-");
+    let mut ids: Vec<String> = list
+        .iter()
+        .filter_map(|i| i["instanceId"].as_str())
+        .filter(|id| id.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The occurrence time in a scheduled instance's id.
+fn occurrence(id: &str) -> chrono::DateTime<chrono::Utc> {
+    let (_, time) = id.rsplit_once('-').unwrap();
+    chrono::NaiveDateTime::parse_from_str(time, "%Y%m%dT%H%M%SZ").unwrap().and_utc()
+}
+
+/// Waits until the schedule has started at least `n` instances.
+async fn until_scheduled(api: &Api, schedule: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ids = scheduled(api, schedule).await;
+        if ids.len() >= n {
+            return ids;
+        }
+        assert!(Instant::now() < deadline, "{schedule} started {} of {n} instances: {ids:?}", ids.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Scheduled starts (issue 29): a schedule every 2 s, made through one of two hosts, starts each
+/// occurrence once between them (the instance `{schedule}-{time}`, started with a keyed start, and
+/// its activity run once); it survives both hosts stopping (the latest occurrence missed is started
+/// once when a host is back, as a past-due timer is), and pauses, resumes and goes when deleted.
+#[tokio::test]
+async fn a_schedule_fires_each_occurrence_once_across_two_hosts_and_survives_a_restart() {
+    let azurite = Azurite::start();
+    let root = common::repo_root();
+    let a = LocalHost::start(&root, &azurite, &[]).await;
+    let b = LocalHost::start(&root, &azurite, &[]).await;
+    let api = Api::new(&a);
+
+    let bad = json!({"orchestrator": "HelloSequence", "input": ["Zanzibar"], "interval": "soon"});
+    let (code, body) = api.post("schedules/tick", Some(bad)).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("interval \"soon\""), "{body}");
+    let (code, _) = api.post("schedules/tick", Some(json!({"orchestrator": "Nope", "interval": "2s"}))).await;
+    assert_eq!(code, 404);
+
+    let start_at = (chrono::Utc::now() + chrono::Duration::seconds(2)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let spec = json!({"orchestrator": "HelloSequence", "input": ["Zanzibar"], "interval": "2s", "startAt": start_at});
+    let (code, made) = api.post("schedules/tick", Some(spec.clone())).await;
+    assert_eq!(code, 201, "{made}");
+    assert_eq!(made["status"], "Active");
+    assert_eq!(made["nextRun"], start_at, "{made}");
+    let (code, again) = api.post("schedules/tick", Some(spec.clone())).await;
+    assert_eq!((code, &again["id"]), (200, &json!("tick")), "a retried request answers with the schedule");
+    let mut other = spec.clone();
+    other["interval"] = json!("3s");
+    assert_eq!(api.post("schedules/tick", Some(other)).await.0, 409);
+
+    let first = until_scheduled(&api, "tick", 4).await;
+    assert_eq!(occurrence(&first[0]).to_rfc3339_opts(chrono::SecondsFormat::Secs, true), start_at);
+    for pair in first.windows(2) {
+        assert_eq!((occurrence(&pair[1]) - occurrence(&pair[0])).num_seconds(), 2, "{first:?}");
+    }
+
+    // Each occurrence was claimed by one host: the one whose move of the schedule (under its
+    // ETag) went through logs it; the other found the instance started and the schedule moved on.
+    let consoles = format!("{}\n{}", a.console(), b.console());
+    for id in &first {
+        let claims = consoles.lines().filter(|l| l.contains("scheduled start") && l.contains(id.as_str())).count();
+        assert_eq!(claims, 1, "{id} was claimed {claims} times:\n{consoles}");
+    }
+    assert!(consoles.contains("scheduled start"));
+
+    // Both hosts stop; the schedule is in the table, and a host started later goes on with it.
+    drop(a);
+    drop(b);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let c = LocalHost::start(&root, &azurite, &[]).await;
+    let api = Api::new(&c);
+    let stopped_at = scheduled(&api, "tick").await.len();
+    let after = until_scheduled(&api, "tick", stopped_at + 3).await;
+    for id in &after {
+        let done = api.finished(id, WAIT).await;
+        assert_eq!(done["output"], json!(["Hello Zanzibar!"]), "{done}");
+        let history = api.history(id).await;
+        let starts = history.iter().filter(|e| e["eventType"] == "ExecutionStarted").count();
+        assert_eq!(starts, 1, "{id}: {history:?}");
+        assert_no_double_completion(id, &history);
+    }
+    // Each occurrence is one instance, 2 s from the one before, except for the gap while no host
+    // ran: occurrences missed then were not made up, beyond the latest one.
+    let gaps: Vec<i64> = after.windows(2).map(|p| (occurrence(&p[1]) - occurrence(&p[0])).num_seconds()).collect();
+    assert_eq!(gaps.iter().filter(|g| **g != 2).count(), 1, "one gap, while stopped: {gaps:?}");
+    assert!(gaps.iter().all(|g| *g > 0 && g % 2 == 0), "{gaps:?}");
+
+    // Pause: nothing starts. Resume: it goes on. Delete: it is gone.
+    let (code, paused) = api.post("schedules/tick/pause", None).await;
+    assert_eq!((code, &paused["status"]), (200, &json!("Paused")), "{paused}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = scheduled(&api, "tick").await.len();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(scheduled(&api, "tick").await.len(), before, "a paused schedule started an instance");
+    let (code, resumed) = api.post("schedules/tick/resume", None).await;
+    assert_eq!((code, &resumed["status"]), (200, &json!("Active")), "{resumed}");
+    until_scheduled(&api, "tick", before + 2).await;
+    let res = api.http.get(format!("{}/schedules", api.base)).send().await.unwrap();
+    let listed: Value = res.json().await.unwrap();
+    assert_eq!(listed[0]["id"], "tick", "{listed}");
+    assert!(listed[0]["lastInstanceId"].as_str().unwrap().starts_with("tick-"), "{listed}");
+    let res = api.http.delete(format!("{}/schedules/tick", api.base)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let last = scheduled(&api, "tick").await;
+    for id in &last {
+        api.finished(id, WAIT).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(scheduled(&api, "tick").await.len(), last.len(), "a deleted schedule started an instance");
+    let res = api.http.get(format!("{}/schedules/tick", api.base)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}

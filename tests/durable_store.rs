@@ -12,6 +12,7 @@ fn status(id: &str) -> InstanceStatus {
     let now = chrono::Utc::now();
     InstanceStatus {
         name: "HelloSequence".into(),
+        version: None,
         instance_id: id.into(),
         execution_id: "e1".into(),
         runtime_status: RuntimeStatus::Running,
@@ -42,7 +43,7 @@ async fn episodes_commit_atomically_and_load_back() {
     let mut s = status(id);
     let first = vec![
         Event::OrchestratorStarted { time: s.created_time },
-        Event::ExecutionStarted { name: "HelloSequence".into(), input: json!(["Tokyo"]), parent: None },
+        Event::ExecutionStarted { name: "HelloSequence".into(), input: json!(["Tokyo"]), parent: None, version: None },
         Event::TaskScheduled { id: 0, name: "SayHello".into(), input: json!("Tokyo") },
     ];
     let committed = store.commit(&mut s, None, &[], &first, &[]).await.unwrap();
@@ -139,7 +140,8 @@ async fn large_histories_span_rows_and_new_generations_hide_old_ones() {
     // Continue-as-new: a new execution starts from chunk 0; the old chunks are no longer read.
     s.execution_id = "e2".into();
     s.chunks = 0;
-    let fresh = vec![Event::ExecutionStarted { name: "HelloSequence".into(), input: json!(2), parent: None }];
+    let fresh =
+        vec![Event::ExecutionStarted { name: "HelloSequence".into(), input: json!(2), parent: None, version: None }];
     store.commit(&mut s, Some(&etag), &[], &fresh, &[]).await.unwrap();
     assert_eq!(store.load("big").await.unwrap().unwrap().history, fresh);
 }

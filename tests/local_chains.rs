@@ -160,7 +160,12 @@ async fn a_guard_that_finds_its_chain_still_running_puts_a_new_guard_in_its_plac
     }
     let execution = client.status(&id, false).await.unwrap().status.execution_id;
     // The guard shows up (built here as the client builds it, rather than waiting 10 s for it).
-    let start = azfn::durable::Event::ExecutionStarted { name: "ThreeSteps".into(), input: Value::Null, parent: None };
+    let start = azfn::durable::Event::ExecutionStarted {
+        name: "ThreeSteps".into(),
+        input: Value::Null,
+        parent: None,
+        version: None,
+    };
     let mut guard = ControlMessage::event(&id, Some(&execution), start);
     (guard.guard, guard.recover) = (true, true);
     first.control(guard.clone(), 1).await.unwrap();

@@ -44,7 +44,8 @@ async fn starts_cannot_be_orphaned_and_are_safe_to_retry() {
     hub.ensure_created().await.unwrap();
     let now = chrono::Utc::now();
     let mut status = InstanceStatus::new("HelloSequence", "orphan-1", Value::Null, None, now);
-    let start = Event::ExecutionStarted { name: "HelloSequence".into(), input: Value::Null, parent: None };
+    let start =
+        Event::ExecutionStarted { name: "HelloSequence".into(), input: Value::Null, parent: None, version: None };
     let mut guard = ControlMessage::event("orphan-1", Some(&status.execution_id), start.clone());
     (guard.guard, guard.recover, guard.fire_at) = (true, true, Some(now + chrono::Duration::seconds(1)));
     hub.send_control(&guard, now).await.unwrap();

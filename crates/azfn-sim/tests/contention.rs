@@ -126,7 +126,7 @@ fn a_retry_on_another_worker_does_not_send_a_wide_fan_out_again() {
         // Worker B gets a retried message for the instance (as after a crash or a lost answer
         // elsewhere): it re-sends what the status row lists as unsent.
         let (status, _) = a.hub().store().status(&id).await.unwrap().expect("stored");
-        let start = Event::ExecutionStarted { name: "FanOut".into(), input: json!(100), parent: None };
+        let start = Event::ExecutionStarted { name: "FanOut".into(), input: json!(100), parent: None, version: None };
         let mut retried = ControlMessage::event(&id, Some(&status.execution_id), start);
         retried.recover = true;
         b.control(retried, 2).await.unwrap();

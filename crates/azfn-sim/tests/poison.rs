@@ -45,7 +45,7 @@ fn a_failing_message_is_recorded_on_its_instance_and_cleared_by_the_next_episode
         let client = DurableClient::new(broken.hub().clone(), registry.clone());
         let id = client.start("One", Some("stuck"), json!(1)).await.unwrap();
         let (status, _) = broken.hub().store().status(&id).await.unwrap().expect("stored");
-        let start = Event::ExecutionStarted { name: "One".into(), input: json!(1), parent: None };
+        let start = Event::ExecutionStarted { name: "One".into(), input: json!(1), parent: None, version: None };
         let msg = ControlMessage::event(&id, Some(&status.execution_id), start);
 
         // First delivery: the episode commits, its call cannot be sent; nothing is recorded yet.

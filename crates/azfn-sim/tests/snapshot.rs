@@ -43,7 +43,7 @@ fn a_load_over_several_pages_is_one_snapshot() {
         // Execution e1 with six chunks.
         let mut status = InstanceStatus::new("Loop", "s", json!(null), None, epoch);
         status.execution_id = "e1".into();
-        let start = Event::ExecutionStarted { name: "Loop".into(), input: json!(null), parent: None };
+        let start = Event::ExecutionStarted { name: "Loop".into(), input: json!(null), parent: None, version: None };
         let mut c = store.commit(&mut status, None, &[], &[start], &[]).await.unwrap();
         for n in 0..6 {
             c = store.commit(&mut status, Some(&c.etag), &c.tail, &[big(n)], &[]).await.unwrap();
@@ -57,7 +57,7 @@ fn a_load_over_several_pages_is_one_snapshot() {
             let mut next = status.clone();
             next.execution_id = "e2".into();
             next.chunks = 0;
-            let start = Event::ExecutionStarted { name: "Loop".into(), input: json!(1), parent: None };
+            let start = Event::ExecutionStarted { name: "Loop".into(), input: json!(1), parent: None, version: None };
             store.commit(&mut next, Some(&c.etag), &[], &[start, big(9)], &[]).await.unwrap();
         });
         let loaded = loaded.unwrap().expect("the instance exists");

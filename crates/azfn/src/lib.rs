@@ -72,6 +72,7 @@ mod inline_wake;
 pub mod logs;
 pub mod metadata;
 pub mod outputs;
+pub mod schedule;
 mod serve;
 mod server;
 pub mod storage;

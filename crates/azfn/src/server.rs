@@ -638,11 +638,17 @@ async fn start(app: App) -> Result<ExitCode, StartupError> {
             if let Err(e) = durable.dispatcher().await {
                 tracing::warn!("the task hub could not be created yet (it is tried again at first use): {e}");
             }
-            if let Some((policy, every)) = retention {
-                match durable.client().await {
-                    Ok(client) => crate::durable::retention::run(client, policy, every).await,
-                    Err(e) => tracing::warn!("retention is off: no client of the task hub: {e}"),
+            let client = match durable.client().await {
+                Ok(client) => client,
+                Err(e) => {
+                    tracing::warn!("schedules and retention are off: no client of the task hub: {e}");
+                    return;
                 }
+            };
+            // Scheduled starts (`orchestrators/schedules`), checked by every worker.
+            tokio::spawn(crate::durable::schedules::run(client.clone()));
+            if let Some((policy, every)) = retention {
+                crate::durable::retention::run(client, policy, every).await;
             }
         });
     }

@@ -10,9 +10,11 @@
 //! - [`counter`]: the `Counter` entity, and `CountTo`, which signals and calls it.
 //! - [`circuit_breaker`]: the `CircuitBreaker` entity that guards `ChargePayment`.
 //! - [`transfer_funds`]: `Account` entities, and `TransferFunds`, which locks two of them.
+//! - [`confirm_order`]: `ConfirmOrder`, an orchestrator registered in two versions.
 
 pub mod approval_workflow;
 pub mod circuit_breaker;
+pub mod confirm_order;
 pub mod countdown;
 pub mod counter;
 pub mod fan_out_fan_in;
@@ -23,9 +25,25 @@ pub mod transfer_funds;
 
 use azfn::durable::Registry;
 
+/// The app setting that serves the app as an earlier release: `ORDERS_RELEASE=1` leaves out
+/// version 2 of `ConfirmOrder`, so that two `cargo azfn start` hosts, one with it and one
+/// without, play a rolling deploy locally (`tests/durable.rs` does).
+pub const RELEASE_SETTING: &str = "ORDERS_RELEASE";
+
 /// Every orchestrator and activity of the app.
 pub fn registry() -> Registry {
-    Registry::new()
+    registry_of_release(std::env::var(RELEASE_SETTING).is_ok_and(|r| r.trim() == "1"))
+}
+
+/// The app's registry, as its first release had it (`first_release`) or as it is now.
+pub fn registry_of_release(first_release: bool) -> Registry {
+    let registry = Registry::new().orchestrator_version("ConfirmOrder", "1", confirm_order::confirm_order_v1);
+    let registry = if first_release {
+        registry
+    } else {
+        registry.orchestrator_version("ConfirmOrder", "2", confirm_order::confirm_order_v2)
+    };
+    registry
         .orchestrator("HelloSequence", hello_sequence::hello_sequence)
         .activity("SayHello", hello_sequence::say_hello)
         .orchestrator("FanOutFanIn", fan_out_fan_in::fan_out_fan_in)
@@ -202,6 +220,33 @@ mod tests {
         assert_eq!(d.step, 1);
         assert_eq!(d.expected, "a call to activity `ChargePayment`");
         assert_eq!(d.found.as_deref(), Some("a call of `allow` on entity @CircuitBreaker@payments"));
+    }
+
+    /// `ConfirmOrder` runs each instance on the version it started with; new starts take the
+    /// newest. Version 2's new first step is a change version 1's recorded histories do not
+    /// replay: registered as an edit of version 1, the replay check refuses it and says to register
+    /// it as a new version.
+    #[tokio::test]
+    async fn confirm_order_versions_keep_their_steps() {
+        use azfn::durable::Registry;
+        let mut run = OrchestrationTest::new(registry()).start("ConfirmOrder", json!({"customer": "Ada"})).await;
+        run.raise_event("Confirm", 3).await;
+        assert_eq!(run.output(), Some(&json!({"version": "2", "units": 3, "greeting": "Hello Ada!"})));
+
+        let first = super::registry_of_release(true);
+        let mut run = OrchestrationTest::new(first).start("ConfirmOrder", json!({"customer": "Ada"})).await;
+        run.raise_event("Confirm", 3).await;
+        assert_eq!(run.output(), Some(&json!({"version": "1", "greeting": "Hello Ada!"})));
+        let recorded = serde_json::to_value(run.history()).unwrap();
+        replay_check(&registry(), &recorded).expect("version 1's history replays on version 1's code");
+
+        let edited = Registry::new()
+            .orchestrator_version("ConfirmOrder", "1", super::confirm_order::confirm_order_v2)
+            .activity("SayHello", super::hello_sequence::say_hello)
+            .activity("Number", super::fan_out_fan_in::number);
+        let err = replay_check(&edited, &recorded).unwrap_err().to_string();
+        assert!(err.contains("step 0: the history has a call to activity `SayHello`"), "{err}");
+        assert!(err.contains("register the changed code as a new version"), "{err}");
     }
 
     /// Histories recorded from real runs under `cargo azfn start` (`GET

@@ -14,6 +14,11 @@
 //! | `POST instances/{id}/restart?restartWithNewInstanceId=` | start a finished instance again with its original input, under a new id (the default) or its own; 202 and the management URIs |
 //! | `GET poison`, `POST poison/redrive` | parked messages of the hub's queues, and sending them back |
 //! | `GET retention` | the retention policy, and this process's last pass ([`retention`](super::retention)) |
+//! | `GET versions` | every version of every orchestrator: registered here, taken by new starts, instances in flight, removable ([`DurableClient::versions`]) |
+//! | `POST instances/{id}/rewind?reason=` | take a Failed instance back to before its failed activities and sub-orchestrations and run them again; 202 ([`DurableClient::rewind`]) |
+//! | `POST schedules/{id}` | make a schedule: `{"orchestrator", "input", "interval" or "cron", "startAt", "endAt"}`; 201 (200 when the same one exists) ([`schedules`](super::schedules)) |
+//! | `GET schedules`, `GET schedules/{id}` | the schedules, with their next and last runs |
+//! | `POST schedules/{id}/pause`, `.../resume`, `DELETE schedules/{id}` | pause, resume (from the next occurrence), delete |
 //! | `POST entities/{name}/{key}?op={operation}[&scheduledTime=]` | signal an entity (the body is the input); 202 |
 //! | `GET entities/{name}/{key}` | the entity's state as the body; 404 when it does not exist |
 //! | `GET entities?name=&top=` | existing entities with their state; paging by `x-ms-continuation-token` |
@@ -178,11 +183,42 @@ async fn route(
         }
         ("GET", ["poison"]) => poison(hub).await,
         ("GET", ["retention"]) => Ok(HttpResponse::ok().json(&super::retention::status())),
+        ("GET", ["schedules"]) => {
+            Ok(HttpResponse::ok().json(&super::schedules::Schedules::new(client.clone()).list().await?))
+        }
+        ("GET", ["schedules", id]) => {
+            Ok(HttpResponse::ok().json(&super::schedules::Schedules::new(client.clone()).get(id).await?))
+        }
+        ("POST", ["schedules", id]) => {
+            let spec: super::schedules::ScheduleSpec = serde_json::from_value(body_json(req)?).map_err(|e| {
+                DurableError::BadRequest(format!(
+                    "schedule {id}: the body should be {{\"orchestrator\", \"input\", \"interval\" or \"cron\", \"startAt\", \"endAt\"}}: {e}"
+                ))
+            })?;
+            let (state, created) = super::schedules::Schedules::new(client.clone()).create(id, spec).await?;
+            let res = if created { HttpResponse::new(StatusCode::CREATED) } else { HttpResponse::ok() };
+            Ok(res.json(&state))
+        }
+        ("POST", ["schedules", id, "pause"]) => {
+            Ok(HttpResponse::ok().json(&super::schedules::Schedules::new(client.clone()).pause(id).await?))
+        }
+        ("POST", ["schedules", id, "resume"]) => {
+            Ok(HttpResponse::ok().json(&super::schedules::Schedules::new(client.clone()).resume(id).await?))
+        }
+        ("DELETE", ["schedules", id]) => {
+            super::schedules::Schedules::new(client.clone()).delete(id).await?;
+            Ok(HttpResponse::ok().json(&json!({ "deleted": id })))
+        }
+        ("GET", ["versions"]) => {
+            let versions = client.versions().await?;
+            let default = client.registry().default_version_setting();
+            Ok(HttpResponse::ok().json(&json!({ "defaultVersion": default, "versions": versions })))
+        }
         ("POST", ["poison", "redrive"]) => {
             let moved = redrive(hub).await?;
             Ok(HttpResponse::ok().json(&json!({ "redriven": moved })))
         }
-        ("POST", [name]) | ("POST", [name, _]) if !["instances", "poison", "entities"].contains(name) => {
+        ("POST", [name]) | ("POST", [name, _]) if !["instances", "poison", "entities", "schedules"].contains(name) => {
             // With an Idempotency-Key and no instance id, the id is derived from the key: a retried
             // start is then the same start, answered with the same instance (DurableClient::start).
             let keyed = req.header("Idempotency-Key").map(|key| idempotent_instance_id(name, key));
@@ -297,6 +333,9 @@ fn status_json(s: &InstanceStatus) -> Value {
         "lastUpdatedTime": time(s.last_updated_time),
     });
     // Not in Durable Functions' payload: present only while a message for the instance fails.
+    if let Some(version) = &s.version {
+        v["version"] = json!(version);
+    }
     if let Some(error) = &s.last_error {
         v["lastError"] = json!(error);
     }

@@ -52,6 +52,25 @@ pub struct InstanceView {
     pub history: Option<Vec<Event>>,
 }
 
+/// One version of one orchestrator: whether this worker has its code, whether new starts take it,
+/// and how many instances of it have not finished ([`DurableClient::versions`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionUse {
+    /// The orchestrator.
+    pub name: String,
+    /// The version (`""`: code registered without one).
+    pub version: String,
+    /// Whether this worker has the code of this version.
+    pub registered: bool,
+    /// Whether new starts of the orchestrator take this version here.
+    pub starts_new: bool,
+    /// Instances of this version not finished yet (pending, running, suspended).
+    pub in_flight: u64,
+    /// Whether its code can be removed: no instance of it is left, and new starts take another.
+    pub removable: bool,
+}
+
 impl DurableClient {
     /// A client for `hub` that starts the orchestrators of `registry`.
     pub fn new(hub: Arc<TaskHub>, registry: Arc<Registry>) -> Self {
@@ -125,7 +144,9 @@ impl DurableClient {
         self.hub.offload(&id, &mut input).await?;
         let mut status = InstanceStatus::new(name, &id, input.clone(), None, now);
         status.start_input = Some(super::store::input_fingerprint(&original_input));
-        let start = Event::ExecutionStarted { name: name.to_owned(), input, parent: None };
+        status.version = self.registry.version_for_start(name);
+        let start =
+            Event::ExecutionStarted { name: name.to_owned(), input, parent: None, version: status.version.clone() };
 
         let mut guard = ControlMessage::event(&id, Some(&status.execution_id), start.clone());
         guard.guard = true;
@@ -212,8 +233,12 @@ impl DurableClient {
             )));
         }
         if existing.runtime_status == RuntimeStatus::Pending {
-            let start =
-                Event::ExecutionStarted { name: existing.name.clone(), input: existing.input.clone(), parent: None };
+            let start = Event::ExecutionStarted {
+                name: existing.name.clone(),
+                input: existing.input.clone(),
+                parent: None,
+                version: existing.version.clone(),
+            };
             let mut msg = ControlMessage::event(&id, Some(&existing.execution_id), start);
             msg.recover = true;
             self.hub.send_control(&msg, self.hub.now()).await?;
@@ -442,6 +467,63 @@ impl DurableClient {
         self.hub.resolve(&mut input).await?;
         let id = (!new_instance_id).then_some(instance_id);
         self.start(&status.name, id, input).await
+    }
+
+    /// The task hub this client works on.
+    pub fn hub(&self) -> &Arc<TaskHub> {
+        &self.hub
+    }
+
+    /// The orchestrators, activities and entities this client starts and signals.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Every version of every orchestrator, registered here or still run by an instance: what a
+    /// rolling deploy needs to know before removing an old version's code (all unfinished
+    /// instances are read, page by page).
+    pub async fn versions(&self) -> Result<Vec<VersionUse>, DurableError> {
+        let filter = ListFilter {
+            statuses: vec![RuntimeStatus::Pending, RuntimeStatus::Running, RuntimeStatus::Suspended],
+            ..ListFilter::default()
+        };
+        let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+        let mut token: Option<String> = None;
+        loop {
+            let (page, next) = self.list(&filter, Some(1000), token.as_deref()).await?;
+            for s in page {
+                *counts.entry((s.name, s.version.unwrap_or_default())).or_default() += 1;
+            }
+            match next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        for (name, versions) in self.registry.orchestrator_versions() {
+            for v in versions {
+                counts.entry((name.clone(), v)).or_default();
+            }
+        }
+        let mut out: Vec<VersionUse> = counts
+            .into_iter()
+            .map(|((name, version), in_flight)| {
+                let registered = self
+                    .registry
+                    .has_orchestrator_version(&name, Some(&version).filter(|v| !v.is_empty()).map(String::as_str));
+                let starts_new = self.registry.has_orchestrator(&name)
+                    && self.registry.version_for_start(&name).unwrap_or_default() == version;
+                VersionUse {
+                    removable: !starts_new && in_flight == 0,
+                    name,
+                    version,
+                    registered,
+                    starts_new,
+                    in_flight,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| super::registry::version_order(&a.version, &b.version)));
+        Ok(out)
     }
 
     /// One page of instances matching `filter` (at most `top`), and the token of the next page.

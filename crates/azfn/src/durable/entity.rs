@@ -52,7 +52,7 @@ pub const REMEMBER_AT_MOST: usize = 1500;
 /// How long an entity remembers a sender that has gone quiet (its last sequence number), and how old
 /// a request's predecessor must be for the request to run without a record of its sender: longer
 /// than any delay a message meets on its way (a lease of 10 minutes, a rolling deploy's deferrals
-/// of about 1.7 hours). Like Durable Functions' entity message reorder window (30 minutes there),
+/// of about 1.4 hours). Like Durable Functions' entity message reorder window (30 minutes there),
 /// it bounds the row: it keeps the senders of the last 4 hours, not every sender ever
 /// (docs/adr/0006-entity-sender-pruning.md).
 pub const SENDER_WINDOW: chrono::Duration = chrono::Duration::hours(4);

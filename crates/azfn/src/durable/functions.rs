@@ -30,6 +30,10 @@ pub const API_FUNCTION: &str = "Orchestrators";
 /// The task hub [`App::durable`] uses.
 pub const DEFAULT_HUB: &str = "azfn";
 
+/// The app setting naming the version new starts of a versioned orchestrator take
+/// ([`Registry::default_version`]).
+pub const DEFAULT_VERSION_SETTING: &str = "AZFN_DURABLE_DEFAULT_VERSION";
+
 /// The durable side of an app: its registry, and the hub it connects to on first use.
 #[derive(Debug)]
 pub struct DurableApp {
@@ -40,7 +44,14 @@ pub struct DurableApp {
 
 impl DurableApp {
     /// The orchestrations of `registry` on the hub `hub_name`.
+    ///
+    /// The app setting `AZFN_DURABLE_DEFAULT_VERSION`, when set, is the version new starts take
+    /// ([`Registry::default_version`]), over what the code set: it can be changed without a build.
     pub fn new(hub_name: &str, registry: Registry) -> Self {
+        let registry = match std::env::var(DEFAULT_VERSION_SETTING) {
+            Ok(v) if !v.trim().is_empty() => registry.default_version(v.trim()),
+            _ => registry,
+        };
         Self { hub_name: hub_name.to_owned(), registry: Arc::new(registry), dispatcher: OnceCell::new() }
     }
 

@@ -36,6 +36,10 @@ pub enum Event {
         /// The parent, for a sub-orchestration.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<Parent>,
+        /// The version of the orchestrator's code the instance runs on (`None`: registered
+        /// without one; see [`Registry::orchestrator_version`](super::Registry::orchestrator_version)).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
     },
     /// An episode began at this time (the orchestration's deterministic "now").
     OrchestratorStarted {

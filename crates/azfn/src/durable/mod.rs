@@ -37,11 +37,12 @@ pub mod registry;
 pub mod replay;
 pub mod retention;
 pub mod saga;
+pub mod schedules;
 pub mod store;
 pub mod testing;
 
 pub use binding::{Durable, DurableCall};
-pub use client::{DurableClient, EntityView, InstanceView};
+pub use client::{DurableClient, EntityView, InstanceView, VersionUse};
 pub use context::{
     CriticalSection, DurableFuture, Either, EventFuture, OrchestrationContext, RetryPolicy, TaskError, join_all, race,
 };

@@ -52,8 +52,10 @@ impl ActivityContext {
 /// The orchestrators, activities and entities of an app.
 #[derive(Clone, Default)]
 pub struct Registry {
-    orchestrators: BTreeMap<String, OrchestratorFn>,
-    inputs: BTreeMap<String, InputCheck>,
+    /// By name, then by version (`""` for code registered without one).
+    orchestrators: BTreeMap<String, BTreeMap<String, OrchestratorFn>>,
+    inputs: BTreeMap<(String, String), InputCheck>,
+    default_version: Option<String>,
     activities: BTreeMap<String, ActivityFn>,
     entities: BTreeMap<String, super::entity::EntityFn>,
 }
@@ -61,7 +63,8 @@ pub struct Registry {
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
-            .field("orchestrators", &self.orchestrators.keys().collect::<Vec<_>>())
+            .field("orchestrators", &self.orchestrator_versions())
+            .field("default_version", &self.default_version)
             .field("activities", &self.activities.keys().collect::<Vec<_>>())
             .field("entities", &self.entities.keys().collect::<Vec<_>>())
             .finish()
@@ -119,7 +122,7 @@ impl Registry {
     /// let registry = Registry::new().orchestrator("HelloSequence", hello_sequence);
     /// assert!(registry.has_orchestrator("HelloSequence"));
     /// ```
-    pub fn orchestrator<F, Fut, I, O, E>(mut self, name: &str, f: F) -> Self
+    pub fn orchestrator<F, Fut, I, O, E>(self, name: &str, f: F) -> Self
     where
         F: Fn(OrchestrationContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
@@ -127,21 +130,112 @@ impl Registry {
         O: Serialize + 'static,
         E: fmt::Display + 'static,
     {
-        let run: OrchestratorFn = Arc::new(erase(format!("orchestrator `{name}`"), f));
-        self.orchestrators.insert(name.to_owned(), run);
+        self.orchestrator_version(name, "", f)
+    }
+
+    /// Registers version `version` of the orchestrator `name`, beside its other versions.
+    ///
+    /// An instance runs the code of the version it was started with for its whole life (each
+    /// episode, after every `continue_as_new`), so that instances in flight keep their steps while
+    /// new ones start on new code: change an orchestrator's steps by registering the new code as a
+    /// new version, and keep the old one until no instance of it is left (the dashboard says when).
+    /// A new start takes [`version_for_start`](Self::version_for_start). `""` is the version of
+    /// code registered with [`orchestrator`](Self::orchestrator).
+    ///
+    /// ```
+    /// use azfn::durable::{OrchestrationContext, Registry, TaskError};
+    ///
+    /// async fn v1(ctx: OrchestrationContext, order: String) -> Result<String, TaskError> {
+    ///     ctx.call_activity("Ship", order).await
+    /// }
+    /// async fn v2(ctx: OrchestrationContext, order: String) -> Result<String, TaskError> {
+    ///     let shipped: String = ctx.call_activity("Ship", &order).await?;
+    ///     ctx.call_activity::<String>("Notify", &order).await?;
+    ///     Ok(shipped)
+    /// }
+    ///
+    /// let registry = Registry::new()
+    ///     .orchestrator_version("Fulfil", "1", v1)
+    ///     .orchestrator_version("Fulfil", "2", v2);
+    /// assert_eq!(registry.version_for_start("Fulfil").as_deref(), Some("2"));
+    /// assert_eq!(registry.clone().default_version("1").version_for_start("Fulfil").as_deref(), Some("1"));
+    /// assert!(registry.has_orchestrator_version("Fulfil", Some("1")));
+    /// assert!(!registry.has_orchestrator_version("Fulfil", None));
+    /// ```
+    pub fn orchestrator_version<F, Fut, I, O, E>(mut self, name: &str, version: &str, f: F) -> Self
+    where
+        F: Fn(OrchestrationContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        E: fmt::Display + 'static,
+    {
+        let what = if version.is_empty() {
+            format!("orchestrator `{name}`")
+        } else {
+            format!("orchestrator `{name}` version {version}")
+        };
+        let run: OrchestratorFn = Arc::new(erase(what, f));
+        self.orchestrators.entry(name.to_owned()).or_default().insert(version.to_owned(), run);
         let check: InputCheck = Arc::new(|v: &Value| {
             I::deserialize(v)
                 .map(|_| ())
                 .map_err(|e| format!("{e} (the input should fit {})", std::any::type_name::<I>()))
         });
-        self.inputs.insert(name.to_owned(), check);
+        self.inputs.insert((name.to_owned(), version.to_owned()), check);
         self
+    }
+
+    /// Sets the version new starts take when the orchestrator has it (as `defaultVersion` does in
+    /// Durable Functions); the runtime sets it from the app setting `AZFN_DURABLE_DEFAULT_VERSION`.
+    /// Pin it to the old version while a rolling deploy is under way, so that no instance starts on
+    /// a version the workers not yet upgraded lack, then move it on.
+    pub fn default_version(mut self, version: &str) -> Self {
+        self.default_version = Some(version.to_owned()).filter(|v| !v.is_empty());
+        self
+    }
+
+    /// The version a new start of `name` takes: the default version if `name` has it, else its
+    /// highest version (numbers compared as numbers, `2` before `10`); `None` for code registered
+    /// without a version (or no orchestrator `name`).
+    pub fn version_for_start(&self, name: &str) -> Option<String> {
+        let versions = self.orchestrators.get(name)?;
+        if let Some(v) = &self.default_version
+            && versions.contains_key(v)
+        {
+            return Some(v.clone());
+        }
+        versions.keys().max_by(|a, b| version_order(a, b)).filter(|v| !v.is_empty()).cloned()
+    }
+
+    /// The app's default version for new starts, if one is set.
+    pub fn default_version_setting(&self) -> Option<&str> {
+        self.default_version.as_deref()
+    }
+
+    /// Whether the orchestrator `name` has code for `version` (`None`: registered without one).
+    pub fn has_orchestrator_version(&self, name: &str, version: Option<&str>) -> bool {
+        self.orchestrators.get(name).is_some_and(|v| v.contains_key(version.unwrap_or("")))
+    }
+
+    /// Every registered orchestrator with its versions (`""` for code without one), in order.
+    pub fn orchestrator_versions(&self) -> Vec<(String, Vec<String>)> {
+        self.orchestrators
+            .iter()
+            .map(|(name, versions)| {
+                let mut v: Vec<String> = versions.keys().cloned().collect();
+                v.sort_by(|a, b| version_order(a, b));
+                (name.clone(), v)
+            })
+            .collect()
     }
 
     /// Whether `input` fits the input type of the orchestrator `name`, so that a start with an
     /// input it cannot read is refused at once rather than failing later.
+    /// (The code checked is the version a new start takes.)
     pub fn check_input(&self, name: &str, input: &Value) -> Result<(), String> {
-        self.inputs.get(name).map_or(Ok(()), |check| check(input))
+        let key = (name.to_owned(), self.version_for_start(name).unwrap_or_default());
+        self.inputs.get(&key).map_or(Ok(()), |check| check(input))
     }
 
     /// Registers the activity `name`: `async fn(ctx, input: I) -> Result<O, E>`.
@@ -191,7 +285,7 @@ impl Registry {
     #[cfg(feature = "simulation")]
     pub fn without(mut self, name: &str) -> Self {
         self.orchestrators.remove(name);
-        self.inputs.remove(name);
+        self.inputs.retain(|(n, _), _| n != name);
         self.activities.remove(name);
         self.entities.remove(name);
         self
@@ -217,15 +311,29 @@ impl Registry {
         self.orchestrators.keys().cloned().collect()
     }
 
-    /// Starts the orchestrator `name`'s code, or says it is unknown.
+    /// Starts the code of version `version` of the orchestrator `name`, or says it is unknown.
     pub(crate) fn start_orchestrator(
         &self,
         name: &str,
+        version: Option<&str>,
         ctx: OrchestrationContext,
         input: Value,
     ) -> Result<BoxRun, String> {
-        let f = self.orchestrators.get(name).ok_or_else(|| {
+        let versions = self.orchestrators.get(name).ok_or_else(|| {
             format!("no orchestrator named `{name}`; registered: {}", self.orchestrator_names().join(", "))
+        })?;
+        let f = versions.get(version.unwrap_or("")).ok_or_else(|| {
+            let known: Vec<String> = self
+                .orchestrator_versions()
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.into_iter().map(|v| if v.is_empty() { "(none)".to_owned() } else { v }).collect())
+                .unwrap_or_default();
+            format!(
+                "orchestrator `{name}` has no version {} here; registered versions: {}",
+                version.unwrap_or("(none)"),
+                known.join(", ")
+            )
         })?;
         Ok(f(ctx, input))
     }
@@ -244,6 +352,44 @@ impl Registry {
         match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(fut)).await {
             Ok(r) => r,
             Err(panic) => Err(format!("activity `{name}` panicked: {}", crate::server::panic_text(&*panic))),
+        }
+    }
+}
+
+/// Orders versions as people number them: `""` first, then segment by segment (split on `.`),
+/// numbers as numbers and before words, words as text.
+///
+/// ```
+/// use std::cmp::Ordering;
+/// use azfn::durable::registry::version_order;
+/// assert_eq!(version_order("2", "10"), Ordering::Less);
+/// assert_eq!(version_order("1.2", "1.10"), Ordering::Less);
+/// assert_eq!(version_order("", "1"), Ordering::Less);
+/// assert_eq!(version_order("2024-06", "2024-06"), Ordering::Equal);
+/// ```
+pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    if a.is_empty() || b.is_empty() {
+        return (!a.is_empty()).cmp(&!b.is_empty());
+    }
+    let mut x = a.split('.');
+    let mut y = b.split('.');
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(p), Some(q)) => {
+                let order = match (p.parse::<u64>(), q.parse::<u64>()) {
+                    (Ok(m), Ok(n)) => m.cmp(&n),
+                    (Ok(_), Err(_)) => Ordering::Less,
+                    (Err(_), Ok(_)) => Ordering::Greater,
+                    (Err(_), Err(_)) => p.cmp(q),
+                };
+                if order != Ordering::Equal {
+                    return order;
+                }
+            }
         }
     }
 }

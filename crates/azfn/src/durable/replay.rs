@@ -220,8 +220,8 @@ impl Execution {
                 self.ctx.lock().now = *time;
                 return;
             }
-            Event::ExecutionStarted { name, input, .. } => {
-                match self.registry.start_orchestrator(name, self.ctx.clone(), input.clone()) {
+            Event::ExecutionStarted { name, input, version, .. } => {
+                match self.registry.start_orchestrator(name, version.as_deref(), self.ctx.clone(), input.clone()) {
                     Ok(run) => self.run = Some(run),
                     Err(e) => self.outcome = Some(Event::ExecutionFailed { error: e }),
                 }

@@ -77,6 +77,10 @@ pub const CARRIED_KEYS: usize = 256;
 pub struct InstanceStatus {
     /// The orchestrator's name.
     pub name: String,
+    /// The version of the orchestrator's code the instance runs on, for its whole life (`None`:
+    /// code registered without a version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// The instance id.
     pub instance_id: String,
     /// The current execution (changes with continue-as-new).
@@ -161,6 +165,7 @@ impl InstanceStatus {
     pub fn new(name: &str, instance_id: &str, input: Value, parent: Option<Parent>, now: DateTime<Utc>) -> Self {
         Self {
             name: name.to_owned(),
+            version: None,
             instance_id: instance_id.to_owned(),
             execution_id: super::clock::new_id(),
             runtime_status: RuntimeStatus::Pending,

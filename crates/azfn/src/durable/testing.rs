@@ -231,7 +231,8 @@ impl TestRun {
             task_id,
             execution_id: None,
         });
-        self.episode(index, vec![Event::ExecutionStarted { name: name.to_owned(), input, parent }]);
+        let version = self.registry.version_for_start(name);
+        self.episode(index, vec![Event::ExecutionStarted { name: name.to_owned(), input, parent, version }]);
         index
     }
 
@@ -277,6 +278,10 @@ impl TestRun {
                     return;
                 }
                 let name = instance.name.clone();
+                let version = instance.exec.history().iter().find_map(|e| match e {
+                    Event::ExecutionStarted { version, .. } => version.clone(),
+                    _ => None,
+                });
                 let execution = instance.continues.to_string();
                 instance.exec = Execution::replay(self.registry.clone(), &instance.id, &execution, Vec::new());
                 instance.tasks.clear();
@@ -286,7 +291,7 @@ impl TestRun {
                     task_id,
                     execution_id: None,
                 });
-                self.episode(index, vec![Event::ExecutionStarted { name, input, parent }]);
+                self.episode(index, vec![Event::ExecutionStarted { name, input, parent, version }]);
             }
             Some(outcome) => {
                 if let Some((parent, task_id)) = self.instances[index].parent {
@@ -656,7 +661,10 @@ pub fn replay_check(registry: &Registry, recorded: &Value) -> Result<(), ReplayC
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayCheckError {
     /// The code no longer replays the history.
-    #[error("non-deterministic: {0}")]
+    #[error(
+        "non-deterministic: {0}; instances in flight would fail on this code: register the changed code as a new \
+         version (Registry::orchestrator_version) and keep the recorded version's code until none of its instances is left"
+    )]
     Diverged(Divergence),
     /// The input is not a history this code can replay.
     #[error("cannot replay: {0}")]

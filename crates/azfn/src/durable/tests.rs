@@ -24,7 +24,7 @@ fn drive<'a>(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Execution> + 'a>> {
     Box::pin(async move {
         let mut exec = Execution::replay(registry.clone(), id, "e1", Vec::new());
-        let mut pending = vec![Event::ExecutionStarted { name: name.into(), input, parent: None }];
+        let mut pending = vec![Event::ExecutionStarted { name: name.into(), input, parent: None, version: None }];
         let mut timers: Vec<(DateTime<Utc>, u64)> = Vec::new();
         let mut now = t0();
         for n in 0..10_000 {
@@ -130,7 +130,8 @@ async fn a_sequence_and_a_fan_out_complete_and_replay_identically() {
 async fn duplicate_and_stale_results_are_not_applied() {
     let r = registry();
     let mut exec = Execution::replay(r.clone(), "d", "e1", Vec::new());
-    let start = Event::ExecutionStarted { name: "HelloSequence".into(), input: json!(["A", "B"]), parent: None };
+    let start =
+        Event::ExecutionStarted { name: "HelloSequence".into(), input: json!(["A", "B"]), parent: None, version: None };
     exec.run_episode(t0(), vec![start]);
     let done = Event::TaskCompleted { id: 0, result: json!("Hello A!") };
     let ep = exec.run_episode(t0(), vec![done.clone(), done.clone(), Event::TaskCompleted { id: 7, result: json!(1) }]);
@@ -163,7 +164,7 @@ async fn an_event_races_a_timer_and_an_early_event_is_kept() {
     assert_eq!(output(&exec), json!("timed out"));
     // The same raise delivered twice counts once.
     let mut e = Execution::replay(r.clone(), "a4", "e1", Vec::new());
-    let start = Event::ExecutionStarted { name: "Approval".into(), input: json!(60), parent: None };
+    let start = Event::ExecutionStarted { name: "Approval".into(), input: json!(60), parent: None, version: None };
     e.run_episode(t0(), vec![start.clone()]);
     assert!(!e.is_duplicate(&raise(true)));
     e.run_episode(t0(), vec![raise(true)]);
@@ -194,7 +195,10 @@ async fn original_sequence(ctx: OrchestrationContext, _: Value) -> Result<String
 async fn a_changed_orchestrator_is_reported_as_non_deterministic_naming_the_step() {
     let v1 = Arc::new(Registry::new().orchestrator("Seq", original_sequence).activity("SayHello", say_hello));
     let mut exec = Execution::replay(v1.clone(), "n1", "e1", Vec::new());
-    exec.run_episode(t0(), vec![Event::ExecutionStarted { name: "Seq".into(), input: Value::Null, parent: None }]);
+    exec.run_episode(
+        t0(),
+        vec![Event::ExecutionStarted { name: "Seq".into(), input: Value::Null, parent: None, version: None }],
+    );
     exec.run_episode(t0(), vec![Event::TaskCompleted { id: 0, result: json!("Hello x!") }]);
     let history = exec.history().to_vec();
 
@@ -260,8 +264,10 @@ async fn retries_sagas_continue_as_new_and_deterministic_guids() {
     assert_eq!(output(&exec), json!({"status": "cancelled", "compensated": ["SayHello"]}));
 
     let mut e = Execution::replay(r.clone(), "c1", "e1", Vec::new());
-    let ep =
-        e.run_episode(t0(), vec![Event::ExecutionStarted { name: "Eternal".into(), input: json!(1), parent: None }]);
+    let ep = e.run_episode(
+        t0(),
+        vec![Event::ExecutionStarted { name: "Eternal".into(), input: json!(1), parent: None, version: None }],
+    );
     assert_eq!(ep.outcome(), Some(&Event::ContinuedAsNew { input: json!(2) }));
     assert_eq!(ep.custom_status, Some(json!({"n": 1})));
 
@@ -292,8 +298,10 @@ async fn sub_orchestrations_and_unknown_names() {
     assert_eq!(child.as_deref(), Some("p1:e1:0000"), "tied to the parent's execution (issue 27, defect 2)");
 
     let mut e = Execution::replay(r.clone(), "u1", "e1", Vec::new());
-    let ep =
-        e.run_episode(t0(), vec![Event::ExecutionStarted { name: "Nope".into(), input: Value::Null, parent: None }]);
+    let ep = e.run_episode(
+        t0(),
+        vec![Event::ExecutionStarted { name: "Nope".into(), input: Value::Null, parent: None, version: None }],
+    );
     let Some(Event::ExecutionFailed { error }) = ep.outcome() else { panic!() };
     assert!(error.contains("no orchestrator named `Nope`") && error.contains("Parent"), "{error}");
 }

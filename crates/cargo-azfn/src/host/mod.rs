@@ -5,7 +5,7 @@
 //! - [`response`]: applying the handler's answer (outputs, `res`, logs) exactly as the real host does.
 //! - [`routes`]: HTTP route templates with constraints, in the host's order, 404.
 //! - [`expressions`]: binding expressions (`{name}`, `{a.b}`, `{rand-guid}`, `{datetime:format}`, `{sys.*}`).
-//! - [`schedule`]: NCRONTAB and interval schedules for timer triggers.
+//! - [`schedule`]: NCRONTAB and interval schedules for timer triggers (from `azfn::schedule`, which durable schedules share).
 //! - [`settings`]: `local.settings.json` with the environment winning.
 //!
 //! The running host:
@@ -40,7 +40,7 @@ pub mod queue_listener;
 pub mod response;
 pub mod retry_policy;
 pub mod routes;
-pub mod schedule;
+pub use azfn::schedule;
 pub mod settings;
 pub mod start;
 #[cfg(test)]

@@ -590,8 +590,11 @@ impl Dispatcher {
                             tracing::debug!(instance = %msg.instance_id, "the start this message guards never happened; dropped");
                             return Ok(None);
                         }
-                        Some(Event::ExecutionStarted { name, input, parent }) => {
-                            self.new_instance(&msg.instance_id, name, input.clone(), parent.clone(), now)
+                        Some(Event::ExecutionStarted { name, input, parent, version }) => {
+                            let mut live =
+                                self.new_instance(&msg.instance_id, name, input.clone(), parent.clone(), now);
+                            live.status.version = version.clone();
+                            live
                         }
                         _ => {
                             tracing::warn!(instance = %msg.instance_id, "a message for an instance that does not exist was dropped");
@@ -900,25 +903,46 @@ impl Dispatcher {
     /// Why this worker cannot run episodes of `live`, if it cannot: its registry lacks the
     /// orchestrator, or its code does not replay the history (during a rolling deploy, a worker
     /// with the other version can; issue 27, defect 11).
-    fn cannot_run(&self, live: &Live) -> Option<String> {
-        if !self.registry.has_orchestrator(&live.status.name) {
-            return Some(format!(
-                "instance {}: this worker has no orchestrator `{}`; left for a worker that has it",
-                live.status.instance_id, live.status.name
+    ///
+    /// The flag says the work is left for another worker however long it takes: the instance's
+    /// version of its orchestrator is missing here (issue 29), and failing it would break the
+    /// promise that an instance runs on its version's code for its whole life. The other reasons
+    /// give up after [`MAX_DEFERRALS`](super::messages::MAX_DEFERRALS).
+    fn cannot_run(&self, live: &Live) -> Option<(String, bool)> {
+        let status = &live.status;
+        if !self.registry.has_orchestrator(&status.name) {
+            return Some((
+                format!(
+                    "instance {}: this worker has no orchestrator `{}`; left for a worker that has it",
+                    status.instance_id, status.name
+                ),
+                false,
+            ));
+        }
+        if let Some(version) = status.version.as_deref()
+            && !self.registry.has_orchestrator_version(&status.name, Some(version))
+        {
+            return Some((
+                format!(
+                    "instance {}: this worker has no version {version} of orchestrator `{}`; left for a worker that has it",
+                    status.instance_id, status.name
+                ),
+                true,
             ));
         }
         live.exec.divergence().map(|d| {
-            format!(
+            let reason = format!(
                 "instance {}: this worker's code does not replay its history ({d}); left for a worker whose code does",
-                live.status.instance_id
-            )
+                status.instance_id
+            );
+            (reason, false)
         })
     }
 
     /// Sends `msg` again, to come back after a back-off, because this worker cannot run it
     /// (`reason`); another worker may take it meanwhile.
     async fn defer_control(&self, mut msg: ControlMessage, reason: &str) -> Result<(), DurableError> {
-        msg.deferred += 1;
+        msg.deferred = msg.deferred.saturating_add(1);
         let now = self.hub.now();
         let delay = super::messages::deferral_delay(msg.deferred);
         tracing::warn!(instance = %msg.instance_id, deferred = msg.deferred, retry_in = ?delay, "{reason}");
@@ -974,8 +998,8 @@ impl Dispatcher {
                 if retry { self.outstanding(&live, sent, msg.guard.then_some(msg)) } else { Outbox::default() };
             return Ok(Applied::Done(Some(live), outbox));
         }
-        if let Some(reason) = self.cannot_run(&live)
-            && msgs.iter().all(|m| m.deferred < super::messages::MAX_DEFERRALS)
+        if let Some((reason, always)) = self.cannot_run(&live)
+            && (always || msgs.iter().all(|m| m.deferred < super::messages::MAX_DEFERRALS))
         {
             return Err(DurableError::Elsewhere(reason));
         }
@@ -1161,7 +1185,12 @@ impl Dispatcher {
                     next.input = input.clone();
                     next.output = Value::Null;
                     exec = Execution::replay(self.registry.clone(), &next.instance_id, &next.execution_id, Vec::new());
-                    let start = Event::ExecutionStarted { name: next.name.clone(), input, parent: next.parent.clone() };
+                    let start = Event::ExecutionStarted {
+                        name: next.name.clone(),
+                        input,
+                        parent: next.parent.clone(),
+                        version: next.version.clone(),
+                    };
                     episode = exec.run_episode(now, std::iter::once(start).chain(leftover).collect());
                     continue;
                 }
@@ -1342,7 +1371,13 @@ impl Dispatcher {
                     task_id: *task_id,
                     execution_id: Some(status.execution_id.clone()),
                 };
-                let start = Event::ExecutionStarted { name: name.clone(), input: input.clone(), parent: Some(parent) };
+                // The child runs on the version a new start of its orchestrator takes here.
+                let start = Event::ExecutionStarted {
+                    name: name.clone(),
+                    input: input.clone(),
+                    parent: Some(parent),
+                    version: self.registry.version_for_start(name),
+                };
                 out.control.push((Some(*task_id), ControlMessage::event(instance_id, None, start)));
             }
             _ => {

@@ -1,4 +1,5 @@
-//! Timer schedules as the Functions timer trigger reads them: six-field NCRONTAB
+//! Schedules as the Functions timer trigger reads them, which durable schedules
+//! ([`crate::durable::schedules`]) share: six-field NCRONTAB
 //! (`{second} {minute} {hour} {day} {month} {day-of-week}`) or a `hh:mm:ss` interval.
 //!
 //! Fields take `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`, lists `a,b`, and month and day
@@ -96,7 +97,7 @@ impl Schedule {
     /// Parses a function.json `schedule`.
     ///
     /// ```
-    /// use cargo_azfn::host::schedule::Schedule;
+    /// use azfn::schedule::Schedule;
     /// let every_five = Schedule::parse("0 */5 * * * *").unwrap();
     /// let t = "2024-05-01T10:02:30Z".parse().unwrap();
     /// assert_eq!(every_five.next_after(t).unwrap().to_rfc3339(), "2024-05-01T10:05:00+00:00");
