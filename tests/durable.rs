@@ -1043,3 +1043,146 @@ async fn a_schedule_fires_each_occurrence_once_across_two_hosts_and_survives_a_r
     let res = api.http.get(format!("{}/schedules/tick", api.base)).send().await.unwrap();
     assert_eq!(res.status(), 404);
 }
+
+/// A stand-in for the warehouse service `Restock` orders from: answers 503 while `down`, else 200
+/// with an order id; counts the requests and keeps their idempotency keys.
+struct Warehouse {
+    url: String,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    keys: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Warehouse {
+    async fn start() -> Warehouse {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/orders", listener.local_addr().unwrap());
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let keys = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (d, k) = (down.clone(), keys.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let (d, k) = (d.clone(), k.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // Headers, then as much body as Content-Length says.
+                    let (head, length) = loop {
+                        let n = socket.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break (head, end + 4 + length);
+                        }
+                    };
+                    while buf.len() < length {
+                        let n = socket.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let key = head.lines().find_map(|l| l.strip_prefix("idempotency-key:")).unwrap_or("").trim();
+                    let n = {
+                        let mut keys = k.lock().unwrap();
+                        keys.push(key.to_owned());
+                        keys.len()
+                    };
+                    let answer = if d.load(Ordering::SeqCst) {
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\ndown"
+                            .to_owned()
+                    } else {
+                        let body = format!("WH-{n}");
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+                    };
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Warehouse { url, down, keys }
+    }
+}
+
+/// Rewind (issue 29): `Restock` quotes, then orders from a warehouse that is down, and fails.
+/// Once the warehouse is back, `POST instances/{id}/rewind` takes the instance back to before the
+/// failed order and runs it again: it completes, the quote is not made again, the history records
+/// the rewind and its reason, and the new order is a new attempt (another idempotency key).
+/// Rewinds that cannot end differently are refused with why: a Completed instance, and one that
+/// failed in its own code.
+#[tokio::test]
+async fn a_rewound_instance_completes_without_running_again_what_had_succeeded() {
+    let azurite = Azurite::start();
+    let warehouse = Warehouse::start().await;
+    let host = LocalHost::start(&common::repo_root(), &azurite, &[("WAREHOUSE_URL", warehouse.url.as_str())]).await;
+    let api = Api::new(&host);
+    let id = api.start("Restock", json!({"sku": "tea", "quantity": 3})).await;
+    let failed = api.finished(&id, WAIT).await;
+    assert_eq!(failed["runtimeStatus"], "Failed", "{failed}");
+    assert!(failed["output"].as_str().unwrap().contains("503"), "{failed}");
+
+    // Refused: a Completed instance, and a failure of the orchestrator's own code.
+    let done = api.start("HelloSequence", json!(["Quito"])).await;
+    api.finished(&done, WAIT).await;
+    let (code, body) = api.post(&format!("instances/{done}/rewind"), None).await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("only a Failed instance"), "{body}");
+    let own = api.start("Restock", json!({"sku": "tea", "quantity": 0})).await;
+    assert_eq!(api.finished(&own, WAIT).await["runtimeStatus"], "Failed");
+    let (code, body) = api.post(&format!("instances/{own}/rewind"), None).await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("failed in its own code"), "{body}");
+
+    // The outage is over: rewound, it orders again and completes.
+    warehouse.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (code, body) = api.post(&format!("instances/{id}/rewind?reason=warehouse%20back"), None).await;
+    assert_eq!(code, 202, "{body}");
+    let done = api.reaches(&id, "Completed", WAIT).await;
+    assert_eq!(done["output"], json!({"quote": "3 x tea at 4.20", "warehouseOrder": "WH-2"}), "{done}");
+    let history = api.history(&id).await;
+    let quotes = history.iter().filter(|e| e["eventType"] == "TaskScheduled" && e["name"] == "QuoteRestock").count();
+    assert_eq!(quotes, 1, "{history:?}");
+    assert_eq!(host.count("quoting a restock"), 1, "the quote ran again");
+    let rewound = history.iter().find(|e| e["eventType"] == "ExecutionRewound").expect("the rewind is in the history");
+    assert_eq!(rewound["reason"], "warehouse back");
+    assert!(rewound["failures"][0]["error"].as_str().unwrap().contains("503"), "{rewound}");
+    assert!(!history.iter().any(|e| e["eventType"] == "TaskFailed"), "{history:?}");
+    assert_no_double_completion(&id, &history);
+    let keys = warehouse.keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_ne!(keys[0], keys[1], "the order after the rewind is a new attempt");
+
+    // A second rewind of the now Completed instance is refused.
+    assert_eq!(api.post(&format!("instances/{id}/rewind"), None).await.0, 409);
+
+    // Sub-orchestrations: two restocks fail while the warehouse is down, and so does their parent.
+    // Rewinding the parent rewinds them with it; each orders again, none quotes again.
+    warehouse.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let items = json!([{"sku": "rice", "quantity": 1}, {"sku": "oats", "quantity": 2}]);
+    let parent = api.start("RestockAll", items).await;
+    assert_eq!(api.finished(&parent, WAIT).await["runtimeStatus"], "Failed");
+    // (The second child may still be running when the first failure ends the parent.)
+    let deadline = Instant::now() + WAIT;
+    while warehouse.keys.lock().unwrap().len() < 4 {
+        assert!(Instant::now() < deadline, "both children did not call the warehouse");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    warehouse.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (code, body) = api.post(&format!("instances/{parent}/rewind?reason=back%20again"), None).await;
+    assert_eq!(code, 202, "{body}");
+    let done = api.reaches(&parent, "Completed", WAIT).await;
+    let orders: Vec<&str> = done["output"].as_array().unwrap().iter().map(|o| o["quote"].as_str().unwrap()).collect();
+    assert_eq!(orders, ["1 x rice at 4.20", "2 x oats at 4.20"], "{done}");
+    assert_eq!(host.count("quoting a restock"), 3, "a quote ran again:\n{}", host.console());
+    assert_eq!(warehouse.keys.lock().unwrap().len(), 6, "each child ordered once more");
+}

@@ -11,6 +11,8 @@
 //! - [`circuit_breaker`]: the `CircuitBreaker` entity that guards `ChargePayment`.
 //! - [`transfer_funds`]: `Account` entities, and `TransferFunds`, which locks two of them.
 //! - [`confirm_order`]: `ConfirmOrder`, an orchestrator registered in two versions.
+//! - [`restock`]: `Restock`, which calls a warehouse service over HTTP, and is rewound after its
+//!   outage; `RestockAll`, a `Restock` sub-orchestration per item.
 
 pub mod approval_workflow;
 pub mod circuit_breaker;
@@ -21,6 +23,7 @@ pub mod fan_out_fan_in;
 pub mod hello_sequence;
 pub mod place_order_saga;
 pub mod place_orders;
+pub mod restock;
 pub mod transfer_funds;
 
 use azfn::durable::Registry;
@@ -61,6 +64,10 @@ pub fn registry_of_release(first_release: bool) -> Registry {
         .entity("CircuitBreaker", circuit_breaker::circuit_breaker)
         .entity("Account", transfer_funds::account)
         .orchestrator("TransferFunds", transfer_funds::transfer_funds)
+        .orchestrator("Restock", restock::restock)
+        .orchestrator("RestockAll", restock::restock_all)
+        .activity("QuoteRestock", restock::quote_restock)
+        .activity("OrderFromWarehouse", restock::order_from_warehouse)
 }
 
 /// The orchestrations run in process with `azfn::durable::testing`: no storage, a clock of the

@@ -129,6 +129,10 @@ async fn route(
             client.terminate(id, req.query("reason").unwrap_or("terminated through the management API")).await?;
             Ok(HttpResponse::accepted())
         }
+        ("POST", ["instances", id, "rewind"]) => {
+            client.rewind(id, req.query("reason").unwrap_or("rewound through the management API")).await?;
+            Ok(HttpResponse::accepted())
+        }
         ("POST", ["instances", id, "suspend"]) => {
             client.suspend(id).await?;
             Ok(HttpResponse::accepted())

@@ -284,6 +284,65 @@ impl DurableClient {
         self.hub.send_control(&ControlMessage::event(instance_id, None, event), self.hub.now()).await
     }
 
+    /// Rewinds a Failed instance: takes it back to before the failed activities and
+    /// sub-orchestrations that ended it, and runs them again, keeping what succeeded; `reason` is
+    /// recorded in its history ([`rewind`](super::rewind)). The rewind is checked first, here and in
+    /// every failed sub-orchestration it waits for: one that could not end differently is refused
+    /// (409) with the reason, and nothing is changed.
+    pub async fn rewind(&self, instance_id: &str, reason: &str) -> Result<(), DurableError> {
+        validate_instance_id(instance_id)?;
+        let mut to_check = vec![instance_id.to_owned()];
+        while let Some(id) = to_check.pop() {
+            to_check.extend(self.check_rewind(&id, instance_id).await?);
+        }
+        let rewind = Command::Rewind { reason: reason.to_owned(), parent_execution: None };
+        let msg = ControlMessage::command(instance_id, rewind);
+        match &self.dispatcher {
+            // Applied in place when it can be: the instance is Running when the answer comes.
+            Some(d) => d.apply_or_send(msg, false, None).await.map(|_| ()),
+            None => self.hub.send_control(&msg, self.hub.now()).await,
+        }
+    }
+
+    /// Whether the instance `id` (`root` or one of its sub-orchestrations) can be rewound; gives
+    /// its failed sub-orchestrations, which are rewound with it.
+    async fn check_rewind(&self, id: &str, root: &str) -> Result<Vec<String>, DurableError> {
+        let what = if id == root { format!("instance {id}") } else { format!("its sub-orchestration {id}") };
+        let refuse = |why: String| DurableError::Conflict(format!("{what} cannot be rewound: {why}"));
+        let view = self.status(id, true).await?;
+        let status = &view.status;
+        if status.runtime_status != RuntimeStatus::Failed {
+            return Err(refuse(format!("it is {:?}; only a Failed instance is rewound", status.runtime_status)));
+        }
+        let plan = super::rewind::plan(view.history.as_deref().unwrap_or_default()).map_err(refuse)?;
+        if !self.registry.has_orchestrator_version(&status.name, status.version.as_deref()) {
+            return Err(refuse(format!(
+                "this worker has no code for orchestrator `{}`{}; rewind it from one that has",
+                status.name,
+                status.version.as_deref().map(|v| format!(" version {v}")).unwrap_or_default()
+            )));
+        }
+        let history = plan.rewound_history("");
+        let exec = super::replay::Execution::replay(self.registry.clone(), id, "rewind-check", history.clone());
+        if let Some(why) = super::rewind::refusal(&exec) {
+            return Err(refuse(why));
+        }
+        let mut children = Vec::new();
+        for e in super::rewind::waiting(&history) {
+            let Event::SubOrchestrationCreated { instance_id: child, name, .. } = e else { continue };
+            match self.hub.store().status(child).await.or_else(missing_table)? {
+                Some((s, _)) if s.runtime_status == RuntimeStatus::Failed => children.push(child.clone()),
+                Some((s, _)) if s.runtime_status == RuntimeStatus::Terminated => {
+                    return Err(refuse(format!(
+                        "its sub-orchestration {child} ({name}) was terminated; a rewind runs failures again, not terminations"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(children)
+    }
+
     /// Suspends a running instance: events wait until it is resumed.
     pub async fn suspend(&self, instance_id: &str) -> Result<(), DurableError> {
         self.running(instance_id, "suspending").await?;

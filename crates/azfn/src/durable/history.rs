@@ -186,6 +186,27 @@ pub enum Event {
         /// The new input.
         input: Value,
     },
+    /// A failed instance was rewound ([`rewind`](super::rewind)): the failures of these steps,
+    /// and the execution's failure, were taken out of the history before this event, to be run
+    /// again. Replay passes over it.
+    ExecutionRewound {
+        /// Why, as the request gave it.
+        reason: String,
+        /// The steps whose failures were taken out, with their errors.
+        failures: Vec<RewoundFailure>,
+        /// The execution's error that the rewind took back.
+        error: String,
+    },
+}
+
+/// A failure a rewind took out of the history ([`Event::ExecutionRewound`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewoundFailure {
+    /// The step's sequence id.
+    pub id: u64,
+    /// The error it had.
+    pub error: String,
 }
 
 impl Event {
@@ -207,6 +228,7 @@ impl Event {
             Event::ExecutionFailed { .. } => "ExecutionFailed",
             Event::ExecutionTerminated { .. } => "ExecutionTerminated",
             Event::ContinuedAsNew { .. } => "ContinuedAsNew",
+            Event::ExecutionRewound { .. } => "ExecutionRewound",
             Event::EntityCalled { .. } => "EntityOperationCalled",
             Event::EntitySignaled { .. } => "EntityOperationSignaled",
             Event::EntityLockRequested { .. } => "EntityLockRequested",
@@ -287,6 +309,11 @@ impl Event {
             | Event::SubOrchestrationFailed { error, .. }
             | Event::ExecutionFailed { error } => vec![error],
             Event::ExecutionTerminated { reason } => vec![reason],
+            Event::ExecutionRewound { reason, failures, error } => {
+                let mut texts = vec![reason, error];
+                texts.extend(failures.iter_mut().map(|f| &mut f.error));
+                texts
+            }
             _ => Vec::new(),
         }
     }

@@ -41,6 +41,17 @@ pub enum Command {
     Suspend,
     /// Run again, applying what waited in the inbox.
     Resume,
+    /// Take a Failed instance back to before its failed activities and sub-orchestrations and run
+    /// them again ([`rewind`](super::rewind)).
+    Rewind {
+        /// Why, recorded in the history.
+        reason: String,
+        /// Sent by a parent that was rewound: the parent's new execution, which this instance's
+        /// result goes to from now on (it is rewound if it failed, and its result sent again if it
+        /// finished).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_execution: Option<String>,
+    },
 }
 
 /// A message on `{hub}-control`: an event for one instance. Build one with [`event`](Self::event),

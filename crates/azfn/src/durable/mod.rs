@@ -36,6 +36,7 @@ pub mod messages;
 pub mod registry;
 pub mod replay;
 pub mod retention;
+pub mod rewind;
 pub mod saga;
 pub mod schedules;
 pub mod store;

@@ -246,6 +246,7 @@ impl Execution {
                 self.outcome = Some(e.clone());
                 return;
             }
+            Event::ExecutionRewound { .. } => return,
             Event::TaskScheduled { .. }
             | Event::TimerCreated { .. }
             | Event::SubOrchestrationCreated { .. }

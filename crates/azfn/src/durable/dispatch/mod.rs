@@ -1003,6 +1003,12 @@ impl Dispatcher {
         {
             return Err(DurableError::Elsewhere(reason));
         }
+        if let Some(Command::Rewind { reason, parent_execution }) = &msg.command {
+            if !live.fresh {
+                return Ok(Applied::Stale { ambiguous: false });
+            }
+            return self.rewind(live, reason, parent_execution.as_deref(), retry, sent, now).await;
+        }
         if status.is_terminal() {
             // Only a redelivery can matter here: the reply to a parent may not have gone out.
             let outbox =
@@ -1272,6 +1278,122 @@ impl Dispatcher {
                     bytes,
                 });
                 Ok(Applied::Done(keep, outbox))
+            }
+            Err(e) if e.is_precondition_failed() || e.is_conflict() => Ok(Applied::Stale { ambiguous: e.ambiguous }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies a rewind ([`rewind`](super::super::rewind)): a Failed instance goes on as a new
+    /// execution whose history lacks the failures it let through, and what it waits for is sent
+    /// again. A child told of its rewound parent's new execution records it, and sends its result
+    /// again if it has one. Anything else (a rewind applied already, whose message came again) is a
+    /// redelivery.
+    async fn rewind(
+        &self,
+        live: Live,
+        reason: &str,
+        parent_execution: Option<&str>,
+        retry: bool,
+        sent: &HashSet<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, DurableError> {
+        let id = live.status.instance_id.clone();
+        let failed = live.status.runtime_status == RuntimeStatus::Failed;
+        let told = parent_execution
+            .filter(|new| live.status.parent.as_ref().is_some_and(|p| p.execution_id.as_deref() != Some(*new)));
+        if !failed {
+            if let Some(new) = told {
+                let mut next = live.status.clone();
+                if let Some(parent) = next.parent.as_mut() {
+                    parent.execution_id = Some(new.to_owned());
+                }
+                return match self.commit_status_only(live, next.clone()).await? {
+                    Applied::Done(keep, _) => {
+                        let mut out = Outbox { execution_id: next.execution_id.clone(), ..Outbox::default() };
+                        self.parent_reply(&next, &mut out);
+                        Ok(Applied::Done(keep.filter(|_| !next.runtime_status.is_terminal()), out))
+                    }
+                    stale => Ok(stale),
+                };
+            }
+            let outbox = if retry { self.outstanding(&live, sent, None) } else { Outbox::default() };
+            let keep = (!live.status.runtime_status.is_terminal()).then_some(live);
+            return Ok(Applied::Done(keep, outbox));
+        }
+        let refused = |why: String| {
+            tracing::warn!(instance = %id, "the rewind was refused: {why}");
+            Ok(Applied::Done(None, Outbox::default()))
+        };
+        let plan = match super::rewind::plan(live.exec.history()) {
+            Ok(plan) => plan,
+            Err(why) => return refused(why),
+        };
+        let mut next = live.status.clone();
+        next.execution_id = super::clock::new_id();
+        let mut events = plan.rewound_history(reason);
+        let exec = Execution::replay(self.registry.clone(), &id, &next.execution_id, events.clone());
+        if let Some(why) = super::rewind::refusal(&exec) {
+            return refused(why);
+        }
+        next.runtime_status = RuntimeStatus::Running;
+        next.output = Value::Null;
+        next.last_updated_time = now;
+        next.chunks = 0;
+        next.last_error = None;
+        if let (Some(new), Some(parent)) = (parent_execution, next.parent.as_mut()) {
+            parent.execution_id = Some(new.to_owned());
+        }
+        // What it waits for goes out again, under the new execution: calls and timers (listed as
+        // unsent until they are), and to each sub-orchestration, the new execution (carried in the
+        // status row until sent, as a continue-as-new carries messages).
+        let waiting: Vec<Event> = super::rewind::waiting(&events).into_iter().cloned().collect();
+        next.unsent = waiting
+            .iter()
+            .filter(|e| !matches!(e, Event::SubOrchestrationCreated { .. }))
+            .filter_map(Event::scheduled_id)
+            .collect();
+        next.carried = waiting
+            .iter()
+            .filter_map(|e| match e {
+                Event::SubOrchestrationCreated { instance_id, .. } => Some(ControlMessage::command(
+                    instance_id,
+                    Command::Rewind { reason: reason.to_owned(), parent_execution: Some(next.execution_id.clone()) },
+                )),
+                _ => None,
+            })
+            .collect();
+        for e in events.iter_mut() {
+            self.hub.offload_event(&id, e).await?;
+        }
+        if json_size(&events) > super::hub::COMMIT_BYTES {
+            for e in events.iter_mut() {
+                self.hub.offload_event_over(&id, e, 1024).await?;
+            }
+        }
+        match self.hub.store().commit(&mut next, live.etag.as_deref(), &[], &events, &[]).await {
+            Ok(committed) => {
+                tracing::info!(instance = %id, failures = plan.failures.len(), "orchestration {} rewound: {reason}", next.name);
+                let mut outbox = Outbox { execution_id: next.execution_id.clone(), ..Outbox::default() };
+                let times = super::entity::SendTimes::default();
+                for e in waiting.iter().filter(|e| !matches!(e, Event::SubOrchestrationCreated { .. })) {
+                    self.action_message(&next, e, &times, &mut outbox);
+                }
+                if !next.carried.is_empty() {
+                    outbox.carried = true;
+                    outbox.control.extend(next.carried.iter().cloned().map(|m| (None, m)));
+                }
+                let bytes = json_size(exec.history());
+                let keep = Live {
+                    exec,
+                    status: next,
+                    etag: Some(committed.etag),
+                    tail: committed.tail,
+                    inbox: Vec::new(),
+                    fresh: false,
+                    bytes,
+                };
+                Ok(Applied::Done(Some(keep), outbox))
             }
             Err(e) if e.is_precondition_failed() || e.is_conflict() => Ok(Applied::Stale { ambiguous: e.ambiguous }),
             Err(e) => Err(e.into()),
