@@ -77,9 +77,14 @@ async fn the_dashboard_lists_filters_draws_the_timeline_terminates_and_redrives_
     let sequence = start(&http, &host, "HelloSequence", Value::Null).await;
     let waiting = start(&http, &host, "ApprovalWorkflow", json!({"timeoutSeconds": 3600})).await;
     let approval = start(&http, &host, "ApprovalWorkflow", json!({"timeoutSeconds": 3600})).await;
+    // A failed instance to rewind, and a versioned one (issue 29).
+    let failed = start(&http, &host, "HelloSequence", json!([""])).await;
+    let versioned = start(&http, &host, "ConfirmOrder", json!({"customer": "Ada"})).await;
     reaches(&http, &host, &sequence, "Completed").await;
     reaches(&http, &host, &waiting, "Running").await;
     reaches(&http, &host, &approval, "Running").await;
+    reaches(&http, &host, &failed, "Failed").await;
+    reaches(&http, &host, &versioned, "Running").await;
     // Two entities for the entity list's paging.
     for key in ["dash-a", "dash-b"] {
         let url = host.url(&format!("/api/orchestrators/entities/Counter/{key}?op=add"));
@@ -107,6 +112,8 @@ async fn the_dashboard_lists_filters_draws_the_timeline_terminates_and_redrives_
         ("DASHBOARD_URL", host.url("/api/dashboard")),
         ("SEQUENCE_ID", sequence.clone()),
         ("WAITING_ID", waiting.clone()),
+        ("FAILED_ID", failed.clone()),
+        ("VERSIONED_ID", versioned.clone()),
         ("SCREENSHOT", shot.clone()),
     ];
     run_in_browser("dashboard.mjs", &env, &host);
@@ -115,6 +122,22 @@ async fn the_dashboard_lists_filters_draws_the_timeline_terminates_and_redrives_
     let approved = reaches(&http, &host, &approval, "Completed").await;
     assert_eq!(approved["output"]["status"], "approved", "{approved}");
     assert!(Path::new(&shot).exists(), "no screenshot at {shot}");
+    // The rewind the page asked for is in the history (its activity fails again: the input is
+    // still empty), and the schedule it made is gone.
+    let url = host.url(&format!("/api/orchestrators/instances/{failed}?showHistory=true"));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let body: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        let history = body["historyEvents"].as_array().cloned().unwrap_or_default();
+        if let Some(rewound) = history.iter().find(|e| e["eventType"] == "ExecutionRewound") {
+            assert_eq!(rewound["reason"], "rewound from the dashboard", "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no rewind in the history: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let schedule = http.get(host.url("/api/orchestrators/schedules/nightly")).send().await.unwrap();
+    assert_eq!(schedule.status(), 404, "the schedule deleted in the page is still there");
 }
 
 /// A browser app served from another origin calls the local API, with local.settings.json's

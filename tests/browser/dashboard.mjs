@@ -3,13 +3,15 @@
 //
 // Environment: PLAYWRIGHT_CORE (path of playwright-core's index.mjs), DASHBOARD_URL
 // (http://127.0.0.1:PORT/api/dashboard), SEQUENCE_ID (a finished HelloSequence), WAITING_ID (a
-// running ApprovalWorkflow),
+// running ApprovalWorkflow), FAILED_ID (a failed HelloSequence), VERSIONED_ID (a running ConfirmOrder,
+// version 2),
 // SCREENSHOT (where to save the instance view).
 import assert from "node:assert/strict";
 
 const { chromium } = await import(process.env.PLAYWRIGHT_CORE);
 const base = process.env.DASHBOARD_URL;
 const { SEQUENCE_ID: sequence, WAITING_ID: waiting, SCREENSHOT: screenshot } = process.env;
+const { FAILED_ID: failed, VERSIONED_ID: versioned } = process.env;
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -33,6 +35,10 @@ try {
   const retention = page.getByLabel("Retention");
   await retention.waitFor();
   assert.match(await retention.textContent(), /^Retention: off \(set AZFN_DURABLE_RETENTION/);
+
+  // Each instance's version is listed (ConfirmOrder has two; HelloSequence none).
+  const versionedRow = list.getByRole("row").filter({ has: page.getByRole("link", { name: versioned }) });
+  assert.equal(await versionedRow.getByRole("cell").nth(1).textContent(), "2");
 
   // Filters: by status, then by name prefix.
   await page.getByLabel("Status").selectOption("Completed");
@@ -71,6 +77,40 @@ try {
   await page.getByRole("button", { name: "Terminate" }).click();
   await page.getByRole("status").getByText(/Terminate: HTTP 202/).waitFor();
 
+  // Rewind a failed instance, with its confirmation (only a Failed instance offers it).
+  await page.goto(`${base}#/instance/${encodeURIComponent(failed)}`);
+  await page.getByRole("heading", { name: new RegExp(failed) }).waitFor();
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Rewind" }).click();
+  await page.getByRole("status").getByText(/Rewind: HTTP 202/).waitFor();
+  await page.goto(`${base}#/instance/${encodeURIComponent(sequence)}`);
+  await page.getByRole("heading", { name: new RegExp(sequence) }).waitFor();
+  assert.equal(await page.getByRole("button", { name: "Rewind" }).count(), 0, "a Completed instance offers no rewind");
+
+  // Versions and schedules: ConfirmOrder's versions, then a schedule made, paused and deleted.
+  await page.goto(`${base}#/orchestrators`);
+  const versions = page.getByRole("table", { name: "Versions" });
+  const row = (v) => versions.getByRole("row").filter({ has: page.getByRole("cell", { name: "ConfirmOrder", exact: true }) })
+    .filter({ has: page.getByRole("cell", { name: v, exact: true }) });
+  await row("2").getByRole("cell", { name: "yes" }).first().waitFor();
+  await row("1").getByText("can be removed: no instance left").waitFor();
+  const schedules = page.getByRole("table", { name: "Schedules" });
+  await schedules.getByText("No schedules.").waitFor();
+  await page.getByLabel("Schedule id").fill("nightly");
+  await page.getByLabel("Orchestrator").fill("HelloSequence");
+  await page.getByLabel("Interval or cron").fill("0 0 2 * * *");
+  await page.getByLabel("Input (JSON)").fill('["Oslo"]');
+  await page.getByRole("button", { name: "Create schedule" }).click();
+  await page.getByRole("status").getByText("Create schedule: HTTP 201").waitFor();
+  await schedules.getByRole("cell", { name: "nightly" }).waitFor();
+  await schedules.getByText("cron 0 0 2 * * *").waitFor();
+  await schedules.getByRole("button", { name: "Pause" }).click();
+  await schedules.getByRole("button", { name: "Resume" }).waitFor();
+  await schedules.getByRole("cell", { name: "Paused" }).waitFor();
+  page.once("dialog", (d) => d.accept());
+  await schedules.getByRole("button", { name: "Delete" }).click();
+  await schedules.getByText("No schedules.").waitFor();
+
   // Entities: filtered by name, one per page (the test signalled two Counters).
   await page.goto(`${base}#/entities`);
   const entities = page.getByRole("table", { name: "Entities" });
@@ -98,7 +138,7 @@ try {
   await browser.close();
 }
 assert.deepEqual(problems, [], "the page reported problems");
-console.log("dashboard: list, filters, paging, timeline, terminate, entities and redrive all passed");
+console.log("dashboard: list, versions, filters, paging, timeline, terminate, rewind, schedules, entities and redrive all passed");
 
 /** Waits (up to 10 s) until `table` shows exactly `n` body rows. */
 async function untilRows(table, n) {

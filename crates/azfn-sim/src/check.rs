@@ -1,5 +1,6 @@
 //! The invariants a run must hold once faults have stopped.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -80,6 +81,24 @@ pub async fn settle_and_check(
         }
     }
     let e = expected.lock().expect("expected");
+    for id in &e.rewound {
+        let child = format!("{id}:");
+        let first_calls: BTreeSet<(&String, &String)> = l
+            .executions
+            .keys()
+            .filter(|(instance, _, task)| (instance == id || instance.starts_with(&child)) && *task == 0)
+            .map(|(instance, execution, _)| (instance, execution))
+            .collect();
+        let mut per_instance: BTreeMap<&String, usize> = BTreeMap::new();
+        for (instance, _) in &first_calls {
+            *per_instance.entry(instance).or_default() += 1;
+        }
+        for (instance, n) in per_instance.into_iter().filter(|(_, n)| *n > 1) {
+            failures.push(format!(
+                "{instance} (rewound): its first call, which had succeeded, ran again in {n} executions"
+            ));
+        }
+    }
     for id in &e.charged_once {
         let runs = l.charges.get(id).map_or(0, |s| s.len());
         if runs > 1 {

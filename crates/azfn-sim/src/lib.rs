@@ -150,7 +150,11 @@ async fn simulate(config: Config) -> Report {
     let rolling = config.faults && deploy.below(4) == 0;
     let lacking = workload::FUNCTIONS[deploy.below(workload::FUNCTIONS.len() as u64) as usize];
     let old = if rolling { 1 + deploy.below(workers as u64) as usize } else { 0 };
-    let old_registry = Arc::new(workload::registry(ledger.clone(), 30_000).without(lacking));
+    let old_registry = workload::registry(ledger.clone(), 30_000);
+    let old_registry = Arc::new(match lacking.split_once('@') {
+        Some((name, version)) => old_registry.without_version(name, version),
+        None => old_registry.without(lacking),
+    });
     let mut registries: Vec<Arc<azfn::durable::Registry>> =
         (0..workers).map(|i| if i < old { old_registry.clone() } else { registry.clone() }).collect();
     let mut pool: Vec<Worker> = (0..workers)
@@ -183,7 +187,7 @@ async fn simulate(config: Config) -> Report {
     let long_timers = rng.below(10) == 0;
     let max_fan_out = if extra.below(50) == 0 { 1000 } else { config.max_fan_out };
     let draw = workload::Draw { only: config.only, count: config.scenarios, long_timers, max_fan_out };
-    let steps = workload::spawn_all(&mut rng, draw, client.clone(), expected.clone(), &chance);
+    let steps = workload::spawn_all(&mut rng, draw, client.clone(), expected.clone(), ledger.clone(), &chance);
 
     // While faults are on: crashes (a worker dies at a random moment and comes back later, with
     // the same version) and the deploy's replacements (at once, with the full version).

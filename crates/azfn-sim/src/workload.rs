@@ -18,13 +18,16 @@ pub struct Ledger {
     pub executions: BTreeMap<(String, String, u64), u32>,
     /// Per instance, the executions the `Charge` activity ran in.
     pub charges: BTreeMap<String, BTreeSet<String>>,
+    /// The keys whose `Outage` calls fail (a service that is down), until the client brings it back.
+    pub outages: BTreeSet<String>,
 }
 
 /// The shared ledger.
 pub type SharedLedger = Arc<Mutex<Ledger>>;
 
-/// The functions a worker of a rolling deploy may lack.
-pub const FUNCTIONS: [&str; 6] = ["Work", "Echo", "Nested", "Countdown", "Collector", TALLY];
+/// The functions a worker of a rolling deploy may lack (`name@version`: one version of an
+/// orchestrator).
+pub const FUNCTIONS: [&str; 7] = ["Work", "Echo", "Nested", "Countdown", "Collector", TALLY, "Versioned@2"];
 
 /// The entity every counting scenario signals: it counts each tag it is given.
 pub const TALLY: &str = "Tally";
@@ -40,8 +43,39 @@ fn work_latency(ctx: &ActivityContext, max_ms: u64) -> Duration {
 
 /// The registry of the workload. Activities take up to `max_latency_ms` of virtual time.
 pub fn registry(ledger: SharedLedger, max_latency_ms: u64) -> Registry {
-    let (l1, l2) = (ledger.clone(), ledger);
+    let (l1, l2, l3) = (ledger.clone(), ledger.clone(), ledger);
     Registry::new()
+        .activity("Outage", move |ctx: ActivityContext, key: String| {
+            let ledger = l3.clone();
+            async move {
+                let mut l = ledger.lock().expect("ledger");
+                *l.executions.entry((ctx.instance_id.clone(), ctx.execution_id.clone(), ctx.task_id)).or_default() += 1;
+                if l.outages.contains(&key) { Err(format!("{key} is down")) } else { Ok::<_, String>(1) }
+            }
+        })
+        .orchestrator("Flaky", |ctx: OrchestrationContext, key: String| async move {
+            // A call that succeeds, then one that fails while its service is down: a rewind must
+            // run the second again, not the first.
+            let done: i64 = ctx.call_activity("Work", 3).await?;
+            let up: i64 = ctx.call_activity("Outage", key).await?;
+            Ok::<_, TaskError>(done + up)
+        })
+        .orchestrator("FlakyParent", |ctx: OrchestrationContext, key: String| async move {
+            let done: i64 = ctx.call_activity("Work", 1).await?;
+            let child: i64 = ctx.call_sub_orchestrator("Flaky", key).await?;
+            Ok::<_, TaskError>(done + child)
+        })
+        .orchestrator_version("Versioned", "1", |ctx: OrchestrationContext, n: i64| async move {
+            let sum: i64 = ctx.call_activity("Work", n).await?;
+            Ok::<_, TaskError>(json!({"v": "1", "sum": sum}))
+        })
+        .orchestrator_version("Versioned", "2", |ctx: OrchestrationContext, n: i64| async move {
+            // Other steps than version 1 (a second call), the same sum: an instance run on the
+            // other version's code would say so in `v`, or fail to replay.
+            let zero: i64 = ctx.call_activity("Work", 0).await?;
+            let sum: i64 = ctx.call_activity("Work", n).await?;
+            Ok::<_, TaskError>(json!({"v": "2", "sum": zero + sum}))
+        })
         .activity("Work", move |ctx: ActivityContext, n: i64| {
             let ledger = l1.clone();
             async move {
@@ -248,13 +282,16 @@ pub struct Expected {
     pub tallies: BTreeMap<String, BTreeSet<String>>,
     /// Instances whose `Charge` must have run in one execution only (keyed starts).
     pub charged_once: Vec<String>,
+    /// Rewound instances (and their sub-orchestrations, ids beginning `{id}:`), whose first call
+    /// (`Work`, task 0) succeeded before the rewind and must have run in one execution only.
+    pub rewound: Vec<String>,
 }
 
 /// The shared expectations.
 pub type SharedExpected = Arc<Mutex<Expected>>;
 
 /// The scenarios a run can draw.
-pub const SCENARIOS: [&str; 19] = [
+pub const SCENARIOS: [&str; 22] = [
     "heavy-fan-out",
     "large-child-failure",
     "large-value",
@@ -274,6 +311,9 @@ pub const SCENARIOS: [&str; 19] = [
     "large-failure",
     "entity-reset",
     "quiet-sender",
+    "rewind",
+    "rewind-nested",
+    "versioned",
 ];
 
 /// What a run draws: `count` scenarios (all `only`, when given), the long timer too when
@@ -296,6 +336,7 @@ pub fn spawn_all(
     draw: Draw,
     client: DurableClient,
     expected: SharedExpected,
+    ledger: SharedLedger,
     chance: &Chance,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let Draw { only, count, long_timers, max_fan_out } = draw;
@@ -313,6 +354,7 @@ pub fn spawn_all(
         let id = format!("{scenario}-{i}");
         let step = Step {
             client: client.clone(),
+            ledger: ledger.clone(),
             expected: expected.clone(),
             chance: chance.clone(),
             id,
@@ -327,6 +369,7 @@ pub fn spawn_all(
 
 struct Step {
     client: DurableClient,
+    ledger: SharedLedger,
     expected: SharedExpected,
     chance: Chance,
     id: String,
@@ -533,6 +576,42 @@ impl Step {
                 // Beyond the 7 days a queue message may stay hidden.
                 self.start("Sleeper", json!(8 * 24)).await;
                 self.expect(&id, End::Completed(json!(42)), None);
+            }
+            "rewind" | "rewind-nested" => {
+                // Fails while its service is down; once it is back, rewound, it completes.
+                let nested = self.scenario == "rewind-nested";
+                self.ledger.lock().expect("ledger").outages.insert(id.clone());
+                self.start(if nested { "FlakyParent" } else { "Flaky" }, json!(id)).await;
+                self.expect(&id, End::Completed(json!(if nested { 9 } else { 7 })), None);
+                self.expected.lock().expect("expected").rewound.push(id.clone());
+                self.finished(&id).await;
+                self.ledger.lock().expect("ledger").outages.remove(&id);
+                // A rewind that meets a storage fault is asked again, as a client would.
+                for attempt in 1..=20 {
+                    tokio::time::sleep(self.wait / 8).await;
+                    self.chance.note(format!("client rewinds {id} (attempt {attempt})"));
+                    match self.client.rewind(&id, "the service is back").await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            self.chance.note(format!("client rewind of {id} failed: {e}"));
+                            let status = self.client.status(&id, false).await.map(|v| v.status.runtime_status);
+                            if status.is_ok_and(|s| s != azfn::durable::RuntimeStatus::Failed) {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            "versioned" => {
+                // Half the starts take version 1 (a client pinned to it), half version 2.
+                let version = if n % 2 == 0 { "1" } else { "2" };
+                let registry = Arc::new(self.client.registry().clone().default_version(version));
+                let pinned = DurableClient::new(self.client.hub().clone(), registry);
+                self.chance.note(format!("client starts Versioned {id} on version {version}"));
+                if let Err(e) = pinned.start("Versioned", Some(&id), json!(n)).await {
+                    self.chance.note(format!("client start of {id} failed: {e}"));
+                }
+                self.expect(&id, End::Completed(json!({"v": version, "sum": 2 * n})), None);
             }
             other => unreachable!("unknown scenario {other}"),
         }

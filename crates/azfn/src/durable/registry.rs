@@ -291,6 +291,17 @@ impl Registry {
         self
     }
 
+    /// The same registry without version `version` of the orchestrator `name`: a worker of a
+    /// release before that version, in the deterministic simulation (feature `simulation`).
+    #[cfg(feature = "simulation")]
+    pub fn without_version(mut self, name: &str, version: &str) -> Self {
+        if let Some(versions) = self.orchestrators.get_mut(name) {
+            versions.remove(version);
+        }
+        self.inputs.remove(&(name.to_owned(), version.to_owned()));
+        self
+    }
+
     /// Whether an entity is registered under `name`.
     pub fn has_entity(&self, name: &str) -> bool {
         self.entities.contains_key(name)

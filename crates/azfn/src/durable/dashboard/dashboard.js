@@ -98,13 +98,14 @@ async function instancesView(params) {
   const next = res.headers.get("x-ms-continuation-token");
   const rows = res.body.map((i) => el("tr", {},
     el("td", {}, i.name),
+    el("td", {}, i.version || ""),
     el("td", { class: "mono" }, el("a", { href: `#/instance/${encodeURIComponent(i.instanceId)}` }, i.instanceId)),
     el("td", {}, statusCell(i.runtimeStatus)),
     el("td", {}, time(i.createdTime)),
     el("td", {}, time(i.lastUpdatedTime))));
   const table = el("table", { "aria-label": "Instances" },
-    el("thead", {}, el("tr", {}, ["Name", "Instance id", "Status", "Created", "Last updated"].map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 5 }, "No instances match."))));
+    el("thead", {}, el("tr", {}, ["Name", "Version", "Instance id", "Status", "Created", "Last updated"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6 }, "No instances match."))));
   const pager = el("div", { class: "pager" },
     el("button", { type: "button", disabled: listState.page === 0, onclick: () => { listState.page--; instancesView({}); } }, "Previous page"),
     el("span", {}, `Page ${listState.page + 1}`),
@@ -239,6 +240,7 @@ async function instanceView(id) {
     el("h2", {}, `${s.name} `, el("span", { class: "mono" }, s.instanceId)),
     el("div", { class: "fields" },
       el("span", {}, "Status"), statusCell(s.runtimeStatus),
+      el("span", {}, "Version"), el("span", {}, s.version || "none"),
       el("span", {}, "Created"), el("span", {}, time(s.createdTime)),
       el("span", {}, "Last updated"), el("span", {}, time(s.lastUpdatedTime)),
       el("span", {}, "Input"), json(s.input),
@@ -250,6 +252,10 @@ async function instanceView(id) {
       act("Suspend", "POST", `${base}/suspend`),
       act("Resume", "POST", `${base}/resume`),
       act("Restart", "POST", `${base}/restart`, { restartWithNewInstanceId: "true" }),
+      s.runtimeStatus === "Failed"
+        ? act("Rewind", "POST", `${base}/rewind`, { reason: "rewound from the dashboard" }, undefined,
+          `Rewind ${id}? Its failed activities and sub-orchestrations run again; what succeeded is kept.`)
+        : null,
       act("Purge", "DELETE", base, {}, undefined, `Purge ${id} and its history? This cannot be undone.`, "danger"),
       eventName, eventData, raise),
     answer,
@@ -319,6 +325,63 @@ async function poisonView() {
         : el("tr", {}, el("td", { colspan: 3 }, "Nothing is parked.")))));
 }
 
+// ---- Orchestrators: versions and schedules --------------------------------------------------------
+
+async function orchestratorsView() {
+  clearTimeout(refreshTimer);
+  const answer = el("p", { class: "answer", role: "status" });
+  const [versions, schedules] = await Promise.all([call("GET", "versions"), call("GET", "schedules")]);
+  const versionTable = versions.status !== 200 ? errorBox("Reading the versions", versions) : el("table", { "aria-label": "Versions" },
+    el("thead", {}, el("tr", {}, ["Orchestrator", "Version", "Code here", "New starts", "In flight", "Old code"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, versions.body.versions.map((v) => el("tr", {},
+      el("td", {}, v.name), el("td", {}, v.version || "(none)"),
+      el("td", {}, v.registered ? "yes" : "no"), el("td", {}, v.startsNew ? "yes" : ""),
+      el("td", {}, String(v.inFlight)),
+      el("td", {}, v.removable ? "can be removed: no instance left" : v.startsNew ? "" : "keep: instances still run it")))));
+  const scheduleAct = (label, method, path, confirmText) => el("button", {
+    type: "button", class: method === "DELETE" ? "danger" : undefined,
+    onclick: async () => {
+      if (confirmText && !window.confirm(confirmText)) return;
+      const r = await call(method, path);
+      answer.textContent = `${label}: HTTP ${r.status}${r.body ? " " + JSON.stringify(r.body) : ""}`;
+      setTimeout(orchestratorsView, 800);
+    },
+  }, label);
+  const scheduleRows = schedules.status !== 200 ? [] : schedules.body.map((s) => {
+    const path = `schedules/${encodeURIComponent(s.id)}`;
+    return el("tr", {},
+      el("td", { class: "mono" }, s.id), el("td", {}, s.orchestrator),
+      el("td", {}, s.interval ? `every ${s.interval}` : `cron ${s.cron}`),
+      el("td", {}, s.status), el("td", {}, s.nextRun ? time(s.nextRun) : "ended"),
+      el("td", { class: "mono" }, s.lastInstanceId ? el("a", { href: `#/instance/${encodeURIComponent(s.lastInstanceId)}` }, s.lastInstanceId) : ""),
+      el("td", {}, s.status === "Active" ? scheduleAct("Pause", "POST", `${path}/pause`) : scheduleAct("Resume", "POST", `${path}/resume`),
+        " ", scheduleAct("Delete", "DELETE", path, `Delete schedule ${s.id}? Its instances stay.`)));
+  });
+  const scheduleTable = schedules.status !== 200 ? errorBox("Reading the schedules", schedules) : el("table", { "aria-label": "Schedules" },
+    el("thead", {}, el("tr", {}, ["Schedule", "Orchestrator", "When", "Status", "Next run", "Last instance", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, scheduleRows.length ? scheduleRows : el("tr", {}, el("td", { colspan: 7 }, "No schedules."))));
+  const form = el("form", { class: "filters", "aria-label": "New schedule" },
+    el("label", {}, "Schedule id", el("input", { name: "id", required: true })),
+    el("label", {}, "Orchestrator", el("input", { name: "orchestrator", required: true })),
+    el("label", {}, "Interval or cron", el("input", { name: "when", placeholder: "15m, 00:15:00 or 0 0 9 * * MON-FRI", required: true })),
+    el("label", {}, "Input (JSON)", el("input", { name: "input", value: "null" })),
+    el("button", { type: "submit" }, "Create schedule"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const data = Object.fromEntries(new FormData(form));
+    let input;
+    try { input = JSON.parse(data.input || "null"); } catch (e) { answer.textContent = `The input is not JSON: ${e.message}`; return; }
+    const when = data.when.trim();
+    const spec = { orchestrator: data.orchestrator.trim(), input, ...(when.split(/\s+/).length === 6 ? { cron: when } : { interval: when }) };
+    const r = await call("POST", `schedules/${encodeURIComponent(data.id.trim())}`, {}, spec);
+    answer.textContent = `Create schedule: HTTP ${r.status}${r.body && r.body.error ? " " + r.body.error.message : ""}`;
+    if (r.status < 300) setTimeout(orchestratorsView, 800);
+  });
+  const dflt = versions.status === 200 && versions.body.defaultVersion ? `New starts take version ${versions.body.defaultVersion} where an orchestrator has it (AZFN_DURABLE_DEFAULT_VERSION).` : "New starts take each orchestrator's highest version (set AZFN_DURABLE_DEFAULT_VERSION to pin one).";
+  show(el("h2", {}, "Versions"), el("p", { class: "answer" }, dflt), versionTable,
+    el("h2", {}, "Schedules"), scheduleTable, form, answer);
+}
+
 // ---- Routing -----------------------------------------------------------------------------------
 
 function route() {
@@ -326,6 +389,7 @@ function route() {
   if (hash.startsWith("instance/")) return instanceView(decodeURIComponent(hash.slice("instance/".length)));
   if (hash === "entities") return entitiesView();
   if (hash === "poison") return poisonView();
+  if (hash === "orchestrators") return orchestratorsView();
   return instancesView({});
 }
 
