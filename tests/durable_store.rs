@@ -145,3 +145,24 @@ async fn large_histories_span_rows_and_new_generations_hide_old_ones() {
     store.commit(&mut s, Some(&etag), &[], &fresh, &[]).await.unwrap();
     assert_eq!(store.load("big").await.unwrap().unwrap().history, fresh);
 }
+
+/// Retention purges the run it listed, not one of the same id started (or rewound) since: the
+/// purge names the execution it read, and another is kept (issue 29).
+#[tokio::test]
+async fn a_purge_for_one_execution_keeps_a_later_run_of_the_same_id() {
+    let azurite = Azurite::start();
+    let store = InstanceStore::new(TableClient::new(&azurite.account()).unwrap(), "azfnInstances");
+    store.create().await.unwrap();
+    let mut s = status("daily-report");
+    s.runtime_status = RuntimeStatus::Completed;
+    s.execution_id = "e2".into();
+    store.commit(&mut s, None, &[], &[], &[]).await.unwrap();
+    // Listed as execution e1 by a retention pass; started again as e2 before the purge.
+    assert_eq!(store.purge_execution("daily-report", Some("e1")).await.unwrap(), azfn::durable::Purge::Changed);
+    assert!(store.status("daily-report").await.unwrap().is_some(), "the later run was purged");
+    assert!(matches!(
+        store.purge_execution("daily-report", Some("e2")).await.unwrap(),
+        azfn::durable::Purge::Deleted(_)
+    ));
+    assert!(store.status("daily-report").await.unwrap().is_none());
+}

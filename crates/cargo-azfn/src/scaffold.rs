@@ -570,6 +570,25 @@ mod tests {{
         let names = super::super::registry().orchestrator_names();
         assert!(names.iter().any(|n| n == "{name}"), "{{names:?}}");
     }}
+
+    /// Histories recorded from instances that ran (`curl
+    /// 'http://127.0.0.1:7071/api/orchestrators/instances/<id>?showHistory=true' >
+    /// histories/{name}/<id>.json`) replay on the current code: a change to steps that instances in
+    /// flight have recorded fails here. Register such a change as a new version instead
+    /// (`Registry::orchestrator_version`), and keep the old code until no instance runs it.
+    #[test]
+    fn recorded_histories_replay() {{
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("histories/{name}");
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {{
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json") {{
+                let text = std::fs::read_to_string(&path).unwrap();
+                let recorded: serde_json::Value = serde_json::from_str(&text).unwrap();
+                azfn::durable::testing::replay_check(&super::super::registry(), &recorded)
+                    .unwrap_or_else(|e| panic!("{{}}: {{e}}", path.display()));
+            }}
+        }}
+    }}
 }}
 "#
     )

@@ -225,6 +225,17 @@ fn a_new_app_builds_tests_runs_grows_and_reloads() {
     ok(&cargo(&app, &["clippy", "--all-targets", "--", "-D", "warnings"]), "cargo clippy");
     let tested = ok(&cargo(&app, &["test"]), "cargo test");
     assert!(tested.contains("ship_notice::tests::") && tested.contains("orchestrations::ship::tests::"), "{tested}");
+    // A history recorded by an instance of an earlier `Ship` that called `Pack` first: the app's own
+    // test refuses the current code, which no longer does, and says to make it a new version.
+    std::fs::create_dir_all(app.join("histories/Ship")).unwrap();
+    let recorded = r#"{"instanceId": "s-1", "historyEvents": [
+        {"eventType": "ExecutionStarted", "name": "Ship", "input": "o-1"},
+        {"eventType": "TaskScheduled", "id": 0, "name": "Pack", "input": "o-1"}]}"#;
+    std::fs::write(app.join("histories/Ship/s-1.json"), recorded).unwrap();
+    let refused = cargo(&app, &["test", "recorded_histories_replay"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+    assert!(!refused.status.success() && said.contains("register the changed code as a new version"), "{said}");
+    std::fs::remove_dir_all(app.join("histories")).unwrap();
 
     // start --watch against a real Azurite: a queue message in flight during an edit is processed
     // once, and the edited handler answers within seconds.

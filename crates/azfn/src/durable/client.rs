@@ -365,8 +365,19 @@ impl DurableClient {
     /// section's releases) are still being sent, and when it is started again meanwhile; each row
     /// is deleted only if unchanged since read ([`InstanceStore::purge`](super::store::InstanceStore::purge)).
     pub async fn purge(&self, instance_id: &str) -> Result<(), DurableError> {
+        self.purge_execution(instance_id, None).await
+    }
+
+    /// [`purge`](Self::purge), only while the instance is still in the execution `execution_id`
+    /// (when given): a run of the same id started or rewound since is kept (409).
+    pub async fn purge_execution(&self, instance_id: &str, execution_id: Option<&str>) -> Result<(), DurableError> {
         validate_instance_id(instance_id)?;
-        let purged = self.hub.store().purge(instance_id).await.map_err(|e| not_found_table(e, instance_id))?;
+        let purged = self
+            .hub
+            .store()
+            .purge_execution(instance_id, execution_id)
+            .await
+            .map_err(|e| not_found_table(e, instance_id))?;
         match purged {
             Purge::Deleted(_) => self.hub.delete_large(instance_id).await,
             Purge::Missing => Err(DurableError::no_instance(instance_id)),
@@ -378,7 +389,7 @@ impl DurableClient {
                  not sent yet; purge it again in a few seconds"
             ))),
             Purge::Changed => Err(DurableError::Conflict(format!(
-                "instance `{instance_id}` was started again while it was being purged; it is kept"
+                "instance `{instance_id}` was started again (or rewound) while it was being purged; it is kept"
             ))),
         }
     }

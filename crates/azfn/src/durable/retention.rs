@@ -188,7 +188,8 @@ async fn purge_expired(
             let (items, next) = client.list(&filter, Some(BATCH), token.as_deref()).await?;
             for item in items.into_iter().filter(|i| i.last_updated_time <= cutoff) {
                 tried += 1;
-                match client.purge(&item.instance_id).await {
+                // Only the run listed: one started again (or rewound) since is not the one that expired.
+                match client.purge_execution(&item.instance_id, Some(&item.execution_id)).await {
                     Ok(()) => done.purged += 1,
                     Err(DurableError::Conflict(_)) => done.kept += 1,
                     Err(DurableError::NotFound(_)) => {}

@@ -553,10 +553,20 @@ impl InstanceStore {
     /// part-way leaves the instance finished, to be purged again. An instance that has not
     /// finished, or whose messages to entities (a lock's release) are not all sent, is left alone.
     pub async fn purge(&self, instance_id: &str) -> Result<Purge, StorageError> {
+        self.purge_execution(instance_id, None).await
+    }
+
+    /// [`purge`](Self::purge), only if the instance is still in the execution `execution_id` when
+    /// one is given (else [`Purge::Changed`]): what a caller that decided on an earlier read of
+    /// the instance (retention) purges, and not a run of the same id started or rewound since.
+    pub async fn purge_execution(&self, instance_id: &str, execution_id: Option<&str>) -> Result<Purge, StorageError> {
         let filter = format!("PartitionKey eq {}", odata_string(instance_id));
         let rows = self.tables.query(&self.table, &filter).await?;
         let Some(status_row) = rows.iter().find(|r| r.row_key == STATUS_ROW) else { return Ok(Purge::Missing) };
         let status = parse_status(instance_id, status_row)?;
+        if execution_id.is_some_and(|e| e != status.execution_id) {
+            return Ok(Purge::Changed);
+        }
         if !status.runtime_status.is_terminal() {
             return Ok(Purge::NotFinished(status.runtime_status));
         }
