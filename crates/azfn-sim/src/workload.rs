@@ -54,16 +54,19 @@ pub fn registry(ledger: SharedLedger, max_latency_ms: u64) -> Registry {
             }
         })
         .orchestrator("Flaky", |ctx: OrchestrationContext, key: String| async move {
-            // A call that succeeds, then one that fails while its service is down: a rewind must
-            // run the second again, not the first.
+            // Calls that succeed, then one that fails while its service is down: a rewind must run
+            // the last again, not the first. A guid made before the failure is made the same after
+            // the rewind (`same`): the code's ids do not change with the rewind's new execution.
             let done: i64 = ctx.call_activity("Work", 3).await?;
+            let guid = ctx.new_guid().to_string();
+            let echoed: String = ctx.call_activity("Echo", &guid).await?;
             let up: i64 = ctx.call_activity("Outage", key).await?;
-            Ok::<_, TaskError>(done + up)
+            Ok::<_, TaskError>(json!({"sum": done + up, "same": echoed == guid}))
         })
         .orchestrator("FlakyParent", |ctx: OrchestrationContext, key: String| async move {
             let done: i64 = ctx.call_activity("Work", 1).await?;
-            let child: i64 = ctx.call_sub_orchestrator("Flaky", key).await?;
-            Ok::<_, TaskError>(done + child)
+            let child: Value = ctx.call_sub_orchestrator("Flaky", key).await?;
+            Ok::<_, TaskError>(json!({"sum": done + child["sum"].as_i64().unwrap_or(0), "same": child["same"]}))
         })
         .orchestrator_version("Versioned", "1", |ctx: OrchestrationContext, n: i64| async move {
             let sum: i64 = ctx.call_activity("Work", n).await?;
@@ -582,7 +585,7 @@ impl Step {
                 let nested = self.scenario == "rewind-nested";
                 self.ledger.lock().expect("ledger").outages.insert(id.clone());
                 self.start(if nested { "FlakyParent" } else { "Flaky" }, json!(id)).await;
-                self.expect(&id, End::Completed(json!(if nested { 9 } else { 7 })), None);
+                self.expect(&id, End::Completed(json!({"sum": if nested { 9 } else { 7 }, "same": true})), None);
                 self.expected.lock().expect("expected").rewound.push(id.clone());
                 self.finished(&id).await;
                 self.ledger.lock().expect("ledger").outages.remove(&id);

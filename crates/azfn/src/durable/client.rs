@@ -297,11 +297,26 @@ impl DurableClient {
         }
         let rewind = Command::Rewind { reason: reason.to_owned(), parent_execution: None };
         let msg = ControlMessage::command(instance_id, rewind);
-        match &self.dispatcher {
-            // Applied in place when it can be: the instance is Running when the answer comes.
-            Some(d) => d.apply_or_send(msg, false, None).await.map(|_| ()),
-            None => self.hub.send_control(&msg, self.hub.now()).await,
+        let Some(d) = &self.dispatcher else { return self.hub.send_control(&msg, self.hub.now()).await };
+        // Applied in place, so that the instance is Running when the answer comes; a delayed copy
+        // (a guard, as a start has) is queued first, and taken back once the rewind is applied and
+        // its sends are out: if this process dies in between, the copy comes back, finds the
+        // rewind applied (it has the same id) and sends what it still owes.
+        let now = self.hub.now();
+        let mut guard = msg.clone();
+        guard.recover = true;
+        guard.fire_at = Some(now + chrono::Duration::from_std(START_GUARD_DELAY).expect("small"));
+        let guard = self.hub.send_control_held(&guard, now).await?;
+        match d.apply_message(&msg, false, None).await {
+            Ok(_) => {
+                if let Err(e) = self.hub.recall_control(&guard).await {
+                    tracing::debug!(instance = %instance_id, error = %e, "the rewind's guard could not be taken back; it will find the rewind applied");
+                }
+            }
+            // The guard applies it in a few seconds.
+            Err(e) => tracing::warn!(instance = %instance_id, error = %e, "rewinding in place failed; its guard will"),
         }
+        Ok(())
     }
 
     /// Whether the instance `id` (`root` or one of its sub-orchestrations) can be rewound; gives
@@ -314,6 +329,11 @@ impl DurableClient {
         if status.runtime_status != RuntimeStatus::Failed {
             return Err(refuse(format!("it is {:?}; only a Failed instance is rewound", status.runtime_status)));
         }
+        if !status.unsent.is_empty() || !status.carried.is_empty() {
+            return Err(refuse(
+                "its last messages to entities are not all sent yet; ask again in a few seconds".to_owned(),
+            ));
+        }
         let plan = super::rewind::plan(view.history.as_deref().unwrap_or_default()).map_err(refuse)?;
         if !self.registry.has_orchestrator_version(&status.name, status.version.as_deref()) {
             return Err(refuse(format!(
@@ -322,7 +342,7 @@ impl DurableClient {
                 status.version.as_deref().map(|v| format!(" version {v}")).unwrap_or_default()
             )));
         }
-        let history = plan.rewound_history("");
+        let history = plan.rewound_history("", "", &status.execution_id);
         let exec = super::replay::Execution::replay(self.registry.clone(), id, "rewind-check", history.clone());
         if let Some(why) = super::rewind::refusal(&exec) {
             return Err(refuse(why));

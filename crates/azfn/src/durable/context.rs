@@ -46,6 +46,8 @@ impl std::error::Error for TaskError {}
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub instance_id: String,
+    /// The execution the code's ids (`new_guid`, sub-orchestration ids) derive from: this one, or
+    /// for a rewound execution the first one rewound.
     pub execution_id: String,
     pub next_id: u64,
     /// Scheduling events of the history being replayed, by sequence id.

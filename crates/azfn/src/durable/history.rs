@@ -196,6 +196,14 @@ pub enum Event {
         failures: Vec<RewoundFailure>,
         /// The execution's error that the rewind took back.
         error: String,
+        /// The execution whose ids (`new_guid`, sub-orchestration ids) the code goes on deriving:
+        /// the first one rewound, so that the code makes the same ids as before the rewind.
+        #[serde(default)]
+        execution: String,
+        /// The id of the rewind's request (its control message): one that comes again is not
+        /// applied again.
+        #[serde(default)]
+        request: String,
     },
 }
 
@@ -309,7 +317,7 @@ impl Event {
             | Event::SubOrchestrationFailed { error, .. }
             | Event::ExecutionFailed { error } => vec![error],
             Event::ExecutionTerminated { reason } => vec![reason],
-            Event::ExecutionRewound { reason, failures, error } => {
+            Event::ExecutionRewound { reason, failures, error, .. } => {
                 let mut texts = vec![reason, error];
                 texts.extend(failures.iter_mut().map(|f| &mut f.error));
                 texts

@@ -66,9 +66,11 @@ impl Execution {
                 expected.insert(id, e.clone());
             }
         }
+        // A rewound execution's code derives its ids from the first execution rewound, as before.
+        let seed = super::rewind::seed_execution(&history).unwrap_or(execution_id);
         let state = State {
             instance_id: instance_id.to_owned(),
-            execution_id: execution_id.to_owned(),
+            execution_id: seed.to_owned(),
             expected,
             replaying: true,
             ..Default::default()

@@ -18,7 +18,9 @@
 //! [`ActivityContext::idempotency_key`](super::ActivityContext::idempotency_key), as a new
 //! attempt), as is any activity still running when it failed; a timer still pending is set again;
 //! each sub-orchestration it waits for is told the new execution, and is rewound in its turn if it
-//! failed.
+//! failed. The code's own ids (`new_guid`, sub-orchestration ids) keep deriving from the first
+//! execution rewound, so they are the same as before the rewind; and the request's id is
+//! recorded, so that the same request coming again is not applied twice.
 //!
 //! # What is refused
 //!
@@ -26,7 +28,8 @@
 //! was done: an instance that is not Failed; one whose own code failed (a panic, an error it
 //! returned without a failed step, a non-deterministic replay), as a rewind would fail the same
 //! way; one that failed with an entity call waiting or entity locks held (the call cannot be made
-//! again without applying it twice, and the locks were released when it failed); and one whose
+//! again without applying it twice, and the locks were released when it failed), or whose last
+//! messages to entities are not known to be sent yet (asked again, it goes through); and one whose
 //! code, replayed without its failures, does not come back to waiting for them (it had handled
 //! them after all).
 
@@ -47,16 +50,35 @@ pub struct RewindPlan {
 
 impl RewindPlan {
     /// The history the rewound execution starts with: the kept history and the
-    /// [`Event::ExecutionRewound`] that records the rewind and `reason`.
-    pub fn rewound_history(&self, reason: &str) -> Vec<Event> {
+    /// [`Event::ExecutionRewound`] that records the rewind, its `reason` and its `request`, of the
+    /// failed execution `failed_execution`.
+    pub fn rewound_history(&self, reason: &str, request: &str, failed_execution: &str) -> Vec<Event> {
         let mut history = self.history.clone();
+        // The code keeps deriving its ids from the first execution rewound.
+        let execution = seed_execution(&history).unwrap_or(failed_execution).to_owned();
         history.push(Event::ExecutionRewound {
             reason: reason.to_owned(),
             failures: self.failures.clone(),
             error: self.error.clone(),
+            execution,
+            request: request.to_owned(),
         });
         history
     }
+}
+
+/// The execution a rewound history's code derives its ids from (the first one rewound), if the
+/// history was rewound.
+pub fn seed_execution(history: &[Event]) -> Option<&str> {
+    history.iter().find_map(|e| match e {
+        Event::ExecutionRewound { execution, .. } if !execution.is_empty() => Some(execution.as_str()),
+        _ => None,
+    })
+}
+
+/// Whether the rewind `request` was applied to this history already (its message came again).
+pub fn applied(history: &[Event], request: &str) -> bool {
+    history.iter().any(|e| matches!(e, Event::ExecutionRewound { request: r, .. } if r == request))
 }
 
 /// Works out the rewind of a failed execution's `history`, or says why it is refused.
@@ -210,10 +232,22 @@ mod tests {
         let p = plan(&history).unwrap();
         let ids: Vec<u64> = waiting(&p.history).iter().filter_map(|e| e.scheduled_id()).collect();
         assert_eq!(ids, vec![1, 2], "the failed call and the one still running");
-        let rewound = p.rewound_history("the service is back");
-        assert!(
-            matches!(rewound.last(), Some(Event::ExecutionRewound { reason, .. }) if reason == "the service is back")
-        );
+        // Two siblings of one join failed (a case durabletask-js issue 299 left hanging, with one
+        // of them never sent again): both are rewound.
+        let mut both = history.clone();
+        both.insert(6, Event::TaskFailed { id: 2, error: "down too".into() });
+        let ids: Vec<u64> = plan(&both).unwrap().failures.iter().map(|f| f.id).collect();
+        assert_eq!(ids, vec![1, 2]);
+        let rewound = p.rewound_history("the service is back", "r1", "e1");
+        assert!(matches!(rewound.last(), Some(Event::ExecutionRewound { reason, execution, .. })
+            if reason == "the service is back" && execution == "e1"));
+        assert!(applied(&rewound, "r1") && !applied(&rewound, "r2"));
+        // Rewound again later: the ids still come from the first execution.
+        let mut again = rewound.clone();
+        again.push(Event::TaskFailed { id: 1, error: "down again".into() });
+        again.push(Event::ExecutionFailed { error: "down again".into() });
+        let twice = plan(&again).unwrap().rewound_history("again", "r2", "e2");
+        assert_eq!(seed_execution(&twice), Some("e1"));
     }
 
     #[test]

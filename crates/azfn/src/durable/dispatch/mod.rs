@@ -910,24 +910,19 @@ impl Dispatcher {
     /// give up after [`MAX_DEFERRALS`](super::messages::MAX_DEFERRALS).
     fn cannot_run(&self, live: &Live) -> Option<(String, bool)> {
         let status = &live.status;
-        if !self.registry.has_orchestrator(&status.name) {
+        let version = status.version.as_deref();
+        if !self.registry.has_orchestrator_version(&status.name, version) {
+            // Versioned code (here, or of the instance) means a version is missing, not the
+            // orchestrator: the work waits for a worker with it however long it takes.
+            let versioned = version.is_some() || self.registry.has_orchestrator(&status.name);
+            let what = match version {
+                Some(v) => format!("version {v} of orchestrator `{}`", status.name),
+                None if versioned => format!("the unversioned code of orchestrator `{}`", status.name),
+                None => format!("orchestrator `{}`", status.name),
+            };
             return Some((
-                format!(
-                    "instance {}: this worker has no orchestrator `{}`; left for a worker that has it",
-                    status.instance_id, status.name
-                ),
-                false,
-            ));
-        }
-        if let Some(version) = status.version.as_deref()
-            && !self.registry.has_orchestrator_version(&status.name, Some(version))
-        {
-            return Some((
-                format!(
-                    "instance {}: this worker has no version {version} of orchestrator `{}`; left for a worker that has it",
-                    status.instance_id, status.name
-                ),
-                true,
+                format!("instance {}: this worker has no {what}; left for a worker that has it", status.instance_id),
+                versioned,
             ));
         }
         live.exec.divergence().map(|d| {
@@ -998,7 +993,12 @@ impl Dispatcher {
                 if retry { self.outstanding(&live, sent, msg.guard.then_some(msg)) } else { Outbox::default() };
             return Ok(Applied::Done(Some(live), outbox));
         }
-        if let Some((reason, always)) = self.cannot_run(&live)
+        // A finished instance runs no code (only a rewind does): what comes for it is a
+        // redelivery, which any worker handles.
+        let runs_code = !status.is_terminal()
+            || (status == RuntimeStatus::Failed && matches!(msg.command, Some(Command::Rewind { .. })));
+        if runs_code
+            && let Some((reason, always)) = self.cannot_run(&live)
             && (always || msgs.iter().all(|m| m.deferred < super::messages::MAX_DEFERRALS))
         {
             return Err(DurableError::Elsewhere(reason));
@@ -1007,7 +1007,7 @@ impl Dispatcher {
             if !live.fresh {
                 return Ok(Applied::Stale { ambiguous: false });
             }
-            return self.rewind(live, reason, parent_execution.as_deref(), retry, sent, now).await;
+            return self.rewind(live, reason, &msg.id, parent_execution.as_deref(), retry, sent, now).await;
         }
         if status.is_terminal() {
             // Only a redelivery can matter here: the reply to a parent may not have gone out.
@@ -1287,82 +1287,60 @@ impl Dispatcher {
     /// Applies a rewind ([`rewind`](super::super::rewind)): a Failed instance goes on as a new
     /// execution whose history lacks the failures it let through, and what it waits for is sent
     /// again. A child told of its rewound parent's new execution records it, and sends its result
-    /// again if it has one. Anything else (a rewind applied already, whose message came again) is a
-    /// redelivery.
+    /// again if it has one (also when it cannot be rewound: its failure then goes to the new
+    /// execution). The same request again (its message redelivered, or the guard of one applied in
+    /// place) is a redelivery.
+    #[allow(clippy::too_many_arguments)]
     async fn rewind(
         &self,
         live: Live,
         reason: &str,
+        request: &str,
         parent_execution: Option<&str>,
         retry: bool,
         sent: &HashSet<u64>,
         now: DateTime<Utc>,
     ) -> Result<Applied, DurableError> {
         let id = live.status.instance_id.clone();
-        let failed = live.status.runtime_status == RuntimeStatus::Failed;
         let told = parent_execution
             .filter(|new| live.status.parent.as_ref().is_some_and(|p| p.execution_id.as_deref() != Some(*new)));
-        if !failed {
-            if let Some(new) = told {
-                let mut next = live.status.clone();
-                if let Some(parent) = next.parent.as_mut() {
-                    parent.execution_id = Some(new.to_owned());
-                }
-                return match self.commit_status_only(live, next.clone()).await? {
-                    Applied::Done(keep, _) => {
-                        let mut out = Outbox { execution_id: next.execution_id.clone(), ..Outbox::default() };
-                        self.parent_reply(&next, &mut out);
-                        Ok(Applied::Done(keep.filter(|_| !next.runtime_status.is_terminal()), out))
-                    }
-                    stale => Ok(stale),
-                };
+        let rewound = match live.status.runtime_status {
+            RuntimeStatus::Failed if super::rewind::applied(live.exec.history(), request) => {
+                Err("this rewind was applied already, and the instance failed again".to_owned())
             }
-            let outbox = if retry { self.outstanding(&live, sent, None) } else { Outbox::default() };
-            let keep = (!live.status.runtime_status.is_terminal()).then_some(live);
-            return Ok(Applied::Done(keep, outbox));
-        }
-        let refused = |why: String| {
-            tracing::warn!(instance = %id, "the rewind was refused: {why}");
-            Ok(Applied::Done(None, Outbox::default()))
+            RuntimeStatus::Failed => self.rewound(&live, reason, request, now),
+            _ => Err(String::new()),
         };
-        let plan = match super::rewind::plan(live.exec.history()) {
-            Ok(plan) => plan,
-            Err(why) => return refused(why),
+        let (mut next, mut events, exec, waiting) = match rewound {
+            Ok(rewound) => rewound,
+            Err(why) => {
+                if !why.is_empty() {
+                    tracing::warn!(instance = %id, "the rewind was refused: {why}");
+                }
+                if let Some(new) = told {
+                    // The parent was rewound: it hears from this instance from now on, with its
+                    // result if it has one (a failure that could not be rewound included).
+                    let mut next = live.status.clone();
+                    if let Some(parent) = next.parent.as_mut() {
+                        parent.execution_id = Some(new.to_owned());
+                    }
+                    return match self.commit_status_only(live, next.clone()).await? {
+                        Applied::Done(keep, _) => {
+                            let mut out = Outbox { execution_id: next.execution_id.clone(), ..Outbox::default() };
+                            self.parent_reply(&next, &mut out);
+                            Ok(Applied::Done(keep.filter(|_| !next.runtime_status.is_terminal()), out))
+                        }
+                        stale => Ok(stale),
+                    };
+                }
+                let outbox = if retry { self.outstanding(&live, sent, None) } else { Outbox::default() };
+                let keep = (!live.status.runtime_status.is_terminal()).then_some(live);
+                return Ok(Applied::Done(keep, outbox));
+            }
         };
-        let mut next = live.status.clone();
-        next.execution_id = super::clock::new_id();
-        let mut events = plan.rewound_history(reason);
-        let exec = Execution::replay(self.registry.clone(), &id, &next.execution_id, events.clone());
-        if let Some(why) = super::rewind::refusal(&exec) {
-            return refused(why);
-        }
-        next.runtime_status = RuntimeStatus::Running;
-        next.output = Value::Null;
-        next.last_updated_time = now;
-        next.chunks = 0;
-        next.last_error = None;
         if let (Some(new), Some(parent)) = (parent_execution, next.parent.as_mut()) {
             parent.execution_id = Some(new.to_owned());
         }
-        // What it waits for goes out again, under the new execution: calls and timers (listed as
-        // unsent until they are), and to each sub-orchestration, the new execution (carried in the
-        // status row until sent, as a continue-as-new carries messages).
-        let waiting: Vec<Event> = super::rewind::waiting(&events).into_iter().cloned().collect();
-        next.unsent = waiting
-            .iter()
-            .filter(|e| !matches!(e, Event::SubOrchestrationCreated { .. }))
-            .filter_map(Event::scheduled_id)
-            .collect();
-        next.carried = waiting
-            .iter()
-            .filter_map(|e| match e {
-                Event::SubOrchestrationCreated { instance_id, .. } => Some(ControlMessage::command(
-                    instance_id,
-                    Command::Rewind { reason: reason.to_owned(), parent_execution: Some(next.execution_id.clone()) },
-                )),
-                _ => None,
-            })
-            .collect();
         for e in events.iter_mut() {
             self.hub.offload_event(&id, e).await?;
         }
@@ -1373,7 +1351,7 @@ impl Dispatcher {
         }
         match self.hub.store().commit(&mut next, live.etag.as_deref(), &[], &events, &[]).await {
             Ok(committed) => {
-                tracing::info!(instance = %id, failures = plan.failures.len(), "orchestration {} rewound: {reason}", next.name);
+                tracing::info!(instance = %id, "orchestration {} rewound: {reason}", next.name);
                 let mut outbox = Outbox { execution_id: next.execution_id.clone(), ..Outbox::default() };
                 let times = super::entity::SendTimes::default();
                 for e in waiting.iter().filter(|e| !matches!(e, Event::SubOrchestrationCreated { .. })) {
@@ -1398,6 +1376,67 @@ impl Dispatcher {
             Err(e) if e.is_precondition_failed() || e.is_conflict() => Ok(Applied::Stale { ambiguous: e.ambiguous }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The rewound execution of the Failed instance `live`: its status, its history (the kept
+    /// events and the `ExecutionRewound`), its code replayed over them, and the steps it waits for;
+    /// or why it is refused.
+    fn rewound(
+        &self,
+        live: &Live,
+        reason: &str,
+        request: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(InstanceStatus, Vec<Event>, Execution, Vec<Event>), String> {
+        let status = &live.status;
+        if !status.unsent.is_empty() || !status.carried.is_empty() {
+            // Messages to entities (a release, a signal) not known to be sent: the new execution
+            // would no longer list them. The client asks again once they are.
+            return Err("its last messages to entities are not all sent yet".to_owned());
+        }
+        let plan = super::rewind::plan(live.exec.history())?;
+        let mut next = status.clone();
+        next.execution_id = super::clock::new_id();
+        let events = plan.rewound_history(reason, request, &status.execution_id);
+        let exec = Execution::replay(self.registry.clone(), &status.instance_id, &next.execution_id, events.clone());
+        if let Some(why) = super::rewind::refusal(&exec) {
+            return Err(why);
+        }
+        next.runtime_status = RuntimeStatus::Running;
+        next.output = Value::Null;
+        next.last_updated_time = now;
+        next.chunks = 0;
+        next.last_error = None;
+        // What it waits for goes out again, under the new execution: calls and timers (listed as
+        // unsent until they are), and to each sub-orchestration its start (for one whose first
+        // start never made it) and the rewind that tells it the new execution (both carried in the
+        // status row until sent, as a continue-as-new carries messages).
+        let waiting: Vec<Event> = super::rewind::waiting(&events).into_iter().cloned().collect();
+        next.unsent = waiting
+            .iter()
+            .filter(|e| !matches!(e, Event::SubOrchestrationCreated { .. }))
+            .filter_map(Event::scheduled_id)
+            .collect();
+        next.carried = Vec::new();
+        for e in &waiting {
+            let Event::SubOrchestrationCreated { id: task_id, name, instance_id, input } = e else { continue };
+            let parent = Parent {
+                instance_id: status.instance_id.clone(),
+                task_id: *task_id,
+                execution_id: Some(next.execution_id.clone()),
+            };
+            let start = Event::ExecutionStarted {
+                name: name.clone(),
+                input: input.clone(),
+                parent: Some(parent),
+                version: self.registry.version_for_start(name),
+            };
+            next.carried.push(ControlMessage::event(instance_id, None, start));
+            let rewind =
+                Command::Rewind { reason: reason.to_owned(), parent_execution: Some(next.execution_id.clone()) };
+            next.carried.push(ControlMessage::command(instance_id, rewind));
+        }
+        Ok((next, events, exec, waiting))
     }
 
     async fn commit_status_only(&self, live: Live, mut next: InstanceStatus) -> Result<Applied, DurableError> {
