@@ -254,6 +254,13 @@ mod tests {
         let err = replay_check(&edited, &recorded).unwrap_err().to_string();
         assert!(err.contains("step 0: the history has a call to activity `SayHello`"), "{err}");
         assert!(err.contains("register the changed code as a new version"), "{err}");
+        // The same with the history recorded from a real run of version 1 (tests/fixtures/histories).
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/histories/confirm_order_v1.json");
+        let real: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(real["version"], "1");
+        replay_check(&registry(), &real).expect("replays on version 1's code");
+        assert!(replay_check(&edited, &real).unwrap_err().to_string().contains("new version"));
     }
 
     /// Histories recorded from real runs under `cargo azfn start` (`GET
