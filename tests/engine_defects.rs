@@ -243,3 +243,64 @@ async fn a_redriven_control_message_is_applied_as_a_redelivery() {
     let work = queues.peek(&hub.work_queue(), 1).await.unwrap();
     assert_eq!(work[0].body, br#"{"not":"touched"}"#.to_vec());
 }
+
+/// Scheduled starts wake an app scaled to zero (issue 29): on Flex Consumption no worker runs
+/// while the queues are empty, so a schedule keeps a wake-up on the control queue, hidden until its
+/// next occurrence. Here no worker polls the schedules: the wake-up alone, handled as the
+/// `DurableControl` function would, starts the occurrence and queues the next wake-up.
+#[tokio::test]
+async fn a_schedule_wakes_an_idle_app_through_the_control_queue() {
+    let azurite = Azurite::start();
+    let hub = common::hub(&azurite, "scheduletick").await;
+    let dispatcher = Arc::new(Dispatcher::new(hub.clone(), registry()));
+    let client = DurableClient::with_dispatcher(dispatcher.clone(), registry());
+    let schedules = azfn::durable::schedules::Schedules::new(client.clone());
+    let spec = azfn::durable::schedules::ScheduleSpec {
+        orchestrator: "Approve".into(),
+        input: Value::Null,
+        interval: Some("2s".into()),
+        cron: None,
+        start_at: None,
+        end_at: None,
+    };
+    let (made, created) = schedules.create("wake", spec).await.unwrap();
+    assert!(created);
+    let first = made.next_run.unwrap();
+
+    let queues = QueueClient::new(&azurite.account()).unwrap();
+    let tick = |body: &[u8]| {
+        let msg: ControlMessage = serde_json::from_slice(body).unwrap();
+        assert_eq!(msg.command, Some(Command::ScheduleTick), "{msg:?}");
+        msg
+    };
+    // The wake-up is hidden until the occurrence, then handled: the instance is started.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let received = loop {
+        let got = queues.receive("scheduletick-control", 1, Duration::from_secs(30)).await.unwrap();
+        if let Some(m) = got.into_iter().next() {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no wake-up on the control queue");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(chrono::Utc::now() + chrono::Duration::milliseconds(600) >= first, "the wake-up came early");
+    dispatcher.control(tick(&received.body), 1).await.unwrap();
+    let id = azfn::durable::schedules::ScheduleState::instance_id_of("wake", first);
+    assert_eq!(client.status(&id, false).await.unwrap().status.name, "Approve");
+    let state = schedules.get("wake").await.unwrap();
+    assert_eq!(state.last_instance_id.as_deref(), Some(id.as_str()));
+    assert_eq!(state.next_run, Some(first + chrono::Duration::seconds(2)));
+    // The next wake-up is queued (the start's own messages are on the queue too).
+    let mut next_tick = false;
+    for m in queues.peek("scheduletick-control", 32).await.unwrap() {
+        let msg: ControlMessage = serde_json::from_slice(&m.body).unwrap();
+        next_tick |= msg.command == Some(Command::ScheduleTick);
+    }
+    // (A peek sees only visible messages: the next wake-up is hidden for 2 s.)
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for m in queues.peek("scheduletick-control", 32).await.unwrap() {
+        let msg: ControlMessage = serde_json::from_slice(&m.body).unwrap();
+        next_tick |= msg.command == Some(Command::ScheduleTick);
+    }
+    assert!(next_tick, "no wake-up for the next occurrence");
+}

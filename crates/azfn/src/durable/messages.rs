@@ -52,6 +52,11 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent_execution: Option<String>,
     },
+    /// Start the occurrences of schedules that are due ([`schedules`](super::schedules)). Each
+    /// schedule keeps one of these on the control queue, hidden until its next occurrence, so
+    /// that a scaled-to-zero app (Flex Consumption) is woken for it like for any queue message.
+    /// The instance id of such a message is the schedule's id.
+    ScheduleTick,
 }
 
 /// A message on `{hub}-control`: an event for one instance. Build one with [`event`](Self::event),

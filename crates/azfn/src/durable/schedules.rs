@@ -9,6 +9,11 @@
 //! that both see it due start it once between them, and a start retried after a crash finds the
 //! instance it made. Only then is the row moved on to the next occurrence, under its ETag.
 //!
+//! Every worker also checks the schedules at least every [`POLL`] while it runs; and each schedule
+//! keeps a wake-up message on the control queue, hidden until its next occurrence
+//! ([`Command::ScheduleTick`](super::messages::Command::ScheduleTick)), which starts a worker of an
+//! app scaled to zero (Flex Consumption) as any queue message does, and makes it start what is due.
+//!
 //! Occurrences missed while no worker ran (or while the schedule was paused) are not made up: the
 //! latest one missed is started once, as the timer trigger runs a past-due timer once, and the
 //! schedule goes on from the next one.
@@ -250,6 +255,21 @@ impl ScheduleStore {
     }
 }
 
+/// Queues the schedule's wake-up for its next occurrence: a [`Command::ScheduleTick`] hidden until
+/// then (sent on by the control queue's handler when further away than a queue message can stay
+/// hidden). Best effort: while a worker runs, [`run`] checks the schedules anyway.
+///
+/// [`Command::ScheduleTick`]: super::messages::Command::ScheduleTick
+async fn send_tick(client: &DurableClient, state: &ScheduleState) {
+    let (Some(at), ScheduleStatus::Active) = (state.next_run, state.status) else { return };
+    let mut tick = super::messages::ControlMessage::command(&state.id, super::messages::Command::ScheduleTick);
+    tick.fire_at = Some(at);
+    tick.traceparent = None;
+    if let Err(e) = client.hub().send_control(&tick, client.hub().now()).await {
+        tracing::debug!(schedule = %state.id, "the wake-up for the next occurrence could not be queued: {e}");
+    }
+}
+
 /// Makes, reads, changes and runs the schedules of a task hub through a [`DurableClient`].
 #[derive(Debug, Clone)]
 pub struct Schedules {
@@ -306,6 +326,7 @@ impl Schedules {
         match self.store.insert(&state).await {
             Ok(_) => {
                 wake().notify_one();
+                send_tick(&self.client, &state).await;
                 Ok((state, true))
             }
             Err(e) if e.is_conflict() => match self.store.get(id).await.map_err(storage)? {
@@ -341,14 +362,17 @@ impl Schedules {
     /// Resumes a paused schedule from its next occurrence after now: the ones it missed while
     /// paused are not started.
     pub async fn resume(&self, id: &str) -> Result<ScheduleState, DurableError> {
-        self.change(id, |state, now| {
-            if state.status == ScheduleStatus::Paused {
-                state.status = ScheduleStatus::Active;
-                state.next_run = state.occurrence_from(now);
-            }
-        })
-        .await
-        .inspect(|_| wake().notify_one())
+        let resumed = self
+            .change(id, |state, now| {
+                if state.status == ScheduleStatus::Paused {
+                    state.status = ScheduleStatus::Active;
+                    state.next_run = state.occurrence_from(now);
+                }
+            })
+            .await?;
+        wake().notify_one();
+        send_tick(&self.client, &resumed).await;
+        Ok(resumed)
     }
 
     /// Deletes a schedule (its instances stay). 404 when there is none.
@@ -465,6 +489,8 @@ impl Schedules {
                 if fired {
                     tracing::info!(schedule = %state.id, instance = %state.last_instance_id.as_deref().unwrap_or(""), "scheduled start");
                 }
+                // Only the worker that moved the schedule on queues its next wake-up.
+                send_tick(&self.client, &state).await;
             }
             // Another worker moved it on (after starting the same instance, which is one start).
             Err(e) if e.is_precondition_failed() => {}

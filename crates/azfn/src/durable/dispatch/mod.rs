@@ -439,6 +439,16 @@ impl Dispatcher {
                 return self.hub.send_control(&msg, now).await;
             }
         }
+        if msg.command == Some(Command::ScheduleTick) {
+            // Due now (a later one was sent on above; one less than 500 ms early waits here):
+            // every due schedule starts its occurrence.
+            if let Some(early) = msg.fire_at.and_then(|at| (at - self.hub.now()).to_std().ok()) {
+                tokio::time::sleep(early).await;
+            }
+            let client = super::client::DurableClient::new(self.hub.clone(), self.registry.clone());
+            super::schedules::Schedules::new(client).fire_due().await?;
+            return Ok(());
+        }
         if let Some(request) = msg.entity.clone() {
             if let Some(entity) = EntityId::from_instance_id(&msg.instance_id)
                 && !self.registry.has_entity(&entity.name)
