@@ -260,6 +260,7 @@ async fn a_schedule_wakes_an_idle_app_through_the_control_queue() {
         input: Value::Null,
         interval: Some("2s".into()),
         cron: None,
+        time_zone: None,
         start_at: None,
         end_at: None,
     };

@@ -16,7 +16,7 @@
 //! | `GET retention` | the retention policy, and this process's last pass ([`retention`](super::retention)) |
 //! | `GET versions` | every version of every orchestrator: registered here, taken by new starts, instances in flight, removable ([`DurableClient::versions`]) |
 //! | `POST instances/{id}/rewind?reason=` | take a Failed instance back to before its failed activities and sub-orchestrations and run them again; 202 ([`DurableClient::rewind`]) |
-//! | `POST schedules/{id}` | make a schedule: `{"orchestrator", "input", "interval" or "cron", "startAt", "endAt"}`; 201 (200 when the same one exists) ([`schedules`](super::schedules)) |
+//! | `POST schedules/{id}` | make a schedule: `{"orchestrator", "input", "interval" or "cron" (and "timeZone"), "startAt", "endAt"}`; 201 (200 when the same one exists) ([`schedules`](super::schedules)) |
 //! | `GET schedules`, `GET schedules/{id}` | the schedules, with their next and last runs |
 //! | `POST schedules/{id}/pause`, `.../resume`, `DELETE schedules/{id}` | pause, resume (from the next occurrence), delete |
 //! | `POST entities/{name}/{key}?op={operation}[&scheduledTime=]` | signal an entity (the body is the input); 202 |
@@ -196,7 +196,7 @@ async fn route(
         ("POST", ["schedules", id]) => {
             let spec: super::schedules::ScheduleSpec = serde_json::from_value(body_json(req)?).map_err(|e| {
                 DurableError::BadRequest(format!(
-                    "schedule {id}: the body should be {{\"orchestrator\", \"input\", \"interval\" or \"cron\", \"startAt\", \"endAt\"}}: {e}"
+                    "schedule {id}: the body should be {{\"orchestrator\", \"input\", \"interval\" or \"cron\" (and \"timeZone\"), \"startAt\", \"endAt\"}}: {e}"
                 ))
             })?;
             let (state, created) = super::schedules::Schedules::new(client.clone()).create(id, spec).await?;

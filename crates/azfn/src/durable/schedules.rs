@@ -1,5 +1,6 @@
 //! Scheduled starts, as the Durable Task Scheduler's schedules: an orchestrator started with the
-//! same input on an interval or a cron schedule, from a start time to an end time, with pause,
+//! same input on an interval or a cron schedule (in UTC or a time zone), from a start time to an
+//! end time, with pause,
 //! resume and delete (`POST orchestrators/schedules/{id}` and the routes beside it).
 //!
 //! A schedule is one row of the table `{hub}Schedules`, so it survives restarts and is shared by
@@ -52,9 +53,14 @@ pub struct ScheduleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
     /// Or on this six-field NCRONTAB schedule (`{second} {minute} {hour} {day} {month}
-    /// {day-of-week}`), in UTC.
+    /// {day-of-week}`), in UTC or `timeZone`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
+    /// The time zone whose wall clock `cron` is read on: an IANA name such as `Europe/Paris`
+    /// (default UTC). A time a daylight-saving change skips does not occur; one it repeats occurs
+    /// once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// No occurrence before this time (default: when the schedule is made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_at: Option<DateTime<Utc>>,
@@ -104,13 +110,16 @@ pub struct ScheduleState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Timing {
     Every(chrono::Duration),
-    Cron(Schedule),
+    Cron(Schedule, chrono_tz::Tz),
 }
 
 impl ScheduleSpec {
     /// Checks the spec; an error names the field and what is wrong with it.
     fn timing(&self) -> Result<Timing, String> {
         let timing = match (&self.interval, &self.cron) {
+            (Some(_), None) if self.time_zone.is_some() => {
+                return Err("timeZone applies to `cron`; an interval counts from startAt".to_owned());
+            }
             (Some(i), None) => {
                 let every = super::retention::parse_span(i)
                     .or_else(|| match Schedule::parse(i) {
@@ -125,7 +134,15 @@ impl ScheduleSpec {
                 Timing::Every(chrono::Duration::from_std(every).map_err(|e| format!("interval {i:?}: {e}"))?)
             }
             (None, Some(c)) => match Schedule::parse(c) {
-                Ok(s @ Schedule::Cron(_)) => Timing::Cron(s),
+                Ok(s @ Schedule::Cron(_)) => {
+                    let zone = match self.time_zone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
+                        None => chrono_tz::UTC,
+                        Some(z) => z.parse::<chrono_tz::Tz>().map_err(|_| {
+                            format!("timeZone {z:?} is not a time zone name; use an IANA name such as \"Europe/Paris\"")
+                        })?,
+                    };
+                    Timing::Cron(s, zone)
+                }
                 Ok(Schedule::Every(_)) => return Err(format!("cron {c:?} is an interval; give it as `interval`")),
                 Err(e) => return Err(format!("cron {c:?}: {e}")),
             },
@@ -154,7 +171,7 @@ impl Timing {
                 let n = (behind + step - 1) / step;
                 anchor.checked_add_signed(chrono::Duration::milliseconds(n.checked_mul(step)?))
             }
-            Timing::Cron(s) => s.next_after(t - chrono::Duration::milliseconds(1)),
+            Timing::Cron(s, zone) => s.next_after_in(t - chrono::Duration::milliseconds(1), zone),
         }
     }
 }
@@ -560,6 +577,7 @@ mod tests {
             input: Value::Null,
             interval: interval.map(str::to_owned),
             cron: cron.map(str::to_owned),
+            time_zone: None,
             start_at: None,
             end_at: None,
         }
@@ -569,7 +587,13 @@ mod tests {
     fn specs_are_checked_and_say_what_is_wrong() {
         assert_eq!(spec(Some("00:15:00"), None).timing(), Ok(Timing::Every(chrono::Duration::minutes(15))));
         assert_eq!(spec(Some("15m"), None).timing(), Ok(Timing::Every(chrono::Duration::minutes(15))));
-        assert!(matches!(spec(None, Some("0 0 9 * * MON-FRI")).timing(), Ok(Timing::Cron(_))));
+        assert!(matches!(spec(None, Some("0 0 9 * * MON-FRI")).timing(), Ok(Timing::Cron(..))));
+        let mut zoned = spec(None, Some("0 0 9 * * *"));
+        zoned.time_zone = Some("Mars/Olympus".into());
+        assert!(zoned.timing().unwrap_err().contains("not a time zone name"));
+        let mut zoned_interval = spec(Some("1h"), None);
+        zoned_interval.time_zone = Some("Europe/Paris".into());
+        assert!(zoned_interval.timing().unwrap_err().contains("applies to `cron`"));
         for (s, says) in [
             (spec(None, None), "needs `interval`"),
             (spec(Some("1m"), Some("0 * * * * *")), "not both"),
@@ -610,5 +634,11 @@ mod tests {
         s.spec = spec(None, Some("0 30 9 * * *"));
         assert_eq!(s.occurrence_from(at("2026-12-06T09:30:00Z")), Some(at("2026-12-06T09:30:00Z")));
         assert_eq!(s.occurrence_from(at("2026-12-06T09:30:01Z")), Some(at("2026-12-07T09:30:00Z")));
+        // 09:30 on the wall clock of Paris: 08:30 UTC in winter, 07:30 UTC in summer.
+        s.spec.time_zone = Some("Europe/Paris".into());
+        assert_eq!(s.occurrence_from(at("2026-12-06T09:00:00Z")), Some(at("2026-12-07T08:30:00Z")));
+        s.spec.start_at = Some(at("2026-07-01T00:00:00Z"));
+        s.spec.end_at = None;
+        assert_eq!(s.occurrence_from(at("2026-07-01T00:00:00Z")), Some(at("2026-07-01T07:30:00Z")));
     }
 }

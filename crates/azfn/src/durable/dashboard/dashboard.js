@@ -351,7 +351,7 @@ async function orchestratorsView() {
     const path = `schedules/${encodeURIComponent(s.id)}`;
     return el("tr", {},
       el("td", { class: "mono" }, s.id), el("td", {}, s.orchestrator),
-      el("td", {}, s.interval ? `every ${s.interval}` : `cron ${s.cron}`),
+      el("td", {}, s.interval ? `every ${s.interval}` : `cron ${s.cron}${s.timeZone ? ` (${s.timeZone})` : " (UTC)"}`),
       el("td", {}, s.status), el("td", {}, s.nextRun ? time(s.nextRun) : "ended"),
       el("td", { class: "mono" }, s.lastInstanceId ? el("a", { href: `#/instance/${encodeURIComponent(s.lastInstanceId)}` }, s.lastInstanceId) : ""),
       el("td", {}, s.status === "Active" ? scheduleAct("Pause", "POST", `${path}/pause`) : scheduleAct("Resume", "POST", `${path}/resume`),
