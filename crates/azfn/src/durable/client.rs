@@ -329,24 +329,9 @@ impl DurableClient {
         if status.runtime_status != RuntimeStatus::Failed {
             return Err(refuse(format!("it is {:?}; only a Failed instance is rewound", status.runtime_status)));
         }
-        if !status.unsent.is_empty() || !status.carried.is_empty() {
-            return Err(refuse(
-                "its last messages to entities are not all sent yet; ask again in a few seconds".to_owned(),
-            ));
-        }
-        let plan = super::rewind::plan(view.history.as_deref().unwrap_or_default()).map_err(refuse)?;
-        if !self.registry.has_orchestrator_version(&status.name, status.version.as_deref()) {
-            return Err(refuse(format!(
-                "this worker has no code for orchestrator `{}`{}; rewind it from one that has",
-                status.name,
-                status.version.as_deref().map(|v| format!(" version {v}")).unwrap_or_default()
-            )));
-        }
-        let history = plan.rewound_history("", "", &status.execution_id);
-        let exec = super::replay::Execution::replay(self.registry.clone(), id, "rewind-check", history.clone());
-        if let Some(why) = super::rewind::refusal(&exec) {
-            return Err(refuse(why));
-        }
+        let history = view.history.as_deref().unwrap_or_default();
+        let (history, _) =
+            super::rewind::rewound(&self.registry, status, history, "", "", "rewind-check").map_err(refuse)?;
         let mut children = Vec::new();
         for e in super::rewind::waiting(&history) {
             let Event::SubOrchestrationCreated { instance_id: child, name, .. } = e else { continue };

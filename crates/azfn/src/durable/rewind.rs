@@ -156,6 +156,39 @@ pub fn plan(history: &[Event]) -> Result<RewindPlan, String> {
     Ok(RewindPlan { history: kept, failures, error: error.clone() })
 }
 
+/// The rewound execution of the Failed instance `status` (whose history is `history`): its
+/// history (the kept events and the [`Event::ExecutionRewound`] of `reason` and `request`) and its
+/// code replayed over it as the execution `new_execution`; or why it is refused. What the client
+/// checks before it asks, and the dispatcher again when it applies the rewind.
+pub(crate) fn rewound(
+    registry: &std::sync::Arc<super::Registry>,
+    status: &super::InstanceStatus,
+    history: &[Event],
+    reason: &str,
+    request: &str,
+    new_execution: &str,
+) -> Result<(Vec<Event>, super::replay::Execution), String> {
+    if !status.unsent.is_empty() || !status.carried.is_empty() {
+        // Messages to entities (a release, a signal) not known to be sent: the new execution
+        // would no longer list them.
+        return Err("its last messages to entities are not all sent yet; ask again in a few seconds".to_owned());
+    }
+    let plan = plan(history)?;
+    if !registry.has_orchestrator_version(&status.name, status.version.as_deref()) {
+        return Err(format!(
+            "this worker has no code for orchestrator `{}`{}; rewind it from one that has",
+            status.name,
+            status.version.as_deref().map(|v| format!(" version {v}")).unwrap_or_default()
+        ));
+    }
+    let events = plan.rewound_history(reason, request, &status.execution_id);
+    let exec = super::replay::Execution::replay(registry.clone(), &status.instance_id, new_execution, events.clone());
+    match refusal(&exec) {
+        Some(why) => Err(why),
+        None => Ok((events, exec)),
+    }
+}
+
 /// Why a rewound execution, replayed over its kept history, cannot go on, if it cannot: its code
 /// ends again without the failures (it did not fail for them) or does not replay the history.
 pub fn refusal(exec: &super::replay::Execution) -> Option<String> {

@@ -1399,19 +1399,10 @@ impl Dispatcher {
         now: DateTime<Utc>,
     ) -> Result<(InstanceStatus, Vec<Event>, Execution, Vec<Event>), String> {
         let status = &live.status;
-        if !status.unsent.is_empty() || !status.carried.is_empty() {
-            // Messages to entities (a release, a signal) not known to be sent: the new execution
-            // would no longer list them. The client asks again once they are.
-            return Err("its last messages to entities are not all sent yet".to_owned());
-        }
-        let plan = super::rewind::plan(live.exec.history())?;
         let mut next = status.clone();
         next.execution_id = super::clock::new_id();
-        let events = plan.rewound_history(reason, request, &status.execution_id);
-        let exec = Execution::replay(self.registry.clone(), &status.instance_id, &next.execution_id, events.clone());
-        if let Some(why) = super::rewind::refusal(&exec) {
-            return Err(why);
-        }
+        let (events, exec) =
+            super::rewind::rewound(&self.registry, status, live.exec.history(), reason, request, &next.execution_id)?;
         next.runtime_status = RuntimeStatus::Running;
         next.output = Value::Null;
         next.last_updated_time = now;
@@ -1430,18 +1421,8 @@ impl Dispatcher {
         next.carried = Vec::new();
         for e in &waiting {
             let Event::SubOrchestrationCreated { id: task_id, name, instance_id, input } = e else { continue };
-            let parent = Parent {
-                instance_id: status.instance_id.clone(),
-                task_id: *task_id,
-                execution_id: Some(next.execution_id.clone()),
-            };
-            let start = Event::ExecutionStarted {
-                name: name.clone(),
-                input: input.clone(),
-                parent: Some(parent),
-                version: self.registry.version_for_start(name),
-            };
-            next.carried.push(ControlMessage::event(instance_id, None, start));
+            let start = self.child_start(&next, *task_id, name, instance_id, input);
+            next.carried.push(start);
             let rewind =
                 Command::Rewind { reason: reason.to_owned(), parent_execution: Some(next.execution_id.clone()) };
             next.carried.push(ControlMessage::command(instance_id, rewind));
@@ -1537,19 +1518,7 @@ impl Dispatcher {
                 out.control.push((Some(*timer), msg));
             }
             Event::SubOrchestrationCreated { id: task_id, name, instance_id, input } => {
-                let parent = Parent {
-                    instance_id: id.clone(),
-                    task_id: *task_id,
-                    execution_id: Some(status.execution_id.clone()),
-                };
-                // The child runs on the version a new start of its orchestrator takes here.
-                let start = Event::ExecutionStarted {
-                    name: name.clone(),
-                    input: input.clone(),
-                    parent: Some(parent),
-                    version: self.registry.version_for_start(name),
-                };
-                out.control.push((Some(*task_id), ControlMessage::event(instance_id, None, start)));
+                out.control.push((Some(*task_id), self.child_start(status, *task_id, name, instance_id, input)));
             }
             _ => {
                 if let Some((entity, request, at)) = super::entity::request_for(e, id, &status.execution_id, times) {
@@ -1557,6 +1526,31 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// The start message of the sub-orchestration `instance_id` (`name` with `input`) that step
+    /// `task_id` of the execution `status` starts: its reply goes to that execution. The child runs
+    /// on the version a new start of its orchestrator takes here.
+    fn child_start(
+        &self,
+        status: &InstanceStatus,
+        task_id: u64,
+        name: &str,
+        instance_id: &str,
+        input: &Value,
+    ) -> ControlMessage {
+        let parent = Parent {
+            instance_id: status.instance_id.clone(),
+            task_id,
+            execution_id: Some(status.execution_id.clone()),
+        };
+        let start = Event::ExecutionStarted {
+            name: name.to_owned(),
+            input: input.clone(),
+            parent: Some(parent),
+            version: self.registry.version_for_start(name),
+        };
+        ControlMessage::event(instance_id, None, start)
     }
 
     fn parent_reply(&self, status: &InstanceStatus, out: &mut Outbox) {
