@@ -103,7 +103,7 @@ pub fn ensure_rust_target(root: &Path) -> Result<(), String> {
             eprintln!("cargo azfn: adding the Rust target {AZURE_TARGET} (rustup target add)");
             let mut add = Command::new("rustup");
             add.args(["target", "add", AZURE_TARGET]).current_dir(root);
-            tool_cache::run(add, "rustup is needed to add the target")
+            tool_cache::run(add, "rustup is needed to add the target").map_err(|e| e.message)
         }
         _ => Ok(()),
     }

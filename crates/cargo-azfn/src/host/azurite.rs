@@ -72,7 +72,9 @@ pub fn cached_azurite() -> Result<PathBuf, String> {
             npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(dir);
             crate::tool_cache::run(
                 npm,
-                "cargo azfn start installs Azurite (the Azure Storage emulator) with npm: install Node.js with npm                  (https://nodejs.org, or your system's nodejs and npm packages), or start an Azurite yourself, or set                  AzureWebJobsStorage to a storage account's connection string",
+                "cargo azfn start installs Azurite (the Azure Storage emulator) with npm: install Node.js with npm \
+                 (https://nodejs.org, or your system's nodejs and npm packages), or start an Azurite yourself, \
+                 or set AzureWebJobsStorage to a storage account's connection string",
             )
         },
     )?;
