@@ -2,7 +2,9 @@
 //! offers, the client steps that drive them, and what each instance must end as.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use azfn::durable::{ActivityContext, DurableClient, EntityId, OrchestrationContext, Registry, TaskError, join_all};
@@ -67,6 +69,27 @@ pub fn registry(ledger: SharedLedger, max_latency_ms: u64) -> Registry {
             let done: i64 = ctx.call_activity("Work", 1).await?;
             let child: Value = ctx.call_sub_orchestrator("Flaky", key).await?;
             Ok::<_, TaskError>(json!({"sum": done + child["sum"].as_i64().unwrap_or(0), "same": child["same"]}))
+        })
+        .orchestrator("RacingParent", |ctx: OrchestrationContext, key: String| async move {
+            // Starts a child, then fails on a service that is down before it waits for the child:
+            // the child's first start may still be in the queue when the instance is rewound, and
+            // the rewind must reach the child whenever that start arrives.
+            let mut child = std::pin::pin!(ctx.call_sub_orchestrator::<i64>("Sequence", 3));
+            let mut early = None;
+            // One poll sends the child's start.
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = child.as_mut().poll(cx) {
+                    early = Some(r);
+                }
+                Poll::Ready(())
+            })
+            .await;
+            let up: i64 = ctx.call_activity("Outage", key).await?;
+            let sum = match early {
+                Some(r) => r?,
+                None => child.await?,
+            };
+            Ok::<_, TaskError>(json!({"sum": sum + up, "same": true}))
         })
         .orchestrator_version("Versioned", "1", |ctx: OrchestrationContext, n: i64| async move {
             let sum: i64 = ctx.call_activity("Work", n).await?;
@@ -294,7 +317,7 @@ pub struct Expected {
 pub type SharedExpected = Arc<Mutex<Expected>>;
 
 /// The scenarios a run can draw.
-pub const SCENARIOS: [&str; 22] = [
+pub const SCENARIOS: [&str; 23] = [
     "heavy-fan-out",
     "large-child-failure",
     "large-value",
@@ -316,6 +339,7 @@ pub const SCENARIOS: [&str; 22] = [
     "quiet-sender",
     "rewind",
     "rewind-nested",
+    "rewind-race",
     "versioned",
 ];
 
@@ -580,12 +604,16 @@ impl Step {
                 self.start("Sleeper", json!(8 * 24)).await;
                 self.expect(&id, End::Completed(json!(42)), None);
             }
-            "rewind" | "rewind-nested" => {
+            "rewind" | "rewind-nested" | "rewind-race" => {
                 // Fails while its service is down; once it is back, rewound, it completes.
-                let nested = self.scenario == "rewind-nested";
+                let (orchestrator, sum) = match self.scenario {
+                    "rewind" => ("Flaky", 7),
+                    "rewind-nested" => ("FlakyParent", 9),
+                    _ => ("RacingParent", 7),
+                };
                 self.ledger.lock().expect("ledger").outages.insert(id.clone());
-                self.start(if nested { "FlakyParent" } else { "Flaky" }, json!(id)).await;
-                self.expect(&id, End::Completed(json!({"sum": if nested { 9 } else { 7 }, "same": true})), None);
+                self.start(orchestrator, json!(id)).await;
+                self.expect(&id, End::Completed(json!({"sum": sum, "same": true})), None);
                 self.expected.lock().expect("expected").rewound.push(id.clone());
                 self.finished(&id).await;
                 self.ledger.lock().expect("ledger").outages.remove(&id);

@@ -606,6 +606,19 @@ impl Dispatcher {
                             live.status.version = version.clone();
                             live
                         }
+                        None if matches!(msg.command, Some(Command::Rewind { parent_execution: Some(_), .. }))
+                            && msg.deferred < super::messages::MAX_DEFERRALS =>
+                        {
+                            // A rewound parent's word to a child whose first start is still on its
+                            // way (the parent failed before the child began): the start will make
+                            // the child answer the failed execution, and the start the rewind sent
+                            // again is dropped as its duplicate. The child must hear the new
+                            // execution once it exists, so the rewind waits for it.
+                            return Err(DurableError::Elsewhere(format!(
+                                "instance {}: the rewind its parent sent came before the instance's start; it waits for the start",
+                                msg.instance_id
+                            )));
+                        }
                         _ => {
                             tracing::warn!(instance = %msg.instance_id, "a message for an instance that does not exist was dropped");
                             return Ok(None);
