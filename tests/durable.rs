@@ -999,7 +999,8 @@ async fn a_schedule_fires_each_occurrence_once_across_two_hosts_and_survives_a_r
     drop(a);
     drop(b);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let c = LocalHost::start(&root, &azurite, &[]).await;
+    // (This host runs in Paris time, for the cron schedule below.)
+    let c = LocalHost::start(&root, &azurite, &[("WEBSITE_TIME_ZONE", "Europe/Paris")]).await;
     let api = Api::new(&c);
     let stopped_at = scheduled(&api, "tick").await.len();
     let after = until_scheduled(&api, "tick", stopped_at + 3).await;
@@ -1042,6 +1043,19 @@ async fn a_schedule_fires_each_occurrence_once_across_two_hosts_and_survives_a_r
     assert_eq!(scheduled(&api, "tick").await.len(), last.len(), "a deleted schedule started an instance");
     let res = api.http.get(format!("{}/schedules/tick", api.base)).send().await.unwrap();
     assert_eq!(res.status(), 404);
+
+    // A cron schedule that names no time zone is read in the app's, as timer triggers are
+    // (WEBSITE_TIME_ZONE), and records it: 9:00 in Paris is 8:00 UTC in winter, 7:00 in summer.
+    let (code, daily) = api
+        .post(
+            "schedules/daily",
+            Some(json!({"orchestrator": "HelloSequence", "input": ["Paris"], "cron": "0 0 9 * * *"})),
+        )
+        .await;
+    assert_eq!((code, &daily["timeZone"]), (201, &json!("Europe/Paris")), "{daily}");
+    let next = daily["nextRun"].as_str().unwrap();
+    assert!(next.ends_with("T08:00:00Z") || next.ends_with("T07:00:00Z"), "{daily}");
+    assert_eq!(api.http.delete(format!("{}/schedules/daily", api.base)).send().await.unwrap().status(), 200);
 }
 
 /// A stand-in for the warehouse service `Restock` orders from: answers 503 while `down`, else 200

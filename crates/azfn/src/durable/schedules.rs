@@ -56,9 +56,10 @@ pub struct ScheduleSpec {
     /// {day-of-week}`), in UTC or `timeZone`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
-    /// The time zone whose wall clock `cron` is read on: an IANA name such as `Europe/Paris`
-    /// (default UTC). A time a daylight-saving change skips does not occur; one it repeats occurs
-    /// once.
+    /// The time zone whose wall clock `cron` is read on: an IANA name such as `Europe/Paris`.
+    /// Default: the app's, as timer triggers read theirs (`WEBSITE_TIME_ZONE`, else `TZ` when it
+    /// names a zone), recorded with the schedule when it is made; else UTC. A time a
+    /// daylight-saving change skips does not occur; one it repeats occurs once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     /// No occurrence before this time (default: when the schedule is made).
@@ -67,6 +68,41 @@ pub struct ScheduleSpec {
     /// No occurrence after this time (default: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_at: Option<DateTime<Utc>>,
+}
+
+impl ScheduleSpec {
+    /// The spec with the app's time zone filled in for a `cron` that names none, as timer triggers
+    /// read theirs: `website_time_zone` (the app setting `WEBSITE_TIME_ZONE`), else `tz` (`TZ`)
+    /// when it names a zone (a shell's `:/etc/localtime` does not). A `WEBSITE_TIME_ZONE` that
+    /// names no zone is an error.
+    ///
+    /// ```
+    /// use azfn::durable::schedules::ScheduleSpec;
+    /// let spec: ScheduleSpec = serde_json::from_str(r#"{"orchestrator": "Report", "cron": "0 0 9 * * MON"}"#).unwrap();
+    /// let zoned = spec.clone().in_app_time_zone(Some("Europe/Paris"), None).unwrap();
+    /// assert_eq!(zoned.time_zone.as_deref(), Some("Europe/Paris"));
+    /// assert_eq!(spec.clone().in_app_time_zone(None, Some(":/etc/localtime")).unwrap().time_zone, None);
+    /// assert!(spec.in_app_time_zone(Some("Paris"), None).unwrap_err().contains("WEBSITE_TIME_ZONE"));
+    /// ```
+    pub fn in_app_time_zone(mut self, website_time_zone: Option<&str>, tz: Option<&str>) -> Result<Self, String> {
+        if self.cron.is_none() || self.time_zone.is_some() {
+            return Ok(self);
+        }
+        fn zone(z: Option<&str>) -> Option<(Result<chrono_tz::Tz, chrono_tz::ParseError>, &str)> {
+            z.map(str::trim).filter(|z| !z.is_empty()).map(|z| (z.parse(), z))
+        }
+        self.time_zone = match (zone(website_time_zone), zone(tz)) {
+            (Some((Ok(_), z)), _) | (None, Some((Ok(_), z))) => Some(z.to_owned()),
+            (Some((Err(_), z)), _) => {
+                return Err(format!(
+                    "the app setting WEBSITE_TIME_ZONE {z:?}, which a cron schedule without timeZone is read in, is \
+                     not a time zone name; use an IANA name such as \"Europe/Paris\""
+                ));
+            }
+            (None, _) => None,
+        };
+        Ok(self)
+    }
 }
 
 /// Whether a schedule starts its occurrences.
@@ -315,6 +351,10 @@ impl Schedules {
     /// interval or cron) is refused with what is wrong.
     pub async fn create(&self, id: &str, spec: ScheduleSpec) -> Result<(ScheduleState, bool), DurableError> {
         validate_schedule_id(id)?;
+        let setting = |name: &str| std::env::var(name).ok();
+        let spec = spec
+            .in_app_time_zone(setting("WEBSITE_TIME_ZONE").as_deref(), setting("TZ").as_deref())
+            .map_err(|e| DurableError::BadRequest(format!("schedule {id}: {e}")))?;
         spec.timing().map_err(|e| DurableError::BadRequest(format!("schedule {id}: {e}")))?;
         let registry = self.client.registry();
         if !registry.has_orchestrator(&spec.orchestrator) {
