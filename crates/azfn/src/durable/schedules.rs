@@ -210,6 +210,31 @@ impl Timing {
             Timing::Cron(s, zone) => s.next_after_in(t - chrono::Duration::milliseconds(1), zone),
         }
     }
+
+    /// The latest occurrence from the occurrence `due` up to `limit`: `due` when the next one is
+    /// later. An interval's is computed at once, however many occurrences were missed; a cron
+    /// schedule's is found by stepping through them.
+    fn latest_until(&self, anchor: DateTime<Utc>, due: DateTime<Utc>, limit: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Timing::Every(every) if limit > due => {
+                let step = every.num_milliseconds().max(1);
+                let n = (limit - anchor).num_milliseconds() / step;
+                n.checked_mul(step)
+                    .and_then(|ms| anchor.checked_add_signed(chrono::Duration::milliseconds(ms)))
+                    .map_or(due, |at| at.max(due))
+            }
+            Timing::Every(_) => due,
+            Timing::Cron(..) => {
+                let mut at = due;
+                while let Some(later) = self.first_from(anchor, at + chrono::Duration::milliseconds(1))
+                    && later <= limit
+                {
+                    at = later;
+                }
+                at
+            }
+        }
+    }
 }
 
 impl ScheduleState {
@@ -508,14 +533,9 @@ impl Schedules {
         let due = state.next_run.expect("a due schedule has a next run");
         let timing = state.spec.timing().map_err(DurableError::BadRequest)?;
         let anchor = state.spec.start_at.unwrap_or(state.created_time);
-        // The latest occurrence at or before now: the one started, however many were missed.
-        let mut at = due;
-        while let Some(later) = timing.first_from(anchor, at + chrono::Duration::milliseconds(1))
-            && later <= now
-            && state.spec.end_at.is_none_or(|end| later <= end)
-        {
-            at = later;
-        }
+        // The latest occurrence at or before now (and endAt): the one started, however many were
+        // missed.
+        let at = timing.latest_until(anchor, due, state.spec.end_at.map_or(now, |end| end.min(now)));
         let instance_id = ScheduleState::instance_id_of(&state.id, at);
         let registry = self.client.registry();
         if !registry.has_orchestrator(&state.spec.orchestrator) {
@@ -649,6 +669,25 @@ mod tests {
         backwards.start_at = Some(at("2026-01-02T00:00:00Z"));
         backwards.end_at = Some(at("2026-01-01T00:00:00Z"));
         assert!(backwards.timing().unwrap_err().contains("before startAt"));
+    }
+
+    #[test]
+    fn the_latest_missed_occurrence_is_the_last_one_not_after_the_limit() {
+        let anchor = at("2025-12-06T09:00:00Z");
+        let every = Timing::Every(chrono::Duration::seconds(2));
+        // A year of 2 s occurrences missed: found at once.
+        let now = at("2026-12-06T09:00:03.500Z");
+        assert_eq!(every.latest_until(anchor, anchor, now), at("2026-12-06T09:00:02Z"));
+        assert_eq!(every.latest_until(anchor, anchor, at("2026-12-06T09:00:02Z")), at("2026-12-06T09:00:02Z"));
+        let due = at("2026-12-06T09:00:02Z");
+        assert_eq!(every.latest_until(anchor, due, at("2026-12-06T09:00:03Z")), due, "the next is not due yet");
+        assert_eq!(every.latest_until(anchor, due, at("2026-12-06T09:00:01Z")), due, "a limit before the due one");
+        // Cron steps through them, to the same answer an interval would give.
+        let Ok(Timing::Cron(cron, zone)) = spec(None, Some("*/2 * * * * *")).timing() else { panic!("a cron spec") };
+        let cron = Timing::Cron(cron, zone);
+        let since = at("2026-12-06T08:00:00Z");
+        assert_eq!(cron.latest_until(since, since, now), at("2026-12-06T09:00:02Z"));
+        assert_eq!(cron.latest_until(since, due, at("2026-12-06T09:00:03Z")), due);
     }
 
     #[test]
