@@ -213,7 +213,8 @@ impl Timing {
 
     /// The latest occurrence from the occurrence `due` up to `limit`: `due` when the next one is
     /// later. An interval's is computed at once, however many occurrences were missed; a cron
-    /// schedule's is found by stepping through them.
+    /// schedule's is found by stepping through the last hour before `limit` (or the last two,
+    /// four, ... hours, until one holds an occurrence), not through all that were missed.
     fn latest_until(&self, anchor: DateTime<Utc>, due: DateTime<Utc>, limit: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             Timing::Every(every) if limit > due => {
@@ -226,6 +227,14 @@ impl Timing {
             Timing::Every(_) => due,
             Timing::Cron(..) => {
                 let mut at = due;
+                let mut window = chrono::Duration::hours(1);
+                while let Some(from) = limit.checked_sub_signed(window).filter(|from| *from > due) {
+                    if let Some(first) = self.first_from(anchor, from).filter(|first| *first <= limit) {
+                        at = first;
+                        break;
+                    }
+                    window = window * 2;
+                }
                 while let Some(later) = self.first_from(anchor, at + chrono::Duration::milliseconds(1))
                     && later <= limit
                 {
@@ -688,6 +697,18 @@ mod tests {
         let since = at("2026-12-06T08:00:00Z");
         assert_eq!(cron.latest_until(since, since, now), at("2026-12-06T09:00:02Z"));
         assert_eq!(cron.latest_until(since, due, at("2026-12-06T09:00:03Z")), due);
+        // A year missed: only the last hour is stepped through.
+        assert_eq!(cron.latest_until(anchor, anchor, now), at("2026-12-06T09:00:02Z"));
+        // An occurrence a year back, and none since: the window widens until it holds it.
+        let Ok(Timing::Cron(yearly, zone)) = spec(None, Some("0 0 9 6 DEC *")).timing() else { panic!("a cron spec") };
+        let yearly = Timing::Cron(yearly, zone);
+        assert_eq!(yearly.latest_until(anchor, anchor, at("2026-12-06T08:59:59Z")), anchor);
+        assert_eq!(yearly.latest_until(anchor, anchor, now), at("2026-12-06T09:00:00Z"));
+        assert_eq!(
+            yearly.latest_until(at("2020-12-06T09:00:00Z"), at("2020-12-06T09:00:00Z"), now),
+            at("2026-12-06T09:00:00Z"),
+            "six years missed"
+        );
     }
 
     #[test]
