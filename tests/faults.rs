@@ -60,6 +60,48 @@ async fn status(http: &reqwest::Client, base: &str, id: &str) -> Value {
     }
 }
 
+/// Polls the instances `ids` until all have completed, checking each completed one with `check` and
+/// for results recorded twice; a failed or terminated one fails the test. Returns a still-running
+/// instance and its status when none of those left has recorded a new history event or completed
+/// for `within` seconds.
+async fn until_completed(
+    http: &reqwest::Client,
+    base: &str,
+    mut pending: Vec<String>,
+    within: usize,
+    check: impl Fn(&str, &Value),
+) -> Option<(String, Value)> {
+    let mut events: HashMap<String, usize> = HashMap::new();
+    let mut progress_at = Instant::now();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        let mut last = None;
+        for id in pending {
+            let s = status(http, base, &id).await;
+            let recorded = s["historyEvents"].as_array().map_or(0, Vec::len);
+            let known = events.entry(id.clone()).or_default();
+            if recorded > *known {
+                (*known, progress_at) = (recorded, Instant::now());
+            }
+            if s["runtimeStatus"] == "Completed" {
+                check(&id, &s);
+                assert_no_double_completion(&id, s["historyEvents"].as_array().map(Vec::as_slice).unwrap_or_default());
+                progress_at = Instant::now();
+                continue;
+            }
+            assert!(!matches!(s["runtimeStatus"].as_str(), Some("Failed" | "Terminated")), "{id}: {s}");
+            still.push(id.clone());
+            last = Some((id, s));
+        }
+        pending = still;
+        if progress_at.elapsed() > Duration::from_secs(within as u64) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    None
+}
+
 /// A size of the run: the environment variable `name` (set by `scripts/fault-run` for the longer run
 /// on demand), or `default` (what CI runs).
 fn size(name: &str, default: usize) -> usize {
@@ -158,69 +200,35 @@ async fn orchestrations_and_orders_survive_storage_faults() {
         transfers.push(id);
     }
 
-    // Every instance completes while the faults go on.
-    let deadline = Instant::now() + Duration::from_secs(within as u64);
-    let mut pending: Vec<String> = expected.keys().cloned().collect();
-    while !pending.is_empty() {
-        let mut still = Vec::new();
-        for id in pending {
-            let s = status(&http, &bases[0], &id).await;
-            if s["runtimeStatus"] == "Completed" {
-                assert_eq!(s["output"], expected[&id], "{id}: {s}");
-                assert_no_double_completion(&id, s["historyEvents"].as_array().map(Vec::as_slice).unwrap_or_default());
-            } else {
-                assert!(!matches!(s["runtimeStatus"].as_str(), Some("Failed" | "Terminated")), "{id}: {s}");
-                still.push(id);
-            }
-        }
-        pending = still;
-        assert!(
-            Instant::now() < deadline,
-            "not completed under faults: {pending:?} ({})\nhost a:\n{}",
+    // Every instance completes while the faults go on. A lost answer to a queue read hides its
+    // messages for the 30 s lease (`AZFN_QUEUE_LEASE` of `LocalHost`), so instances are held to
+    // progress rather than to one total time: the test fails when none of those still running has
+    // recorded a new history event (or completed) for `within` seconds. The transfers queue behind
+    // each other's locks, and the CI run on record took 62 s for one of their hops.
+    let stalled = until_completed(&http, &bases[0], expected.keys().cloned().collect(), within, |id, s| {
+        assert_eq!(s["output"], expected[id], "{id}: {s}");
+    })
+    .await;
+    if let Some((id, s)) = stalled {
+        panic!(
+            "no instance moved for {within} s under faults ({}); {id}: {s}\nhost a:\n{}",
             proxy.summary(),
             a.console()
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // The transfers queue behind each other's locks, and every lost answer to a queue read hides its
-    // messages for the 30 s lease (`AZFN_QUEUE_LEASE` of `LocalHost`): the CI run on record took 62 s
-    // for one hop. So they are held to progress rather than to one total: the test fails when none of
-    // them has recorded a new history event (or completed) for `within` seconds.
-    let mut events: HashMap<String, usize> = HashMap::new();
-    let mut progress_at = Instant::now();
-    let mut pending = transfers.clone();
-    while !pending.is_empty() {
-        let mut still = Vec::new();
-        for id in pending {
-            let s = status(&http, &bases[0], &id).await;
-            let recorded = s["historyEvents"].as_array().map_or(0, Vec::len);
-            let known = events.entry(id.clone()).or_default();
-            if recorded > *known {
-                (*known, progress_at) = (recorded, Instant::now());
-            }
-            if s["runtimeStatus"] == "Completed" {
-                assert!(
-                    ["transferred", "refused"].contains(&s["output"]["status"].as_str().unwrap_or("")),
-                    "{id}: {s}"
-                );
-                assert_no_double_completion(&id, s["historyEvents"].as_array().map(Vec::as_slice).unwrap_or_default());
-                progress_at = Instant::now();
-                continue;
-            }
-            assert!(!matches!(s["runtimeStatus"].as_str(), Some("Failed" | "Terminated")), "{id}: {s}");
-            if progress_at.elapsed() > Duration::from_secs(within as u64) {
-                let tables = azfn::storage::TableClient::new(&azurite.account()).unwrap();
-                let mut rows = String::new();
-                for account in &accounts {
-                    let found = tables.query("azfnInstances", &format!("PartitionKey eq '@Account@{account}'")).await;
-                    rows.push_str(&format!("\n{account}: {found:?}"));
-                }
-                panic!("no transfer moved for {within} s under faults ({}); {id}: {s}\nrows:{rows}", proxy.summary());
-            }
-            still.push(id);
+    let stalled = until_completed(&http, &bases[0], transfers.clone(), within, |id, s| {
+        let outcome = s["output"]["status"].as_str().unwrap_or("");
+        assert!(["transferred", "refused"].contains(&outcome), "{id}: {s}");
+    })
+    .await;
+    if let Some((id, s)) = stalled {
+        let tables = azfn::storage::TableClient::new(&azurite.account()).unwrap();
+        let mut rows = String::new();
+        for account in &accounts {
+            let found = tables.query("azfnInstances", &format!("PartitionKey eq '@Account@{account}'")).await;
+            rows.push_str(&format!("\n{account}: {found:?}"));
         }
-        pending = still;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        panic!("no transfer moved for {within} s under faults ({}); {id}: {s}\nrows:{rows}", proxy.summary());
     }
     proxy.set_faults(false);
 
