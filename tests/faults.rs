@@ -60,7 +60,7 @@ async fn status(http: &reqwest::Client, base: &str, id: &str) -> Value {
     }
 }
 
-/// Polls the instances `ids` until all have completed, checking each completed one with `check` and
+/// Polls the instances in `pending` until all have completed, checking each completed one with `check` and
 /// for results recorded twice; a failed or terminated one fails the test. Returns a still-running
 /// instance and its status when none of those left has recorded a new history event or completed
 /// for `within` seconds.
