@@ -32,16 +32,16 @@ fn azfn(dir: &Path, args: &[&str]) -> Output {
     azfn_with(Path::new(env!("CARGO_BIN_EXE_cargo-azfn")), dir, args)
 }
 
-/// `<tool> azfn <args>` in `dir`, building the app in the shared user-app target folder, offline.
+/// `<tool> azfn <args>` in `dir`, building the app in the shared user-app target folder.
+fn azfn_command(tool: &Path, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(tool);
+    cmd.arg("azfn").args(args).current_dir(dir).env("CARGO_TARGET_DIR", target_dir());
+    cmd
+}
+
+/// [`azfn_command`] offline (the app keeps to the workspace's locked versions), run to its end.
 fn azfn_with(tool: &Path, dir: &Path, args: &[&str]) -> Output {
-    Command::new(tool)
-        .arg("azfn")
-        .args(args)
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env("CARGO_NET_OFFLINE", "true")
-        .output()
-        .unwrap()
+    azfn_command(tool, dir, args).env("CARGO_NET_OFFLINE", "true").output().unwrap()
 }
 
 fn cargo(dir: &Path, args: &[&str]) -> Output {
@@ -424,13 +424,7 @@ fn a_users_own_app_from_init_to_a_deployable_zip() {
     // A deployable zip, named after the app, that the package check accepts. Online, as for a new
     // user: on first use `package` installs Zig (PyPI) and cargo-zigbuild (crates.io, whose
     // dependencies the offline cache need not hold) into the tool cache.
-    let package = Command::new(&tool)
-        .args(["azfn", "package"])
-        .current_dir(&app)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env_remove("CARGO_NET_OFFLINE")
-        .output()
-        .unwrap();
+    let package = azfn_command(&tool, &app, &["package"]).env_remove("CARGO_NET_OFFLINE").output().unwrap();
     let packaged = ok(&package, "package");
     assert!(packaged.contains("answers the host's probe"), "{packaged}");
     let zip = app.join("dist/shop.zip");
